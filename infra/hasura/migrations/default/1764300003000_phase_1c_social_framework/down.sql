@@ -1,0 +1,5 @@
+DROP TABLE public.deities;
+DROP TABLE public.pantheons;
+DROP TABLE public.factions;
+DROP TABLE public.cultures;
+DROP TABLE public.languages;

@@ -1,0 +1,3 @@
+DROP TABLE public.buildings;
+DROP TABLE public.dungeons;
+DROP TABLE public.locations;

@@ -1,0 +1,2 @@
+DROP TABLE public.encounters;
+DROP TABLE public.quest_hooks;

@@ -1,0 +1,3 @@
+DROP TABLE public.temples;
+DROP TABLE public.taverns;
+DROP TABLE public.shops;

@@ -1,0 +1,11 @@
+DROP TABLE public.pc_connections;
+DROP TABLE public.quest_hook_locations;
+DROP TABLE public.quest_hook_entities;
+DROP TABLE public.location_connections;
+DROP TABLE public.faction_locations;
+DROP TABLE public.faction_relationships;
+DROP TABLE public.entity_deities;
+DROP TABLE public.entity_items;
+DROP TABLE public.entity_factions;
+DROP TABLE public.entity_locations;
+DROP TABLE public.entity_relationships;

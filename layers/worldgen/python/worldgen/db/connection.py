@@ -1,0 +1,75 @@
+"""PostgreSQL connections (psycopg 3), created lazily and mapped to the error taxonomy."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from typing import Any
+from urllib.parse import quote
+
+import psycopg
+from psycopg.rows import dict_row
+
+from worldgen.errors import ConfigurationError, DatabaseUnavailable
+from worldgen.settings import get_settings
+
+_connection: psycopg.Connection[dict[str, Any]] | None = None
+
+
+@cache
+def database_url() -> str:
+    """The URL from settings, else from the Secrets Manager secret (JSON of RDS's shape or a URL)."""
+    settings = get_settings()
+    if settings.database_url:
+        return settings.database_url
+    if settings.database_secret_arn:
+        from aws_lambda_powertools.utilities import parameters
+
+        raw = str(parameters.get_secret(settings.database_secret_arn, max_age=300))
+        if raw.startswith("postgres"):
+            return raw
+        secret = json.loads(raw)
+        return (
+            f"postgresql://{quote(secret['username'])}:{quote(secret['password'])}"
+            f"@{secret['host']}:{secret.get('port', 5432)}/{secret.get('dbname', 'postgres')}"
+        )
+    raise ConfigurationError(
+        "no database configured: set WORLDGEN_DATABASE_URL (or DATABASE_URL) or WORLDGEN_DATABASE_SECRET_ARN"
+    )
+
+
+def connect(url: str | None = None, *, autocommit: bool = False) -> psycopg.Connection[dict[str, Any]]:
+    try:
+        return psycopg.connect(
+            url or database_url(), autocommit=autocommit, row_factory=dict_row, connect_timeout=10
+        )
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+
+
+def shared_connection() -> psycopg.Connection[dict[str, Any]]:
+    """One connection per Lambda execution environment, reopened when it was closed or broken."""
+    global _connection
+    if _connection is None or _connection.closed or _connection.broken:
+        _connection = connect()
+    return _connection
+
+
+def reset_shared_connection() -> None:
+    global _connection
+    if _connection is not None and not _connection.closed:
+        _connection.close()
+    _connection = None
+    database_url.cache_clear()
+
+
+@contextmanager
+def database_errors() -> Iterator[None]:
+    """Turn a lost connection into the transient DatabaseUnavailable (Step Functions retries it)."""
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        reset_shared_connection()
+        raise DatabaseUnavailable(f"PostgreSQL connection failed: {exc}") from exc

@@ -1,0 +1,173 @@
+"""phase_context: what a phase is told about the world generated so far, within a token budget."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from worldgen.errors import CampaignNotFound
+from worldgen.phases import PHASES, Phase, ancestors
+from worldgen.schema.spec import TableSpec
+
+CHARS_PER_TOKEN = 4
+SUMMARY_CHARS = 160
+
+
+@dataclass
+class PhaseContext:
+    phase: str
+    campaign: dict[str, Any]
+    player_characters: list[dict[str, Any]]
+    rows: dict[str, list[dict[str, Any]]]  # compact rows per dependency table, within the budget
+    keys: dict[str, list[str]]  # every key per table a reference may name (never cut by the budget)
+    omitted: dict[str, int] = field(default_factory=dict)
+
+    def render(self) -> str:
+        parts = [
+            f"Campaign: {self.campaign['name']}",
+            f"Setting: {self.campaign['setting']}",
+            f"Tone: {self.campaign['tone']}",
+        ]
+        if self.player_characters:
+            parts.append("Player characters (weave every one of them in):")
+            parts += [json.dumps(pc, ensure_ascii=False) for pc in self.player_characters]
+        for table, rows in self.rows.items():
+            if rows or self.omitted.get(table):
+                parts.append(f"## {table}")
+                parts += [json.dumps(r, ensure_ascii=False) for r in rows]
+            if self.omitted.get(table):
+                parts.append(
+                    f"({self.omitted[table]} more {table} rows left out for length; "
+                    "their keys are still valid references)"
+                )
+        return "\n".join(parts)
+
+    @property
+    def estimated_tokens(self) -> int:
+        return len(self.render()) // CHARS_PER_TOKEN
+
+
+def load_campaign(conn: psycopg.Connection[Any], campaign_id: uuid.UUID | str) -> dict[str, Any]:
+    row = conn.execute(
+        "SELECT id, owner_id, name, setting, tone, status FROM campaigns WHERE id = %s", (str(campaign_id),)
+    ).fetchone()
+    if row is None:
+        raise CampaignNotFound(f"campaign {campaign_id} does not exist")
+    return dict(row)
+
+
+def load_player_characters(conn: psycopg.Connection[Any], campaign_id: uuid.UUID | str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT key, name, race, character_class, level, backstory, goals FROM player_characters"
+        " WHERE campaign_id = %s ORDER BY key",
+        (str(campaign_id),),
+    ).fetchall()
+    return [{k: v for k, v in dict(r).items() if v is not None} for r in rows]
+
+
+def _compact(row: dict[str, Any], spec: TableSpec, id_to_key: Mapping[str, str]) -> dict[str, Any]:
+    compact: dict[str, Any] = {"key": row["key"]}
+    if row.get("name"):
+        compact["name"] = row["name"]
+    if row.get("description"):
+        text = row["description"]
+        compact["summary"] = text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1] + "…"
+    for column in spec.exposed_columns:
+        value = row.get(column.name)
+        if value is None or column.name in ("key", "name", "description"):
+            continue
+        if column.references:
+            compact[column.property_name] = id_to_key.get(str(value), str(value))
+        elif column.enum or column.pg_type in ("integer", "numeric", "boolean"):
+            compact[column.name] = value
+    return compact
+
+
+def phase_context(
+    conn: psycopg.Connection[Any],
+    campaign_id: uuid.UUID | str,
+    phase: Phase,
+    specs: Mapping[str, TableSpec],
+    token_budget: int | None = None,
+) -> PhaseContext:
+    """The compact world so far for ``phase``; PC-connected rows are kept first when cutting."""
+    campaign = load_campaign(conn, campaign_id)
+    pcs = load_player_characters(conn, campaign_id)
+    earlier = ancestors(phase.id)
+    tables = [t for p in PHASES if p.id in earlier for t in p.tables]
+    raw = _rows_of(conn, campaign_id, tables)
+    id_to_key = {str(r["id"]): r["key"] for rows in raw.values() for r in rows}
+    id_to_key.update(_pc_keys(conn, campaign_id))
+
+    keys = {t: sorted(r["key"] for r in raw[t]) for t in tables}
+    keys["player_characters"] = [pc["key"] for pc in pcs]
+    context = PhaseContext(
+        phase=phase.id,
+        campaign={k: campaign[k] for k in ("name", "setting", "tone")},
+        player_characters=pcs if phase.uses_player_characters else [],
+        rows={t: [] for t in tables},
+        keys=keys,
+    )
+    budget_chars = (token_budget or phase.context_token_budget) * CHARS_PER_TOKEN
+    used = len(context.render())
+    for table, row, line in _by_priority(tables, raw, specs, id_to_key):
+        if used + len(line) + 1 > budget_chars:
+            context.omitted[table] = context.omitted.get(table, 0) + 1
+            continue
+        context.rows[table].append(row)
+        used += len(line) + 1
+    return context
+
+
+def _by_priority(
+    tables: list[str],
+    raw: dict[str, list[dict[str, Any]]],
+    specs: Mapping[str, TableSpec],
+    id_to_key: Mapping[str, str],
+) -> list[tuple[str, dict[str, Any], str]]:
+    """PC-connected rows first, then the rest; within a tier, round-robin over tables by key."""
+    tiers: list[list[tuple[str, dict[str, Any], str]]] = [[], []]
+    for tier in (0, 1):
+        queues = []
+        for table in tables:
+            pc_columns = [c.name for c in specs[table].foreign_keys if c.references == "player_characters"]
+            chosen = [r for r in raw[table] if any(r.get(c) for c in pc_columns) == (tier == 0)]
+            queues.append([(table, _compact(r, specs[table], id_to_key)) for r in chosen])
+        while any(queues):
+            for queue in queues:
+                if queue:
+                    table, row = queue.pop(0)
+                    tiers[tier].append((table, row, json.dumps(row, ensure_ascii=False)))
+    return tiers[0] + tiers[1]
+
+
+def _rows_of(
+    conn: psycopg.Connection[Any], campaign_id: uuid.UUID | str, tables: list[str]
+) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {t: [] for t in tables}
+    if not tables:
+        return found
+    union = sql.SQL(" UNION ALL ").join(
+        sql.SQL("SELECT {name} AS t, to_jsonb(x) AS row FROM {table} x WHERE campaign_id = %(c)s").format(
+            name=sql.Literal(t), table=sql.Identifier(t)
+        )
+        for t in tables
+    )
+    with conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
+        for table, row in cur.execute(union, {"c": str(campaign_id)}):
+            found[table].append(row)
+    for rows in found.values():
+        rows.sort(key=lambda r: r["key"])
+    return found
+
+
+def _pc_keys(conn: psycopg.Connection[Any], campaign_id: uuid.UUID | str) -> dict[str, str]:
+    with conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
+        rows = cur.execute("SELECT id, key FROM player_characters WHERE campaign_id = %s", (str(campaign_id),))
+        return {str(row_id): key for row_id, key in rows}

@@ -1,0 +1,117 @@
+"""The error taxonomy.
+
+The class name of each error is the Lambda ``errorType`` that Step Functions matches in the
+state machine's Retry and Catch lists, so those lists are derived from the two families below
+(see ``worldgen.statemachine``). Never rename a class without regenerating the ASL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class WorldgenError(Exception):
+    """Base class; ``details`` is a small JSON-able dict shown to operators and to the model."""
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class TransientError(WorldgenError):
+    """Retried by Step Functions with exponential backoff and full jitter."""
+
+
+class PermanentError(WorldgenError):
+    """Caught by Step Functions and routed to RollbackGeneration."""
+
+
+# Transient family
+class ModelRateLimited(TransientError):
+    """The model API answered 429."""
+
+
+class ModelOverloaded(TransientError):
+    """The model API answered 529 (overloaded)."""
+
+
+class ModelUnavailable(TransientError):
+    """The model API answered 5xx or could not be reached."""
+
+
+class ModelTimeout(TransientError):
+    """The model API did not answer within the request timeout."""
+
+
+class DatabaseUnavailable(TransientError):
+    """PostgreSQL could not be reached or dropped the connection."""
+
+
+class AttemptSuperseded(TransientError):
+    """A newer attempt of the same phase owns the phase; this (zombie) attempt must not commit."""
+
+
+# Permanent family
+class PhaseDependencyMissing(PermanentError):
+    """A phase ran before a phase it depends on had succeeded for the generation."""
+
+
+class InvalidModelOutput(PermanentError):
+    """The tool input was still invalid after the repair rounds."""
+
+
+class ModelRefused(PermanentError):
+    """The model refused to answer (stop_reason ``refusal``)."""
+
+
+class ModelOutputTruncated(PermanentError):
+    """The answer hit max_tokens even with the larger budget."""
+
+
+class CampaignNotFound(PermanentError):
+    """The campaign or generation does not exist."""
+
+
+class ConfigurationError(PermanentError):
+    """A setting is missing or wrong (API key, model id, provider)."""
+
+
+class GenerationCancelled(PermanentError):
+    """The generation was cancelled by its owner."""
+
+
+TRANSIENT_ERRORS: tuple[type[TransientError], ...] = (
+    ModelRateLimited,
+    ModelOverloaded,
+    ModelUnavailable,
+    ModelTimeout,
+    DatabaseUnavailable,
+    AttemptSuperseded,
+)
+PERMANENT_ERRORS: tuple[type[PermanentError], ...] = (
+    PhaseDependencyMissing,
+    InvalidModelOutput,
+    ModelRefused,
+    ModelOutputTruncated,
+    CampaignNotFound,
+    ConfigurationError,
+    GenerationCancelled,
+)
+
+# Errors raised by the Lambda service or by Step Functions itself, retried like ours.
+LAMBDA_SERVICE_ERRORS: tuple[str, ...] = (
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+)
+STATES_TIMEOUT = "States.Timeout"
+
+
+def transient_error_names() -> list[str]:
+    return [cls.__name__ for cls in TRANSIENT_ERRORS] + list(LAMBDA_SERVICE_ERRORS) + [STATES_TIMEOUT]
+
+
+def permanent_error_names() -> list[str]:
+    return [cls.__name__ for cls in PERMANENT_ERRORS]

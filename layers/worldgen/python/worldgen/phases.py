@@ -1,0 +1,200 @@
+"""THE phase registry: the one place the 9 generation phases are declared.
+
+Everything else is derived from it: the state machine (``worldgen.statemachine``), the CDK
+functions (``infra/``), the tool schemas (``worldgen.schema``), test parametrization and the
+README's phase table. ``tests/integration/test_phase_registry.py`` checks ``depends_on`` against
+the foreign keys of the migrated catalog.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+
+CORE_TABLES: tuple[str, ...] = ("campaigns", "player_characters", "generations", "phase_runs", "model_calls")
+
+
+@dataclass(frozen=True)
+class Phase:
+    id: str
+    name: str
+    tables: tuple[str, ...]  # insert order: a table's in-phase parents come first
+    depends_on: tuple[str, ...]
+    focus: str
+    uses_player_characters: bool = False
+    lambda_timeout_seconds: int = 600
+    memory_mb: int = 512
+    max_rows_per_table: int = 40
+    max_tokens: int = 16000
+    context_token_budget: int = 12000
+    strict_tools: bool = False
+    state_timeout_margin_seconds: int = 60
+
+    @property
+    def slug(self) -> str:
+        return self.id.lower()
+
+    @property
+    def state_name(self) -> str:
+        return "Phase" + self.id + re.sub(r"[^A-Za-z]", "", self.name.title())
+
+    @property
+    def function_id(self) -> str:
+        """Logical id of the Lambda function (CDK) and stem of the ASL placeholder."""
+        return f"Phase{self.id}Function"
+
+    @property
+    def state_timeout_seconds(self) -> int:
+        # The state times out after the Lambda, so a retry never overlaps a running attempt.
+        return self.lambda_timeout_seconds + self.state_timeout_margin_seconds
+
+    @property
+    def tool_name(self) -> str:
+        return f"record_phase_{self.slug}"
+
+
+PHASES: tuple[Phase, ...] = (
+    Phase(
+        id="1A",
+        name="Core world systems",
+        tables=(
+            "calendar_systems",
+            "planes",
+            "geography_regions",
+            "historical_periods",
+            "economic_systems",
+            "legal_systems",
+            "celestial_bodies",
+        ),
+        depends_on=(),
+        focus="world-independent foundations: time, planes, geography, history, economy, law, the sky",
+    ),
+    Phase(
+        id="1B",
+        name="Character building systems",
+        tables=("races", "character_classes", "feats", "backgrounds"),
+        depends_on=("1A",),
+        focus="player character options, rooted in the geography and history of phase 1A",
+    ),
+    Phase(
+        id="1C",
+        name="Social framework",
+        tables=("languages", "cultures", "factions", "pantheons", "deities"),
+        depends_on=("1A", "1B"),
+        focus="religion and society built on the races and regions",
+    ),
+    Phase(
+        id="2A",
+        name="PC connected entities",
+        tables=("entities",),
+        depends_on=("1A", "1B", "1C"),
+        focus="NPCs that come straight out of the player characters' backstories",
+        uses_player_characters=True,
+    ),
+    Phase(
+        id="2B",
+        name="PC connected locations",
+        tables=("locations", "dungeons", "buildings"),
+        depends_on=("1A", "1B", "1C", "2A"),
+        focus="the places those stories need: a hierarchy of regions, cities, districts and sites",
+        uses_player_characters=True,
+    ),
+    Phase(
+        id="2C",
+        name="PC connected items",
+        tables=("items", "item_effects", "sentient_item_properties"),
+        depends_on=("2B",),
+        focus="the equipment and artifacts the stories need, some made for a player character",
+        uses_player_characters=True,
+    ),
+    Phase(
+        id="3A",
+        name="Quest hooks and encounters",
+        tables=("quest_hooks", "encounters"),
+        depends_on=("2C",),
+        focus="adventures tying the characters, places and items together",
+        uses_player_characters=True,
+    ),
+    Phase(
+        id="3B",
+        name="World population",
+        tables=("shops", "taverns", "temples"),
+        depends_on=("2B",),
+        focus="businesses and services in the locations: shops, taverns and temples",
+        uses_player_characters=True,
+    ),
+    Phase(
+        id="3C",
+        name="Final relationships",
+        tables=(
+            "entity_relationships",
+            "entity_locations",
+            "entity_factions",
+            "entity_items",
+            "entity_deities",
+            "faction_relationships",
+            "faction_locations",
+            "location_connections",
+            "quest_hook_entities",
+            "quest_hook_locations",
+            "pc_connections",
+        ),
+        depends_on=("3A", "3B"),
+        focus="the web of relationships between everything generated so far",
+        uses_player_characters=True,
+        max_rows_per_table=80,
+    ),
+)
+
+PHASES_BY_ID: dict[str, Phase] = {phase.id: phase for phase in PHASES}
+WORLD_TABLES: tuple[str, ...] = tuple(table for phase in PHASES for table in phase.tables)
+ALL_TABLES: tuple[str, ...] = CORE_TABLES + WORLD_TABLES
+
+
+def get_phase(phase_id: str) -> Phase:
+    try:
+        return PHASES_BY_ID[phase_id.upper()]
+    except KeyError:
+        valid = ", ".join(PHASES_BY_ID)
+        raise KeyError(f"unknown phase {phase_id!r}; valid phases: {valid}") from None
+
+
+def phase_of_table(table: str) -> Phase | None:
+    for phase in PHASES:
+        if table in phase.tables:
+            return phase
+    return None
+
+
+@cache
+def ancestors(phase_id: str) -> frozenset[str]:
+    """Every phase that must have succeeded before ``phase_id`` (transitive ``depends_on``)."""
+    found: set[str] = set()
+    for dep in PHASES_BY_ID[phase_id].depends_on:
+        found.add(dep)
+        found |= ancestors(dep)
+    return frozenset(found)
+
+
+def descendants(phase_id: str) -> list[str]:
+    """``phase_id`` and every phase downstream of it, in registry order."""
+    return [p.id for p in PHASES if p.id == phase_id or phase_id in ancestors(p.id)]
+
+
+def topological_order(phases: Iterable[Phase] = PHASES) -> list[Phase]:
+    """Kahn's algorithm over ``phases``; dependencies outside them count as met. ValueError on a cycle."""
+    pending = {p.id: p for p in phases}
+    given = set(pending)
+    done: list[Phase] = []
+    done_ids: set[str] = set()
+    while pending:
+        ready = [p for p in pending.values() if all(d in done_ids or d not in given for d in p.depends_on)]
+        if not ready:
+            raise ValueError(f"phase dependency cycle among {sorted(pending)}")
+        for phase in ready:
+            done.append(phase)
+            done_ids.add(phase.id)
+            del pending[phase.id]
+    return done

@@ -1,0 +1,155 @@
+"""TableSpec -> Anthropic tool definitions, one tool per phase.
+
+The committed files in ``schema/generated/`` are built from the migrated catalog by
+``make schemas``; ``tests/integration/test_tool_schemas.py`` rebuilds them and fails when stale.
+At run time ``with_key_enums`` narrows references to earlier phases to the keys that exist.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from worldgen.phases import PHASES, Phase
+from worldgen.schema.spec import ColumnSpec, TableSpec
+
+GENERATED_DIR = Path(__file__).parent / "generated"
+
+# Rejected by Anthropic's strict tool use (grammar-constrained sampling); the saver checks them.
+STRICT_UNSUPPORTED_KEYWORDS = frozenset(
+    {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minLength",
+     "maxLength", "maxItems", "uniqueItems", "minProperties", "maxProperties"}
+)  # fmt: skip
+
+_JSON_TYPES = {
+    "text": "string",
+    "integer": "integer",
+    "bigint": "integer",
+    "smallint": "integer",
+    "numeric": "number",
+    "real": "number",
+    "double precision": "number",
+    "boolean": "boolean",
+    "jsonb": "object",
+    "json": "object",
+}
+
+
+def column_schema(column: ColumnSpec) -> dict[str, Any]:
+    if column.references:
+        target = "player character" if column.references == "player_characters" else column.references
+        description = f"Key of the referenced row of {target}."
+        if column.comment:
+            description = f"{column.comment} (Key of a row of {column.references}.)"
+        return {"type": "string", "description": description}
+    if column.pg_type.endswith("[]"):
+        schema: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
+    elif column.pg_type in _JSON_TYPES:
+        schema = {"type": _JSON_TYPES[column.pg_type]}
+    else:
+        raise ValueError(f"column {column.name} has type {column.pg_type}, which no tool schema maps")
+    if column.enum:
+        schema["enum"] = list(column.enum)
+    if column.comment:
+        schema["description"] = column.comment
+    return schema
+
+
+def table_schema(spec: TableSpec, max_items: int) -> dict[str, Any]:
+    columns = spec.exposed_columns
+    item = {
+        "type": "object",
+        "properties": {c.property_name: column_schema(c) for c in columns},
+        "required": [c.property_name for c in columns if c.required],
+        "additionalProperties": False,
+    }
+    schema: dict[str, Any] = {"type": "array"}
+    if spec.comment:
+        schema["description"] = spec.comment
+    schema["maxItems"] = max_items
+    schema["items"] = item
+    return schema
+
+
+def phase_tool(phase: Phase, specs: dict[str, TableSpec]) -> dict[str, Any]:
+    """The tool the model must call to record ``phase``: one array property per owned table."""
+    return {
+        "name": phase.tool_name,
+        "description": (
+            f"Record phase {phase.id} ({phase.name}) of the campaign world: {phase.focus}. "
+            "Give every row a unique key; refer to other rows by their keys."
+        ),
+        "input_schema": {
+            "type": "object",
+            "properties": {t: table_schema(specs[t], phase.max_rows_per_table) for t in phase.tables},
+            "required": list(phase.tables),
+            "additionalProperties": False,
+        },
+    }
+
+
+def external_references(phase: Phase, specs: dict[str, TableSpec]) -> dict[tuple[str, str], str]:
+    """(table, property) -> referenced table, for references to rows this phase does not write."""
+    refs = {}
+    for table in phase.tables:
+        for column in specs[table].foreign_keys:
+            if column.references not in phase.tables:
+                refs[(table, column.property_name)] = column.references or ""
+    return refs
+
+
+def with_key_enums(
+    tool: dict[str, Any], phase: Phase, specs: dict[str, TableSpec], keys: dict[str, list[str]]
+) -> dict[str, Any]:
+    """A copy of ``tool`` whose references to earlier rows are enums of the existing keys.
+
+    A reference to a table with no rows yet is dropped when optional and left a plain string when
+    required (the saver then reports it), so a schema never carries an empty enum.
+    """
+    narrowed = copy.deepcopy(tool)
+    for (table, prop), target in external_references(phase, specs).items():
+        item = narrowed["input_schema"]["properties"][table]["items"]
+        available = keys.get(target, [])
+        if available:
+            item["properties"][prop]["enum"] = sorted(available)
+        elif prop not in item["required"]:
+            del item["properties"][prop]
+    return narrowed
+
+
+def strict_variant(tool: dict[str, Any]) -> dict[str, Any]:
+    """The tool with ``strict: true`` and without the keywords strict tool use rejects."""
+
+    def strip(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if k not in STRICT_UNSUPPORTED_KEYWORDS}
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        return node
+
+    return {**strip(tool), "strict": True}
+
+
+def render(tool: dict[str, Any]) -> str:
+    return json.dumps(tool, indent=2, ensure_ascii=False) + "\n"
+
+
+def generated_path(phase: Phase) -> Path:
+    return GENERATED_DIR / f"phase_{phase.slug}.json"
+
+
+def write_generated(specs: dict[str, TableSpec], directory: Path = GENERATED_DIR) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for phase in PHASES:
+        path = directory / f"phase_{phase.slug}.json"
+        path.write_text(render(phase_tool(phase, specs)))
+        written.append(path)
+    return written
+
+
+def load_tool(phase: Phase) -> dict[str, Any]:
+    """The committed tool definition of ``phase`` (what the model is asked for)."""
+    return json.loads(generated_path(phase).read_text())  # type: ignore[no-any-return]
