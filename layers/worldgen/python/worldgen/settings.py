@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ModelProvider = Literal["procedural", "anthropic", "bedrock"]
 MODEL_PROVIDERS: tuple[str, ...] = ("procedural", "anthropic", "bedrock")
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[4]
 
 
 class Settings(BaseSettings):

@@ -13,6 +13,9 @@ from worldgen.schema.spec import ColumnSpec, TableSpec
 # PostgreSQL stores `CHECK (kind IN ('a', 'b'))` as `CHECK ((kind = ANY (ARRAY['a'::text, 'b'::text])))`.
 _IN_LIST = re.compile(r"^CHECK \(\(?\(?(\w+) = ANY \(\(?ARRAY\[(.*)\]\)?(?:::text\[\])?\)\)?\)?\)$")
 _LITERAL = re.compile(r"'((?:[^']|'')*)'(?:::[\w ]+)?")
+_NUMBERS = re.compile(r"^\s*-?\d+(?:\.\d+)?\s*(?:,\s*-?\d+(?:\.\d+)?\s*)*$")
+# `CHECK (x BETWEEN 1 AND 30)` is stored as `CHECK (((x >= 1) AND (x <= 30)))`.
+_BOUND = re.compile(r"\((\w+) (>=|>|<=|<) \(?(-?\d+(?:\.\d+)?)\)?(?:::numeric)?\)")
 
 _COLUMNS = """
 SELECT c.relname AS table_name, a.attname AS column_name,
@@ -43,8 +46,32 @@ def parse_in_list(definition: str) -> tuple[str, list[str]] | None:
     match = _IN_LIST.match(definition.strip())
     if not match:
         return None
-    values = [value.replace("''", "'") for value in _LITERAL.findall(match.group(2))]
-    return match.group(1), values
+    inner = match.group(2)
+    if _NUMBERS.match(inner):
+        return match.group(1), [int(v) for v in inner.split(",")]
+    values = [value.replace("''", "'") for value in _LITERAL.findall(inner)]
+    return (match.group(1), values) if values else None
+
+
+def parse_bounds(definition: str) -> tuple[str, float | None, float | None] | None:
+    """``CHECK (((x >= 1) AND (x <= 30)))`` -> ("x", 1, 30); one-column range checks only."""
+    if " OR " in definition or "IS NULL" in definition:
+        return None
+    bounds = _BOUND.findall(definition)
+    if not bounds or len({column for column, _, _ in bounds}) != 1:
+        return None
+    low = high = None
+    for _, op, number in bounds:
+        value = float(number)
+        if op == ">=":
+            low = value
+        elif op == ">":
+            low = value + 1 if value.is_integer() else value  # integers: x > 0 means x >= 1
+        elif op == "<=":
+            high = value
+        else:
+            high = value - 1
+    return bounds[0][0], low, high
 
 
 def read_table_specs(conn: psycopg.Connection[Any], tables: Iterable[str]) -> dict[str, TableSpec]:
@@ -54,14 +81,18 @@ def read_table_specs(conn: psycopg.Connection[Any], tables: Iterable[str]) -> di
         constraints = cur.execute(_CONSTRAINTS, (names,)).fetchall()
 
     references: dict[tuple[str, str], str] = {}
-    enums: dict[tuple[str, str], list[str]] = {}
+    enums: dict[tuple[str, str], list[Any]] = {}
+    ranges: dict[tuple[str, str], tuple[float | None, float | None]] = {}
     for con in constraints:
         if con["kind"] == "f" and len(con["columns"]) == 1:
             references[(con["table_name"], con["columns"][0])] = con["referenced_table"]
         elif con["kind"] == "c":
             parsed = parse_in_list(con["definition"])
+            bounds = parse_bounds(con["definition"])
             if parsed:
                 enums[(con["table_name"], parsed[0])] = parsed[1]
+            elif bounds:
+                ranges[(con["table_name"], bounds[0])] = bounds[1:]
 
     specs: dict[str, TableSpec] = {}
     for row in columns:
@@ -77,6 +108,8 @@ def read_table_specs(conn: psycopg.Connection[Any], tables: Iterable[str]) -> di
                 comment=row["comment"],
                 enum=enums.get((table, row["column_name"])),
                 references=references.get((table, row["column_name"])),
+                minimum=ranges.get((table, row["column_name"]), (None, None))[0],
+                maximum=ranges.get((table, row["column_name"]), (None, None))[1],
             )
         )
     missing = set(names) - set(specs)

@@ -176,6 +176,10 @@ def _row_problems(
             problem("expected an array of strings", name)
         elif column.enum and value not in column.enum:
             problem(f"{value!r} is not one of {column.enum}", name)
+        elif column.minimum is not None and value < column.minimum:
+            problem(f"{value} is below the minimum {column.minimum:g}", name)
+        elif column.maximum is not None and value > column.maximum:
+            problem(f"{value} is above the maximum {column.maximum:g}", name)
     return problems
 
 
@@ -187,7 +191,7 @@ def save_phase_rows(
     tool_input: dict[str, Any],
     specs: Mapping[str, TableSpec],
     *,
-    before_commit: Callable[[psycopg.Connection[Any]], None] | None = None,
+    before_commit: Callable[[psycopg.Connection[Any], SaveResult], None] | None = None,
 ) -> SaveResult:
     """Validate, then replace the phase's rows for the campaign in ONE transaction.
 
@@ -222,9 +226,19 @@ def save_phase_rows(
             rows = tool_input[table]
             result.rows_per_table[table] = len(rows)
             if rows:
-                _copy_rows(conn, specs[table], rows, ids, known, campaign_id, generation_id, phase)
+                try:
+                    _copy_rows(conn, specs[table], rows, ids, known, campaign_id, generation_id, phase)
+                except psycopg.errors.IntegrityError as exc:
+                    # A rule only the database knows (a CHECK across columns, a unique pair):
+                    # the model gets PostgreSQL's own words and can repair the rows.
+                    diag = exc.diag
+                    detail = diag.message_detail or ""
+                    raise InvalidModelOutput(
+                        f"{table}: {diag.message_primary} ({diag.constraint_name}) {detail}".strip(),
+                        problems=[f"{table}: {diag.message_primary} {detail}".strip()],
+                    ) from exc
         if before_commit:
-            before_commit(conn)
+            before_commit(conn, result)
     return result
 
 

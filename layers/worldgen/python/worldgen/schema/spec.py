@@ -15,7 +15,9 @@ class ColumnSpec(BaseModel):
     has_default: bool = False
     generated: bool = False
     comment: str | None = None
-    enum: list[str] | None = None
+    enum: list[str] | list[int] | None = None
+    minimum: float | None = None  # from CHECK (x BETWEEN a AND b), (x >= a), (x > a)
+    maximum: float | None = None
     references: str | None = None  # the referenced table, for a foreign key column
 
     @property

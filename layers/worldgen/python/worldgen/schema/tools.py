@@ -52,6 +52,9 @@ def column_schema(column: ColumnSpec) -> dict[str, Any]:
         raise ValueError(f"column {column.name} has type {column.pg_type}, which no tool schema maps")
     if column.enum:
         schema["enum"] = list(column.enum)
+    for keyword, bound in (("minimum", column.minimum), ("maximum", column.maximum)):
+        if bound is not None and not column.enum:
+            schema[keyword] = int(bound) if bound.is_integer() else bound
     if column.comment:
         schema["description"] = column.comment
     return schema

@@ -1,0 +1,61 @@
+# worldgen: the two commands a new machine needs are `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ENV ?= dev
+export XDG_RUNTIME_DIR ?= /tmp
+
+.PHONY: install demo test test-fast lint format asl schemas synth layers bench bench-save bench-engine clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,infra]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/worldgen demo
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup tests/unit tests/integration
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+asl: $(STAMP)
+	$(BIN)/worldgen asl
+
+schemas: $(STAMP)
+	$(BIN)/worldgen schemas
+
+layers:
+	rm -rf layers/dependencies/python
+	$(PYTHON) -m pip install --quiet --platform manylinux2014_aarch64 --only-binary=:all: \
+		--implementation cp --python-version 3.12 --target layers/dependencies/python \
+		-r layers/dependencies/requirements.txt
+
+synth: $(STAMP)
+	CDK_OUTDIR=cdk.out/$(ENV) $(BIN)/python infra/app.py -c env=$(ENV)
+
+bench: bench-save bench-engine
+
+bench-save: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_save
+
+bench-engine: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_engine
+
+clean:
+	rm -rf $(VENV) .worldgen cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,42 @@
+"""EventBridge: a FAILED, TIMED_OUT or ABORTED execution runs the failure recorder."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+FAILED_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
+
+
+class GenerationFailureRule(Construct):
+    """Uncaught failures (transient errors past their retries, bugs) end the execution AT the phase,
+    so the state machine cannot record them itself; this rule marks the generation failed and
+    redrivable."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        state_machine: sfn.IStateMachine,
+        recorder: lambda_.IFunction,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.rule = events.Rule(
+            self,
+            "Rule",
+            description="worldgen: record failed, timed-out and aborted generation executions",
+            event_pattern=events.EventPattern(
+                source=["aws.states"],
+                detail_type=["Step Functions Execution Status Change"],
+                detail={
+                    "status": list(FAILED_STATUSES),
+                    "stateMachineArn": [state_machine.state_machine_arn],
+                },
+            ),
+            targets=[targets.LambdaFunction(recorder, retry_attempts=8, max_event_age=Duration.hours(6))],
+        )

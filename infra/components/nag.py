@@ -1,0 +1,17 @@
+"""cdk-nag acknowledgments: every suppressed finding names its rule, its finding and a written reason."""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, Validations
+from constructs import IConstruct
+
+
+def acknowledge(construct: IConstruct, rule: str, reason: str, *findings: str) -> None:
+    """Acknowledge ``rule`` on ``construct``; with ``findings``, only those (``Resource::*`` ...).
+
+    cdk-nag v3 matches one acknowledgment per finding: ``AwsSolutions-IAM5[Resource::*]``.
+    """
+    if not reason.strip():
+        raise ValueError(f"acknowledging {rule} needs a reason")
+    ids = [f"{rule}[{finding}]" for finding in findings] or [rule]
+    Validations.of(construct).acknowledge(*(Acknowledgment(id=rule_id, reason=reason) for rule_id in ids))

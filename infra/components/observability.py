@@ -1,0 +1,182 @@
+"""Alarms (to an SNS topic) and the CloudWatch dashboard of a worldgen deployment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+from worldgen.functions_registry import PHASE_FUNCTIONS
+from worldgen.phases import PHASES_BY_ID
+
+from infra.components.nag import acknowledge
+from infra.config import EnvironmentConfig
+
+METRICS_NAMESPACE = "Worldgen"
+SERVICE = "worldgen"
+# Emitted by the phase handlers (Powertools Metrics), dimensions service=worldgen and phase=<id>.
+TOKEN_METRICS = ("InputTokens", "OutputTokens", "CacheReadInputTokens")
+COST_METRIC = "CostUsd"
+ROWS_METRIC = "PhaseRows"
+DURATION_ALARM_FRACTION = 0.8
+PERIOD = Duration.minutes(5)
+
+
+def phase_metric(metric_name: str, phase_id: str) -> cloudwatch.Metric:
+    return cloudwatch.Metric(
+        namespace=METRICS_NAMESPACE,
+        metric_name=metric_name,
+        dimensions_map={"service": SERVICE, "phase": phase_id},
+        statistic="Sum",
+        period=PERIOD,
+        label=phase_id,
+    )
+
+
+class Observability(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        state_machine: sfn.StateMachine,
+        functions: Mapping[str, lambda_.Function],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.topic = sns.Topic(self, "Alarms", display_name=f"{config.stack_name} alarms", enforce_ssl=True)
+        acknowledge(
+            self.topic,
+            "AwsSolutions-SNS2",
+            "Alarm notifications carry no data beyond alarm names and states; CloudWatch "
+            "cannot publish to a topic encrypted with the AWS-managed SNS key.",
+        )
+        if config.alarm_email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
+        self.alarms: list[cloudwatch.Alarm] = []
+        self._execution_alarms(state_machine)
+        for spec in PHASE_FUNCTIONS:
+            self._phase_alarms(spec.id, str(spec.phase), functions[spec.id], spec.timeout_seconds)
+        notify = actions.SnsAction(self.topic)
+        for alarm in self.alarms:
+            alarm.add_alarm_action(notify)
+        self.dashboard = self._dashboard(config, state_machine, functions)
+
+    def _alarm(
+        self, construct_id: str, metric: cloudwatch.IMetric, threshold: float, description: str
+    ) -> None:
+        self.alarms.append(
+            cloudwatch.Alarm(
+                self,
+                construct_id,
+                metric=metric,
+                threshold=threshold,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                alarm_description=description,
+            )
+        )
+
+    def _execution_alarms(self, state_machine: sfn.StateMachine) -> None:
+        self._alarm(
+            "ExecutionsFailed",
+            state_machine.metric_failed(period=PERIOD, statistic="Sum"),
+            1,
+            "A generation execution failed: see the failure recorder's log, fix, then Redrive",
+        )
+        self._alarm(
+            "ExecutionsTimedOut",
+            state_machine.metric_timed_out(period=PERIOD, statistic="Sum"),
+            1,
+            "A generation execution timed out",
+        )
+
+    def _phase_alarms(
+        self, function_id: str, phase_id: str, function: lambda_.Function, timeout: int
+    ) -> None:
+        self._alarm(
+            f"{function_id}Errors",
+            function.metric_errors(period=PERIOD, statistic="Sum"),
+            1,
+            f"Phase {phase_id} raised errors (retried or caught by the state machine)",
+        )
+        self._alarm(
+            f"{function_id}Throttles",
+            function.metric_throttles(period=PERIOD, statistic="Sum"),
+            1,
+            f"Phase {phase_id} was throttled (reserved concurrency or account limit)",
+        )
+        limit_ms = timeout * 1000 * DURATION_ALARM_FRACTION
+        self._alarm(
+            f"{function_id}DurationP95",
+            function.metric_duration(period=PERIOD, statistic="p95"),
+            limit_ms,
+            f"Phase {phase_id} p95 duration is above {DURATION_ALARM_FRACTION:.0%} of its {timeout} s timeout",
+        )
+
+    def _dashboard(
+        self,
+        config: EnvironmentConfig,
+        state_machine: sfn.StateMachine,
+        functions: Mapping[str, lambda_.Function],
+    ) -> cloudwatch.Dashboard:
+        phase_ids = [str(spec.phase) for spec in PHASE_FUNCTIONS]
+        executions = cloudwatch.GraphWidget(
+            title="Generation executions",
+            left=[
+                state_machine.metric_started(period=PERIOD, statistic="Sum", label="started"),
+                state_machine.metric_succeeded(period=PERIOD, statistic="Sum", label="succeeded"),
+                state_machine.metric_failed(period=PERIOD, statistic="Sum", label="failed"),
+                state_machine.metric_timed_out(period=PERIOD, statistic="Sum", label="timed out"),
+                state_machine.metric_aborted(period=PERIOD, statistic="Sum", label="aborted"),
+            ],
+            width=12,
+        )
+        durations = cloudwatch.GraphWidget(
+            title="Phase duration p95 (ms)",
+            left=[
+                functions[spec.id].metric_duration(period=PERIOD, statistic="p95", label=str(spec.phase))
+                for spec in PHASE_FUNCTIONS
+            ],
+            width=12,
+        )
+        tokens = [
+            cloudwatch.GraphWidget(
+                title=f"{metric_name} by phase",
+                left=[phase_metric(metric_name, phase_id) for phase_id in phase_ids],
+                stacked=True,
+                width=8,
+            )
+            for metric_name in TOKEN_METRICS
+        ]
+        cost = cloudwatch.GraphWidget(
+            title="Model cost (USD) by phase",
+            left=[phase_metric(COST_METRIC, phase_id) for phase_id in phase_ids],
+            stacked=True,
+            width=12,
+        )
+        rows = cloudwatch.GraphWidget(
+            title="Rows saved by phase",
+            left=[phase_metric(ROWS_METRIC, phase_id) for phase_id in phase_ids],
+            stacked=True,
+            width=12,
+        )
+        header = cloudwatch.TextWidget(
+            markdown=f"# {config.stack_name}\nPhases: "
+            + ", ".join(f"{p} {PHASES_BY_ID[p].name}" for p in phase_ids),
+            width=24,
+            height=2,
+        )
+        return cloudwatch.Dashboard(
+            self,
+            "Dashboard",
+            dashboard_name=config.stack_name,
+            widgets=[[header], [executions, durations], tokens, [cost, rows]],
+        )

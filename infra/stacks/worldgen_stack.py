@@ -1,0 +1,74 @@
+"""One worldgen deployment: ``worldgen-<env>``."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Environment, Stack
+from constructs import Construct
+from worldgen.functions_registry import FAILURE_FUNCTION
+
+from infra.components.action_endpoint import ActionEndpoint
+from infra.components.failure_rule import GenerationFailureRule
+from infra.components.functions import WorldgenFunctions
+from infra.components.layers import WorldgenLayers
+from infra.components.observability import Observability
+from infra.components.secrets import ACTION_SECRET_HEADER, WorldgenSecrets
+from infra.components.state_machine import GenerationStateMachine
+from infra.config import EnvironmentConfig
+
+NOT_DEPLOYABLE = " [synthesized WITHOUT the dependencies layer (skip_dependencies_layer): NOT deployable]"
+
+
+class WorldgenStack(Stack):
+    def __init__(
+        self, scope: Construct, config: EnvironmentConfig, *, skip_dependencies_layer: bool = False
+    ) -> None:
+        description = f"worldgen {config.name}: LLM world generation (Step Functions + Lambda)"
+        super().__init__(
+            scope,
+            config.stack_name,
+            stack_name=config.stack_name,
+            env=Environment(account=config.account, region=config.region),
+            description=description + (NOT_DEPLOYABLE if skip_dependencies_layer else ""),
+        )
+        self.config = config
+        layers = WorldgenLayers(self, "Layers", skip_dependencies=skip_dependencies_layer)
+        secrets = WorldgenSecrets(self, "Secrets", config=config)
+        self.functions = WorldgenFunctions(
+            self, "Functions", config=config, layers=layers.layers, secrets=secrets
+        )
+        generation = GenerationStateMachine(self, "Generation", config=config, functions=self.functions.by_id)
+        self.state_machine = generation.state_machine
+        GenerationFailureRule(
+            self,
+            "FailureRule",
+            state_machine=self.state_machine,
+            recorder=self.functions.by_id[FAILURE_FUNCTION.id],
+        )
+        action = ActionEndpoint(
+            self, "Action", function=self.functions.start_generation, state_machine=self.state_machine
+        )
+        observability = Observability(
+            self,
+            "Observability",
+            config=config,
+            state_machine=self.state_machine,
+            functions=self.functions.by_id,
+        )
+
+        CfnOutput(
+            self,
+            "ActionUrl",
+            value=action.function_url.url,
+            description="Hasura action handler: WORLDGEN_ACTION_URL",
+        )
+        CfnOutput(
+            self,
+            "ActionSecretArn",
+            value=secrets.action.secret_arn,
+            description=f"Secret Hasura sends in {ACTION_SECRET_HEADER}: WORLDGEN_ACTION_SECRET",
+        )
+        CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
+        CfnOutput(self, "OperatorsPolicyArn", value=generation.operators_policy.managed_policy_arn)
+        CfnOutput(self, "AlarmTopicArn", value=observability.topic.topic_arn)
+        if secrets.anthropic_api_key is not None:
+            CfnOutput(self, "AnthropicApiKeySecretArn", value=secrets.anthropic_api_key.secret_arn)

@@ -1,0 +1,7 @@
+"""World models: given a tool-call request, return the tool input and the usage."""
+
+from __future__ import annotations
+
+from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage, WorldModel, get_model
+
+__all__ = ["ModelRequest", "ModelResponse", "ModelUsage", "WorldModel", "get_model"]

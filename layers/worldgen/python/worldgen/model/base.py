@@ -1,0 +1,66 @@
+"""The WorldModel protocol and the request/response it speaks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from worldgen.db.context import PhaseContext
+from worldgen.errors import ConfigurationError
+from worldgen.phases import Phase
+from worldgen.settings import MODEL_PROVIDERS, get_settings
+
+
+@dataclass
+class ModelRequest:
+    phase: Phase
+    system: str
+    messages: list[dict[str, Any]]
+    tool: dict[str, Any]
+    max_tokens: int
+    context: PhaseContext  # also rendered into ``messages``; the procedural model reads it directly
+    references: dict[str, dict[str, str]] = field(default_factory=dict)  # table -> {property: table}
+    options: dict[str, Any] = field(default_factory=dict)  # the generation's options (seed, scale)
+    round: int = 1
+
+
+@dataclass
+class ModelUsage:
+    provider: str
+    model: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    latency_ms: int = 0
+    stop_reason: str | None = None
+    cost_usd: float = 0.0
+
+
+@dataclass
+class ModelResponse:
+    tool_input: dict[str, Any] | None  # None: the answer had no tool_use block
+    usage: ModelUsage
+    assistant_content: list[dict[str, Any]] = field(default_factory=list)
+    tool_use_id: str | None = None
+
+
+class WorldModel(Protocol):
+    provider: str
+
+    def call(self, request: ModelRequest) -> ModelResponse:
+        """Return the tool input and usage, or raise an error of ``worldgen.errors``."""
+        ...
+
+
+def get_model(provider: str | None = None) -> WorldModel:
+    name = provider or get_settings().model_provider
+    if name == "procedural":
+        from worldgen.model.procedural import ProceduralModel
+
+        return ProceduralModel()
+    if name in ("anthropic", "bedrock"):
+        from worldgen.model.claude import ClaudeModel
+
+        return ClaudeModel(provider=name)
+    raise ConfigurationError(f"unknown model provider {name!r}; valid: {', '.join(MODEL_PROVIDERS)}")

@@ -1,0 +1,329 @@
+"""The procedural model: a deterministic offline world generator that fills a phase's tool schema.
+
+It is a real generator for demos, tests and load tests, not Claude: names come from seeded
+syllables, text from the campaign's setting and tone and from the rows already generated, and
+references are drawn from the keys available so that the nine phases form a connected world
+(every PC gets NPCs, places, items, quests and pc_connections). Everything it writes is labelled
+``procedural`` in generations, model_calls and the CLI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+import time
+from typing import Any
+
+from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage
+
+PROVIDER = "procedural"
+MODEL_NAME = "procedural-v1"
+
+_SYLLABLES = ["al", "ar", "bel", "cor", "dra", "el", "en", "fa", "gor", "hal", "ir", "ka", "lor", "mar", "nor", "or", "pa", "quel", "ra", "sil", "tor", "ul", "vae", "wy", "xan", "yr", "zan", "the", "mo", "rin", "das", "ker", "lys"]
+_ADJECTIVES = ["Ashen", "Gilded", "Hollow", "Iron", "Silent", "Crimson", "Veiled", "Sunken", "Thorned", "Amber", "Pale", "Broken", "Radiant", "Tidebound"]
+_LABELS = {
+    "calendar_systems": "calendar",
+    "planes": "plane",
+    "geography_regions": "region",
+    "historical_periods": "era",
+    "economic_systems": "economy",
+    "legal_systems": "code of law",
+    "celestial_bodies": "celestial body",
+    "races": "people",
+    "character_classes": "calling",
+    "feats": "feat",
+    "backgrounds": "background",
+    "languages": "tongue",
+    "cultures": "culture",
+    "factions": "faction",
+    "pantheons": "pantheon",
+    "deities": "deity",
+    "entities": "figure",
+    "locations": "place",
+    "dungeons": "dungeon",
+    "buildings": "building",
+    "items": "item",
+    "item_effects": "power",
+    "sentient_item_properties": "awakened mind",
+    "quest_hooks": "quest hook",
+    "encounters": "encounter",
+    "shops": "shop",
+    "taverns": "tavern",
+    "temples": "temple",
+}
+_NAME_PATTERNS = {
+    "geography_regions": ["The {P} {w:Marches,Reach,Highlands,Fens,Expanse,Coast,Wilds}"],
+    "factions": ["The {A} {w:Circle,Compact,Syndicate,Order,Covenant,Guild}"],
+    "pantheons": ["The {A} {w:Court,Choir,Host,Circle}"],
+    "deities": ["{P}, the {A} {w:Watcher,Mother,Judge,Flame,Wanderer}"],
+    "entities": ["{P} {P}"],
+    "locations": ["{P}{w:hold,ford,gate,mere,spire,fall,haven,moor}"],
+    "dungeons": ["The {A} {w:Vault,Catacombs,Warrens,Sepulchre,Deeps}"],
+    "taverns": ["The {A} {w:Stag,Lantern,Anchor,Raven,Kettle}"],
+    "shops": ["{P}'s {w:Curios,Provisions,Forge,Apothecary,Maps}"],
+    "temples": ["Temple of the {A} {w:Dawn,Tide,Ember,Veil}"],
+    "items": ["{P}'s {w:Blade,Lantern,Ring,Compass,Mantle,Sigil}"],
+    "historical_periods": ["The {A} {w:Age,Reckoning,Dominion,Sundering}"],
+    "celestial_bodies": ["{P}, the {A} {w:Moon,Star,Comet,Eye}"],
+}
+_STOPWORDS = set(["there", "their", "which", "where", "these", "those", "about", "after", "before", "under", "while", "world", "setting", "with", "from", "into"])
+
+
+def _rng(*parts: object) -> random.Random:
+    digest = hashlib.sha256("|".join(str(p) for p in parts).encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "row"
+
+
+class ProceduralModel:
+    provider = PROVIDER
+
+    def __init__(self, seed: int | None = None, scale: float | None = None) -> None:
+        self.seed = seed
+        self.scale = scale
+
+    def call(self, request: ModelRequest) -> ModelResponse:
+        started = time.perf_counter()
+        generator = _PhaseGenerator(request, self.seed, self.scale)
+        tool_input = generator.generate()
+        usage = ModelUsage(
+            provider=PROVIDER,
+            model=MODEL_NAME,
+            latency_ms=int((time.perf_counter() - started) * 1000),
+            stop_reason="tool_use",
+        )
+        tool_use_id = f"procedural_{request.phase.slug}_{request.round}"
+        content = [{"type": "tool_use", "id": tool_use_id, "name": request.tool["name"], "input": tool_input}]
+        return ModelResponse(tool_input, usage, content, tool_use_id)
+
+
+class _PhaseGenerator:
+    def __init__(self, request: ModelRequest, seed: int | None, scale: float | None) -> None:
+        options = request.options
+        self.request = request
+        self.seed = seed if seed is not None else int(options.get("seed", 7))
+        self.scale = scale if scale is not None else float(options.get("scale", 1.0))
+        context = request.context
+        self.campaign = context.campaign
+        self.pcs = {pc["key"]: pc for pc in context.player_characters}
+        self.names: dict[str, str] = {pc["key"]: pc["name"] for pc in context.player_characters}
+        for rows in context.rows.values():
+            for row in rows:
+                self.names[row["key"]] = row.get("name") or row["key"].replace("-", " ")
+        words = re.findall(r"[A-Za-z][a-z]{4,}", self.campaign["setting"])
+        self.setting_words = [w.lower() for w in words if w.lower() not in _STOPWORDS] or ["frontier"]
+        self.setting_sentences = [
+            s.strip() for s in re.split(r"(?<=[.!?])\s+", self.campaign["setting"]) if len(s.strip()) > 20
+        ] or [self.campaign["setting"]]
+        self.generated: dict[str, list[dict[str, Any]]] = {}
+
+    # -- pools ---------------------------------------------------------------------------------
+
+    def pool(self, table: str, prop: str, item_schema: dict[str, Any]) -> list[str]:
+        schema = item_schema["properties"][prop]
+        if "enum" in schema:
+            return list(schema["enum"])
+        target = self.request.references.get(table, {}).get(prop)
+        if target is None:
+            return []
+        return [row["key"] for row in self.generated.get(target, [])]
+
+    # -- tables --------------------------------------------------------------------------------
+
+    def generate(self) -> dict[str, Any]:
+        properties = self.request.tool["input_schema"]["properties"]
+        for table in self.request.phase.tables:
+            self.generated[table] = self.table_rows(table, properties[table])
+        return dict(self.generated)
+
+    def table_rows(self, table: str, table_schema: dict[str, Any]) -> list[dict[str, Any]]:
+        rng = _rng(self.seed, self.campaign["name"], table)
+        item = table_schema["items"]
+        refs = self.request.references.get(table, {})
+        is_edge = "name" not in item["properties"]
+        required_refs = [p for p in item["required"] if p in refs]
+        optional_refs = [p for p in refs if p not in item["required"] and p in item["properties"]]
+        pc_props = [p for p in refs if refs[p] == "player_characters"]
+
+        count = max(1, round(rng.randint(3, 8) * self.scale))
+        if pc_props and self.pcs:
+            count = max(count, len(self.pcs))
+        if is_edge and required_refs:
+            count = max(count, len(self.pool(table, required_refs[0], item)))
+        in_phase_required = [p for p in required_refs if refs[p] in self.request.phase.tables and refs[p] != table]
+        for prop in in_phase_required:  # one child per parent row at most, e.g. one mind per item
+            count = min(count, len(self.pool(table, prop, item)))
+        count = min(count, table_schema.get("maxItems", count))
+
+        rows: list[dict[str, Any]] = []
+        used_names: set[str] = set()
+        used_keys: set[str] = set()
+        used_edges: set[tuple[Any, ...]] = set()
+        for index in range(count * 3):
+            if len(rows) >= count:
+                break
+            row = self.row(table, item, refs, index, len(rows), rng, is_edge, optional_refs, rows)
+            if row is None:
+                continue
+            if is_edge:
+                edge = tuple(row.get(p) for p in refs) + tuple(
+                    v for p, v in row.items() if p not in refs and isinstance(v, str) and p != "description"
+                    and p != "key" and "enum" in item["properties"][p]
+                )
+                ends = [row[p] for p in required_refs if refs[p] == refs[required_refs[0]]]
+                if edge in used_edges or len(ends) != len(set(ends)):
+                    continue
+                used_edges.add(edge)
+            name = row.get("name")
+            if name is not None:
+                while name in used_names or slug(name) in used_keys:
+                    name = f"{name} {_roman(len(used_names) + 2)}"
+                row["name"] = name
+                used_names.add(name)
+                row["key"] = slug(name)
+            while row["key"] in used_keys:
+                row["key"] = f"{row['key']}-{len(used_keys) + 1}"
+            used_keys.add(row["key"])
+            self.names[row["key"]] = row.get("name") or row["key"]
+            rows.append(row)
+        return rows
+
+    def row(
+        self,
+        table: str,
+        item: dict[str, Any],
+        refs: dict[str, str],
+        attempt: int,
+        position: int,
+        rng: random.Random,
+        is_edge: bool,
+        optional_refs: list[str],
+        done: list[dict[str, Any]],
+    ) -> dict[str, Any] | None:
+        row: dict[str, Any] = {}
+        properties = item["properties"]
+        first_required = next((p for p in item["required"] if p in refs), None)
+        for prop, schema in properties.items():
+            if prop in ("key", "name", "description"):
+                continue
+            if prop in refs:
+                value = self.reference(table, prop, item, refs, attempt, position, rng, is_edge, done)
+                if value is None and prop in item["required"]:
+                    return None
+                if value is not None:
+                    row[prop] = value
+                continue
+            row[prop] = self.scalar(table, prop, schema, rng, row)
+        if is_edge and optional_refs:
+            # Link tables such as pc_connections point at exactly one of their optional targets.
+            keep = optional_refs[(attempt + position) % len(optional_refs)]
+            for prop in optional_refs:
+                if prop != keep:
+                    row.pop(prop, None)
+            if keep not in row:
+                return None
+        if "name" in properties:
+            row["name"] = self.name(table, rng)
+        row["key"] = slug(row.get("name") or self.edge_key(table, row, refs, first_required, position))
+        row["description"] = self.description(table, row, refs, rng)
+        return row
+
+    def reference(
+        self,
+        table: str,
+        prop: str,
+        item: dict[str, Any],
+        refs: dict[str, str],
+        attempt: int,
+        position: int,
+        rng: random.Random,
+        is_edge: bool,
+        done: list[dict[str, Any]],
+    ) -> str | None:
+        if refs[prop] == table:  # a hierarchy: the first row is a root, later rows hang under earlier ones
+            return done[(position - 1) // 2]["key"] if done else None
+        pool = self.pool(table, prop, item)
+        if not pool:
+            return None
+        if refs[prop] == "player_characters" or not is_edge:
+            return pool[position % len(pool)]
+        # Edge ends: the first end walks the pool so every row of it gets an edge; others vary.
+        offset = sum(map(ord, prop))
+        return pool[(position + attempt * offset) % len(pool)] if attempt else pool[position % len(pool)]
+
+    def scalar(self, table: str, prop: str, schema: dict[str, Any], rng: random.Random, row: dict[str, Any]) -> Any:
+        kind = schema.get("type")
+        if "enum" in schema:
+            return rng.choice(schema["enum"])
+        if kind in ("integer", "number"):
+            low = schema.get("minimum", 0 if "population" in prop or "gp" in prop else 1)
+            high = schema.get("maximum", low + 20)
+            value: float = rng.randint(int(low), int(high))
+            partner = prop.replace("max", "min")
+            if partner != prop and isinstance(row.get(partner), (int, float)):
+                value = max(value, row[partner])
+            if "population" in prop or "years" in prop or "gp" in prop:
+                value *= 100
+            return value if kind == "integer" else float(value)
+        if kind == "boolean":
+            return rng.random() < 0.5
+        if kind == "array":
+            return rng.sample(self.setting_words, min(3, len(self.setting_words)))
+        if kind == "object":
+            return {}
+        words = rng.sample(self.setting_words, min(2, len(self.setting_words)))
+        return f"{prop.replace('_', ' ').capitalize()}: {self.campaign['tone'].lower()}, of {' and '.join(words)}"
+
+    def name(self, table: str, rng: random.Random) -> str:
+        patterns = _NAME_PATTERNS.get(table, ["{P} {L}"])
+        pattern = rng.choice(patterns)
+
+        def fill(match: re.Match[str]) -> str:
+            token = match.group(1)
+            if token == "P":
+                return "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 3))).capitalize()
+            if token == "A":
+                return rng.choice(_ADJECTIVES)
+            if token == "L":
+                return _LABELS.get(table, table.rstrip("s")).title()
+            return rng.choice(token[2:].split(","))
+
+        return re.sub(r"\{(P|A|L|w:[^}]*)\}", fill, pattern)
+
+    def edge_key(self, table: str, row: dict[str, Any], refs: dict[str, str], first: str | None, i: int) -> str:
+        ends = [str(row[p]) for p in refs if p in row][:2]
+        return "-".join([*ends, str(i + 1)])[:60] if ends else f"{table}-{i + 1}"
+
+    def description(self, table: str, row: dict[str, Any], refs: dict[str, str], rng: random.Random) -> str:
+        campaign, tone = self.campaign["name"], self.campaign["tone"].lower()
+        linked = [(p, self.names.get(row[p], row[p])) for p in refs if p in row and refs[p] != "player_characters"]
+        pcs = [self.pcs[row[p]] for p in refs if p in row and refs[p] == "player_characters" and row[p] in self.pcs]
+        sentence = rng.choice(self.setting_sentences)
+        if "name" not in row:
+            ends = " and ".join(name for _, name in linked[:2]) or "these two"
+            kinds = [str(v).replace("_", " ") for p, v in row.items() if isinstance(v, str) and p not in refs]
+            text = f"{ends}: {kinds[0] if kinds else 'linked'}, a {tone} tie in {campaign}."
+        else:
+            label = _LABELS.get(table, table.rstrip("s"))
+            text = f"{row['name']} is a {tone} {label} of {campaign}."
+            if linked:
+                text += " It is bound to " + ", ".join(n for _, n in linked[:3]) + "."
+            text += f" {sentence}"
+        for pc in pcs:
+            backstory = " ".join(pc.get("backstory", "").split()[:14])
+            text += f" It comes out of {pc['name']}'s past: \u201c{backstory}\u2026\u201d"
+        return text
+
+
+def _roman(number: int) -> str:
+    numerals = [(10, "X"), (9, "IX"), (5, "V"), (4, "IV"), (1, "I")]
+    out = ""
+    for value, letters in numerals:
+        while number >= value:
+            out += letters
+            number -= value
+    return out

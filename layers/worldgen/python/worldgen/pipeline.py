@@ -1,0 +1,350 @@
+"""run_phase: dependencies -> context -> prompt -> model -> validate/repair -> save -> record."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from worldgen.db.catalog import read_table_specs
+from worldgen.db.context import phase_context
+from worldgen.db.save import SaveResult, save_phase_rows
+from worldgen.errors import (
+    AttemptSuperseded,
+    CampaignNotFound,
+    GenerationCancelled,
+    InvalidModelOutput,
+    PhaseDependencyMissing,
+    WorldgenError,
+)
+from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage, WorldModel, get_model
+from worldgen.phases import WORLD_TABLES, Phase, get_phase
+from worldgen.prompts import phase_prompt, system_prompt
+from worldgen.schema.spec import TableSpec
+from worldgen.schema.tools import load_tool, strict_variant, with_key_enums
+from worldgen.settings import get_settings
+
+
+@dataclass
+class PhaseOutcome:
+    phase: str
+    status: str  # succeeded | skipped
+    rows_total: int = 0
+    rows_per_table: dict[str, int] = field(default_factory=dict)
+    model_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cost_usd: float = 0.0
+    replayed: bool = False  # already succeeded for this generation: returned without a model call
+
+    def payload(self) -> dict[str, Any]:
+        """What the Lambda returns to Step Functions: small, the data lives in PostgreSQL."""
+        return {k: v for k, v in asdict(self).items() if k != "rows_per_table"}
+
+
+@cache
+def _specs_for(dsn: str) -> dict[str, TableSpec]:
+    from worldgen.db.connection import connect
+
+    with connect(dsn) as conn:
+        return read_table_specs(conn, WORLD_TABLES)
+
+
+def table_specs(conn: psycopg.Connection[Any]) -> dict[str, TableSpec]:
+    """The catalog's TableSpecs, read once per process and database."""
+    return _specs_for(conn.info.dsn)
+
+
+def load_generation(conn: psycopg.Connection[Any], generation_id: uuid.UUID | str) -> dict[str, Any]:
+    row = conn.execute(
+        "SELECT id, campaign_id, status, model_provider, options, phases FROM generations WHERE id = %s",
+        (str(generation_id),),
+    ).fetchone()
+    if row is None:
+        raise CampaignNotFound(f"generation {generation_id} does not exist")
+    return dict(row)
+
+
+def _check_dependencies(conn: psycopg.Connection[Any], generation: dict[str, Any], phase: Phase) -> None:
+    succeeded = {
+        r["phase"]
+        for r in conn.execute(
+            "SELECT phase FROM phase_runs WHERE generation_id = %s AND status = 'succeeded'", (generation["id"],)
+        ).fetchall()
+    }
+    for dep in phase.depends_on:
+        if dep in succeeded:
+            continue
+        if dep not in generation["phases"]:
+            # A regeneration reuses the campaign's earlier world for phases it does not rerun.
+            earlier = conn.execute(
+                "SELECT 1 FROM phase_runs WHERE campaign_id = %s AND phase = %s AND status = 'succeeded' LIMIT 1",
+                (generation["campaign_id"], dep),
+            ).fetchone()
+            if earlier:
+                continue
+        raise PhaseDependencyMissing(
+            f"phase {phase.id} needs phase {dep}, which has not succeeded for generation {generation['id']}",
+            phase=phase.id,
+            missing=dep,
+        )
+
+
+def _start_attempt(conn: psycopg.Connection[Any], generation: dict[str, Any], phase: Phase) -> int:
+    """Record a new attempt; a zombie of an older attempt can no longer commit (see _finish)."""
+    with conn.transaction():
+        row = conn.execute(
+            """
+            INSERT INTO phase_runs (generation_id, campaign_id, phase, status, attempt)
+            VALUES (%s, %s, %s, 'running', 1)
+            ON CONFLICT (generation_id, phase) DO UPDATE
+               SET attempt = phase_runs.attempt + 1, status = 'running', started_at = now(),
+                   finished_at = NULL, error_type = NULL, error_message = NULL
+            RETURNING attempt
+            """,
+            (generation["id"], generation["campaign_id"], phase.id),
+        ).fetchone()
+        conn.execute(
+            "UPDATE generations SET status = 'running' WHERE id = %s AND status = 'pending'", (generation["id"],)
+        )
+        conn.execute(
+            "UPDATE campaigns SET current_phase = %s, status = 'generating', updated_at = now() WHERE id = %s",
+            (phase.id, generation["campaign_id"]),
+        )
+    assert row is not None
+    return int(row["attempt"])
+
+
+def _insert_model_calls(
+    conn: psycopg.Connection[Any], generation: dict[str, Any], phase: Phase, calls: list[ModelUsage], error: str | None
+) -> None:
+    if not calls:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(
+            """
+            INSERT INTO model_calls (generation_id, campaign_id, phase, round, provider, model, input_tokens,
+                output_tokens, cache_creation_input_tokens, cache_read_input_tokens, latency_ms, stop_reason,
+                cost_usd, error_type)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            """,
+            [
+                (
+                    generation["id"], generation["campaign_id"], phase.id, index + 1, u.provider, u.model,
+                    u.input_tokens, u.output_tokens, u.cache_creation_input_tokens, u.cache_read_input_tokens,
+                    u.latency_ms, u.stop_reason, u.cost_usd, error if index == len(calls) - 1 else None,
+                )
+                for index, u in enumerate(calls)
+            ],
+        )  # fmt: skip
+
+
+def _size_hint(phase: Phase) -> str:
+    return f"Aim for 3 to 8 rows per table (at most {phase.max_rows_per_table}); more where the story needs it."
+
+
+def _repair_messages(response: ModelResponse, problems: list[str]) -> list[dict[str, Any]]:
+    listing = "\n".join(f"- {p}" for p in problems)
+    text = f"The tool input was rejected. Fix every problem below and call the tool again with ALL tables:\n{listing}"
+    if response.tool_use_id is None:
+        return [
+            {"role": "assistant", "content": response.assistant_content or [{"type": "text", "text": "(no answer)"}]},
+            {"role": "user", "content": "You must answer by calling the tool, with every table. " + text},
+        ]
+    return [
+        {"role": "assistant", "content": response.assistant_content},
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": response.tool_use_id, "is_error": True, "content": text}],
+        },
+    ]
+
+
+def run_phase(
+    conn: psycopg.Connection[Any],
+    generation_id: uuid.UUID | str,
+    phase_id: str,
+    model: WorldModel | None = None,
+) -> PhaseOutcome:
+    """Run one phase of a generation; idempotent (a succeeded phase returns its recorded result)."""
+    phase = get_phase(phase_id)
+    generation = load_generation(conn, generation_id)
+    conn.commit()
+    if generation["status"] == "cancelled":
+        raise GenerationCancelled(f"generation {generation_id} was cancelled")
+    if phase.id not in generation["phases"]:
+        return PhaseOutcome(phase.id, "skipped")
+    recorded = conn.execute(
+        "SELECT status, result FROM phase_runs WHERE generation_id = %s AND phase = %s",
+        (generation["id"], phase.id),
+    ).fetchone()
+    conn.commit()
+    if recorded and recorded["status"] == "succeeded" and recorded["result"]:
+        return PhaseOutcome(**{**recorded["result"], "replayed": True})
+    _check_dependencies(conn, generation, phase)
+    attempt = _start_attempt(conn, generation, phase)
+    started = time.perf_counter()
+    calls: list[ModelUsage] = []
+    try:
+        return _generate(conn, generation, phase, attempt, model, calls, started)
+    except WorldgenError as exc:
+        _record_failure(conn, generation, phase, attempt, calls, type(exc).__name__, exc.message)
+        raise
+    except Exception as exc:
+        _record_failure(conn, generation, phase, attempt, calls, type(exc).__name__, str(exc))
+        raise
+
+
+def _generate(
+    conn: psycopg.Connection[Any],
+    generation: dict[str, Any],
+    phase: Phase,
+    attempt: int,
+    model: WorldModel | None,
+    calls: list[ModelUsage],
+    started: float,
+) -> PhaseOutcome:
+    settings = get_settings()
+    model = model or get_model(generation["model_provider"])
+    specs = table_specs(conn)
+    context = phase_context(conn, generation["campaign_id"], phase, specs)
+    conn.commit()
+    tool = with_key_enums(load_tool(phase), phase, specs, context.keys)
+    if phase.strict_tools or phase.id in settings.strict_phases:
+        tool = strict_variant(tool)
+    references: dict[str, dict[str, str]] = {}
+    for table in phase.tables:
+        references[table] = {c.property_name: c.references or "" for c in specs[table].foreign_keys}
+    messages: list[dict[str, Any]] = [{"role": "user", "content": phase_prompt(phase, context, _size_hint(phase))}]
+    model_ms = 0.0
+    for round_number in range(1, settings.repair_rounds + 2):
+        request = ModelRequest(
+            phase=phase,
+            system=system_prompt(),
+            messages=messages,
+            tool=tool,
+            max_tokens=phase.max_tokens,
+            context=context,
+            references=references,
+            options=generation["options"] or {},
+            round=round_number,
+        )
+        call_started = time.perf_counter()
+        try:
+            response = model.call(request)
+        finally:
+            model_ms += time.perf_counter() - call_started
+        calls.append(response.usage)
+        if response.tool_input is None:
+            problems = ["the answer did not call the tool"]
+        else:
+            try:
+                result = save_phase_rows(
+                    conn,
+                    generation["campaign_id"],
+                    generation["id"],
+                    phase,
+                    response.tool_input,
+                    specs,
+                    before_commit=lambda c, r: _finish(c, generation, phase, attempt, calls, r, started, model_ms),
+                )
+                return _outcome(phase, result, calls)
+            except InvalidModelOutput as exc:
+                problems = list(exc.details.get("problems") or [exc.message])
+        if round_number > settings.repair_rounds:
+            raise InvalidModelOutput(
+                f"phase {phase.id}: tool input still invalid after {settings.repair_rounds} repair round(s): "
+                + "; ".join(problems[:10]),
+                problems=problems,
+            )
+        messages = messages + _repair_messages(response, problems)
+    raise AssertionError("unreachable")
+
+
+def _outcome(phase: Phase, result: SaveResult, calls: list[ModelUsage]) -> PhaseOutcome:
+    return PhaseOutcome(
+        phase=phase.id,
+        status="succeeded",
+        rows_total=result.rows_total,
+        rows_per_table=result.rows_per_table,
+        model_calls=len(calls),
+        input_tokens=sum(c.input_tokens for c in calls),
+        output_tokens=sum(c.output_tokens for c in calls),
+        cache_read_input_tokens=sum(c.cache_read_input_tokens for c in calls),
+        cost_usd=round(sum(c.cost_usd for c in calls), 6),
+    )
+
+
+def _finish(
+    conn: psycopg.Connection[Any],
+    generation: dict[str, Any],
+    phase: Phase,
+    attempt: int,
+    calls: list[ModelUsage],
+    result: SaveResult,
+    started: float,
+    model_seconds: float,
+) -> None:
+    """Inside the save's transaction: refuse to commit for a superseded attempt, then record."""
+    current = conn.execute(
+        "SELECT attempt FROM phase_runs WHERE generation_id = %s AND phase = %s FOR UPDATE",
+        (generation["id"], phase.id),
+    ).fetchone()
+    if current is None or current["attempt"] != attempt:
+        raise AttemptSuperseded(
+            f"phase {phase.id} attempt {attempt} was superseded by attempt {current and current['attempt']}"
+        )
+    outcome = _outcome(phase, result, calls)
+    duration_ms = int((time.perf_counter() - started) * 1000)
+    conn.execute(
+        """
+        UPDATE phase_runs SET status = 'succeeded', finished_at = now(), duration_ms = %s, model_ms = %s,
+               db_ms = %s, rows_per_table = %s, rows_total = %s, result = %s
+        WHERE generation_id = %s AND phase = %s
+        """,
+        (
+            duration_ms,
+            int(model_seconds * 1000),
+            max(0, duration_ms - int(model_seconds * 1000)),
+            Jsonb(result.rows_per_table),
+            result.rows_total,
+            Jsonb(json.loads(json.dumps(asdict(outcome)))),
+            generation["id"],
+            phase.id,
+        ),
+    )
+    _insert_model_calls(conn, generation, phase, calls, None)
+
+
+def _record_failure(
+    conn: psycopg.Connection[Any],
+    generation: dict[str, Any],
+    phase: Phase,
+    attempt: int,
+    calls: list[ModelUsage],
+    error_type: str,
+    message: str,
+) -> None:
+    """Record the failed attempt and what its model calls cost; never mask the original error."""
+    try:
+        if conn.broken or conn.closed:
+            return
+        conn.rollback()
+        with conn.transaction():
+            conn.execute(
+                """
+                UPDATE phase_runs SET status = 'failed', finished_at = now(), error_type = %s, error_message = %s
+                WHERE generation_id = %s AND phase = %s AND attempt = %s
+                """,
+                (error_type, message[:4000], generation["id"], phase.id, attempt),
+            )
+            _insert_model_calls(conn, generation, phase, calls, error_type)
+    except psycopg.Error:
+        pass
