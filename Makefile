@@ -4,7 +4,6 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ENV ?= dev
-export XDG_RUNTIME_DIR ?= /tmp
 
 .PHONY: install demo test test-fast lint format asl schemas synth layers bench bench-save bench-engine clean
 

@@ -40,12 +40,19 @@ def build_app(app: cdk.App) -> WorldgenStack:
         load_environment(str(env_name)),
         skip_dependencies_layer=context_flag(app, "skip_dependencies_layer"),
     )
-    cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
+    # A finding that is not acknowledged (with a reason) interrupts synthesis.
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
     return stack
 
 
+def cli_context(argv: list[str]) -> dict[str, str]:
+    """``-c key=value`` pairs, so ``python infra/app.py -c env=dev`` works without the cdk CLI."""
+    pairs = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg in {"-c", "--context"}]
+    return dict(pair.split("=", 1) for pair in pairs if "=" in pair)
+
+
 def main() -> None:
-    app = cdk.App()
+    app = cdk.App(context=cli_context(sys.argv[1:]))
     build_app(app)
     app.synth()
 

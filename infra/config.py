@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from aws_cdk import aws_logs as logs
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from worldgen.settings import ModelProvider
 
 EnvironmentName = Literal["dev", "staging", "prod"]
@@ -20,8 +21,22 @@ ENVIRONMENTS_FILE = Path(__file__).resolve().parent / "environments.json"
 # A complete secret ARN ends in "-" + 6 characters that Secrets Manager appends to the name;
 # IAM grants on a partial ARN would need a wildcard.
 SECRET_ARN_PATTERN = r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@-]+-[A-Za-z0-9]{6}$"
-# Values CloudWatch Logs accepts as a retention period.
-LogRetentionDays = Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653]
+# The retention periods CloudWatch Logs accepts, in days.
+RETENTION_DAYS: dict[int, logs.RetentionDays] = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    731: logs.RetentionDays.TWO_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+    3653: logs.RetentionDays.TEN_YEARS,
+}
 
 
 class _Frozen(BaseModel):
@@ -45,7 +60,7 @@ class EnvironmentConfig(_Frozen):
     default_model: str = Field(min_length=1)
     phase_models: dict[str, str] = Field(default_factory=dict)
     bedrock_region: str | None = None
-    log_retention_days: LogRetentionDays = 30
+    log_retention_days: int = 30
     alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     database_secret_arn: str = Field(pattern=SECRET_ARN_PATTERN)
     # None: the stack creates an empty secret that the operator fills (infra/README.md).
@@ -61,6 +76,17 @@ class EnvironmentConfig(_Frozen):
     @property
     def is_production(self) -> bool:
         return self.name == "prod"
+
+    @property
+    def log_retention(self) -> logs.RetentionDays:
+        return RETENTION_DAYS[self.log_retention_days]
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention_is_accepted(cls, days: int) -> int:
+        if days not in RETENTION_DAYS:
+            raise ValueError(f"log_retention_days must be one of {sorted(RETENTION_DAYS)}")
+        return days
 
     @model_validator(mode="after")
     def _phases_exist(self) -> EnvironmentConfig:

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from worldgen.db.connection import connect, reset_shared_connection
-from worldgen.local.postgres import clone_database, drop_database, migrated_template
+from worldgen.local.postgres import clone_database, drop_database, ensure_runtime_dir, migrated_template
 from worldgen.settings import get_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +33,7 @@ def admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     import pgserver
 
-    os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
+    ensure_runtime_dir()
     server = pgserver.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
     yield str(server.get_uri())
     server.cleanup()

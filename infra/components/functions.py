@@ -71,7 +71,7 @@ class WorldgenFunctions(Construct):
         log_group = logs.LogGroup(
             scope,
             "Logs",
-            retention=logs.RetentionDays(config.log_retention_days),
+            retention=config.log_retention,
             removal_policy=RemovalPolicy.RETAIN if config.is_production else RemovalPolicy.DESTROY,
         )
         role = iam.Role(
@@ -103,6 +103,12 @@ class WorldgenFunctions(Construct):
         self._grant_secrets(spec, role)
         if spec.phase and config.model_provider == "bedrock":
             self._grant_bedrock(role)
+        acknowledge(
+            function,
+            "AwsSolutions-L1",
+            "Pinned to Python 3.12: the dependencies layer is built for exactly this runtime "
+            "(pip --python-version 3.12); upgrade both together.",
+        )
         acknowledge(
             role,
             "AwsSolutions-IAM5",
@@ -154,7 +160,7 @@ class WorldgenFunctions(Construct):
             "Cross-region inference profiles route a Claude call to any region of the "
             "profile, so the model ARNs are scoped to Anthropic models, not to one region.",
             "Resource::arn:aws:bedrock:*::foundation-model/anthropic.*",
-            "Resource::arn:aws:bedrock:*:<AWS::AccountId>:inference-profile/*anthropic.*",
+            f"Resource::arn:aws:bedrock:*:{stack.account}:inference-profile/*anthropic.*",
         )
 
     def _network_props(self, role: iam.Role) -> dict[str, object]:

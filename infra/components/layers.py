@@ -5,7 +5,7 @@ from __future__ import annotations
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from infra.paths import DEPENDENCIES_LAYER_DIR, WORLDGEN_LAYER_DIR
+from infra import paths
 
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE = lambda_.Architecture.ARM_64
@@ -24,7 +24,7 @@ class WorldgenLayers(Construct):
             self,
             "Worldgen",
             code=lambda_.Code.from_asset(
-                str(WORLDGEN_LAYER_DIR), exclude=["python/worldgen/local", "**/__pycache__", "*.pyc"]
+                str(paths.WORLDGEN_LAYER_DIR), exclude=["python/worldgen/local", "**/__pycache__", "*.pyc"]
             ),
             compatible_runtimes=[RUNTIME],
             compatible_architectures=[ARCHITECTURE],
@@ -33,7 +33,7 @@ class WorldgenLayers(Construct):
         self.layers: list[lambda_.ILayerVersion] = [worldgen]
         if skip_dependencies:
             return
-        built = DEPENDENCIES_LAYER_DIR / "python"
+        built = paths.DEPENDENCIES_LAYER_DIR / "python"
         if not built.is_dir() or not any(built.iterdir()):
             raise FileNotFoundError(
                 f"{built} is empty: run `make layers` first, or synthesize with "
@@ -43,7 +43,7 @@ class WorldgenLayers(Construct):
             lambda_.LayerVersion(
                 self,
                 "Dependencies",
-                code=lambda_.Code.from_asset(str(DEPENDENCIES_LAYER_DIR), exclude=["requirements.txt"]),
+                code=lambda_.Code.from_asset(str(paths.DEPENDENCIES_LAYER_DIR), exclude=["requirements.txt"]),
                 compatible_runtimes=[RUNTIME],
                 compatible_architectures=[ARCHITECTURE],
                 description="worldgen third-party dependencies (layers/dependencies/requirements.txt)",

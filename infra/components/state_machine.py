@@ -17,7 +17,7 @@ from worldgen.statemachine import placeholders
 
 from infra.components.nag import acknowledge
 from infra.config import EnvironmentConfig
-from infra.paths import ASL_PATH
+from infra import paths
 
 
 def definition_substitutions(asl_path: Path, values: Mapping[str, str]) -> dict[str, str]:
@@ -45,10 +45,13 @@ class GenerationStateMachine(Construct):
         *,
         config: EnvironmentConfig,
         functions: Mapping[str, lambda_.IFunction],
-        asl_path: Path = ASL_PATH,
+        asl_path: Path | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         name = config.stack_name
+        asl_path = asl_path or paths.ASL_PATH
+        if not asl_path.is_file():
+            raise FileNotFoundError(f"{asl_path} is missing: run `make asl`")
         invoked = [functions[spec.id] for spec in STATE_MACHINE_FUNCTIONS]
         substitutions = definition_substitutions(
             asl_path, {spec.placeholder: functions[spec.id].function_arn for spec in STATE_MACHINE_FUNCTIONS}
@@ -57,7 +60,7 @@ class GenerationStateMachine(Construct):
             self,
             "Logs",
             log_group_name=f"/aws/vendedlogs/states/{name}",
-            retention=logs.RetentionDays(config.log_retention_days),
+            retention=config.log_retention,
             removal_policy=RemovalPolicy.RETAIN if config.is_production else RemovalPolicy.DESTROY,
         )
         self.state_machine = sfn.StateMachine(
@@ -75,20 +78,32 @@ class GenerationStateMachine(Construct):
         acknowledge(
             self.state_machine,
             "AwsSolutions-IAM5",
-            "Step Functions log delivery (logs:*LogDelivery, DescribeResourcePolicies) and "
-            "X-Ray support no resource-level permissions; lambda:InvokeFunction is scoped to this "
-            "machine's functions and their versions (<arn>:*).",
+            "Step Functions log delivery (logs:*LogDelivery, DescribeResourcePolicies) and X-Ray "
+            "support no resource-level permissions.",
+            "Resource::*",
         )
-        self.operators_policy = self._operators_policy(name)
-
-    def _operators_policy(self, name: str) -> iam.ManagedPolicy:
+        acknowledge(
+            self.state_machine,
+            "AwsSolutions-IAM5",
+            "lambda:InvokeFunction is scoped to this machine's own functions; <arn>:* adds only "
+            "their versions and aliases.",
+            *(f"Resource::<{spec.id}.Arn>:*" for spec in STATE_MACHINE_FUNCTIONS),
+        )
         stack = Stack.of(self)
-        executions = stack.format_arn(
+        # Built from the fixed name (not the state machine's Ref) so the policies read plainly.
+        self.executions_arn = stack.format_arn(
             service="states",
             resource="execution",
             resource_name=f"{name}:*",
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
+        self.executions_finding = (
+            f"Resource::arn:<AWS::Partition>:states:{stack.region}:{stack.account}:execution:{name}:*"
+        )
+        self.operators_policy = self._operators_policy(name)
+
+    def _operators_policy(self, name: str) -> iam.ManagedPolicy:
+        executions = self.executions_arn
         policy = iam.ManagedPolicy(
             self,
             "OperatorsPolicy",
@@ -110,5 +125,6 @@ class GenerationStateMachine(Construct):
             "AwsSolutions-IAM5",
             "Execution ARNs end in a run-time execution name; the wildcard covers only "
             "executions of this one state machine.",
+            self.executions_finding,
         )
         return policy

@@ -45,7 +45,7 @@ class WorldgenStack(Stack):
             recorder=self.functions.by_id[FAILURE_FUNCTION.id],
         )
         action = ActionEndpoint(
-            self, "Action", function=self.functions.start_generation, state_machine=self.state_machine
+            self, "Action", function=self.functions.start_generation, generation=generation
         )
         observability = Observability(
             self,

@@ -115,7 +115,7 @@ def _phase_state(phase: Phase, *, catch: bool) -> dict[str, Any]:
         phase.state_timeout_seconds,
     )
     state["Comment"] = f"{phase.id} {phase.name}: {', '.join(phase.tables)}"
-    state["ResultPath"] = f"$.phases.{phase.slug}"
+    state["ResultPath"] = f"$.phases.phase_{phase.slug}"
     state["Retry"] = _retry()
     if catch:
         state["Catch"] = _catch()

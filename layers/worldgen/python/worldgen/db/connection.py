@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -15,7 +16,10 @@ from psycopg.rows import dict_row
 from worldgen.errors import ConfigurationError, DatabaseUnavailable
 from worldgen.settings import get_settings
 
-_connection: psycopg.Connection[dict[str, Any]] | None = None
+# One connection per Lambda execution environment. Lambda runs one invocation at a time per
+# environment; the local runtime runs Parallel branches in threads of one process, so the
+# connection is per thread, which is the same thing in Lambda.
+_local = threading.local()
 
 
 @cache
@@ -50,18 +54,25 @@ def connect(url: str | None = None, *, autocommit: bool = False) -> psycopg.Conn
 
 
 def shared_connection() -> psycopg.Connection[dict[str, Any]]:
-    """One connection per Lambda execution environment, reopened when it was closed or broken."""
-    global _connection
-    if _connection is None or _connection.closed or _connection.broken:
-        _connection = connect()
-    return _connection
+    """The execution environment's connection, reopened when it was closed or broken."""
+    connection: psycopg.Connection[dict[str, Any]] | None = getattr(_local, "connection", None)
+    if connection is None or connection.closed or connection.broken:
+        connection = connect()
+        _local.connection = connection
+        _all_connections.append(connection)
+    return connection
+
+
+_all_connections: list[psycopg.Connection[dict[str, Any]]] = []
 
 
 def reset_shared_connection() -> None:
-    global _connection
-    if _connection is not None and not _connection.closed:
-        _connection.close()
-    _connection = None
+    """Close every thread's connection (tests and the local runtime switch databases)."""
+    while _all_connections:
+        connection = _all_connections.pop()
+        if not connection.closed:
+            connection.close()
+    _local.__dict__.clear()
     database_url.cache_clear()
 
 

@@ -11,6 +11,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -269,5 +270,7 @@ def _copy_rows(
                 if value is not None and column.references:
                     pool = ids if column.references in phase.tables else known
                     value = pool[column.references][value]
+                elif isinstance(value, float) and column.pg_type == "numeric":
+                    value = Decimal(repr(value))
                 values.append(value)
             copy.write_row(values)

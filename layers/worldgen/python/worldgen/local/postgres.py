@@ -15,13 +15,21 @@ from worldgen.db.migrator import migrate
 from worldgen.settings import get_settings
 
 
+def ensure_runtime_dir() -> None:
+    """pgserver moves its socket to XDG_RUNTIME_DIR when the data path is long: give it a short,
+    private (0700) folder, as the XDG spec wants, so a deep clone path works without a warning."""
+    if not os.environ.get("XDG_RUNTIME_DIR"):
+        runtime = Path(tempfile.gettempdir()) / f"worldgen-runtime-{os.getuid()}"
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        os.environ["XDG_RUNTIME_DIR"] = str(runtime)
+
+
 @cache
 def embedded_server(data_dir: Path | None = None) -> Any:
     """Start (or reuse) pgserver with its data under ``.worldgen/pgdata``; stopped at exit."""
     import pgserver  # a dev dependency: imported only when the embedded server is wanted
 
-    # pgserver moves its socket to XDG_RUNTIME_DIR when the data path is long; give it a short one.
-    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+    ensure_runtime_dir()
     root = (data_dir or get_settings().local_data_dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
     return pgserver.get_server(root / "pgdata", cleanup_mode="stop")

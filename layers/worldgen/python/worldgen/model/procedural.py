@@ -170,10 +170,10 @@ class _PhaseGenerator:
             if row is None:
                 continue
             if is_edge:
-                edge = tuple(row.get(p) for p in refs) + tuple(
-                    v for p, v in row.items() if p not in refs and isinstance(v, str) and p != "description"
-                    and p != "key" and "enum" in item["properties"][p]
-                )
+                # A pair is one edge whatever its type or extra columns; a link table with a single
+                # required end (pc_connections) is identified by the one target it points at.
+                identity = required_refs + (optional_refs if len(required_refs) < 2 else [])
+                edge = tuple(row.get(p) for p in identity)
                 ends = [row[p] for p in required_refs if refs[p] == refs[required_refs[0]]]
                 if edge in used_edges or len(ends) != len(set(ends)):
                     continue

@@ -1,0 +1,1 @@
+"""Lambda entry logic, Powertools-wired. ``functions/<name>/app.py`` are thin adapters over these."""

@@ -1,0 +1,298 @@
+"""The Hasura action handler: generateWorld, resumeGeneration, regenerateFromPhase, cancelGeneration.
+
+Served by a Lambda Function URL. It follows Hasura's action contract: the body is
+``{action: {name}, input, session_variables, request_query}``; success is a JSON object; every
+failure is a 4xx with ``{"message", "extensions": {"code"}}`` (Hasura shows it to the client),
+never a 5xx. It answers at once: a generation runs for minutes, Hasura's action timeout is 30 s.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import psycopg
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from worldgen import generations
+from worldgen.db.connection import shared_connection
+from worldgen.errors import ConfigurationError, DatabaseUnavailable
+from worldgen.observability import logger, metrics, tracer
+from worldgen.phases import PHASES_BY_ID, descendants
+from worldgen.settings import get_settings
+
+ACTION_NAMES = ("generateWorld", "resumeGeneration", "regenerateFromPhase", "cancelGeneration")
+SECRET_HEADER = "x-worldgen-action-secret"
+MAX_BODY_BYTES = 64 * 1024
+
+
+class ActionError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class ActionName(BaseModel):
+    name: str
+
+
+class HasuraActionPayload(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    action: ActionName
+    input: dict[str, Any]
+    session_variables: dict[str, str] = Field(default_factory=dict)
+    request_query: str | None = None
+
+    @property
+    def role(self) -> str:
+        return self.session_variables.get("x-hasura-role", "")
+
+    @property
+    def user_id(self) -> str | None:
+        return self.session_variables.get("x-hasura-user-id")
+
+
+class CampaignInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    campaign_id: uuid.UUID
+
+
+class GenerationInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    generation_id: uuid.UUID
+
+
+class RegenerateInput(CampaignInput):
+    phase: str
+
+
+@dataclass
+class Caller:
+    role: str
+    user_id: str | None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@cache
+def sfn_client() -> Any:
+    import boto3
+
+    return boto3.client("stepfunctions", region_name=get_settings().aws_region)
+
+
+@cache
+def _expected_secret() -> str:
+    settings = get_settings()
+    if settings.action_secret is not None and settings.action_secret.get_secret_value():
+        return settings.action_secret.get_secret_value()
+    if settings.action_secret_arn:
+        from aws_lambda_powertools.utilities import parameters
+
+        return str(parameters.get_secret(settings.action_secret_arn, max_age=300))
+    raise ConfigurationError("set WORLDGEN_ACTION_SECRET or WORLDGEN_ACTION_SECRET_ARN")
+
+
+def _check_secret(headers: dict[str, str]) -> None:
+    given = headers.get(SECRET_HEADER, "")
+    try:
+        expected = _expected_secret()
+    except ConfigurationError as exc:
+        logger.error("action secret not configured", extra={"error": str(exc)})
+        raise ActionError(401, "unauthorized", "the action secret is not configured on the server") from exc
+    if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise ActionError(401, "unauthorized", f"missing or wrong {SECRET_HEADER} header")
+
+
+def _load_campaign(conn: psycopg.Connection[Any], campaign_id: uuid.UUID, caller: Caller) -> dict[str, Any]:
+    row = conn.execute("SELECT id, owner_id FROM campaigns WHERE id = %s", (str(campaign_id),)).fetchone()
+    conn.commit()
+    if row is None:
+        raise ActionError(404, "campaign-not-found", f"campaign {campaign_id} does not exist")
+    if not caller.is_admin and row["owner_id"] != caller.user_id:
+        # The same answer as a missing campaign: never confirm that another user's campaign exists.
+        raise ActionError(404, "campaign-not-found", f"campaign {campaign_id} does not exist")
+    return dict(row)
+
+
+def _load_generation(conn: psycopg.Connection[Any], generation_id: uuid.UUID, caller: Caller) -> dict[str, Any]:
+    row = conn.execute(
+        "SELECT g.id, g.campaign_id, g.status, g.execution_arn, g.resumed_count, c.owner_id"
+        " FROM generations g JOIN campaigns c ON c.id = g.campaign_id WHERE g.id = %s",
+        (str(generation_id),),
+    ).fetchone()
+    conn.commit()
+    if row is None or (not caller.is_admin and row["owner_id"] != caller.user_id):
+        raise ActionError(404, "generation-not-found", f"generation {generation_id} does not exist")
+    return dict(row)
+
+
+def _start_execution(conn: psycopg.Connection[Any], generation_id: uuid.UUID, campaign_id: Any, name: str) -> str:
+    settings = get_settings()
+    if not settings.state_machine_arn:
+        raise ActionError(400, "not-configured", "WORLDGEN_STATE_MACHINE_ARN is not set on the server")
+    payload = {"generation_id": str(generation_id), "campaign_id": str(campaign_id)}
+    try:
+        response = sfn_client().start_execution(
+            stateMachineArn=settings.state_machine_arn, name=name, input=json.dumps(payload)
+        )
+    except Exception as exc:  # botocore's errors; the generation must not stay 'pending' forever
+        generations.record_execution_end(conn, generation_id, "FAILED", "ExecutionNotStarted", str(exc))
+        logger.exception("start_execution failed")
+        raise ActionError(400, "execution-not-started", "the generation could not be started; try again") from exc
+    arn = str(response["executionArn"])
+    generations.set_execution(conn, generation_id, arn)
+    return arn
+
+
+def generate_world(conn: psycopg.Connection[Any], data: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    request = CampaignInput.model_validate(data)
+    _load_campaign(conn, request.campaign_id, caller)
+    provider = get_settings().model_provider
+    try:
+        generation_id = generations.create_generation(conn, request.campaign_id, provider=provider)
+    except generations.GenerationActive as exc:
+        raise ActionError(409, "generation-active", str(exc)) from exc
+    arn = _start_execution(conn, generation_id, request.campaign_id, str(generation_id))
+    return {"generation_id": str(generation_id), "execution_arn": arn, "status": "running"}
+
+
+def resume_generation(conn: psycopg.Connection[Any], data: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    request = GenerationInput.model_validate(data)
+    generation = _load_generation(conn, request.generation_id, caller)
+    if generation["status"] != "failed":
+        raise ActionError(
+            409, "not-resumable", f"generation {request.generation_id} is {generation['status']}; only a failed one"
+        )
+    with conn.transaction():
+        count = conn.execute(
+            "UPDATE generations SET resumed_count = resumed_count + 1 WHERE id = %s RETURNING resumed_count",
+            (str(request.generation_id),),
+        ).fetchone()
+    assert count is not None
+    name = f"{request.generation_id}-resume-{count['resumed_count']}"
+    arn = _start_execution(conn, request.generation_id, generation["campaign_id"], name)
+    return {"generation_id": str(request.generation_id), "execution_arn": arn, "status": "running"}
+
+
+def regenerate_from_phase(conn: psycopg.Connection[Any], data: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    request = RegenerateInput.model_validate(data)
+    phase = request.phase.upper()
+    if phase not in PHASES_BY_ID:
+        raise ActionError(
+            400, "unknown-phase", f"unknown phase {request.phase!r}; valid phases: {', '.join(PHASES_BY_ID)}"
+        )
+    _load_campaign(conn, request.campaign_id, caller)
+    try:
+        generation_id = generations.create_generation(
+            conn,
+            request.campaign_id,
+            provider=get_settings().model_provider,
+            options={"regenerate_from": phase},
+            phases=descendants(phase),
+        )
+    except generations.GenerationActive as exc:
+        raise ActionError(409, "generation-active", str(exc)) from exc
+    arn = _start_execution(conn, generation_id, request.campaign_id, str(generation_id))
+    return {"generation_id": str(generation_id), "execution_arn": arn, "status": "running"}
+
+
+def cancel_generation(conn: psycopg.Connection[Any], data: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    request = GenerationInput.model_validate(data)
+    generation = _load_generation(conn, request.generation_id, caller)
+    if generation["status"] not in generations.ACTIVE_STATUSES:
+        raise ActionError(
+            409, "not-cancellable", f"generation {request.generation_id} is already {generation['status']}"
+        )
+    with conn.transaction():
+        conn.execute(
+            "UPDATE generations SET status = 'cancelled', finished_at = now() WHERE id = %s",
+            (str(request.generation_id),),
+        )
+    if generation["execution_arn"]:
+        sfn_client().stop_execution(
+            executionArn=generation["execution_arn"], error="GenerationCancelled", cause="cancelled by its owner"
+        )
+    return {"generation_id": str(request.generation_id), "execution_arn": generation["execution_arn"],
+            "status": "cancelled"}  # fmt: skip
+
+
+ACTIONS: dict[str, Callable[[psycopg.Connection[Any], dict[str, Any], Caller], dict[str, Any]]] = {
+    "generateWorld": generate_world,
+    "resumeGeneration": resume_generation,
+    "regenerateFromPhase": regenerate_from_phase,
+    "cancelGeneration": cancel_generation,
+}
+
+
+def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    return {"statusCode": status, "headers": {"content-type": "application/json"}, "body": json.dumps(body)}
+
+
+def _error(exc: ActionError) -> dict[str, Any]:
+    return _response(exc.status, {"message": exc.message, "extensions": {"code": exc.code}})
+
+
+def _body(event: dict[str, Any]) -> bytes:
+    raw = event.get("body") or ""
+    data = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode()
+    if len(data) > MAX_BODY_BYTES:
+        raise ActionError(413, "payload-too-large", f"the request body is over {MAX_BODY_BYTES} bytes")
+    return data
+
+
+def handle_action_request(event: dict[str, Any]) -> dict[str, Any]:
+    """A Function URL event in, a Function URL response out; never raises, never a 5xx."""
+    try:
+        method = event.get("requestContext", {}).get("http", {}).get("method", "POST")
+        if method != "POST":
+            raise ActionError(405, "method-not-allowed", "POST a Hasura action payload")
+        headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+        _check_secret(headers)
+        try:
+            payload = HasuraActionPayload.model_validate_json(_body(event))
+        except ValidationError as exc:
+            raise ActionError(400, "invalid-payload", f"not a Hasura action payload: {_first_error(exc)}") from exc
+        action = ACTIONS.get(payload.action.name)
+        if action is None:
+            raise ActionError(
+                400, "unknown-action", f"unknown action {payload.action.name!r}; known: {', '.join(ACTION_NAMES)}"
+            )
+        if payload.role != "admin" and not payload.user_id:
+            raise ActionError(403, "forbidden", "the action needs x-hasura-user-id (or the admin role)")
+        logger.append_keys(action=payload.action.name, **{k: str(v) for k, v in payload.input.items()
+                                                           if k in ("campaign_id", "generation_id")})  # fmt: skip
+        try:
+            result = action(shared_connection(), payload.input, Caller(payload.role, payload.user_id))
+        except ValidationError as exc:
+            raise ActionError(400, "validation-failed", _first_error(exc)) from exc
+        metrics.add_metric(name="ActionsServed", unit="Count", value=1)
+        return _response(200, result)
+    except ActionError as exc:
+        logger.info("action refused", extra={"code": exc.code, "status": exc.status})
+        return _error(exc)
+    except (DatabaseUnavailable, psycopg.OperationalError) as exc:
+        logger.exception("database unavailable")
+        return _error(ActionError(409, "database-unavailable", f"the database is unavailable, try again: {exc}"))
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(p) for p in error["loc"]) or "body"
+    return f"{where}: {error['msg']}"
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def start_generation(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle_action_request(event)

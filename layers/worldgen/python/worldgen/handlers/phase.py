@@ -1,0 +1,45 @@
+"""The phase Lambda: one generation phase, idempotent."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from worldgen.db.connection import database_errors, shared_connection
+from worldgen.handlers.events import PhaseEvent
+from worldgen.model.base import WorldModel
+from worldgen.observability import logger, metrics, tracer
+from worldgen.pipeline import run_phase
+
+Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+
+
+def make_phase_handler(model_factory: Callable[[], WorldModel | None] = lambda: None) -> Handler:
+    """Build the handler; tests and the local runtime pass a model factory (None: from settings)."""
+
+    @logger.inject_lambda_context(clear_state=True)
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        request = PhaseEvent.model_validate(event)
+        logger.append_keys(
+            campaign_id=str(request.campaign_id), generation_id=str(request.generation_id), phase=request.phase
+        )
+        with database_errors():
+            outcome = run_phase(shared_connection(), request.generation_id, request.phase, model_factory())
+        metrics.add_dimension(name="phase", value=request.phase)
+        if not outcome.replayed and outcome.status == "succeeded":
+            metrics.add_metric(name="PhaseRows", unit=MetricUnit.Count, value=outcome.rows_total)
+            metrics.add_metric(name="InputTokens", unit=MetricUnit.Count, value=outcome.input_tokens)
+            metrics.add_metric(name="OutputTokens", unit=MetricUnit.Count, value=outcome.output_tokens)
+            metrics.add_metric(
+                name="CacheReadInputTokens", unit=MetricUnit.Count, value=outcome.cache_read_input_tokens
+            )
+            metrics.add_metric(name="CostUsd", unit=MetricUnit.Count, value=outcome.cost_usd)
+        logger.info("phase finished", extra=outcome.payload())
+        return outcome.payload()
+
+    return handler

@@ -1,0 +1,308 @@
+"""The local Step Functions runtime: moto executes the committed ASL; Lambda calls run in-process.
+
+moto's Lambda backend runs code only in Docker, so the runtime answers the state machine's
+``lambda:Invoke`` calls itself through botocore's ``before-call`` event (the hook botocore offers
+for exactly this) and calls the handler of ``functions/<folder>/app.py`` with a Lambda context
+whose remaining time counts down from the function's timeout. When an execution ends FAILED,
+TIMED_OUT or ABORTED it delivers to ``record_generation_failure`` the EventBridge event AWS sends.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import secrets
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote
+
+from worldgen.functions_registry import ALL_FUNCTIONS, FAILURE_FUNCTION, LambdaFunction
+from worldgen.settings import REPO_ROOT, get_settings
+from worldgen.statemachine import ASL_PATH
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+STATE_MACHINE_NAME = "worldgen-local"
+TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+@dataclass
+class LocalLambdaContext:
+    """The attributes of Lambda's context object that Powertools and worldgen read."""
+
+    function_name: str
+    memory_limit_in_mb: int
+    timeout_seconds: int
+    aws_request_id: str
+    invoked_function_arn: str
+
+    def __post_init__(self) -> None:
+        self._deadline = time.monotonic() + self.timeout_seconds
+        self.function_version = "$LATEST"
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
+        self.log_stream_name = "local"
+
+    @property
+    def function_memory_size(self) -> int:
+        return self.memory_limit_in_mb
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def function_arn(function: LambdaFunction) -> str:
+    return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STATE_MACHINE_NAME}-{function.id}"
+
+
+def load_handler(function: LambdaFunction) -> Handler:
+    """Import ``functions/<folder>/app.py`` as Lambda would, and return its ``handler``."""
+    path = REPO_ROOT / "functions" / function.folder / "app.py"
+    spec = importlib.util.spec_from_file_location(f"worldgen_function_{function.folder}", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.handler  # type: ignore[no-any-return]
+
+
+def substituted_definition(definition: str | None = None) -> str:
+    text = definition if definition is not None else ASL_PATH.read_text()
+    for function in ALL_FUNCTIONS:
+        text = text.replace(f"${{{function.placeholder}}}", function_arn(function))
+    return text
+
+
+class LocalRuntime:
+    """moto + in-process Lambda. Use as a context manager; ``overrides`` replace handlers by id."""
+
+    def __init__(
+        self,
+        overrides: dict[str, Handler] | None = None,
+        *,
+        definition: str | None = None,
+        environment: dict[str, str] | None = None,
+    ) -> None:
+        self.overrides = overrides or {}
+        self.definition = definition
+        self.environment = environment or {}
+        self.functions = {function_arn(f): f for f in ALL_FUNCTIONS}
+        self.handlers: dict[str, Handler] = {}
+        self.invocations: list[tuple[str, dict[str, Any]]] = []
+        self.delivered_failures: list[dict[str, Any]] = []
+        self._saved_env: dict[str, str | None] = {}
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalRuntime:
+        from moto import mock_aws
+
+        self.action_secret = self.environment.get("WORLDGEN_ACTION_SECRET") or secrets.token_urlsafe(24)
+        env = {
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+            "WORLDGEN_ACTION_SECRET": self.action_secret,
+            **self.environment,
+        }
+        # Parallel branches share one Metrics object in one process here (one per process on AWS).
+        warnings.filterwarnings("ignore", message="Dimension 'phase' has already been added")
+        self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+        self._mock.start()
+        self._set_env(env)
+        import boto3
+
+        self.sfn = boto3.client("stepfunctions", region_name=REGION)
+        boto3.DEFAULT_SESSION.events.register("before-call.lambda.Invoke", self._invoke)  # type: ignore[union-attr]
+        role = f"arn:aws:iam::{ACCOUNT}:role/{STATE_MACHINE_NAME}"
+        self.state_machine_arn = self.sfn.create_state_machine(
+            name=STATE_MACHINE_NAME, definition=substituted_definition(self.definition), roleArn=role
+        )["stateMachineArn"]
+        self._set_env({"WORLDGEN_STATE_MACHINE_ARN": self.state_machine_arn})
+        self._refresh_cached_clients()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import boto3
+
+        if boto3.DEFAULT_SESSION is not None:
+            boto3.DEFAULT_SESSION.events.unregister("before-call.lambda.Invoke", self._invoke)
+        self._mock.stop()
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._refresh_cached_clients()
+
+    def _set_env(self, values: dict[str, str]) -> None:
+        for name, value in values.items():
+            self._saved_env.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+
+    def _refresh_cached_clients(self) -> None:
+        from worldgen.handlers import actions
+
+        get_settings.cache_clear()
+        actions.sfn_client.cache_clear()
+        actions._expected_secret.cache_clear()
+
+    # -- Lambda dispatch -----------------------------------------------------------------------
+
+    def handler_for(self, function: LambdaFunction) -> Handler:
+        if function.id in self.overrides:
+            return self.overrides[function.id]
+        if function.folder not in self.handlers:
+            self.handlers[function.folder] = load_handler(function)
+        return self.handlers[function.folder]
+
+    def invoke(self, function: LambdaFunction, event: dict[str, Any]) -> Any:
+        """Call a function's handler as Lambda would (used for the action endpoint too)."""
+        context = LocalLambdaContext(
+            function_name=f"{STATE_MACHINE_NAME}-{function.id}",
+            memory_limit_in_mb=function.memory_mb,
+            timeout_seconds=function.timeout_seconds,
+            aws_request_id=str(uuid.uuid4()),
+            invoked_function_arn=function_arn(function),
+        )
+        self.invocations.append((function.id, event))
+        return self.handler_for(function)(event, context)
+
+    def _invoke(self, params: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+        from botocore.awsrequest import AWSResponse
+        from botocore.response import StreamingBody
+
+        # ``params`` is botocore's serialized request: the function is in the path, the event the body.
+        name = unquote(params["url_path"].split("/functions/", 1)[1].split("/", 1)[0])
+        payload = params.get("body") or b"{}"
+        event = json.loads(payload if isinstance(payload, (str, bytes)) else payload.read())
+        function = self.functions.get(name)
+        parsed: dict[str, Any] = {"StatusCode": 200, "ExecutedVersion": "$LATEST"}
+        if function is None:
+            body = {"errorType": "ResourceNotFoundException", "errorMessage": f"no function {name}"}
+            parsed["FunctionError"] = "Unhandled"
+        else:
+            try:
+                body = self.invoke(function, event)
+            except Exception as exc:  # Lambda reports any exception as errorType = its class name
+                body = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
+                parsed["FunctionError"] = "Unhandled"
+        data = json.dumps(body, default=str).encode()
+        parsed["Payload"] = StreamingBody(io.BytesIO(data), len(data))
+        return AWSResponse(name, 200, {}, None), parsed
+
+    # -- executions ----------------------------------------------------------------------------
+
+    def describe(self, execution_arn: str) -> dict[str, Any]:
+        return self.sfn.describe_execution(executionArn=execution_arn)  # type: ignore[no-any-return]
+
+    def wait(
+        self,
+        execution_arn: str,
+        *,
+        timeout: float = 600,
+        poll_seconds: float = 0.05,
+        on_poll: Callable[[], None] | None = None,
+    ) -> dict[str, Any]:
+        """Wait for the execution to end; deliver the failure event when it did not succeed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            execution = self.describe(execution_arn)
+            if on_poll:
+                on_poll()
+            if execution["status"] in TERMINAL:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"execution {execution_arn} still {execution['status']} after {timeout} s")
+            time.sleep(poll_seconds)
+        if execution["status"] != "SUCCEEDED":
+            self.deliver_status_change(execution)
+        return execution
+
+    def deliver_status_change(self, execution: dict[str, Any]) -> Any:
+        """The EventBridge "Step Functions Execution Status Change" event, as AWS sends it."""
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Step Functions Execution Status Change",
+            "source": "aws.states",
+            "account": ACCOUNT,
+            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": REGION,
+            "resources": [execution["executionArn"]],
+            "detail": {
+                "executionArn": execution["executionArn"],
+                "stateMachineArn": execution["stateMachineArn"],
+                "name": execution["name"],
+                "status": execution["status"],
+                "startDate": int(execution["startDate"].timestamp() * 1000),
+                "stopDate": int(execution.get("stopDate", datetime.now(UTC)).timestamp() * 1000),
+                "input": execution.get("input"),
+                "output": execution.get("output"),
+                "error": execution.get("error"),
+                "cause": execution.get("cause"),
+            },
+        }
+        self.delivered_failures.append(event)
+        return self.invoke(FAILURE_FUNCTION, event)
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        token = None
+        while True:
+            kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+            if token:
+                kwargs["nextToken"] = token
+            page = self.sfn.get_execution_history(**kwargs)
+            events += page["events"]
+            token = page.get("nextToken")
+            if not token:
+                return events
+
+    # -- the action endpoint -------------------------------------------------------------------
+
+    def action(self, name: str, data: dict[str, Any], *, user_id: str | None = None, role: str = "user",
+               secret: str | None = None) -> tuple[int, dict[str, Any]]:  # fmt: skip
+        """POST a Hasura action to start_generation as the Function URL would."""
+        from worldgen.functions_registry import START_FUNCTION
+
+        session = {"x-hasura-role": role}
+        if user_id:
+            session["x-hasura-user-id"] = user_id
+        body = {"action": {"name": name}, "input": data, "session_variables": session, "request_query": ""}
+        response = self.invoke(START_FUNCTION, function_url_event(json.dumps(body), secret or self.action_secret))
+        return response["statusCode"], json.loads(response["body"])
+
+
+def function_url_event(body: str, secret: str | None, *, method: str = "POST") -> dict[str, Any]:
+    """The event a Lambda Function URL delivers for an HTTP request (payload format 2.0)."""
+    headers = {"content-type": "application/json"}
+    if secret is not None:
+        headers["x-worldgen-action-secret"] = secret
+    return {
+        "version": "2.0",
+        "rawPath": "/",
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {"http": {"method": method, "path": "/", "sourceIp": "127.0.0.1"}},
+        "body": body,
+        "isBase64Encoded": False,
+    }
+
+
+@contextmanager
+def local_runtime(**kwargs: Any) -> Iterator[LocalRuntime]:
+    with LocalRuntime(**kwargs) as runtime:
+        yield runtime

@@ -1,0 +1,241 @@
+"""infra/hasura/metadata agrees with the migrated catalog and with the action handler."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import yaml
+from graphql import GraphQLObjectType, build_schema, get_named_type, parse
+from worldgen.db.catalog import foreign_key_edges
+from worldgen.phases import ALL_TABLES, CORE_TABLES, WORLD_TABLES
+
+METADATA = Path(__file__).resolve().parents[2] / "infra" / "hasura" / "metadata"
+TABLES_DIR = METADATA / "databases" / "default" / "tables"
+ROLE = "user"
+OWNER_FILTER = {"campaign": {"owner_id": {"_eq": "X-Hasura-User-Id"}}}
+
+
+def load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def tracked_tables() -> dict[str, dict[str, Any]]:
+    """Table name -> its metadata, following tables.yaml's "!include" lines as Hasura does."""
+    includes = load_yaml(TABLES_DIR / "tables.yaml")
+    tables = {}
+    for include in includes:
+        document = load_yaml(TABLES_DIR / include.removeprefix("!include ").strip())
+        assert document["table"]["schema"] == "public"
+        tables[document["table"]["name"]] = document
+    return tables
+
+
+@pytest.fixture(scope="module")
+def catalog(admin_url: str, template_db: str) -> dict[str, Any]:
+    """Columns and foreign keys of the migrated template (read-only, so no clone needed)."""
+    from worldgen.local.postgres import with_database
+
+    with psycopg.connect(with_database(admin_url, template_db)) as conn:
+        rows = conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public'"
+        ).fetchall()
+        edges = foreign_key_edges(conn)
+    columns: dict[str, set[str]] = {}
+    for table, column in rows:
+        columns.setdefault(table, set()).add(column)
+    return {"columns": columns, "edges": edges}
+
+
+def relationship_targets(tables: dict[str, dict[str, Any]], edges: list[tuple[str, str, str]]) -> dict:
+    """(table, relationship name) -> remote table."""
+    referenced = {(table, column): target for table, column, target in edges}
+    targets = {}
+    for table, meta in tables.items():
+        for rel in meta.get("object_relationships", []):
+            targets[(table, rel["name"])] = referenced[(table, rel["using"]["foreign_key_constraint_on"])]
+        for rel in meta.get("array_relationships", []):
+            targets[(table, rel["name"])] = rel["using"]["foreign_key_constraint_on"]["table"]["name"]
+    return targets
+
+
+def bool_exp_problems(
+    exp: dict[str, Any], table: str, columns: dict[str, set[str]], targets: dict
+) -> list[str]:
+    problems = []
+    for key, value in exp.items():
+        if key in ("_and", "_or"):
+            for sub in value:
+                problems += bool_exp_problems(sub, table, columns, targets)
+        elif key == "_not":
+            problems += bool_exp_problems(value, table, columns, targets)
+        elif key.startswith("_"):
+            problems.append(f"{table}: operator {key} where a column or relationship belongs")
+        elif key in columns[table]:
+            continue
+        elif (table, key) in targets:
+            problems += bool_exp_problems(value, targets[(table, key)], columns, targets)
+        else:
+            problems.append(f"{table}: {key} is neither a column nor a relationship")
+    return problems
+
+
+def test_every_migrated_table_is_tracked(catalog: dict[str, Any]) -> None:
+    tracked = set(tracked_tables())
+    assert tracked == set(catalog["columns"]) == set(ALL_TABLES)
+    assert len(tracked) == 44
+
+
+def test_every_foreign_key_has_an_object_and_an_array_relationship(catalog: dict[str, Any]) -> None:
+    tables = tracked_tables()
+    for table, column, target in catalog["edges"]:
+        objects = [
+            r["using"]["foreign_key_constraint_on"] for r in tables[table].get("object_relationships", [])
+        ]
+        arrays = [
+            r["using"]["foreign_key_constraint_on"] for r in tables[target].get("array_relationships", [])
+        ]
+        assert column in objects, f"{table}.{column} has no object relationship"
+        assert {"column": column, "table": {"name": table, "schema": "public"}} in arrays, (
+            f"{target} has no array relationship for {table}.{column}"
+        )
+    relationship_count = sum(
+        len(m.get("object_relationships", [])) + len(m.get("array_relationships", []))
+        for m in tables.values()
+    )
+    assert relationship_count == 2 * len(catalog["edges"])
+
+
+def test_relationship_names_are_unique_and_do_not_shadow_columns(catalog: dict[str, Any]) -> None:
+    for table, meta in tracked_tables().items():
+        names = [
+            r["name"] for r in meta.get("object_relationships", []) + meta.get("array_relationships", [])
+        ]
+        assert len(names) == len(set(names)), table
+        assert not set(names) & catalog["columns"][table], table
+
+
+def test_relationship_names_are_the_ones_a_graphql_user_would_guess() -> None:
+    tables = tracked_tables()
+
+    def names(table: str, kind: str) -> set[str]:
+        return {r["name"] for r in tables[table].get(f"{kind}_relationships", [])}
+
+    assert {"campaign", "generation", "parent_location", "region"} <= names("locations", "object")
+    assert "child_locations" in names("locations", "array")
+    assert "pantheon" in names("deities", "object")
+    assert "deities" in names("pantheons", "array")
+    assert {"entity", "related_entity"} <= names("entity_relationships", "object")
+    assert {"relationships", "related_by"} <= names("entities", "array")
+    assert {"player_characters", "generations", "locations"} <= names("campaigns", "array")
+    assert {"phase_runs", "model_calls"} <= names("generations", "array")
+
+
+def test_every_permission_names_existing_columns_and_relationships(catalog: dict[str, Any]) -> None:
+    tables = tracked_tables()
+    targets = relationship_targets(tables, catalog["edges"])
+    problems = []
+    for table, meta in tables.items():
+        for kind in ("insert", "select", "update", "delete"):
+            for entry in meta.get(f"{kind}_permissions", []):
+                permission = entry["permission"]
+                for key in ("filter", "check"):
+                    problems += bool_exp_problems(permission.get(key, {}), table, catalog["columns"], targets)
+                unknown = set(permission.get("columns", [])) | set(permission.get("set", {}))
+                problems += [f"{table}: no column {c}" for c in unknown - catalog["columns"][table]]
+    assert problems == []
+
+
+def test_user_reads_every_table_of_its_own_campaigns_only() -> None:
+    tables = tracked_tables()
+    for table in (*WORLD_TABLES, "player_characters", "generations", "phase_runs", "model_calls"):
+        (select,) = tables[table]["select_permissions"]
+        assert select["role"] == ROLE
+        assert select["permission"]["filter"] == OWNER_FILTER, table
+    (own,) = tables["campaigns"]["select_permissions"]
+    assert own["permission"]["filter"] == {"owner_id": {"_eq": "X-Hasura-User-Id"}}
+
+
+def test_user_writes_campaigns_and_player_characters_but_no_world_table() -> None:
+    tables = tracked_tables()
+    for table in (*WORLD_TABLES, "generations", "phase_runs", "model_calls"):
+        assert not {"insert_permissions", "update_permissions", "delete_permissions"} & set(tables[table]), (
+            table
+        )
+    (insert,) = tables["campaigns"]["insert_permissions"]
+    assert insert["permission"]["check"] == {"owner_id": {"_eq": "X-Hasura-User-Id"}}
+    assert insert["permission"]["set"] == {"owner_id": "x-hasura-User-Id"}
+    assert "owner_id" not in insert["permission"]["columns"]
+    (pc_insert,) = tables["player_characters"]["insert_permissions"]
+    assert pc_insert["permission"]["check"] == OWNER_FILTER
+    assert {"campaigns", "player_characters"} == {t for t in CORE_TABLES if "update_permissions" in tables[t]}
+
+
+def actions_schema_fields() -> dict[str, Any]:
+    text = (METADATA / "actions.graphql").read_text()
+    parse(text)  # the file as Hasura reads it
+    schema = build_schema("scalar uuid\ntype Query { unused: Boolean }\n" + text)
+    assert schema.mutation_type is not None
+    return dict(schema.mutation_type.fields)
+
+
+def test_actions_graphql_and_actions_yaml_declare_the_same_actions() -> None:
+    declared = {action["name"] for action in load_yaml(METADATA / "actions.yaml")["actions"]}
+    assert set(actions_schema_fields()) == declared == {
+        "generateWorld", "resumeGeneration", "regenerateFromPhase", "cancelGeneration"
+    }  # fmt: skip
+
+
+def test_every_action_has_a_handler_in_worldgen() -> None:
+    from worldgen.handlers.actions import ACTION_NAMES
+
+    assert set(actions_schema_fields()) == set(ACTION_NAMES)
+
+
+def test_actions_call_the_handler_with_the_shared_secret_and_return_generation_started() -> None:
+    for action in load_yaml(METADATA / "actions.yaml")["actions"]:
+        definition = action["definition"]
+        assert definition["kind"] == "synchronous"
+        assert definition["handler"] == "{{WORLDGEN_ACTION_URL}}"
+        assert definition["timeout"] == 25  # below Hasura's 30 s default: the handler only starts the run
+        assert {"name": "x-worldgen-action-secret", "value_from_env": "WORLDGEN_ACTION_SECRET"} in definition[
+            "headers"
+        ]
+        assert action["permissions"] == [{"role": ROLE}]
+    for name, field in actions_schema_fields().items():
+        assert get_named_type(field.type).name == "GenerationStarted", name
+
+
+def test_generation_started_links_to_the_generations_table(catalog: dict[str, Any]) -> None:
+    objects = load_yaml(METADATA / "actions.yaml")["custom_types"]["objects"]
+    (started,) = [o for o in objects if o["name"] == "GenerationStarted"]
+    (relationship,) = started["relationships"]
+    assert relationship["name"] == "generation" and relationship["type"] == "object"
+    assert relationship["remote_table"] == {"name": "generations", "schema": "public"}
+    assert relationship["field_mapping"] == {"generation_id": "id"}
+    output = get_named_type(actions_schema_fields()["generateWorld"].type)
+    assert isinstance(output, GraphQLObjectType)
+    assert set(output.fields) == {"generation_id", "execution_arn", "status"}
+    assert "id" in catalog["columns"]["generations"]
+
+
+def test_metadata_directory_is_a_complete_version_3_export() -> None:
+    assert load_yaml(METADATA / "version.yaml") == {"version": 3}
+    (source,) = load_yaml(METADATA / "databases" / "databases.yaml")
+    assert source["name"] == "default"
+    assert source["configuration"]["connection_info"]["database_url"] == {
+        "from_env": "HASURA_GRAPHQL_DATABASE_URL"
+    }
+    for name in (
+        "allow_list", "cron_triggers", "query_collections", "remote_schemas", "inherited_roles",
+        "rest_endpoints", "api_limits", "network", "backend_configs", "graphql_schema_introspection",
+        "metrics_config", "opentelemetry",
+    ):  # fmt: skip
+        assert load_yaml(METADATA / f"{name}.yaml") is not None, name
+    config = load_yaml(METADATA.parent / "config.yaml")
+    assert config["version"] == 3
+    assert (METADATA.parent / config["migrations_directory"]).is_dir()
+    assert (METADATA.parent / config["metadata_directory"]) == METADATA
+    assert config["actions"]["kind"] == "synchronous"
