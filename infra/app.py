@@ -1,4 +1,4 @@
-"""CDK entry point: ``cdk synth -c env=dev`` (or ``python infra/app.py`` with ``-c`` given as CDK_CONTEXT_JSON).
+"""CDK entry point: ``cdk synth -c env=dev``, or offline ``python infra/app.py -c env=dev``.
 
 Context:
 - ``env``: dev | staging | prod (required; see infra/environments.json).
@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# `python infra/app.py` puts infra/ first on sys.path; the repo root and the worldgen layer are needed instead.
+# `python infra/app.py` puts infra/ on sys.path; the repo root and the worldgen layer are needed.
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 for _path in (_REPO_ROOT / "layers" / "worldgen" / "python", _REPO_ROOT):
     if str(_path) not in sys.path:

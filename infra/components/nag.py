@@ -13,5 +13,7 @@ def acknowledge(construct: IConstruct, rule: str, reason: str, *findings: str) -
     """
     if not reason.strip():
         raise ValueError(f"acknowledging {rule} needs a reason")
-    ids = [f"{rule}[{finding}]" for finding in findings] or [rule]
+    # The plugin's name prefixes the rule id, as the validation report's "Acknowledge with" hints show.
+    pack = rule.split("-", 1)[0]
+    ids = [f"{pack}::{rule}[{finding}]" for finding in findings] or [f"{pack}::{rule}"]
     Validations.of(construct).acknowledge(*(Acknowledgment(id=rule_id, reason=reason) for rule_id in ids))

@@ -118,7 +118,7 @@ class Observability(Construct):
             f"{function_id}DurationP95",
             function.metric_duration(period=PERIOD, statistic="p95"),
             limit_ms,
-            f"Phase {phase_id} p95 duration is above {DURATION_ALARM_FRACTION:.0%} of its {timeout} s timeout",
+            f"Phase {phase_id} p95 duration above {DURATION_ALARM_FRACTION:.0%} of its {timeout} s timeout",
         )
 
     def _dashboard(

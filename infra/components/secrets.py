@@ -32,7 +32,7 @@ class WorldgenSecrets(Construct):
                     self,
                     "AnthropicApiKey",
                     secret_name=f"{config.stack_name}/anthropic-api-key",
-                    description="Anthropic API key for worldgen; fill with `aws secretsmanager put-secret-value`",
+                    description="Anthropic API key for worldgen; fill it with put-secret-value (infra/README.md)",
                     removal_policy=RemovalPolicy.RETAIN if config.is_production else RemovalPolicy.DESTROY,
                 )
                 acknowledge(

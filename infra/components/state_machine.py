@@ -15,9 +15,9 @@ from constructs import Construct
 from worldgen.functions_registry import STATE_MACHINE_FUNCTIONS
 from worldgen.statemachine import placeholders
 
+from infra import paths
 from infra.components.nag import acknowledge
 from infra.config import EnvironmentConfig
-from infra import paths
 
 
 def definition_substitutions(asl_path: Path, values: Mapping[str, str]) -> dict[str, str]:
@@ -31,7 +31,8 @@ def definition_substitutions(asl_path: Path, values: Mapping[str, str]) -> dict[
     unused = sorted(set(values) - expected)
     if missing or unused:
         raise ValueError(
-            f"{asl_path.name}: placeholders without a value {missing}, values without a placeholder {unused}; "
+            f"{asl_path.name}: placeholders without a value {missing}, "
+            f"values without a placeholder {unused}; "
             "run `make asl` if the registry changed"
         )
     return dict(values)

@@ -183,10 +183,19 @@ def test_alarms_cover_executions_and_errors_throttles_and_p95_duration_of_each_p
     assert all(alarm["Properties"]["AlarmActions"] for alarm in alarms)
 
 
-def test_dashboard_shows_executions_durations_tokens_cost_and_rows_per_phase(synthesized: Synthesized) -> None:
+def test_dashboard_shows_executions_durations_tokens_cost_and_rows_per_phase(
+    synthesized: Synthesized,
+) -> None:
     (dashboard,) = synthesized.of_type("AWS::CloudWatch::Dashboard").values()
     body = render(dashboard["Properties"]["DashboardBody"])
-    for metric in ("ExecutionsFailed", "InputTokens", "OutputTokens", "CacheReadInputTokens", "CostUsd", "PhaseRows"):
+    for metric in (
+        "ExecutionsFailed",
+        "InputTokens",
+        "OutputTokens",
+        "CacheReadInputTokens",
+        "CostUsd",
+        "PhaseRows",
+    ):
         assert f'"{metric}"' in body, metric
     for phase in PHASES:
         assert f'"phase","{phase.id}"' in body, phase.id

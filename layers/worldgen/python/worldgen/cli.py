@@ -1,14 +1,12 @@
-"""The ``worldgen`` command line."""
+"""The ``worldgen`` command line. Every command imports what it needs when it runs."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from worldgen.settings import MODEL_PROVIDERS
-
-Command = Callable[[argparse.Namespace], int]
 
 
 def _db_migrate(args: argparse.Namespace) -> int:
@@ -17,19 +15,14 @@ def _db_migrate(args: argparse.Namespace) -> int:
 
     url = local_database_url()
     try:
-        if args.down:
-            done = migrate_down(url, args.down)
-            verb = "reverted"
-        else:
-            done = migrate(url)
-            verb = "applied"
+        done = migrate_down(url, args.down) if args.down else migrate(url)
     except MigrationFailed as exc:
         print(f"migration failed: {exc}", file=sys.stderr)
         return 1
     if not done:
         print("nothing to do: the database is up to date")
     for migration in done:
-        print(f"{verb} {migration.version}_{migration.name}")
+        print(f"{'reverted' if args.down else 'applied'} {migration.version}_{migration.name}")
     return 0
 
 
@@ -55,28 +48,17 @@ def _schemas(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser(commands: dict[str, Command]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="worldgen", description="Generate campaign worlds, phase by phase.")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _schema_from_hasura(args: argparse.Namespace) -> int:
+    import json
 
-    db = sub.add_parser("db", help="database commands")
-    db_sub = db.add_subparsers(dest="db_command", required=True)
-    migrate = db_sub.add_parser("migrate", help="apply pending migrations (or revert with --down N)")
-    migrate.add_argument("--down", type=int, default=0, metavar="N", help="revert the N latest migrations")
-    migrate.set_defaults(func=commands["db migrate"])
+    from worldgen.schema import hasura
 
-    sub.add_parser("asl", help="regenerate statemachine/generation.asl.json").set_defaults(func=commands["asl"])
-    sub.add_parser("schemas", help="regenerate the phase tool schemas from the catalog").set_defaults(
-        func=commands["schemas"]
-    )
-    for name, extra in _LATE_COMMANDS:
-        extra(sub, commands[name])
-    return parser
-
-
-_LATE_COMMANDS: list[tuple[str, Callable[[argparse._SubParsersAction, Command], None]]] = []  # type: ignore[type-arg]
-
-COMMANDS: dict[str, Command] = {"db migrate": _db_migrate, "asl": _asl, "schemas": _schemas}
+    source = args.from_hasura
+    if source.startswith(("http://", "https://")):
+        source = json.dumps(hasura.fetch_introspection(source, args.admin_secret))
+    tools = hasura.phase_tools_from_hasura(source)
+    print(json.dumps(tools, indent=2, ensure_ascii=False))
+    return 0
 
 
 def model_choice(value: str) -> str:
@@ -85,11 +67,67 @@ def model_choice(value: str) -> str:
     return value
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from worldgen.local import commands  # registers the generation commands
+def _generation(name: str):  # type: ignore[no-untyped-def]
+    def run(args: argparse.Namespace) -> int:
+        from worldgen.local import commands
 
-    commands.register(COMMANDS, _LATE_COMMANDS)
-    args = build_parser(COMMANDS).parse_args(argv)
+        return int(getattr(commands, name)(args))
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="worldgen", description="Generate campaign worlds, phase by phase.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", help="database commands").add_subparsers(dest="db_command", required=True)
+    migrate = db.add_parser("migrate", help="apply pending migrations (or revert with --down N)")
+    migrate.add_argument("--down", type=int, default=0, metavar="N", help="revert the N latest migrations")
+    migrate.set_defaults(func=_db_migrate)
+
+    sub.add_parser("asl", help="regenerate statemachine/generation.asl.json").set_defaults(func=_asl)
+    sub.add_parser("schemas", help="regenerate the phase tool schemas from the catalog").set_defaults(
+        func=_schemas
+    )
+    schema = sub.add_parser("schema", help="print phase tool schemas built from a Hasura schema")
+    schema.add_argument("--from-hasura", required=True, metavar="FILE|URL", help="introspection JSON, SDL or URL")
+    schema.add_argument("--admin-secret", default=None, help="x-hasura-admin-secret for a URL")
+    schema.set_defaults(func=_schema_from_hasura)
+
+    def with_model(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        command.add_argument("--model", type=model_choice, default=None, help="procedural | anthropic | bedrock")
+        command.add_argument("--seed", type=int, default=None, help="procedural model seed")
+        command.add_argument("--scale", type=float, default=None, help="procedural rows multiplier")
+        return command
+
+    with_model(sub.add_parser("demo", help="generate the sample campaign's world")).set_defaults(
+        func=_generation("demo")
+    )
+    generate = with_model(sub.add_parser("generate", help="generate the world of a campaign file"))
+    generate.add_argument("--campaign", required=True, metavar="FILE", help="campaign JSON (setting, tone, PCs)")
+    generate.set_defaults(func=_generation("generate"))
+
+    status = sub.add_parser("status", help="show a generation (default: the latest)")
+    status.add_argument("generation_id", nargs="?", default=None)
+    status.set_defaults(func=_generation("status"))
+    resume = with_model(sub.add_parser("resume", help="run a failed generation again from where it failed"))
+    resume.add_argument("generation_id")
+    resume.set_defaults(func=_generation("resume"))
+    regenerate = with_model(sub.add_parser("regenerate", help="regenerate a phase and everything downstream"))
+    regenerate.add_argument("campaign_id")
+    regenerate.add_argument("phase")
+    regenerate.set_defaults(func=_generation("regenerate"))
+    cancel = sub.add_parser("cancel", help="cancel a running generation")
+    cancel.add_argument("generation_id")
+    cancel.set_defaults(func=_generation("cancel"))
+    serve = with_model(sub.add_parser("serve", help="serve the Hasura actions on 127.0.0.1"))
+    serve.add_argument("--port", type=int, default=8089)
+    serve.set_defaults(func=_generation("serve"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     return int(args.func(args))
 
 

@@ -157,9 +157,12 @@ def _start_execution(conn: psycopg.Connection[Any], generation_id: uuid.UUID, ca
 def generate_world(conn: psycopg.Connection[Any], data: dict[str, Any], caller: Caller) -> dict[str, Any]:
     request = CampaignInput.model_validate(data)
     _load_campaign(conn, request.campaign_id, caller)
-    provider = get_settings().model_provider
+    settings = get_settings()
+    options = {"seed": settings.seed, "scale": settings.scale}
     try:
-        generation_id = generations.create_generation(conn, request.campaign_id, provider=provider)
+        generation_id = generations.create_generation(
+            conn, request.campaign_id, provider=settings.model_provider, options=options
+        )
     except generations.GenerationActive as exc:
         raise ActionError(409, "generation-active", str(exc)) from exc
     arn = _start_execution(conn, generation_id, request.campaign_id, str(generation_id))
@@ -197,7 +200,7 @@ def regenerate_from_phase(conn: psycopg.Connection[Any], data: dict[str, Any], c
             conn,
             request.campaign_id,
             provider=get_settings().model_provider,
-            options={"regenerate_from": phase},
+            options={"regenerate_from": phase, "seed": get_settings().seed + 1, "scale": get_settings().scale},
             phases=descendants(phase),
         )
     except generations.GenerationActive as exc:

@@ -27,9 +27,8 @@ def ensure_runtime_dir() -> None:
 @cache
 def embedded_server(data_dir: Path | None = None) -> Any:
     """Start (or reuse) pgserver with its data under ``.worldgen/pgdata``; stopped at exit."""
-    import pgserver  # a dev dependency: imported only when the embedded server is wanted
-
     ensure_runtime_dir()
+    import pgserver  # a dev dependency: imported only when the embedded server is wanted
     root = (data_dir or get_settings().local_data_dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
     return pgserver.get_server(root / "pgdata", cleanup_mode="stop")

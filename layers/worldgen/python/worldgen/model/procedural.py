@@ -249,11 +249,12 @@ class _PhaseGenerator:
         pool = self.pool(table, prop, item)
         if not pool:
             return None
-        if refs[prop] == "player_characters" or not is_edge:
+        ends = [p for p in item["required"] if p in refs]
+        if refs[prop] == "player_characters" or not is_edge or prop not in ends[1:]:
             return pool[position % len(pool)]
-        # Edge ends: the first end walks the pool so every row of it gets an edge; others vary.
-        offset = sum(map(ord, prop))
-        return pool[(position + attempt * offset) % len(pool)] if attempt else pool[position % len(pool)]
+        # The first end walks its pool so every row of it gets an edge; the other ends step away
+        # from it (a different row of the same table) and further on each retry.
+        return pool[(position + ends.index(prop) * (1 + attempt)) % len(pool)]
 
     def scalar(self, table: str, prop: str, schema: dict[str, Any], rng: random.Random, row: dict[str, Any]) -> Any:
         kind = schema.get("type")

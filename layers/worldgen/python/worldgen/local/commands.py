@@ -1,0 +1,153 @@
+"""The generation commands of the CLI: demo, generate, status, resume, regenerate, cancel, serve."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from worldgen.db.connection import connect
+from worldgen.functions_registry import START_FUNCTION
+from worldgen.local.campaigns import SAMPLE_CAMPAIGN, CampaignFile, insert_campaign, read_campaign_file
+from worldgen.local.database import migrated_local_database
+from worldgen.local.progress import ProgressPrinter, generation_report, provider_label
+from worldgen.local.runtime import LocalRuntime, function_url_event
+
+
+def _runtime(args: argparse.Namespace, url: str) -> LocalRuntime:
+    environment = {"WORLDGEN_DATABASE_URL": url}
+    if getattr(args, "model", None):
+        environment["WORLDGEN_MODEL_PROVIDER"] = args.model
+    if getattr(args, "seed", None) is not None:
+        environment["WORLDGEN_SEED"] = str(args.seed)
+    if getattr(args, "scale", None) is not None:
+        environment["WORLDGEN_SCALE"] = str(args.scale)
+    return LocalRuntime(environment=environment)
+
+
+def _follow(runtime: LocalRuntime, url: str, status: int, body: dict[str, Any]) -> int:
+    """Print live progress until the execution ends, then the summary. Exit code 0 on success."""
+    if status != 200:
+        print(f"refused ({status}): {body['message']} [{body['extensions']['code']}]", file=sys.stderr)
+        return 2
+    generation_id = body["generation_id"]
+    print(f"generation {generation_id} started: {body['execution_arn']}")
+    with connect(url) as conn:
+        printer = ProgressPrinter(conn, generation_id)
+        started = time.perf_counter()
+        execution = runtime.wait(body["execution_arn"], on_poll=printer.poll, poll_seconds=0.05)
+        printer.poll()
+        wall = time.perf_counter() - started
+        print()
+        print(generation_report(conn, generation_id))
+    print(f"\nexecution {execution['status']} in {wall:.2f} s of wall time")
+    if execution["status"] != "SUCCEEDED":
+        print(f"error: {execution.get('error')}: {(execution.get('cause') or '')[:500]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def generate_campaign(args: argparse.Namespace, campaign: CampaignFile) -> int:
+    url = migrated_local_database()
+    with connect(url) as conn:
+        campaign_id = insert_campaign(conn, campaign)
+    model = args.model or "procedural"
+    print(f"campaign {campaign.name!r} ({campaign_id}), {len(campaign.player_characters)} player characters")
+    print(f"model: {provider_label(model)}")
+    with _runtime(args, url) as runtime:
+        status, body = runtime.action("generateWorld", {"campaign_id": str(campaign_id)}, user_id=campaign.owner_id)
+        return _follow(runtime, url, status, body)
+
+
+def demo(args: argparse.Namespace) -> int:
+    return generate_campaign(args, read_campaign_file(SAMPLE_CAMPAIGN))
+
+
+def generate(args: argparse.Namespace) -> int:
+    try:
+        campaign = read_campaign_file(Path(args.campaign))
+    except (OSError, ValueError) as exc:
+        print(f"cannot read campaign file {args.campaign}: {exc}", file=sys.stderr)
+        return 2
+    return generate_campaign(args, campaign)
+
+
+def status(args: argparse.Namespace) -> int:
+    url = migrated_local_database()
+    with connect(url) as conn:
+        generation_id = args.generation_id
+        if generation_id is None:
+            row = conn.execute("SELECT id FROM generations ORDER BY started_at DESC LIMIT 1").fetchone()
+            if row is None:
+                print("no generations yet: run `worldgen demo`")
+                return 1
+            generation_id = row["id"]
+        print(generation_report(conn, generation_id))
+    return 0
+
+
+def _admin_action(args: argparse.Namespace, name: str, data: dict[str, Any], follow: bool = True) -> int:
+    url = migrated_local_database()
+    with _runtime(args, url) as runtime:
+        status_code, body = runtime.action(name, data, role="admin")
+        if not follow or status_code != 200:
+            print(json.dumps(body, indent=2))
+            return 0 if status_code == 200 else 2
+        return _follow(runtime, url, status_code, body)
+
+
+def resume(args: argparse.Namespace) -> int:
+    return _admin_action(args, "resumeGeneration", {"generation_id": args.generation_id})
+
+
+def regenerate(args: argparse.Namespace) -> int:
+    return _admin_action(args, "regenerateFromPhase", {"campaign_id": args.campaign_id, "phase": args.phase})
+
+
+def cancel(args: argparse.Namespace) -> int:
+    return _admin_action(args, "cancelGeneration", {"generation_id": args.generation_id}, follow=False)
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Hasura's action contract on http://127.0.0.1:PORT/, as the Function URL serves it on AWS."""
+    url = migrated_local_database()
+    with _runtime(args, url) as runtime:
+
+        class ActionHandler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length).decode("utf-8", errors="replace")
+                event = function_url_event(body, self.headers.get("x-worldgen-action-secret"))
+                response = runtime.invoke(START_FUNCTION, event)
+                data = response["body"].encode()
+                self.send_response(response["statusCode"])
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *values: Any) -> None:
+                print(f"{self.address_string()} {format % values}", file=sys.stderr)
+
+        server = ThreadingHTTPServer(("127.0.0.1", args.port), ActionHandler)
+        print(f"serving Hasura actions on http://127.0.0.1:{server.server_port}/")
+        print(f"set WORLDGEN_ACTION_SECRET={runtime.action_secret} in Hasura's environment")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+    return 0
+
+
+def _uuid(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a UUID") from None

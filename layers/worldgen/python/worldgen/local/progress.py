@@ -1,0 +1,99 @@
+"""Live progress and summaries of a generation, read from generations / phase_runs / model_calls."""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from typing import Any, TextIO
+
+import psycopg
+
+from worldgen.phases import PHASES, PHASES_BY_ID
+
+_MARK = {"running": "…", "succeeded": "✓", "failed": "✗", "rolled_back": "↺"}
+
+
+def provider_label(provider: str) -> str:
+    if provider == "procedural":
+        return "procedural (offline generator, not Claude)"
+    return provider
+
+
+class ProgressPrinter:
+    """Prints one line per phase whenever its status changes (polled from the database)."""
+
+    def __init__(self, conn: psycopg.Connection[Any], generation_id: uuid.UUID | str, out: TextIO = sys.stdout):
+        self.conn, self.generation_id, self.out = conn, str(generation_id), out
+        self.seen: dict[str, tuple[str, int]] = {}
+        self.started = time.perf_counter()
+
+    def poll(self) -> None:
+        rows = self.conn.execute(
+            "SELECT phase, status, attempt, rows_total, duration_ms, error_type FROM phase_runs"
+            " WHERE generation_id = %s",
+            (self.generation_id,),
+        ).fetchall()
+        self.conn.commit()
+        for row in sorted(rows, key=lambda r: [p.id for p in PHASES].index(r["phase"])):
+            state = (row["status"], row["attempt"])
+            if self.seen.get(row["phase"]) == state:
+                continue
+            self.seen[row["phase"]] = state
+            phase = PHASES_BY_ID[row["phase"]]
+            line = f"  {_MARK.get(row['status'], '?')} {phase.id} {phase.name:<28} {row['status']:<11}"
+            if row["status"] == "succeeded":
+                line += f" {row['rows_total']:>5} rows  {(row['duration_ms'] or 0) / 1000:6.2f} s"
+            if row["attempt"] > 1:
+                line += f"  (attempt {row['attempt']})"
+            if row["error_type"]:
+                line += f"  {row['error_type']}"
+            elapsed = time.perf_counter() - self.started
+            print(f"[{elapsed:6.2f} s]{line}", file=self.out, flush=True)
+
+
+def generation_report(conn: psycopg.Connection[Any], generation_id: uuid.UUID | str) -> str:
+    from worldgen.generations import generation_summary
+
+    generation = conn.execute(
+        "SELECT g.*, c.name AS campaign_name FROM generations g JOIN campaigns c ON c.id = g.campaign_id"
+        " WHERE g.id = %s",
+        (str(generation_id),),
+    ).fetchone()
+    if generation is None:
+        return f"no generation {generation_id}"
+    summary = generation_summary(conn, generation_id)
+    conn.commit()
+    lines = [
+        f"generation {generation['id']}  campaign {generation['campaign_name']!r}",
+        f"  status: {generation['status']}"
+        + (f"  ({generation['error_type']}: {generation['error_message']})" if generation["error_type"] else "")
+        + ("  [redrivable: `worldgen resume`]" if generation["redrivable"] else ""),
+        f"  model: {provider_label(generation['model_provider'])}",
+        "",
+        f"  {'phase':<6}{'status':<12}{'rows':>6}{'seconds':>9}{'model s':>9}{'db s':>7}{'calls':>6}"
+        f"{'in tok':>9}{'out tok':>9}{'cost $':>10}",
+    ]
+    calls = {c["phase"]: c for c in summary["model_calls"]}
+    for run in summary["phases"]:
+        call = calls.get(run["phase"], {})
+        lines.append(
+            f"  {run['phase']:<6}{run['status']:<12}{run['rows_total'] or 0:>6}"
+            f"{(run['duration_ms'] or 0) / 1000:>9.2f}{(run['model_ms'] or 0) / 1000:>9.2f}"
+            f"{(run['db_ms'] or 0) / 1000:>7.2f}{call.get('calls', 0):>6}{int(call.get('input_tokens') or 0):>9}"
+            f"{int(call.get('output_tokens') or 0):>9}{float(call.get('cost_usd') or 0):>10.4f}"
+        )
+    lines.append(
+        f"  {'total':<18}{summary['rows_total']:>6}{'':>31}{summary['input_tokens']:>9}"
+        f"{summary['output_tokens']:>9}{summary['cost_usd']:>10.4f}"
+    )
+    tables: dict[str, int] = {}
+    for run in summary["phases"]:
+        if run["status"] == "succeeded":
+            tables.update(run["rows_per_table"] or {})
+    if tables:
+        lines += ["", "  rows per table:"]
+        items = [f"{t} {n}" for t, n in tables.items()]
+        for start in range(0, len(items), 4):
+            lines.append("    " + ", ".join(items[start : start + 4]))
+    return "\n".join(lines)

@@ -1,0 +1,89 @@
+"""Synth refuses configurations and inputs that would deploy a broken stack."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+from pydantic import ValidationError
+from worldgen.functions_registry import STATE_MACHINE_FUNCTIONS
+
+from infra import paths
+from infra.components.functions import settings_environment
+from infra.components.layers import WorldgenLayers
+from infra.components.state_machine import definition_substitutions
+from infra.config import EnvironmentConfig, load_environments
+
+pytestmark = pytest.mark.xdist_group("infra")
+
+VALID = {
+    "name": "dev",
+    "account": "111111111111",
+    "region": "eu-west-1",
+    "model_provider": "anthropic",
+    "default_model": "claude-sonnet-4-5",
+    "database_secret_arn": "arn:aws:secretsmanager:eu-west-1:111111111111:secret:worldgen/db-AbCdEf",
+}
+
+
+def test_committed_environments_file_defines_dev_staging_and_prod() -> None:
+    assert set(load_environments()) == {"dev", "staging", "prod"}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("database_secret_arn", "arn:aws:secretsmanager:eu-west-1:111111111111:secret:worldgen/db"),
+        ("model_provider", "openai"),
+        ("log_retention_days", 10),
+        ("phase_models", {"9Z": "claude-haiku-4-5"}),
+        ("account", "12345"),
+    ],
+)
+def test_environment_config_rejects_a_value_that_would_synthesize_a_broken_stack(
+    field: str, value: object
+) -> None:
+    with pytest.raises(ValidationError):
+        EnvironmentConfig.model_validate({**VALID, field: value})
+
+
+def _asl_with(tmp_path: Path, names: list[str]) -> Path:
+    asl = tmp_path / "generation.asl.json"
+    asl.write_text(json.dumps({"States": {n: {"Parameters": {"FunctionName": f"${{{n}}}"}} for n in names}}))
+    return asl
+
+
+def test_substitutions_fail_when_a_placeholder_has_no_value(tmp_path: Path) -> None:
+    asl = _asl_with(tmp_path, ["AArn", "BArn"])
+    with pytest.raises(ValueError, match=r"placeholders without a value \['BArn'\]"):
+        definition_substitutions(asl, {"AArn": "arn:a"})
+
+
+def test_substitutions_fail_when_a_value_has_no_placeholder(tmp_path: Path) -> None:
+    asl = _asl_with(tmp_path, ["AArn"])
+    with pytest.raises(ValueError, match=r"values without a placeholder \['ZArn'\]"):
+        definition_substitutions(asl, {"AArn": "arn:a", "ZArn": "arn:z"})
+
+
+def test_committed_asl_placeholders_are_exactly_the_state_machine_functions() -> None:
+    values = {spec.placeholder: "arn" for spec in STATE_MACHINE_FUNCTIONS}
+    assert definition_substitutions(paths.ASL_PATH, values) == values
+
+
+def test_settings_environment_refuses_a_name_the_functions_would_ignore() -> None:
+    assert settings_environment(model_provider="bedrock", bedrock_region=None) == {
+        "WORLDGEN_MODEL_PROVIDER": "bedrock"
+    }
+    with pytest.raises(ValueError, match="modle_provider"):
+        settings_environment(modle_provider="bedrock")
+
+
+def test_synth_without_a_built_dependencies_layer_fails_and_names_make_layers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(paths, "DEPENDENCIES_LAYER_DIR", tmp_path)
+    stack = cdk.Stack(cdk.App())
+    with pytest.raises(FileNotFoundError, match="make layers"):
+        WorldgenLayers(stack, "Layers", skip_dependencies=False)
