@@ -13,6 +13,7 @@ from typing import Literal
 
 from aws_cdk import aws_logs as logs
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
 from worldgen.settings import ModelProvider
 
 EnvironmentName = Literal["dev", "staging", "prod"]

@@ -19,6 +19,7 @@ from worldgen.db.connection import connect, reset_shared_connection
 from worldgen.local.postgres import clone_database, drop_database, ensure_runtime_dir, migrated_template
 from worldgen.settings import get_settings
 
+ensure_runtime_dir()  # before anything imports platformdirs or pgserver
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
 _clone_numbers = itertools.count()
@@ -65,7 +66,11 @@ def conn(db_url: str) -> Iterator[psycopg.Connection[dict[str, Any]]]:
 def settings_env(monkeypatch: pytest.MonkeyPatch, db_url: str) -> Iterator[str]:
     """Settings pointing at the test database (and nothing else from the developer's environment)."""
     for name in list(os.environ):
-        if name.startswith("WORLDGEN_") or name in ("DATABASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"):
+        if name.startswith("WORLDGEN_") or name in (
+            "DATABASE_URL",
+            "ANTHROPIC_API_KEY",
+            "ANTHROPIC_BASE_URL",
+        ):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("WORLDGEN_DATABASE_URL", db_url)
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")

@@ -40,7 +40,7 @@ class ActionEndpoint(Construct):
         )
         self.function_url = function.add_function_url(auth_type=lambda_.FunctionUrlAuthType.NONE)
         acknowledge(
-            function.role,
+            function.role or function,
             "AwsSolutions-IAM5",
             "Execution ARNs end in a run-time execution name; the wildcard covers only "
             "executions of this one state machine (cancel and status).",

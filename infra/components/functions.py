@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import cast
 
 from aws_cdk import Duration, RemovalPolicy, Stack
@@ -12,14 +13,14 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
-from worldgen.functions_registry import ALL_FUNCTIONS, START_FUNCTION, LambdaFunction
-from worldgen.settings import Settings
 
 from infra.components.layers import ARCHITECTURE, RUNTIME
 from infra.components.nag import acknowledge
 from infra.components.secrets import WorldgenSecrets
 from infra.config import EnvironmentConfig, NetworkConfig
 from infra.paths import FUNCTIONS_DIR
+from worldgen.functions_registry import ALL_FUNCTIONS, START_FUNCTION, LambdaFunction
+from worldgen.settings import Settings
 
 POWERTOOLS_ENVIRONMENT = {
     "POWERTOOLS_SERVICE_NAME": "worldgen",
@@ -97,9 +98,13 @@ class WorldgenFunctions(Construct):
             tracing=lambda_.Tracing.ACTIVE,
             environment={**POWERTOOLS_ENVIRONMENT, **self._environment(spec)},
             reserved_concurrent_executions=config.phase_reserved_concurrency if spec.phase else None,
-            **self._network_props(role),
+            vpc=self._network.vpc if self._network else None,
+            vpc_subnets=ec2.SubnetSelection(subnets=self._network.subnets) if self._network else None,
+            security_groups=self._network.security_groups if self._network else None,
         )
         cast(lambda_.CfnFunction, function.node.default_child).override_logical_id(spec.id)
+        if self._network:
+            self._grant_network_interfaces(role)
         self._grant_secrets(spec, role)
         if spec.phase and config.model_provider == "bedrock":
             self._grant_bedrock(role)
@@ -163,10 +168,7 @@ class WorldgenFunctions(Construct):
             f"Resource::arn:aws:bedrock:*:{stack.account}:inference-profile/*anthropic.*",
         )
 
-    def _network_props(self, role: iam.Role) -> dict[str, object]:
-        if self._network is None:
-            return {}
-        vpc, subnets, security_groups = self._network
+    def _grant_network_interfaces(self, role: iam.Role) -> None:
         # A function given its own role gets no VPC permissions from CDK: attach AWS's policy for ENIs.
         role.add_managed_policy(
             iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaVPCAccessExecutionRole")
@@ -179,16 +181,16 @@ class WorldgenFunctions(Construct):
             "scoping).",
             "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole",
         )
-        return {
-            "vpc": vpc,
-            "vpc_subnets": ec2.SubnetSelection(subnets=subnets),
-            "security_groups": security_groups,
-        }
 
 
-def _imported_network(
-    scope: Construct, network: NetworkConfig
-) -> tuple[ec2.IVpc, list[ec2.ISubnet], list[ec2.ISecurityGroup]]:
+@dataclass(frozen=True)
+class ImportedNetwork:
+    vpc: ec2.IVpc
+    subnets: list[ec2.ISubnet]
+    security_groups: list[ec2.ISecurityGroup]
+
+
+def _imported_network(scope: Construct, network: NetworkConfig) -> ImportedNetwork:
     """The configured VPC, subnets and security groups, imported by id (no lookup: synth stays offline)."""
     vpc = ec2.Vpc.from_vpc_attributes(
         scope, "Vpc", vpc_id=network.vpc_id, availability_zones=list(network.availability_zones)
@@ -198,4 +200,4 @@ def _imported_network(
         ec2.SecurityGroup.from_security_group_id(scope, f"SecurityGroup{i}", g, mutable=False)
         for i, g in enumerate(network.security_group_ids)
     ]
-    return vpc, subnets, groups
+    return ImportedNetwork(vpc, subnets, groups)

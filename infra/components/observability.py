@@ -12,11 +12,11 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
-from worldgen.functions_registry import PHASE_FUNCTIONS
-from worldgen.phases import PHASES_BY_ID
 
 from infra.components.nag import acknowledge
 from infra.config import EnvironmentConfig
+from worldgen.functions_registry import PHASE_FUNCTIONS
+from worldgen.phases import PHASES_BY_ID
 
 METRICS_NAMESPACE = "Worldgen"
 SERVICE = "worldgen"
@@ -68,9 +68,7 @@ class Observability(Construct):
             alarm.add_alarm_action(notify)
         self.dashboard = self._dashboard(config, state_machine, functions)
 
-    def _alarm(
-        self, construct_id: str, metric: cloudwatch.IMetric, threshold: float, description: str
-    ) -> None:
+    def _alarm(self, construct_id: str, metric: cloudwatch.IMetric, threshold: float, description: str) -> None:
         self.alarms.append(
             cloudwatch.Alarm(
                 self,
@@ -98,9 +96,7 @@ class Observability(Construct):
             "A generation execution timed out",
         )
 
-    def _phase_alarms(
-        self, function_id: str, phase_id: str, function: lambda_.Function, timeout: int
-    ) -> None:
+    def _phase_alarms(self, function_id: str, phase_id: str, function: lambda_.Function, timeout: int) -> None:
         self._alarm(
             f"{function_id}Errors",
             function.metric_errors(period=PERIOD, statistic="Sum"),
@@ -169,8 +165,7 @@ class Observability(Construct):
             width=12,
         )
         header = cloudwatch.TextWidget(
-            markdown=f"# {config.stack_name}\nPhases: "
-            + ", ".join(f"{p} {PHASES_BY_ID[p].name}" for p in phase_ids),
+            markdown=f"# {config.stack_name}\nPhases: " + ", ".join(f"{p} {PHASES_BY_ID[p].name}" for p in phase_ids),
             width=24,
             height=2,
         )

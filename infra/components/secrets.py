@@ -17,9 +17,7 @@ class WorldgenSecrets(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig) -> None:
         super().__init__(scope, construct_id)
-        self.database = secretsmanager.Secret.from_secret_complete_arn(
-            self, "Database", config.database_secret_arn
-        )
+        self.database = secretsmanager.Secret.from_secret_complete_arn(self, "Database", config.database_secret_arn)
         self.anthropic_api_key: secretsmanager.ISecret | None = None
         if config.model_provider == "anthropic":
             if config.anthropic_api_key_secret_arn:
@@ -32,7 +30,7 @@ class WorldgenSecrets(Construct):
                     self,
                     "AnthropicApiKey",
                     secret_name=f"{config.stack_name}/anthropic-api-key",
-                    description="Anthropic API key for worldgen; fill it with put-secret-value (infra/README.md)",
+                    description="Anthropic API key for worldgen: fill it as infra/README.md says",
                     removal_policy=RemovalPolicy.RETAIN if config.is_production else RemovalPolicy.DESTROY,
                 )
                 acknowledge(
@@ -47,9 +45,7 @@ class WorldgenSecrets(Construct):
             "ActionSecret",
             secret_name=f"{config.stack_name}/action-secret",
             description=f"Shared secret Hasura sends in the {ACTION_SECRET_HEADER} header to the action URL",
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                password_length=48, exclude_punctuation=True
-            ),
+            generate_secret_string=secretsmanager.SecretStringGenerator(password_length=48, exclude_punctuation=True),
             removal_policy=RemovalPolicy.RETAIN if config.is_production else RemovalPolicy.DESTROY,
         )
         acknowledge(

@@ -12,12 +12,12 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
-from worldgen.functions_registry import STATE_MACHINE_FUNCTIONS
-from worldgen.statemachine import placeholders
 
 from infra import paths
 from infra.components.nag import acknowledge
 from infra.config import EnvironmentConfig
+from worldgen.functions_registry import STATE_MACHINE_FUNCTIONS
+from worldgen.statemachine import placeholders
 
 
 def definition_substitutions(asl_path: Path, values: Mapping[str, str]) -> dict[str, str]:

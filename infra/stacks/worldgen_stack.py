@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from aws_cdk import CfnOutput, Environment, Stack
 from constructs import Construct
-from worldgen.functions_registry import FAILURE_FUNCTION
 
 from infra.components.action_endpoint import ActionEndpoint
 from infra.components.failure_rule import GenerationFailureRule
@@ -14,14 +13,13 @@ from infra.components.observability import Observability
 from infra.components.secrets import ACTION_SECRET_HEADER, WorldgenSecrets
 from infra.components.state_machine import GenerationStateMachine
 from infra.config import EnvironmentConfig
+from worldgen.functions_registry import FAILURE_FUNCTION
 
 NOT_DEPLOYABLE = " [synthesized WITHOUT the dependencies layer (skip_dependencies_layer): NOT deployable]"
 
 
 class WorldgenStack(Stack):
-    def __init__(
-        self, scope: Construct, config: EnvironmentConfig, *, skip_dependencies_layer: bool = False
-    ) -> None:
+    def __init__(self, scope: Construct, config: EnvironmentConfig, *, skip_dependencies_layer: bool = False) -> None:
         description = f"worldgen {config.name}: LLM world generation (Step Functions + Lambda)"
         super().__init__(
             scope,
@@ -33,9 +31,7 @@ class WorldgenStack(Stack):
         self.config = config
         layers = WorldgenLayers(self, "Layers", skip_dependencies=skip_dependencies_layer)
         secrets = WorldgenSecrets(self, "Secrets", config=config)
-        self.functions = WorldgenFunctions(
-            self, "Functions", config=config, layers=layers.layers, secrets=secrets
-        )
+        self.functions = WorldgenFunctions(self, "Functions", config=config, layers=layers.layers, secrets=secrets)
         generation = GenerationStateMachine(self, "Generation", config=config, functions=self.functions.by_id)
         self.state_machine = generation.state_machine
         GenerationFailureRule(
@@ -44,9 +40,7 @@ class WorldgenStack(Stack):
             state_machine=self.state_machine,
             recorder=self.functions.by_id[FAILURE_FUNCTION.id],
         )
-        action = ActionEndpoint(
-            self, "Action", function=self.functions.start_generation, generation=generation
-        )
+        action = ActionEndpoint(self, "Action", function=self.functions.start_generation, generation=generation)
         observability = Observability(
             self,
             "Observability",

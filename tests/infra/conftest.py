@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import aws_cdk as cdk
 import pytest
@@ -18,49 +15,9 @@ for path in (REPO_ROOT / "layers" / "worldgen" / "python", REPO_ROOT):
         sys.path.insert(0, str(path))
 
 from infra.app import build_app  # noqa: E402
-from infra.stacks.worldgen_stack import WorldgenStack  # noqa: E402
+from tests.infra.synthesized import Synthesized  # noqa: E402
 
 ENVIRONMENTS = ("dev", "staging", "prod")
-
-
-@dataclass(frozen=True)
-class Synthesized:
-    env: str
-    stack: WorldgenStack
-    template: Template
-    template_path: Path
-    outdir: Path
-
-    @property
-    def resources(self) -> dict[str, dict[str, Any]]:
-        return dict(self.template.to_json()["Resources"])
-
-    def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
-        return {k: v for k, v in self.resources.items() if v["Type"] == resource_type}
-
-    def state_machine_properties(self) -> dict[str, Any]:
-        (machine,) = self.of_type("AWS::StepFunctions::StateMachine").values()
-        return dict(machine["Properties"])
-
-    def definition(self) -> dict[str, Any]:
-        """The ASL as deployed: the asset the template's DefinitionS3Location points at."""
-        key = self.state_machine_properties()["DefinitionS3Location"]["Key"]
-        return dict(json.loads((self.outdir / f"asset.{key}").read_text()))
-
-
-def render(value: Any) -> str:
-    """Flatten an Fn::Join of strings and references into one readable string."""
-    if isinstance(value, str):
-        return value
-    if "Fn::Join" in value:
-        separator, parts = value["Fn::Join"]
-        return str(separator).join(render(part) for part in parts)
-    if "Fn::GetAtt" in value:
-        logical_id, attribute = value["Fn::GetAtt"]
-        return f"<{logical_id}.{attribute}>"
-    if "Ref" in value:
-        return f"<{value['Ref']}>"
-    return json.dumps(value)
 
 
 @pytest.fixture(scope="session", params=ENVIRONMENTS)

@@ -7,15 +7,13 @@ import json
 import pytest
 from cfnlint.api import ManualArgs, lint_file
 
-from tests.infra.conftest import Synthesized
+from tests.infra.synthesized import Synthesized
 
 pytestmark = pytest.mark.xdist_group("infra")
 
 
 def test_cfn_lint_finds_no_errors_in_the_template(synthesized: Synthesized) -> None:
-    matches = lint_file(
-        synthesized.template_path, config=ManualArgs(regions=[synthesized.stack.config.region])
-    )
+    matches = lint_file(synthesized.template_path, config=ManualArgs(regions=[synthesized.stack.config.region]))
     errors = [f"{m.rule.id} {m.message} ({m.path})" for m in matches if m.rule.id.startswith("E")]
     assert errors == []
 

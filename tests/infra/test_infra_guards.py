@@ -8,13 +8,13 @@ from pathlib import Path
 import aws_cdk as cdk
 import pytest
 from pydantic import ValidationError
-from worldgen.functions_registry import STATE_MACHINE_FUNCTIONS
 
 from infra import paths
 from infra.components.functions import settings_environment
 from infra.components.layers import WorldgenLayers
 from infra.components.state_machine import definition_substitutions
 from infra.config import EnvironmentConfig, load_environments
+from worldgen.functions_registry import STATE_MACHINE_FUNCTIONS
 
 pytestmark = pytest.mark.xdist_group("infra")
 
@@ -42,9 +42,7 @@ def test_committed_environments_file_defines_dev_staging_and_prod() -> None:
         ("account", "12345"),
     ],
 )
-def test_environment_config_rejects_a_value_that_would_synthesize_a_broken_stack(
-    field: str, value: object
-) -> None:
+def test_environment_config_rejects_a_value_that_would_synthesize_a_broken_stack(field: str, value: object) -> None:
     with pytest.raises(ValidationError):
         EnvironmentConfig.model_validate({**VALID, field: value})
 
@@ -73,9 +71,7 @@ def test_committed_asl_placeholders_are_exactly_the_state_machine_functions() ->
 
 
 def test_settings_environment_refuses_a_name_the_functions_would_ignore() -> None:
-    assert settings_environment(model_provider="bedrock", bedrock_region=None) == {
-        "WORLDGEN_MODEL_PROVIDER": "bedrock"
-    }
+    assert settings_environment(model_provider="bedrock", bedrock_region=None) == {"WORLDGEN_MODEL_PROVIDER": "bedrock"}
     with pytest.raises(ValueError, match="modle_provider"):
         settings_environment(modle_provider="bedrock")
 

@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 import pytest
+
+from tests.infra.synthesized import Synthesized, render
 from worldgen.functions_registry import (
     ALL_FUNCTIONS,
     FAILURE_FUNCTION,
@@ -15,8 +17,6 @@ from worldgen.functions_registry import (
 )
 from worldgen.phases import PHASES
 from worldgen.statemachine import placeholders
-
-from tests.infra.conftest import Synthesized, render
 
 pytestmark = pytest.mark.xdist_group("infra")
 

@@ -366,7 +366,9 @@ def _events(message: dict[str, Any], answer: Answer) -> list[dict[str, Any]]:
             events.append({"type": "content_block_start", "index": index, "content_block": {**block, "input": {}}})
             deltas = [{"type": "input_json_delta", "partial_json": text[i : i + 512]} for i in range(0, len(text), 512)]
         else:
-            events.append({"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}})
+            events.append(
+                {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}}
+            )
             deltas = [{"type": "text_delta", "text": block["text"]}]
         events += [{"type": "content_block_delta", "index": index, "delta": d} for d in deltas]
         events.append({"type": "content_block_stop", "index": index})

@@ -50,13 +50,24 @@ def _schemas(args: argparse.Namespace) -> int:
 
 def _schema_from_hasura(args: argparse.Namespace) -> int:
     import json
+    from typing import Any
 
     from worldgen.schema import hasura
 
-    source = args.from_hasura
+    source: Any = args.from_hasura
     if source.startswith(("http://", "https://")):
-        source = json.dumps(hasura.fetch_introspection(source, args.admin_secret))
-    tools = hasura.phase_tools_from_hasura(source)
+        source = hasura.fetch_introspection(source, args.admin_secret)
+    catalog_specs = None
+    if not args.no_database:
+        # Hasura marks every insert field nullable: required-ness comes from the database.
+        from worldgen.db.catalog import read_table_specs
+        from worldgen.db.connection import connect
+        from worldgen.local.database import catalog_database
+        from worldgen.phases import WORLD_TABLES
+
+        with connect(catalog_database()) as conn:
+            catalog_specs = read_table_specs(conn, WORLD_TABLES)
+    tools = hasura.phase_tools_from_hasura(source, catalog_specs)
     print(json.dumps(tools, indent=2, ensure_ascii=False))
     return 0
 
@@ -86,12 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(func=_db_migrate)
 
     sub.add_parser("asl", help="regenerate statemachine/generation.asl.json").set_defaults(func=_asl)
-    sub.add_parser("schemas", help="regenerate the phase tool schemas from the catalog").set_defaults(
-        func=_schemas
-    )
+    sub.add_parser("schemas", help="regenerate the phase tool schemas from the catalog").set_defaults(func=_schemas)
     schema = sub.add_parser("schema", help="print phase tool schemas built from a Hasura schema")
     schema.add_argument("--from-hasura", required=True, metavar="FILE|URL", help="introspection JSON, SDL or URL")
     schema.add_argument("--admin-secret", default=None, help="x-hasura-admin-secret for a URL")
+    schema.add_argument("--no-database", action="store_true", help="do not read required-ness from the catalog")
     schema.set_defaults(func=_schema_from_hasura)
 
     def with_model(command: argparse.ArgumentParser) -> argparse.ArgumentParser:

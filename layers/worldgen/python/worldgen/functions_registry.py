@@ -42,7 +42,10 @@ ROLLBACK_FUNCTION = LambdaFunction(
     "RollbackGenerationFunction", "rollback_generation", "Compensate a generation that failed permanently", 60
 )
 COMPLETE_FUNCTION = LambdaFunction(
-    "CompleteGenerationFunction", "complete_generation", "Mark a generation succeeded and store its summary", 60
+    "CompleteGenerationFunction",
+    "complete_generation",
+    "Mark a generation succeeded and store its summary",
+    60,
 )
 START_FUNCTION = LambdaFunction(
     "StartGenerationFunction",

@@ -131,9 +131,7 @@ def rollback_generation(
             " redrivable = false WHERE id = %s",
             (error_type, message[:4000], str(generation_id)),
         )
-        conn.execute(
-            "UPDATE campaigns SET status = 'failed', updated_at = now() WHERE id = %s", (row["campaign_id"],)
-        )
+        conn.execute("UPDATE campaigns SET status = 'failed', updated_at = now() WHERE id = %s", (row["campaign_id"],))
     return removed
 
 
@@ -168,7 +166,8 @@ def record_execution_end(
             (error_type or status, str(generation_id)),
         )
         conn.execute(
-            "UPDATE campaigns SET status = 'failed', updated_at = now() WHERE id = %s", (current["campaign_id"],)
+            "UPDATE campaigns SET status = 'failed', updated_at = now() WHERE id = %s",
+            (current["campaign_id"],),
         )
     return new_status
 

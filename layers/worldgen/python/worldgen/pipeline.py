@@ -76,7 +76,8 @@ def _check_dependencies(conn: psycopg.Connection[Any], generation: dict[str, Any
     succeeded = {
         r["phase"]
         for r in conn.execute(
-            "SELECT phase FROM phase_runs WHERE generation_id = %s AND status = 'succeeded'", (generation["id"],)
+            "SELECT phase FROM phase_runs WHERE generation_id = %s AND status = 'succeeded'",
+            (generation["id"],),
         ).fetchall()
     }
     for dep in phase.depends_on:
@@ -112,7 +113,8 @@ def _start_attempt(conn: psycopg.Connection[Any], generation: dict[str, Any], ph
             (generation["id"], generation["campaign_id"], phase.id),
         ).fetchone()
         conn.execute(
-            "UPDATE generations SET status = 'running' WHERE id = %s AND status = 'pending'", (generation["id"],)
+            "UPDATE generations SET status = 'running' WHERE id = %s AND status = 'pending'",
+            (generation["id"],),
         )
         conn.execute(
             "UPDATE campaigns SET current_phase = %s, status = 'generating', updated_at = now() WHERE id = %s",
@@ -123,7 +125,11 @@ def _start_attempt(conn: psycopg.Connection[Any], generation: dict[str, Any], ph
 
 
 def _insert_model_calls(
-    conn: psycopg.Connection[Any], generation: dict[str, Any], phase: Phase, calls: list[ModelUsage], error: str | None
+    conn: psycopg.Connection[Any],
+    generation: dict[str, Any],
+    phase: Phase,
+    calls: list[ModelUsage],
+    error: str | None,
 ) -> None:
     if not calls:
         return
@@ -155,14 +161,24 @@ def _repair_messages(response: ModelResponse, problems: list[str]) -> list[dict[
     text = f"The tool input was rejected. Fix every problem below and call the tool again with ALL tables:\n{listing}"
     if response.tool_use_id is None:
         return [
-            {"role": "assistant", "content": response.assistant_content or [{"type": "text", "text": "(no answer)"}]},
+            {
+                "role": "assistant",
+                "content": response.assistant_content or [{"type": "text", "text": "(no answer)"}],
+            },
             {"role": "user", "content": "You must answer by calling the tool, with every table. " + text},
         ]
     return [
         {"role": "assistant", "content": response.assistant_content},
         {
             "role": "user",
-            "content": [{"type": "tool_result", "tool_use_id": response.tool_use_id, "is_error": True, "content": text}],
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": response.tool_use_id,
+                    "is_error": True,
+                    "content": text,
+                }
+            ],
         },
     ]
 
@@ -253,7 +269,9 @@ def _generate(
                     phase,
                     response.tool_input,
                     specs,
-                    before_commit=lambda c, r: _finish(c, generation, phase, attempt, calls, r, started, model_ms),
+                    before_commit=lambda c, r, ms=model_ms: _finish(
+                        c, generation, phase, attempt, calls, r, started, ms
+                    ),
                 )
                 return _outcome(phase, result, calls)
             except InvalidModelOutput as exc:

@@ -55,9 +55,7 @@ class Settings(BaseSettings):
     state_machine_arn: str | None = None
     action_secret: SecretStr | None = None
     action_secret_arn: str | None = None
-    aws_region: str = Field(
-        default="us-east-1", validation_alias=AliasChoices("WORLDGEN_AWS_REGION", "AWS_REGION")
-    )
+    aws_region: str = Field(default="us-east-1", validation_alias=AliasChoices("WORLDGEN_AWS_REGION", "AWS_REGION"))
 
 
 @cache

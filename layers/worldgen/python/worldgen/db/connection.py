@@ -47,9 +47,7 @@ def database_url() -> str:
 def connect(url: str | None = None, *, autocommit: bool = True) -> psycopg.Connection[dict[str, Any]]:
     """A connection in autocommit mode: every write goes through an explicit ``conn.transaction()``."""
     try:
-        return psycopg.connect(
-            url or database_url(), autocommit=autocommit, row_factory=dict_row, connect_timeout=10
-        )
+        return psycopg.connect(url or database_url(), autocommit=autocommit, row_factory=dict_row, connect_timeout=10)
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
 

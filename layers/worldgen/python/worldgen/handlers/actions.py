@@ -174,7 +174,9 @@ def resume_generation(conn: psycopg.Connection[Any], data: dict[str, Any], calle
     generation = _load_generation(conn, request.generation_id, caller)
     if generation["status"] != "failed":
         raise ActionError(
-            409, "not-resumable", f"generation {request.generation_id} is {generation['status']}; only a failed one"
+            409,
+            "not-resumable",
+            f"generation {request.generation_id} is {generation['status']}; only a failed one",
         )
     with conn.transaction():
         count = conn.execute(
@@ -200,7 +202,11 @@ def regenerate_from_phase(conn: psycopg.Connection[Any], data: dict[str, Any], c
             conn,
             request.campaign_id,
             provider=get_settings().model_provider,
-            options={"regenerate_from": phase, "seed": get_settings().seed + 1, "scale": get_settings().scale},
+            options={
+                "regenerate_from": phase,
+                "seed": get_settings().seed + 1,
+                "scale": get_settings().scale,
+            },
             phases=descendants(phase),
         )
     except generations.GenerationActive as exc:
@@ -223,10 +229,15 @@ def cancel_generation(conn: psycopg.Connection[Any], data: dict[str, Any], calle
         )
     if generation["execution_arn"]:
         sfn_client().stop_execution(
-            executionArn=generation["execution_arn"], error="GenerationCancelled", cause="cancelled by its owner"
+            executionArn=generation["execution_arn"],
+            error="GenerationCancelled",
+            cause="cancelled by its owner",
         )
-    return {"generation_id": str(request.generation_id), "execution_arn": generation["execution_arn"],
-            "status": "cancelled"}  # fmt: skip
+    return {
+        "generation_id": str(request.generation_id),
+        "execution_arn": generation["execution_arn"],
+        "status": "cancelled",
+    }
 
 
 ACTIONS: dict[str, Callable[[psycopg.Connection[Any], dict[str, Any], Caller], dict[str, Any]]] = {
@@ -268,12 +279,14 @@ def handle_action_request(event: dict[str, Any]) -> dict[str, Any]:
         action = ACTIONS.get(payload.action.name)
         if action is None:
             raise ActionError(
-                400, "unknown-action", f"unknown action {payload.action.name!r}; known: {', '.join(ACTION_NAMES)}"
+                400,
+                "unknown-action",
+                f"unknown action {payload.action.name!r}; known: {', '.join(ACTION_NAMES)}",
             )
         if payload.role != "admin" and not payload.user_id:
             raise ActionError(403, "forbidden", "the action needs x-hasura-user-id (or the admin role)")
-        logger.append_keys(action=payload.action.name, **{k: str(v) for k, v in payload.input.items()
-                                                           if k in ("campaign_id", "generation_id")})  # fmt: skip
+        ids = {k: str(v) for k, v in payload.input.items() if k in ("campaign_id", "generation_id")}
+        logger.append_keys(action=payload.action.name, **ids)
         try:
             result = action(shared_connection(), payload.input, Caller(payload.role, payload.user_id))
         except ValidationError as exc:

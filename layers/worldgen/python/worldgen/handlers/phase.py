@@ -26,7 +26,9 @@ def make_phase_handler(model_factory: Callable[[], WorldModel | None] = lambda: 
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         request = PhaseEvent.model_validate(event)
         logger.append_keys(
-            campaign_id=str(request.campaign_id), generation_id=str(request.generation_id), phase=request.phase
+            campaign_id=str(request.campaign_id),
+            generation_id=str(request.generation_id),
+            phase=request.phase,
         )
         with database_errors():
             outcome = run_phase(shared_connection(), request.generation_id, request.phase, model_factory())

@@ -47,7 +47,16 @@ def insert_campaign(conn: psycopg.Connection[Any], campaign: CampaignFile) -> uu
                 "INSERT INTO player_characters (campaign_id, name, race, character_class, level, backstory, goals,"
                 " player_name) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                 [
-                    (row["id"], pc.name, pc.race, pc.character_class, pc.level, pc.backstory, pc.goals, pc.player_name)
+                    (
+                        row["id"],
+                        pc.name,
+                        pc.race,
+                        pc.character_class,
+                        pc.level,
+                        pc.backstory,
+                        pc.goals,
+                        pc.player_name,
+                    )
                     for pc in campaign.player_characters
                 ],
             )

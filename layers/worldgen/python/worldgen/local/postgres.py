@@ -29,6 +29,7 @@ def embedded_server(data_dir: Path | None = None) -> Any:
     """Start (or reuse) pgserver with its data under ``.worldgen/pgdata``; stopped at exit."""
     ensure_runtime_dir()
     import pgserver  # a dev dependency: imported only when the embedded server is wanted
+
     root = (data_dir or get_settings().local_data_dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
     return pgserver.get_server(root / "pgdata", cleanup_mode="stop")
@@ -68,9 +69,7 @@ def migrated_template(admin_url: str, template: str = "worldgen_template") -> st
 def clone_database(admin_url: str, template: str, name: str) -> str:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
-        )
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template)))
     return with_database(admin_url, name)
 
 

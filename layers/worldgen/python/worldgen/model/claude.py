@@ -220,8 +220,8 @@ class ClaudeModel:
         if message.stop_reason == "max_tokens":
             larger = min(budget * 2, max_output_tokens(model))
             if larger > budget:
-                logger.info("answer hit max_tokens; retrying with a larger budget",
-                            extra={"phase": request.phase.id, "max_tokens": budget, "retry_max_tokens": larger})  # fmt: skip
+                extra = {"phase": request.phase.id, "max_tokens": budget, "retry_max_tokens": larger}
+                logger.info("answer hit max_tokens; retrying with a larger budget", extra=extra)
                 budget = larger
                 message = self._stream(client, request_params(request, model, budget), usage)
         usage.latency_ms = int((time.perf_counter() - started) * 1000)

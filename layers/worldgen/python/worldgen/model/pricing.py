@@ -28,6 +28,15 @@ class ModelPrice:
 
 
 PRICES: dict[str, ModelPrice] = {
+    # Current models that accept a forced tool_choice. Not listed: Sonnet 5.5 (rejects forced tool
+    # use) and Haiku 5.5 (priced by prompt length, which this table does not model).
+    "claude-opus-5": ModelPrice(input=5.00, output=25.00, cache_write_5m=6.25, cache_read=0.50),
+    "claude-opus-4-8": ModelPrice(input=5.00, output=25.00, cache_write_5m=6.25, cache_read=0.50),
+    "claude-opus-4-7": ModelPrice(input=5.00, output=25.00, cache_write_5m=6.25, cache_read=0.50),
+    "claude-opus-4-6": ModelPrice(input=5.00, output=25.00, cache_write_5m=6.25, cache_read=0.50),
+    "claude-sonnet-5": ModelPrice(input=2.00, output=10.00, cache_write_5m=2.50, cache_read=0.20),
+    "claude-sonnet-4-6": ModelPrice(input=3.00, output=15.00, cache_write_5m=3.75, cache_read=0.30),
+    # The 4.x generation (claude-sonnet-4-5 retires on 2026-11-30, claude-opus-4-5 on 2027-01-22).
     "claude-opus-4-5": ModelPrice(input=5.00, output=25.00, cache_write_5m=6.25, cache_read=0.50),
     "claude-opus-4-1": ModelPrice(input=15.00, output=75.00, cache_write_5m=18.75, cache_read=1.50),
     "claude-opus-4": ModelPrice(input=15.00, output=75.00, cache_write_5m=18.75, cache_read=1.50),

@@ -20,8 +20,57 @@ from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage
 PROVIDER = "procedural"
 MODEL_NAME = "procedural-v1"
 
-_SYLLABLES = ["al", "ar", "bel", "cor", "dra", "el", "en", "fa", "gor", "hal", "ir", "ka", "lor", "mar", "nor", "or", "pa", "quel", "ra", "sil", "tor", "ul", "vae", "wy", "xan", "yr", "zan", "the", "mo", "rin", "das", "ker", "lys"]
-_ADJECTIVES = ["Ashen", "Gilded", "Hollow", "Iron", "Silent", "Crimson", "Veiled", "Sunken", "Thorned", "Amber", "Pale", "Broken", "Radiant", "Tidebound"]
+_SYLLABLES = [
+    "al",
+    "ar",
+    "bel",
+    "cor",
+    "dra",
+    "el",
+    "en",
+    "fa",
+    "gor",
+    "hal",
+    "ir",
+    "ka",
+    "lor",
+    "mar",
+    "nor",
+    "or",
+    "pa",
+    "quel",
+    "ra",
+    "sil",
+    "tor",
+    "ul",
+    "vae",
+    "wy",
+    "xan",
+    "yr",
+    "zan",
+    "the",
+    "mo",
+    "rin",
+    "das",
+    "ker",
+    "lys",
+]
+_ADJECTIVES = [
+    "Ashen",
+    "Gilded",
+    "Hollow",
+    "Iron",
+    "Silent",
+    "Crimson",
+    "Veiled",
+    "Sunken",
+    "Thorned",
+    "Amber",
+    "Pale",
+    "Broken",
+    "Radiant",
+    "Tidebound",
+]
 _LABELS = {
     "calendar_systems": "calendar",
     "planes": "plane",
@@ -67,7 +116,26 @@ _NAME_PATTERNS = {
     "historical_periods": ["The {A} {w:Age,Reckoning,Dominion,Sundering}"],
     "celestial_bodies": ["{P}, the {A} {w:Moon,Star,Comet,Eye}"],
 }
-_STOPWORDS = set(["there", "their", "which", "where", "these", "those", "about", "after", "before", "under", "while", "world", "setting", "with", "from", "into"])
+_STOPWORDS = set(
+    [
+        "there",
+        "their",
+        "which",
+        "where",
+        "these",
+        "those",
+        "about",
+        "after",
+        "before",
+        "under",
+        "while",
+        "world",
+        "setting",
+        "with",
+        "from",
+        "into",
+    ]
+)
 
 
 def _rng(*parts: object) -> random.Random:

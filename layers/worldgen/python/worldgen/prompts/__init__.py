@@ -21,12 +21,16 @@ def system_prompt() -> str:
 
 
 def phase_prompt(phase: Phase, context: PhaseContext, size_hint: str) -> str:
-    return _template(f"phase_{phase.slug}.txt").format(
-        phase_id=phase.id,
-        phase_name=phase.name,
-        focus=phase.focus,
-        tables=", ".join(phase.tables),
-        tool_name=phase.tool_name,
-        size_hint=size_hint,
-        context=context.render(),
-    ).strip()
+    return (
+        _template(f"phase_{phase.slug}.txt")
+        .format(
+            phase_id=phase.id,
+            phase_name=phase.name,
+            focus=phase.focus,
+            tables=", ".join(phase.tables),
+            tool_name=phase.tool_name,
+            size_hint=size_hint,
+            context=context.render(),
+        )
+        .strip()
+    )

@@ -1,0 +1,169 @@
+"""The real pipeline (run_phase, real PostgreSQL) with the anthropic model pointed at the stand-in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+from support.standin import Answer, StandIn
+
+from worldgen.errors import ModelRefused
+from worldgen.model.base import ModelUsage
+from worldgen.model.pricing import cost_usd
+from worldgen.phases import PHASES, topological_order
+from worldgen.pipeline import run_phase
+from worldgen.settings import get_settings
+
+PCS = [
+    ("Lyra Ashdown", "half-elf", "ranger", "Raised by smugglers on the Salt Coast; her father vanished at the Ford."),
+    ("Brannoc Vey", "dwarf", "cleric", "Exiled priest of a drowned god, hunting the relic stolen from his temple."),
+]
+
+
+@pytest.fixture
+def standin() -> Iterator[StandIn]:
+    with StandIn() as server:
+        yield server
+
+
+@pytest.fixture
+def claude_env(settings_env: str, standin: StandIn, monkeypatch: pytest.MonkeyPatch) -> StandIn:
+    monkeypatch.setenv("WORLDGEN_ANTHROPIC_API_KEY", "sk-ant-test")
+    monkeypatch.setenv("WORLDGEN_ANTHROPIC_BASE_URL", standin.url)
+    monkeypatch.setenv("WORLDGEN_SDK_MAX_RETRIES", "0")
+    monkeypatch.setenv("WORLDGEN_REQUEST_TIMEOUT_SECONDS", "10")
+    get_settings.cache_clear()
+    return standin
+
+
+def make_generation(conn: psycopg.Connection[Any], phases: list[str]) -> str:
+    campaign = conn.execute(
+        "INSERT INTO campaigns (owner_id, name, setting, tone) VALUES (%s, %s, %s, %s) RETURNING id",
+        ("user-1", "The Ashen Crown", "A low-magic archipelago ruled by rival merchant princes.", "grim"),
+    ).fetchone()
+    assert campaign is not None
+    for name, race, klass, backstory in PCS:
+        conn.execute(
+            "INSERT INTO player_characters (campaign_id, name, race, character_class, backstory)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            (campaign["id"], name, race, klass, backstory),
+        )
+    generation = conn.execute(
+        "INSERT INTO generations (campaign_id, model_provider, phases) VALUES (%s, 'anthropic', %s) RETURNING id",
+        (campaign["id"], phases),
+    ).fetchone()
+    conn.commit()
+    assert generation is not None
+    return str(generation["id"])
+
+
+def ledger(conn: psycopg.Connection[Any], generation_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT * FROM model_calls WHERE generation_id = %s ORDER BY created_at, round", (generation_id,)
+    ).fetchall()
+    conn.commit()
+    return list(rows)
+
+
+def expected_cost(model: str, usage: dict[str, int]) -> Decimal:
+    counts = ModelUsage("anthropic", model, **usage)  # type: ignore[arg-type]
+    return Decimal(str(cost_usd(model, counts))).quantize(Decimal("0.000001"))
+
+
+def test_invalid_tool_input_is_sent_back_as_an_error_tool_result_then_saved(
+    claude_env: StandIn, conn: psycopg.Connection[Any]
+) -> None:
+    generation_id = make_generation(conn, ["1A"])
+    claude_env.script(Answer.with_input({"calendar_systems": [{"key": "Not A Slug"}]}), Answer.valid())
+
+    outcome = run_phase(conn, generation_id, "1A")
+
+    assert outcome.status == "succeeded" and outcome.model_calls == 2
+    first, second = (r.body for r in claude_env.message_requests)
+    assert second["messages"][0] == first["messages"][0]
+    assistant, user = second["messages"][1:]
+    tool_use = assistant["content"][0]
+    assert assistant["role"] == "assistant"
+    assert tool_use["type"] == "tool_use" and tool_use["name"] == "record_phase_1a"
+    assert tool_use["input"] == {"calendar_systems": [{"key": "Not A Slug"}]}
+    (result,) = user["content"]
+    assert user["role"] == "user"
+    assert result["type"] == "tool_result" and result["is_error"] is True
+    assert result["tool_use_id"] == tool_use["id"]
+    assert "planes" in result["content"] and "Not A Slug" in result["content"]
+    # The repair round re-sends the same tool and system prompt, so it reads them from the cache.
+    usages = [r.usage for r in claude_env.message_requests]
+    assert usages[0]["cache_creation_input_tokens"] > 0 and usages[0]["cache_read_input_tokens"] == 0
+    assert usages[1]["cache_read_input_tokens"] == usages[0]["cache_creation_input_tokens"]
+
+
+def test_ledger_has_one_row_per_call_with_tokens_cost_and_stop_reason(
+    claude_env: StandIn, conn: psycopg.Connection[Any]
+) -> None:
+    generation_id = make_generation(conn, ["1A"])
+    claude_env.script(Answer.text_only(), Answer.valid())
+
+    run_phase(conn, generation_id, "1A")
+
+    rows = ledger(conn, generation_id)
+    served = [r.usage for r in claude_env.message_requests]
+    assert len(rows) == len(served) == 2
+    assert [r["round"] for r in rows] == [1, 2]
+    assert [r["stop_reason"] for r in rows] == ["end_turn", "tool_use"]
+    for row, usage in zip(rows, served, strict=True):
+        assert (row["provider"], row["model"]) == ("anthropic", "claude-sonnet-4-5")
+        assert {k: row[k] for k in usage} == usage
+        assert row["cost_usd"] == expected_cost("claude-sonnet-4-5", usage) > 0
+        assert row["error_type"] is None
+
+
+def test_a_refusal_fails_the_phase_permanently(claude_env: StandIn, conn: psycopg.Connection[Any]) -> None:
+    generation_id = make_generation(conn, ["1A"])
+    claude_env.script(Answer.refusal())
+
+    with pytest.raises(ModelRefused):
+        run_phase(conn, generation_id, "1A")
+
+    run = conn.execute(
+        "SELECT status, error_type FROM phase_runs WHERE generation_id = %s", (generation_id,)
+    ).fetchone()
+    assert run is not None and (run["status"], run["error_type"]) == ("failed", "ModelRefused")
+
+
+def test_phase_models_setting_picks_the_model_per_phase(
+    claude_env: StandIn, conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORLDGEN_PHASE_MODELS", '{"1A": "claude-haiku-4-5"}')
+    get_settings.cache_clear()
+    generation_id = make_generation(conn, ["1A"])
+
+    run_phase(conn, generation_id, "1A")
+
+    assert claude_env.message_requests[0].body["model"] == "claude-haiku-4-5"
+    (row,) = ledger(conn, generation_id)
+    assert row["model"] == "claude-haiku-4-5"
+    assert row["cost_usd"] == expected_cost("claude-haiku-4-5", claude_env.message_requests[0].usage)
+
+
+def test_all_nine_phases_fill_every_table_with_one_ledger_row_per_call(
+    claude_env: StandIn, conn: psycopg.Connection[Any]
+) -> None:
+    phases = [p.id for p in topological_order(PHASES)]
+    generation_id = make_generation(conn, phases)
+
+    outcomes = [run_phase(conn, generation_id, phase) for phase in phases]
+
+    assert all(o.status == "succeeded" and o.model_calls == 1 for o in outcomes)
+    for phase in PHASES:
+        for table in phase.tables:
+            count = conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone()
+            assert count is not None and count["n"] > 0, table
+    rows = ledger(conn, generation_id)
+    assert len(rows) == len(claude_env.message_requests) == 9
+    assert [r["phase"] for r in rows] == phases
+    for row, request in zip(rows, claude_env.message_requests, strict=True):
+        assert {k: row[k] for k in request.usage} == request.usage
+        assert row["cost_usd"] == expected_cost("claude-sonnet-4-5", request.usage)

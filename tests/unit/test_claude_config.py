@@ -1,0 +1,83 @@
+"""ClaudeModel configuration: model per phase, Bedrock ids, request shape, keys (no network)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from pydantic import SecretStr
+
+from worldgen.db.context import PhaseContext
+from worldgen.errors import ConfigurationError
+from worldgen.model.base import ModelRequest
+from worldgen.model.claude import ClaudeModel, bedrock_model_id, model_for_phase, request_params
+from worldgen.phases import get_phase
+from worldgen.settings import Settings
+
+
+def test_phase_models_override_the_default_model() -> None:
+    settings = Settings(default_model="claude-sonnet-4-5", phase_models={"3C": "claude-haiku-4-5"})
+
+    assert model_for_phase(get_phase("3C"), settings) == "claude-haiku-4-5"
+    assert model_for_phase(get_phase("1A"), settings) == "claude-sonnet-4-5"
+
+
+@pytest.mark.parametrize(
+    ("model", "region", "expected"),
+    [
+        ("claude-sonnet-4-5", "us-east-1", "us.anthropic.claude-sonnet-4-5-20250929-v1:0"),
+        ("claude-haiku-4-5", "eu-west-1", "eu.anthropic.claude-haiku-4-5-20251001-v1:0"),
+        ("claude-opus-4-1", "ap-northeast-1", "apac.anthropic.claude-opus-4-1-20250805-v1:0"),
+        ("global.anthropic.claude-sonnet-4-5-20250929-v1:0", "us-east-1",
+         "global.anthropic.claude-sonnet-4-5-20250929-v1:0"),
+    ],
+)  # fmt: skip
+def test_anthropic_ids_map_to_bedrock_inference_profiles(model: str, region: str, expected: str) -> None:
+    assert bedrock_model_id(model, region) == expected
+
+
+def test_a_model_without_a_bedrock_id_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="WORLDGEN_DEFAULT_MODEL"):
+        bedrock_model_id("claude-imaginary-9", "us-east-1")
+
+
+def test_request_params_put_cache_breakpoints_on_tool_and_system_only() -> None:
+    phase = get_phase("2A")
+    tool = {"name": "record_phase_2a", "input_schema": {"type": "object"}, "strict": True}
+    context = PhaseContext("2A", {}, [], {}, {})
+    messages = [{"role": "user", "content": "go"}]
+    request = ModelRequest(phase, "system text", messages, tool, 16000, context)
+
+    params = request_params(request, "claude-haiku-4-5", 16000)
+
+    assert params["tools"] == [{**tool, "cache_control": {"type": "ephemeral"}}]
+    assert params["system"] == [{"type": "text", "text": "system text", "cache_control": {"type": "ephemeral"}}]
+    assert params["messages"] is messages and "cache_control" not in str(messages)
+    assert params["tool_choice"]["type"] == "tool" and params["tool_choice"]["name"] == "record_phase_2a"
+    assert tool.get("cache_control") is None  # the request's tool is not mutated
+
+
+def test_no_key_and_no_secret_fails_in_the_constructor() -> None:
+    with pytest.raises(ConfigurationError, match="WORLDGEN_ANTHROPIC_API_KEY_SECRET_ARN"):
+        ClaudeModel("anthropic", settings=Settings(anthropic_api_key=SecretStr("")))
+
+
+def test_bedrock_needs_no_api_key_and_builds_its_client_lazily(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    model = ClaudeModel("bedrock", settings=Settings(bedrock_region="eu-central-1", sdk_max_retries=1))
+
+    assert model._client is None
+    client = model.client
+
+    assert type(client).__name__ == "AnthropicBedrock"
+    assert client.max_retries == 1 and getattr(client, "aws_region", None) == "eu-central-1"
+    assert model.model_id(get_phase("1A")) == "eu.anthropic.claude-sonnet-4-5-20250929-v1:0"
+
+
+def test_importing_the_module_does_not_import_the_sdk() -> None:
+    import subprocess
+
+    code = "import sys, worldgen.model.claude; print('anthropic' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
