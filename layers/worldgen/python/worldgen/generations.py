@@ -126,9 +126,10 @@ def rollback_generation(
             " finished_at = coalesce(finished_at, now()) WHERE generation_id = %s",
             (str(generation_id),),
         )
+        # A cancelled generation stays cancelled: its phases stop with GenerationCancelled.
         conn.execute(
-            "UPDATE generations SET status = 'failed', finished_at = now(), error_type = %s, error_message = %s,"
-            " redrivable = false WHERE id = %s",
+            "UPDATE generations SET status = CASE WHEN status = 'cancelled' THEN 'cancelled' ELSE 'failed' END,"
+            " finished_at = now(), error_type = %s, error_message = %s, redrivable = false WHERE id = %s",
             (error_type, message[:4000], str(generation_id)),
         )
         conn.execute("UPDATE campaigns SET status = 'failed', updated_at = now() WHERE id = %s", (row["campaign_id"],))

@@ -17,7 +17,7 @@ from typing import Any
 
 from worldgen.errors import permanent_error_names, transient_error_names
 from worldgen.functions_registry import COMPLETE_FUNCTION, ROLLBACK_FUNCTION
-from worldgen.phases import PHASES, Phase, ancestors, topological_order
+from worldgen.phases import PHASES, Phase, topological_order
 from worldgen.settings import REPO_ROOT
 
 ASL_PATH = REPO_ROOT / "statemachine" / "generation.asl.json"
@@ -31,27 +31,34 @@ RETRY_POLICY = {"IntervalSeconds": 5, "MaxAttempts": 4, "BackoffRate": 2.0, "Max
 Plan = list["Phase | list[Plan]"]  # a line of steps; a step is a phase or a Parallel of lines
 
 
-def _ordered(a: Phase, b: Phase, within: Sequence[Phase]) -> bool:
-    ids = {p.id for p in within}
-    return a.id in ancestors(b.id) & ids | {b.id} or b.id in ancestors(a.id) & ids | {a.id}
+def _closure(phases: Sequence[Phase]) -> dict[str, set[str]]:
+    """Each phase's transitive dependencies among ``phases`` (others count as already met)."""
+    by_id = {p.id: p for p in phases}
+    found: dict[str, set[str]] = {}
+    for phase in topological_order(phases):
+        found[phase.id] = set()
+        for dep in phase.depends_on:
+            if dep in by_id:
+                found[phase.id] |= {dep} | found[dep]
+    return found
 
 
 def plan(phases: Sequence[Phase]) -> Plan:
     """Series-parallel decomposition of the dependency DAG restricted to ``phases``."""
     phases = topological_order(phases)
-    spine = [p for p in phases if all(_ordered(p, q, phases) for q in phases)]
+    deps = _closure(phases)
+    spine = [p for p in phases if all(p.id in deps[q.id] or q.id in deps[p.id] or p is q for q in phases)]
     steps: Plan = []
     segment: list[Phase] = []
 
     def flush() -> None:
         if not segment:
             return
-        groups = _components(segment)
-        if len(groups) == 1:
-            if len(groups[0]) == len(phases):  # not series-parallel: run it as a line
-                steps.extend(groups[0])
-            else:
-                steps.extend(plan(groups[0]))
+        groups = _components(segment, deps)
+        if len(groups) == 1 and len(groups[0]) == len(phases):
+            steps.extend(groups[0])  # not series-parallel: run it as a line
+        elif len(groups) == 1:
+            steps.extend(plan(groups[0]))
         else:
             steps.append([plan(group) for group in groups])
         segment.clear()
@@ -66,12 +73,12 @@ def plan(phases: Sequence[Phase]) -> Plan:
     return steps
 
 
-def _components(phases: list[Phase]) -> list[list[Phase]]:
+def _components(phases: list[Phase], deps: dict[str, set[str]]) -> list[list[Phase]]:
     """Weakly connected groups of ``phases`` under their dependency edges, in registry order."""
     ids = {p.id for p in phases}
     group_of = {p.id: {p.id} for p in phases}
     for p in phases:
-        for dep in ancestors(p.id) & ids:
+        for dep in deps[p.id] & ids:
             merged = group_of[p.id] | group_of[dep]
             for member in merged:
                 group_of[member] = merged

@@ -1,0 +1,198 @@
+"""The Hasura-format migrations applied by worldgen's migrator on a real PostgreSQL.
+
+Tests that need an unmigrated database create a scratch one on the session's server and drop it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from worldgen.db.migrator import MigrationFailed, applied_versions, discover, migrate, migrate_down
+from worldgen.local.postgres import drop_database, with_database
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "infra" / "hasura" / "migrations" / "default"
+ALL_VERSIONS = [m.version for m in discover(MIGRATIONS_DIR)]
+
+
+def public_tables(conn: psycopg.Connection[Any]) -> set[str]:
+    rows = conn.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+def recorded_versions(url: str) -> list[int]:
+    with psycopg.connect(url) as conn:
+        return applied_versions(conn)
+
+
+@pytest.fixture
+def empty_db_url(admin_url: str) -> Iterator[str]:
+    """A brand-new database with nothing migrated."""
+    name = f"scratch_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+    yield with_database(admin_url, name)
+    drop_database(admin_url, name)
+
+
+def test_migrated_database_has_the_44_tables(db_url: str) -> None:
+    with psycopg.connect(db_url) as conn:
+        assert len(public_tables(conn)) == 44
+
+
+def test_every_table_and_every_column_has_a_comment(db_url: str) -> None:
+    with psycopg.connect(db_url) as conn:
+        tables = conn.execute(
+            """
+            SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = 'public' AND c.relkind = 'r'
+              AND coalesce(obj_description(c.oid, 'pg_class'), '') = ''
+            """
+        ).fetchall()
+        columns = conn.execute(
+            """
+            SELECT c.relname, a.attname FROM pg_class c
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+            WHERE n.nspname = 'public' AND c.relkind = 'r' AND coalesce(col_description(c.oid, a.attnum), '') = ''
+            """
+        ).fetchall()
+    assert tables == []
+    assert columns == []
+
+
+def test_migrating_a_migrated_database_again_is_a_no_op(db_url: str) -> None:
+    assert migrate(db_url, migrations_dir=MIGRATIONS_DIR) == []
+    assert recorded_versions(db_url) == ALL_VERSIONS
+
+
+def test_migrating_an_empty_database_applies_and_records_every_version(empty_db_url: str) -> None:
+    applied = migrate(empty_db_url, migrations_dir=MIGRATIONS_DIR)
+    assert [m.version for m in applied] == ALL_VERSIONS
+    assert recorded_versions(empty_db_url) == ALL_VERSIONS
+
+
+def test_migrating_all_the_way_down_removes_every_table_and_version_and_up_again_works(db_url: str) -> None:
+    reverted = migrate_down(db_url, len(ALL_VERSIONS), migrations_dir=MIGRATIONS_DIR)
+
+    assert [m.version for m in reverted] == list(reversed(ALL_VERSIONS))
+    with psycopg.connect(db_url) as conn:
+        assert public_tables(conn) == set()
+    assert recorded_versions(db_url) == []
+
+    reapplied = migrate(db_url, migrations_dir=MIGRATIONS_DIR)
+    assert [m.version for m in reapplied] == ALL_VERSIONS
+    with psycopg.connect(db_url) as conn:
+        assert len(public_tables(conn)) == 44
+
+
+def test_migrating_down_one_step_reverts_only_the_newest_migration(db_url: str) -> None:
+    newest = discover(MIGRATIONS_DIR)[-1]
+    reverted = migrate_down(db_url, 1, migrations_dir=MIGRATIONS_DIR)
+    assert reverted == [newest]
+    assert recorded_versions(db_url) == ALL_VERSIONS[:-1]
+    with psycopg.connect(db_url) as conn:
+        tables = public_tables(conn)
+    assert "pc_connections" not in tables
+    assert "temples" in tables
+
+
+def copy_migrations(tmp_path: Path) -> Path:
+    target = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS_DIR, target)
+    return target
+
+
+def test_broken_migration_appended_fails_naming_the_file_and_postgres_message(
+    empty_db_url: str, tmp_path: Path
+) -> None:
+    migrations = copy_migrations(tmp_path)
+    broken = migrations / "9999999999999_broken" / "up.sql"
+    broken.parent.mkdir()
+    broken.write_text("CREATE TABLE public.half_done (id integer);\nCREATE TABLE public.oops (id nonsense_type);\n")
+
+    with pytest.raises(MigrationFailed) as raised:
+        migrate(empty_db_url, migrations_dir=migrations)
+
+    assert str(broken) in str(raised.value)
+    assert 'type "nonsense_type" does not exist' in str(raised.value)
+    assert recorded_versions(empty_db_url) == ALL_VERSIONS
+    with psycopg.connect(empty_db_url) as conn:
+        tables = public_tables(conn)
+    assert len(tables) == 44
+    assert "half_done" not in tables  # the broken file's own transaction was rolled back
+
+
+def test_broken_migration_in_the_middle_leaves_the_database_at_the_last_good_version(
+    empty_db_url: str, tmp_path: Path
+) -> None:
+    migrations = copy_migrations(tmp_path)
+    middle = discover(migrations)[5]  # phase 2B: locations, dungeons, buildings
+    assert middle.name == "phase_2b_pc_connected_locations"
+    # The file's first statements succeed; a later one fails, so only the transaction keeps it atomic.
+    middle.up_sql.write_text(middle.up_sql.read_text() + "\nSELECT * FROM no_such_table;\n")
+
+    with pytest.raises(MigrationFailed) as raised:
+        migrate(empty_db_url, migrations_dir=migrations)
+
+    assert str(middle.up_sql) in str(raised.value)
+    assert 'relation "no_such_table" does not exist' in str(raised.value)
+    assert recorded_versions(empty_db_url) == ALL_VERSIONS[:5]
+    with psycopg.connect(empty_db_url) as conn:
+        tables = public_tables(conn)
+    assert {"locations", "dungeons", "buildings", "items", "pc_connections"}.isdisjoint(tables)
+    assert {"campaigns", "races", "deities", "entities"} <= tables
+    assert len(tables) == 5 + 7 + 4 + 5 + 1
+
+
+def test_fixing_a_broken_migration_lets_the_next_run_finish(empty_db_url: str, tmp_path: Path) -> None:
+    migrations = copy_migrations(tmp_path)
+    middle = discover(migrations)[5]
+    good = middle.up_sql.read_text()
+    middle.up_sql.write_text(good + "\nSELECT * FROM no_such_table;\n")
+    with pytest.raises(MigrationFailed):
+        migrate(empty_db_url, migrations_dir=migrations)
+
+    middle.up_sql.write_text(good)
+    applied = migrate(empty_db_url, migrations_dir=migrations)
+
+    assert [m.version for m in applied] == ALL_VERSIONS[5:]
+    assert recorded_versions(empty_db_url) == ALL_VERSIONS
+
+
+def test_two_migrators_racing_on_an_empty_database_apply_each_version_once(empty_db_url: str) -> None:
+    results: list[list[int]] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def run() -> None:
+        try:
+            start.wait()
+            results.append([m.version for m in migrate(empty_db_url, migrations_dir=MIGRATIONS_DIR)])
+        except BaseException as exc:  # surfaced below: a thread's exception is otherwise lost
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert errors == []
+    assert len(results) == 2
+    # The advisory lock serialises them: one applies everything, the other finds nothing pending.
+    assert sorted(results, key=len) == [[], ALL_VERSIONS]
+    with psycopg.connect(empty_db_url) as conn:
+        counts = conn.execute(
+            "SELECT version, count(*) FROM hdb_catalog.schema_migrations GROUP BY version ORDER BY version"
+        ).fetchall()
+        assert len(public_tables(conn)) == 44
+    assert counts == [(version, 1) for version in ALL_VERSIONS]

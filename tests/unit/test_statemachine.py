@@ -1,0 +1,103 @@
+"""The ASL is generated from the registry and the taxonomy, and committed like a lock file."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from worldgen import statemachine
+from worldgen.errors import permanent_error_names, transient_error_names
+from worldgen.functions_registry import PHASE_FUNCTIONS, STATE_MACHINE_FUNCTIONS
+from worldgen.phases import PHASES, Phase
+
+
+def all_states(states: dict[str, Any]) -> dict[str, Any]:
+    found = {}
+    for name, state in states.items():
+        found[name] = state
+        for branch in state.get("Branches", []):
+            found.update(all_states(branch["States"]))
+    return found
+
+
+DEFINITION = statemachine.build_definition()
+STATES = all_states(DEFINITION["States"])
+
+
+def test_committed_asl_and_readme_equal_a_fresh_build():
+    assert statemachine.ASL_PATH.read_text() == statemachine.render_definition(DEFINITION)
+    assert statemachine.README_PATH.read_text() == statemachine.render_readme(DEFINITION)
+
+
+def test_every_registry_phase_is_a_lambda_task_with_its_payload():
+    for phase in PHASES:
+        state = STATES[phase.state_name]
+        assert state["Type"] == "Task"
+        assert state["Resource"] == "arn:aws:states:::lambda:invoke"
+        assert state["Parameters"]["FunctionName"] == f"${{{phase.function_id}Arn}}"
+        assert state["Parameters"]["Payload"]["phase"] == phase.id
+
+
+def test_no_catch_names_states_all_and_catches_route_permanent_errors_to_rollback():
+    for state in STATES.values():
+        for catch in state.get("Catch", []):
+            assert "States.ALL" not in catch["ErrorEquals"]
+            assert catch["ErrorEquals"] == permanent_error_names()
+            assert catch["Next"] == statemachine.ROLLBACK_STATE
+    assert DEFINITION["States"][statemachine.ROLLBACK_STATE]["Next"] == statemachine.FAILED_STATE
+    assert DEFINITION["States"][statemachine.FAILED_STATE]["Type"] == "Fail"
+
+
+def test_every_task_retries_exactly_the_transient_errors_with_full_jitter():
+    for state in STATES.values():
+        if state["Type"] != "Task":
+            continue
+        (retry,) = state["Retry"]
+        assert retry["ErrorEquals"] == transient_error_names()
+        assert retry["JitterStrategy"] == "FULL"
+        assert retry["MaxDelaySeconds"] > retry["IntervalSeconds"]
+        assert retry["BackoffRate"] > 1
+    assert not set(transient_error_names()) & set(permanent_error_names())
+
+
+def test_every_lambda_timeout_is_shorter_than_its_state_timeout():
+    for function in PHASE_FUNCTIONS:
+        phase = next(p for p in PHASES if p.function_id == function.id)
+        assert function.timeout_seconds < STATES[phase.state_name]["TimeoutSeconds"]
+    for function in STATE_MACHINE_FUNCTIONS:
+        tasks = [s for s in STATES.values() if s.get("Parameters", {}).get("FunctionName") == f"${{{function.placeholder}}}"]
+        assert tasks, function.id
+        assert all(function.timeout_seconds < t["TimeoutSeconds"] for t in tasks)
+
+
+def test_the_dag_runs_2c_then_3a_beside_3b_after_2b_then_3c():
+    order = [DEFINITION["StartAt"]]
+    while "Next" in DEFINITION["States"][order[-1]]:
+        order.append(DEFINITION["States"][order[-1]]["Next"])
+    parallel = DEFINITION["States"][order[5]]
+    assert [s.split("Phase")[-1][:2] if s.startswith("Phase") else s for s in order[:5]] == ["1A", "1B", "1C", "2A", "2B"]
+    assert parallel["Type"] == "Parallel"
+    branches = [[name[5:7] for name in b["States"]] for b in parallel["Branches"]]
+    assert branches == [["2C", "3A"], ["3B"]]
+    assert order[6:] == ["Phase3CFinalRelationships", "CompleteGeneration"]
+
+
+def test_placeholders_are_exactly_the_state_machine_functions():
+    assert statemachine.placeholders(DEFINITION) == {f.placeholder for f in STATE_MACHINE_FUNCTIONS}
+
+
+def test_payloads_carry_ids_only():
+    text = json.dumps(DEFINITION)
+    for state in STATES.values():
+        payload = state.get("Parameters", {}).get("Payload", {})
+        assert set(payload) <= {"generation_id.$", "campaign_id.$", "phase", "execution_id.$", "error.$"}
+    assert len(text) < 60_000
+
+
+def test_a_line_of_phases_builds_a_machine_without_parallel_states():
+    line = [
+        Phase(id="X1", name="First", tables=("a",), depends_on=(), focus="f"),
+        Phase(id="X2", name="Second", tables=("b",), depends_on=("X1",), focus="f"),
+    ]
+    assert [type(step).__name__ for step in statemachine.plan(line)] == ["Phase", "Phase"]
+    assert statemachine.mermaid(DEFINITION).startswith("stateDiagram-v2")
