@@ -68,7 +68,7 @@ def test_full_generation_with_claude_fills_every_table_and_records_every_call(
     assert len(calls) == len(standin.message_requests) == len(PHASES)
     for call in calls:
         usage = served[f"record_phase_{call['phase'].lower()}"]
-        assert (call["provider"], call["model"], call["stop_reason"]) == ("anthropic", "claude-sonnet-4-5", "tool_use")
+        assert (call["provider"], call["model"], call["stop_reason"]) == ("anthropic", "claude-sonnet-4-6", "tool_use")
         assert {k: call[k] for k in usage} == usage
         priced = cost_usd(call["model"], ModelUsage("anthropic", call["model"], **usage))  # type: ignore[arg-type]
         assert float(call["cost_usd"]) == pytest.approx(priced, abs=1e-6)

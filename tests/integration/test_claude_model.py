@@ -73,7 +73,7 @@ def test_request_forces_the_tool_and_marks_tool_and_system_for_caching(standin: 
     (sent,) = standin.message_requests
     body = sent.body
     assert sent.path == "/v1/messages"
-    assert body["model"] == "claude-sonnet-4-5"
+    assert body["model"] == "claude-sonnet-4-6"
     assert body["max_tokens"] == 16000
     assert body["stream"] is True
     assert body["system"] == [{"type": "text", "text": "You are worldgen.", "cache_control": {"type": "ephemeral"}}]
@@ -110,8 +110,8 @@ def test_usage_counts_cache_writes_then_reads_and_is_priced(standin: StandIn) ->
         assert (usage.input_tokens, usage.output_tokens) == (answer["input_tokens"], answer["output_tokens"])
         assert usage.cache_creation_input_tokens == answer["cache_creation_input_tokens"]
         assert usage.cache_read_input_tokens == answer["cache_read_input_tokens"]
-        assert usage.cost_usd == cost_usd("claude-sonnet-4-5", usage) > 0
-        assert (usage.provider, usage.model, usage.stop_reason) == ("anthropic", "claude-sonnet-4-5", "tool_use")
+        assert usage.cost_usd == cost_usd("claude-sonnet-4-6", usage) > 0
+        assert (usage.provider, usage.model, usage.stop_reason) == ("anthropic", "claude-sonnet-4-6", "tool_use")
     assert first.cache_creation_input_tokens > 1024 and first.cache_read_input_tokens == 0
     assert second.cache_read_input_tokens == first.cache_creation_input_tokens
     assert second.cost_usd < first.cost_usd
@@ -278,5 +278,5 @@ def test_errors_are_worldgen_errors_with_a_json_safe_payload(standin: StandIn) -
     with pytest.raises(WorldgenError) as raised:
         model.call(phase_request())
 
-    assert raised.value.details["status"] == 529 and raised.value.details["model"] == "claude-sonnet-4-5"
+    assert raised.value.details["status"] == 529 and raised.value.details["model"] == "claude-sonnet-4-6"
     assert raised.value.details["error_type"] == "overloaded_error"

@@ -114,9 +114,9 @@ def test_ledger_has_one_row_per_call_with_tokens_cost_and_stop_reason(
     assert [r["round"] for r in rows] == [1, 2]
     assert [r["stop_reason"] for r in rows] == ["end_turn", "tool_use"]
     for row, usage in zip(rows, served, strict=True):
-        assert (row["provider"], row["model"]) == ("anthropic", "claude-sonnet-4-5")
+        assert (row["provider"], row["model"]) == ("anthropic", "claude-sonnet-4-6")
         assert {k: row[k] for k in usage} == usage
-        assert row["cost_usd"] == expected_cost("claude-sonnet-4-5", usage) > 0
+        assert row["cost_usd"] == expected_cost("claude-sonnet-4-6", usage) > 0
         assert row["error_type"] is None
 
 
@@ -166,4 +166,4 @@ def test_all_nine_phases_fill_every_table_with_one_ledger_row_per_call(
     assert [r["phase"] for r in rows] == phases
     for row, request in zip(rows, claude_env.message_requests, strict=True):
         assert {k: row[k] for k in request.usage} == request.usage
-        assert row["cost_usd"] == expected_cost("claude-sonnet-4-5", request.usage)
+        assert row["cost_usd"] == expected_cost("claude-sonnet-4-6", request.usage)

@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
+
 from worldgen.db.migrator import MigrationFailed, applied_versions, discover, migrate, migrate_down
 from worldgen.local.postgres import drop_database, with_database
 
@@ -22,9 +23,7 @@ ALL_VERSIONS = [m.version for m in discover(MIGRATIONS_DIR)]
 
 
 def public_tables(conn: psycopg.Connection[Any]) -> set[str]:
-    rows = conn.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
-    ).fetchall()
+    rows = conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'").fetchall()
     return {row[0] for row in rows}
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import psycopg
 import pytest
+
 from worldgen.db.catalog import foreign_key_edges
 from worldgen.db.connection import connect
 from worldgen.phases import (
@@ -32,9 +33,7 @@ def edges(db_url: str) -> list[tuple[str, str, str]]:
 @pytest.fixture
 def public_tables(db_url: str) -> set[str]:
     with psycopg.connect(db_url) as conn:
-        rows = conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
-        ).fetchall()
+        rows = conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'").fetchall()
     return {row[0] for row in rows}
 
 
@@ -49,9 +48,7 @@ def test_every_earlier_phase_a_phase_references_is_among_its_ancestors(
     referenced = {
         owner.id: (table, column, target)
         for table, column, target in edges
-        if table in phase.tables
-        and (owner := phase_of_table(target)) is not None
-        and owner.id != phase.id
+        if table in phase.tables and (owner := phase_of_table(target)) is not None and owner.id != phase.id
     }
     if phase.depends_on:
         assert referenced, f"phase {phase.id} depends on {phase.depends_on} but references no earlier table"
@@ -60,16 +57,12 @@ def test_every_earlier_phase_a_phase_references_is_among_its_ancestors(
 
 
 @pytest.mark.parametrize("phase", PHASES, ids=lambda p: p.id)
-def test_in_phase_references_point_at_tables_inserted_earlier(
-    phase: Phase, edges: list[tuple[str, str, str]]
-) -> None:
+def test_in_phase_references_point_at_tables_inserted_earlier(phase: Phase, edges: list[tuple[str, str, str]]) -> None:
     """``Phase.tables`` is the insert order of save_phase_rows: a table's in-phase parents come first."""
     late = [
         (table, column, target)
         for table, column, target in edges
-        if table in phase.tables
-        and target in phase.tables
-        and phase.tables.index(target) > phase.tables.index(table)
+        if table in phase.tables and target in phase.tables and phase.tables.index(target) > phase.tables.index(table)
     ]
     assert late == []
 

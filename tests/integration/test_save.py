@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
+
 from worldgen.db.context import phase_context
 from worldgen.db.save import save_phase_rows
 from worldgen.errors import InvalidModelOutput
@@ -253,9 +254,7 @@ def test_sql_in_a_value_is_stored_verbatim(conn: Conn, campaign: Campaign, specs
 
     save(conn, campaign, phase, tool_input, specs)
 
-    stored = conn.execute(
-        "SELECT name, description, traits FROM races WHERE key = %s", (race["key"],)
-    ).fetchone()
+    stored = conn.execute("SELECT name, description, traits FROM races WHERE key = %s", (race["key"],)).fetchone()
     assert stored == {"name": race["name"], "description": race["description"], "traits": race["traits"]}
     assert conn.execute("SELECT to_regclass('public.races') IS NOT NULL AS exists").fetchone() == {"exists": True}
     assert conn.execute("SELECT count(*) AS n FROM races").fetchone()["n"] == len(tool_input["races"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from worldgen.db.catalog import parse_bounds, parse_in_list
 
 

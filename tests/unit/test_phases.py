@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from worldgen.phases import PHASES, ancestors, descendants, get_phase
 
 

@@ -211,6 +211,8 @@ def run_phase(
     try:
         return _generate(conn, generation, phase, attempt, model, calls, started)
     except WorldgenError as exc:
+        if isinstance(exc.details.get("usage"), dict):  # a refused or truncated answer still cost tokens
+            calls.append(ModelUsage(**exc.details["usage"]))
         _record_failure(conn, generation, phase, attempt, calls, type(exc).__name__, exc.message)
         raise
     except Exception as exc:

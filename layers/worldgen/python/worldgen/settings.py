@@ -32,7 +32,7 @@ class Settings(BaseSettings):
 
     # Model
     model_provider: ModelProvider = "procedural"
-    default_model: str = "claude-sonnet-4-5"
+    default_model: str | None = None  # overrides every phase's registry default when set
     phase_models: dict[str, str] = Field(default_factory=dict)  # {"3C": "claude-haiku-4-5"}
     anthropic_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("WORLDGEN_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY")

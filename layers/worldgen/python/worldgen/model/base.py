@@ -53,14 +53,27 @@ class WorldModel(Protocol):
         ...
 
 
+_models: dict[tuple[str, int], WorldModel] = {}
+
+
 def get_model(provider: str | None = None) -> WorldModel:
-    name = provider or get_settings().model_provider
+    """The model for ``provider``, kept per execution environment so a warm Lambda reuses its
+    HTTP connections (rebuilt when the settings are reloaded)."""
+    settings = get_settings()
+    name = provider or settings.model_provider
+    cached = _models.get((name, id(settings)))
+    if cached is not None:
+        return cached
+    model: WorldModel
     if name == "procedural":
         from worldgen.model.procedural import ProceduralModel
 
-        return ProceduralModel()
-    if name in ("anthropic", "bedrock"):
+        model = ProceduralModel()
+    elif name in ("anthropic", "bedrock"):
         from worldgen.model.claude import ClaudeModel
 
-        return ClaudeModel(provider=name)
-    raise ConfigurationError(f"unknown model provider {name!r}; valid: {', '.join(MODEL_PROVIDERS)}")
+        model = ClaudeModel(provider=name)
+    else:
+        raise ConfigurationError(f"unknown model provider {name!r}; valid: {', '.join(MODEL_PROVIDERS)}")
+    _models[(name, id(settings))] = model
+    return model

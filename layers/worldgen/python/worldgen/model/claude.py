@@ -44,6 +44,7 @@ KEY_SETTINGS = "WORLDGEN_ANTHROPIC_API_KEY (or ANTHROPIC_API_KEY) or WORLDGEN_AN
 # Anthropic model id -> Bedrock model id. The 4.5 models are served on demand only through
 # cross-region inference profiles, so ``bedrock_model_id`` prefixes the geography of the region.
 BEDROCK_MODEL_IDS: dict[str, str] = {
+    "claude-sonnet-4-6": "anthropic.claude-sonnet-4-6",
     "claude-sonnet-4-5": "anthropic.claude-sonnet-4-5-20250929-v1:0",
     "claude-haiku-4-5": "anthropic.claude-haiku-4-5-20251001-v1:0",
     "claude-opus-4-5": "anthropic.claude-opus-4-5-20251101-v1:0",
@@ -62,7 +63,7 @@ _STREAM_ERROR_TYPES: dict[str, type[WorldgenError]] = {
 
 
 def model_for_phase(phase: Phase, settings: Settings) -> str:
-    return settings.phase_models.get(phase.id) or settings.default_model
+    return settings.phase_models.get(phase.id) or settings.default_model or phase.model
 
 
 def bedrock_model_id(model: str, region: str) -> str:

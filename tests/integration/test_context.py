@@ -1,0 +1,155 @@
+"""phase_context: what a phase is told of the world so far, within its token budget."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from worldgen.db.context import PhaseContext, phase_context
+from worldgen.db.save import save_phase_rows
+from worldgen.model.base import ModelRequest
+from worldgen.model.procedural import ProceduralModel
+from worldgen.phases import PHASES, ancestors, get_phase
+from worldgen.pipeline import table_specs
+from worldgen.schema.spec import TableSpec
+from worldgen.schema.tools import load_tool, with_key_enums
+
+Conn = psycopg.Connection[dict[str, Any]]
+SMALL_BUDGET = 400  # tokens: the campaign and both PCs fit, most of the world does not
+EARLIER_THAN_2B = [t for p in PHASES if p.id in ancestors("2B") for t in p.tables]
+
+
+@pytest.fixture
+def specs(conn: Conn) -> dict[str, TableSpec]:
+    return table_specs(conn)
+
+
+@pytest.fixture
+def campaign_id(conn: Conn, specs: dict[str, TableSpec]) -> uuid.UUID:
+    """A campaign with two PCs whose world is generated (procedurally) through phase 2A."""
+    campaign = conn.execute(
+        "INSERT INTO campaigns (owner_id, name, setting, tone) VALUES (%s, %s, %s, %s) RETURNING id",
+        ("user-1", "The Ashen Crown", "A low-magic archipelago ruled by rival merchant princes.", "grim"),
+    ).fetchone()["id"]
+    conn.execute(
+        "INSERT INTO player_characters (campaign_id, name, race, character_class, backstory)"
+        " VALUES (%s, 'Lyra Ashdown', 'half-elf', 'ranger', 'Lost her brother to the Gray Guild.'),"
+        " (%s, 'Brother Tam', 'human', 'cleric', 'Fled the drowned abbey with a stolen relic.')",
+        (campaign, campaign),
+    )
+    generation = conn.execute("INSERT INTO generations (campaign_id) VALUES (%s) RETURNING id", (campaign,)).fetchone()[
+        "id"
+    ]
+    for phase_id in ("1A", "1B", "1C", "2A"):
+        phase = get_phase(phase_id)
+        context = phase_context(conn, campaign, phase, specs)
+        request = ModelRequest(
+            phase=phase,
+            system="",
+            messages=[],
+            tool=with_key_enums(load_tool(phase), phase, specs, context.keys),
+            max_tokens=phase.max_tokens,
+            context=context,
+            references={t: {c.property_name: c.references or "" for c in specs[t].foreign_keys} for t in phase.tables},
+        )
+        tool_input = ProceduralModel(seed=5).call(request).tool_input
+        assert tool_input is not None
+        save_phase_rows(conn, campaign, generation, phase, tool_input, specs)
+    return uuid.UUID(str(campaign))
+
+
+def keys_in_database(conn: Conn, table: str) -> list[str]:
+    rows = conn.execute(sql.SQL("SELECT key FROM {} ORDER BY key").format(sql.Identifier(table))).fetchall()
+    return [r["key"] for r in rows]
+
+
+def kept_keys(context: PhaseContext, table: str) -> set[str]:
+    return {row["key"] for row in context.rows[table]}
+
+
+def test_keys_of_every_earlier_table_are_complete_even_when_the_budget_cuts_rows(
+    conn: Conn, campaign_id: uuid.UUID, specs: dict[str, TableSpec]
+) -> None:
+    context = phase_context(conn, campaign_id, get_phase("2B"), specs, token_budget=SMALL_BUDGET)
+
+    assert sum(context.omitted.values()) > 0, "the budget must cut rows for this test to mean anything"
+    assert set(context.keys) == {*EARLIER_THAN_2B, "player_characters"}
+    for table in EARLIER_THAN_2B:
+        assert context.keys[table] == keys_in_database(conn, table), table
+        assert keys_in_database(conn, table), f"{table} has rows"
+    assert context.keys["player_characters"] == ["brother-tam", "lyra-ashdown"]
+
+
+def test_rows_of_later_or_unrelated_phases_are_not_in_the_context(
+    conn: Conn, campaign_id: uuid.UUID, specs: dict[str, TableSpec]
+) -> None:
+    context = phase_context(conn, campaign_id, get_phase("1B"), specs)
+    assert set(context.rows) == set(get_phase("1A").tables)
+    assert "entities" not in context.keys
+
+
+def test_a_phase_that_uses_player_characters_gets_them(
+    conn: Conn, campaign_id: uuid.UUID, specs: dict[str, TableSpec]
+) -> None:
+    context = phase_context(conn, campaign_id, get_phase("2B"), specs, token_budget=SMALL_BUDGET)
+
+    assert [pc["name"] for pc in context.player_characters] == ["Brother Tam", "Lyra Ashdown"]
+    assert "Lyra Ashdown" in context.render()
+    assert "Lost her brother to the Gray Guild." in context.render()
+
+
+def test_a_phase_that_does_not_use_player_characters_is_not_given_them(
+    conn: Conn, campaign_id: uuid.UUID, specs: dict[str, TableSpec]
+) -> None:
+    assert not get_phase("1C").uses_player_characters
+    context = phase_context(conn, campaign_id, get_phase("1C"), specs)
+    assert context.player_characters == []
+    assert "Lyra Ashdown" not in context.render()
+
+
+def test_a_generous_budget_keeps_every_row(conn: Conn, campaign_id: uuid.UUID, specs: dict[str, TableSpec]) -> None:
+    context = phase_context(conn, campaign_id, get_phase("2B"), specs, token_budget=1_000_000)
+    assert context.omitted == {}
+    for table in EARLIER_THAN_2B:
+        assert sorted(kept_keys(context, table)) == context.keys[table]
+    assert "left out" not in context.render()
+
+
+@pytest.mark.parametrize("budget", [SMALL_BUDGET, 1000, 3000])
+def test_the_rendered_context_stays_within_the_token_budget(
+    conn: Conn, campaign_id: uuid.UUID, specs: dict[str, TableSpec], budget: int
+) -> None:
+    context = phase_context(conn, campaign_id, get_phase("2B"), specs, token_budget=budget)
+    assert sum(context.omitted.values()) > 0
+    assert context.estimated_tokens <= budget
+
+
+def test_pc_connected_rows_are_kept_before_the_others(
+    conn: Conn, campaign_id: uuid.UUID, specs: dict[str, TableSpec]
+) -> None:
+    # Only the entity whose key sorts last keeps its player character: order alone would cut it.
+    entity_keys = keys_in_database(conn, "entities")
+    assert len(entity_keys) >= 2
+    last = entity_keys[-1]
+    conn.execute("UPDATE entities SET player_character_id = NULL WHERE key <> %s", (last,))
+
+    context = phase_context(conn, campaign_id, get_phase("2B"), specs, token_budget=SMALL_BUDGET)
+
+    assert last in kept_keys(context, "entities")
+    assert context.rows["entities"][0]["player_character_key"] in ("lyra-ashdown", "brother-tam")
+    assert sum(context.omitted.values()) > 0
+    assert context.omitted.get("entities", 0) + len(context.rows["entities"]) == len(entity_keys)
+
+
+def test_render_states_what_it_left_out(conn: Conn, campaign_id: uuid.UUID, specs: dict[str, TableSpec]) -> None:
+    context = phase_context(conn, campaign_id, get_phase("2B"), specs, token_budget=SMALL_BUDGET)
+    text = context.render()
+
+    assert context.omitted
+    for table, count in context.omitted.items():
+        assert f"({count} more {table} rows left out for length; their keys are still valid references)" in text
+        assert len(context.rows[table]) + count == len(context.keys[table])
