@@ -38,7 +38,7 @@ GRAPHQL_TYPES = {
     "text[]": "[String!]",  # Hasura >= 2.29; older versions say _text
 }
 # What Hasura cannot show: CHECK constraints (closed vocabularies, numeric bounds).
-INVISIBLE_TO_HASURA = ("enum", "minimum", "maximum")
+INVISIBLE_TO_HASURA = ("enum", "minimum", "exclusiveMinimum", "maximum")
 
 
 def relationships(table: str) -> list[tuple[str, str, str]]:

@@ -53,25 +53,39 @@ def parse_in_list(definition: str) -> tuple[str, list[str]] | None:
     return (match.group(1), values) if values else None
 
 
-def parse_bounds(definition: str) -> tuple[str, float | None, float | None] | None:
-    """``CHECK (((x >= 1) AND (x <= 30)))`` -> ("x", 1, 30); one-column range checks only."""
+def parse_bounds_exact(definition: str) -> tuple[str, float | None, bool, float | None, bool] | None:
+    """``CHECK ((x > 0))`` -> ("x", 0, True, None, False): (column, low, low exclusive, high, high exclusive)."""
     if " OR " in definition or "IS NULL" in definition:
         return None
     bounds = _BOUND.findall(definition)
     if not bounds or len({column for column, _, _ in bounds}) != 1:
         return None
-    low = high = None
+    low: float | None = None
+    high: float | None = None
+    low_exclusive = high_exclusive = False
     for _, op, number in bounds:
-        value = float(number)
-        if op == ">=":
-            low = value
-        elif op == ">":
-            low = value + 1 if value.is_integer() else value  # integers: x > 0 means x >= 1
-        elif op == "<=":
-            high = value
+        if op in (">=", ">"):
+            low, low_exclusive = float(number), op == ">"
         else:
-            high = value - 1
-    return bounds[0][0], low, high
+            high, high_exclusive = float(number), op == "<"
+    return bounds[0][0], low, low_exclusive, high, high_exclusive
+
+
+def parse_bounds(definition: str) -> tuple[str, float | None, float | None] | None:
+    """The inclusive bounds of an integer column: ``CHECK (((x >= 1) AND (x <= 30)))`` -> ("x", 1, 30);
+    ``x > 0`` -> ("x", 1, None). One-column range checks only."""
+    exact = parse_bounds_exact(definition)
+    if exact is None:
+        return None
+    column, low, low_exclusive, high, high_exclusive = exact
+    if low is not None and low_exclusive:
+        low = low + 1 if low.is_integer() else low
+    if high is not None and high_exclusive:
+        high = high - 1 if high.is_integer() else high
+    return column, low, high
+
+
+_INTEGER_TYPES = ("integer", "bigint", "smallint")
 
 
 def read_table_specs(conn: psycopg.Connection[Any], tables: Iterable[str]) -> dict[str, TableSpec]:
@@ -82,17 +96,16 @@ def read_table_specs(conn: psycopg.Connection[Any], tables: Iterable[str]) -> di
 
     references: dict[tuple[str, str], str] = {}
     enums: dict[tuple[str, str], list[Any]] = {}
-    ranges: dict[tuple[str, str], tuple[float | None, float | None]] = {}
+    ranges: dict[tuple[str, str], tuple[str, ...]] = {}
     for con in constraints:
         if con["kind"] == "f" and len(con["columns"]) == 1:
             references[(con["table_name"], con["columns"][0])] = con["referenced_table"]
         elif con["kind"] == "c":
             parsed = parse_in_list(con["definition"])
-            bounds = parse_bounds(con["definition"])
             if parsed:
                 enums[(con["table_name"], parsed[0])] = parsed[1]
-            elif bounds:
-                ranges[(con["table_name"], bounds[0])] = bounds[1:]
+            elif parse_bounds_exact(con["definition"]):
+                ranges[(con["table_name"], parse_bounds_exact(con["definition"])[0])] = (con["definition"],)  # type: ignore[index]
 
     specs: dict[str, TableSpec] = {}
     for row in columns:
@@ -108,14 +121,28 @@ def read_table_specs(conn: psycopg.Connection[Any], tables: Iterable[str]) -> di
                 comment=row["comment"],
                 enum=enums.get((table, row["column_name"])),
                 references=references.get((table, row["column_name"])),
-                minimum=ranges.get((table, row["column_name"]), (None, None))[0],
-                maximum=ranges.get((table, row["column_name"]), (None, None))[1],
+                **_bounds(ranges.get((table, row["column_name"])), _normalise_type(row["pg_type"])),
             )
         )
     missing = set(names) - set(specs)
     if missing:
         raise LookupError(f"tables not in the catalog (is the database migrated?): {sorted(missing)}")
     return {name: specs[name] for name in names}
+
+
+def _bounds(found: tuple[str, ...] | None, pg_type: str) -> dict[str, float | None]:
+    """minimum / maximum / exclusive_minimum of a column from its range CHECK, by column type."""
+    if not found:
+        return {}
+    if pg_type in _INTEGER_TYPES:
+        inclusive = parse_bounds(found[0])
+        return {"minimum": inclusive[1], "maximum": inclusive[2]} if inclusive else {}
+    exact = parse_bounds_exact(found[0])
+    assert exact is not None
+    _, low, low_exclusive, high, _ = exact
+    if low_exclusive:
+        return {"exclusive_minimum": low, "maximum": high}
+    return {"minimum": low, "maximum": high}
 
 
 def _normalise_type(pg_type: str) -> str:
@@ -130,7 +157,7 @@ def foreign_key_edges(conn: psycopg.Connection[Any]) -> list[tuple[str, str, str
     """Every (table, column, referenced table) foreign key of the public schema."""
     rows = conn.execute(
         """
-        SELECT c.relname, a.attname, ref.relname
+        SELECT c.relname AS table_name, a.attname AS column_name, ref.relname AS referenced_table
         FROM pg_constraint con
         JOIN pg_class c ON c.oid = con.conrelid
         JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -65,6 +65,16 @@ def shared_connection() -> psycopg.Connection[dict[str, Any]]:
 _all_connections: list[psycopg.Connection[dict[str, Any]]] = []
 
 
+def release_thread_connection() -> None:
+    """Close this thread's connection (the local runtime runs each invocation in a new thread)."""
+    connection = getattr(_local, "connection", None)
+    if connection is not None:
+        _local.connection = None
+        if connection in _all_connections:
+            _all_connections.remove(connection)
+        connection.close()
+
+
 def reset_shared_connection() -> None:
     """Close every thread's connection (tests and the local runtime switch databases)."""
     while _all_connections:

@@ -38,14 +38,14 @@ class PhaseContext:
             parts.append("Player characters (weave every one of them in):")
             parts += [json.dumps(pc, ensure_ascii=False) for pc in self.player_characters]
         for table, rows in self.rows.items():
-            if rows or self.omitted.get(table):
+            if rows:
                 parts.append(f"## {table}")
                 parts += [json.dumps(r, ensure_ascii=False) for r in rows]
-            if self.omitted.get(table):
-                parts.append(
-                    f"({self.omitted[table]} more {table} rows left out for length; "
-                    "their keys are still valid references)"
-                )
+        left_out = [f"{table} {count}" for table, count in self.omitted.items() if count]
+        if left_out:
+            parts.append(
+                "Rows left out for length (their keys are still valid references): " + ", ".join(left_out)
+            )
         return "\n".join(parts)
 
     @property
@@ -116,12 +116,19 @@ def phase_context(
     )
     budget_chars = (token_budget or phase.context_token_budget) * CHARS_PER_TOKEN
     used = len(context.render())
+    added: list[str] = []
     for table, row, line in _by_priority(tables, raw, specs, id_to_key):
         if used + len(line) + 1 > budget_chars:
             context.omitted[table] = context.omitted.get(table, 0) + 1
             continue
         context.rows[table].append(row)
+        added.append(table)
         used += len(line) + 1
+    # Table headers and "left out" notes take room too: give back the last rows until it fits.
+    while added and len(context.render()) > budget_chars:
+        table = added.pop()
+        context.rows[table].pop()
+        context.omitted[table] = context.omitted.get(table, 0) + 1
     return context
 
 

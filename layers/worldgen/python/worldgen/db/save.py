@@ -23,6 +23,7 @@ from worldgen.schema.spec import ColumnSpec, TableSpec
 
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
+_INTEGER_RANGES = {"smallint": (-(2**15), 2**15 - 1), "integer": (-(2**31), 2**31 - 1), "bigint": (-(2**63), 2**63 - 1)}
 _PY_TYPES: dict[str, tuple[type, ...]] = {
     "text": (str,),
     "integer": (int,),
@@ -177,6 +178,14 @@ def _row_problems(
             problem("expected an array of strings", name)
         elif column.enum and value not in column.enum:
             problem(f"{value!r} is not one of {column.enum}", name)
+        elif column.pg_type in _INTEGER_RANGES and not _INTEGER_RANGES[column.pg_type][0] <= value <= _INTEGER_RANGES[
+            column.pg_type
+        ][1]:
+            problem(f"{value} does not fit a PostgreSQL {column.pg_type}", name)
+        elif isinstance(value, str) and "\x00" in value or isinstance(value, list) and any("\x00" in v for v in value):
+            problem("text cannot contain the NUL character (\\u0000)", name)
+        elif column.exclusive_minimum is not None and value <= column.exclusive_minimum:
+            problem(f"{value} must be greater than {column.exclusive_minimum:g}", name)
         elif column.minimum is not None and value < column.minimum:
             problem(f"{value} is below the minimum {column.minimum:g}", name)
         elif column.maximum is not None and value > column.maximum:
@@ -229,7 +238,7 @@ def save_phase_rows(
             if rows:
                 try:
                     _copy_rows(conn, specs[table], rows, ids, known, campaign_id, generation_id, phase)
-                except psycopg.errors.IntegrityError as exc:
+                except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
                     # A rule only the database knows (a CHECK across columns, a unique pair):
                     # the model gets PostgreSQL's own words and can repair the rows.
                     diag = exc.diag

@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
+from worldgen.db.connection import release_thread_connection
+from worldgen.db.connection import release_thread_connection
 from worldgen.functions_registry import ALL_FUNCTIONS, FAILURE_FUNCTION, LambdaFunction
 from worldgen.settings import REPO_ROOT, get_settings
 from worldgen.statemachine import ASL_PATH
@@ -97,6 +99,7 @@ class LocalRuntime:
         self.functions = {function_arn(f): f for f in ALL_FUNCTIONS}
         self.handlers: dict[str, Handler] = {}
         self.invocations: list[tuple[str, dict[str, Any]]] = []
+        self.timings: list[tuple[str, float, float]] = []  # (function id, start, end), perf_counter
         self.delivered_failures: list[dict[str, Any]] = []
         self._saved_env: dict[str, str | None] = {}
 
@@ -178,7 +181,13 @@ class LocalRuntime:
             invoked_function_arn=function_arn(function),
         )
         self.invocations.append((function.id, event))
-        return self.handler_for(function)(event, context)
+        started = time.perf_counter()
+        try:
+            return self.handler_for(function)(event, context)
+        finally:
+            self.timings.append((function.id, started, time.perf_counter()))
+            # moto runs every task in a thread of its own: the Lambda environment ends with it.
+            release_thread_connection()
 
     def _invoke(self, params: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
         from botocore.awsrequest import AWSResponse
@@ -273,8 +282,9 @@ class LocalRuntime:
 
     # -- the action endpoint -------------------------------------------------------------------
 
-    def action(self, name: str, data: dict[str, Any], *, user_id: str | None = None, role: str = "user",
-               secret: str | None = None) -> tuple[int, dict[str, Any]]:  # fmt: skip
+    def action(
+        self, name: str, data: dict[str, Any], *, user_id: str | None = None, role: str = "user", secret: str | None = None
+    ) -> tuple[int, dict[str, Any]]:
         """POST a Hasura action to start_generation as the Function URL would."""
         from worldgen.functions_registry import START_FUNCTION
 

@@ -329,7 +329,10 @@ class _PhaseGenerator:
         if "enum" in schema:
             return rng.choice(schema["enum"])
         if kind in ("integer", "number"):
-            low = schema.get("minimum", 0 if "population" in prop or "gp" in prop else 1)
+            default_low = 0 if "population" in prop or "gp" in prop else 1
+            if "exclusiveMinimum" in schema:
+                default_low = int(schema["exclusiveMinimum"]) + 1
+            low = schema.get("minimum", default_low)
             high = schema.get("maximum", low + 20)
             value: float = rng.randint(int(low), int(high))
             partner = prop.replace("max", "min")

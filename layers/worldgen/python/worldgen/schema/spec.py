@@ -18,6 +18,7 @@ class ColumnSpec(BaseModel):
     enum: list[str] | list[int] | None = None
     minimum: float | None = None  # from CHECK (x BETWEEN a AND b), (x >= a), (x > a)
     maximum: float | None = None
+    exclusive_minimum: float | None = None  # numeric columns with CHECK (x > a)
     references: str | None = None  # the referenced table, for a foreign key column
 
     @property

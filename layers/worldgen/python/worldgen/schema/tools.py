@@ -52,7 +52,8 @@ def column_schema(column: ColumnSpec) -> dict[str, Any]:
         raise ValueError(f"column {column.name} has type {column.pg_type}, which no tool schema maps")
     if column.enum:
         schema["enum"] = list(column.enum)
-    for keyword, bound in (("minimum", column.minimum), ("maximum", column.maximum)):
+    bounds = (("minimum", column.minimum), ("exclusiveMinimum", column.exclusive_minimum), ("maximum", column.maximum))
+    for keyword, bound in bounds:
         if bound is not None and not column.enum:
             schema[keyword] = int(bound) if bound.is_integer() else bound
     if column.comment:
