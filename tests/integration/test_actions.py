@@ -128,9 +128,7 @@ def test_cancel_refuses_a_finished_generation_and_stops_a_running_one(runtime, c
 
 
 def test_regenerate_refuses_an_unknown_phase_and_lists_the_valid_ones(runtime, campaign_id):
-    status, answer = post(
-        runtime, action_body("regenerateFromPhase", {"campaign_id": str(campaign_id), "phase": "9Z"})
-    )
+    status, answer = post(runtime, action_body("regenerateFromPhase", {"campaign_id": str(campaign_id), "phase": "9Z"}))
     assert (status, answer["extensions"]["code"]) == (400, "unknown-phase")
     assert all(p.id in answer["message"] for p in PHASES)
 

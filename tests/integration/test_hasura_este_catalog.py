@@ -9,6 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
+
 from worldgen.db.catalog import read_table_specs
 from worldgen.local.postgres import drop_database, with_database
 from worldgen.schema.hasura import read_hasura_specs

@@ -9,6 +9,7 @@ import psycopg
 import pytest
 import yaml
 from graphql import GraphQLObjectType, build_schema, get_named_type, parse
+
 from worldgen.db.catalog import foreign_key_edges
 from worldgen.phases import ALL_TABLES, CORE_TABLES, WORLD_TABLES
 
@@ -61,9 +62,7 @@ def relationship_targets(tables: dict[str, dict[str, Any]], edges: list[tuple[st
     return targets
 
 
-def bool_exp_problems(
-    exp: dict[str, Any], table: str, columns: dict[str, set[str]], targets: dict
-) -> list[str]:
+def bool_exp_problems(exp: dict[str, Any], table: str, columns: dict[str, set[str]], targets: dict) -> list[str]:
     problems = []
     for key, value in exp.items():
         if key in ("_and", "_or"):
@@ -91,28 +90,21 @@ def test_every_migrated_table_is_tracked(catalog: dict[str, Any]) -> None:
 def test_every_foreign_key_has_an_object_and_an_array_relationship(catalog: dict[str, Any]) -> None:
     tables = tracked_tables()
     for table, column, target in catalog["edges"]:
-        objects = [
-            r["using"]["foreign_key_constraint_on"] for r in tables[table].get("object_relationships", [])
-        ]
-        arrays = [
-            r["using"]["foreign_key_constraint_on"] for r in tables[target].get("array_relationships", [])
-        ]
+        objects = [r["using"]["foreign_key_constraint_on"] for r in tables[table].get("object_relationships", [])]
+        arrays = [r["using"]["foreign_key_constraint_on"] for r in tables[target].get("array_relationships", [])]
         assert column in objects, f"{table}.{column} has no object relationship"
         assert {"column": column, "table": {"name": table, "schema": "public"}} in arrays, (
             f"{target} has no array relationship for {table}.{column}"
         )
     relationship_count = sum(
-        len(m.get("object_relationships", [])) + len(m.get("array_relationships", []))
-        for m in tables.values()
+        len(m.get("object_relationships", [])) + len(m.get("array_relationships", [])) for m in tables.values()
     )
     assert relationship_count == 2 * len(catalog["edges"])
 
 
 def test_relationship_names_are_unique_and_do_not_shadow_columns(catalog: dict[str, Any]) -> None:
     for table, meta in tracked_tables().items():
-        names = [
-            r["name"] for r in meta.get("object_relationships", []) + meta.get("array_relationships", [])
-        ]
+        names = [r["name"] for r in meta.get("object_relationships", []) + meta.get("array_relationships", [])]
         assert len(names) == len(set(names)), table
         assert not set(names) & catalog["columns"][table], table
 
@@ -161,9 +153,7 @@ def test_user_reads_every_table_of_its_own_campaigns_only() -> None:
 def test_user_writes_campaigns_and_player_characters_but_no_world_table() -> None:
     tables = tracked_tables()
     for table in (*WORLD_TABLES, "generations", "phase_runs", "model_calls"):
-        assert not {"insert_permissions", "update_permissions", "delete_permissions"} & set(tables[table]), (
-            table
-        )
+        assert not {"insert_permissions", "update_permissions", "delete_permissions"} & set(tables[table]), table
     (insert,) = tables["campaigns"]["insert_permissions"]
     assert insert["permission"]["check"] == {"owner_id": {"_eq": "X-Hasura-User-Id"}}
     assert insert["permission"]["set"] == {"owner_id": "x-hasura-User-Id"}
@@ -200,9 +190,7 @@ def test_actions_call_the_handler_with_the_shared_secret_and_return_generation_s
         assert definition["kind"] == "synchronous"
         assert definition["handler"] == "{{WORLDGEN_ACTION_URL}}"
         assert definition["timeout"] == 25  # below Hasura's 30 s default: the handler only starts the run
-        assert {"name": "x-worldgen-action-secret", "value_from_env": "WORLDGEN_ACTION_SECRET"} in definition[
-            "headers"
-        ]
+        assert {"name": "x-worldgen-action-secret", "value_from_env": "WORLDGEN_ACTION_SECRET"} in definition["headers"]
         assert action["permissions"] == [{"role": ROLE}]
     for name, field in actions_schema_fields().items():
         assert get_named_type(field.type).name == "GenerationStarted", name
@@ -225,9 +213,7 @@ def test_metadata_directory_is_a_complete_version_3_export() -> None:
     assert load_yaml(METADATA / "version.yaml") == {"version": 3}
     (source,) = load_yaml(METADATA / "databases" / "databases.yaml")
     assert source["name"] == "default"
-    assert source["configuration"]["connection_info"]["database_url"] == {
-        "from_env": "HASURA_GRAPHQL_DATABASE_URL"
-    }
+    assert source["configuration"]["connection_info"]["database_url"] == {"from_env": "HASURA_GRAPHQL_DATABASE_URL"}
     for name in (
         "allow_list", "cron_triggers", "query_collections", "remote_schemas", "inherited_roles",
         "rest_endpoints", "api_limits", "network", "backend_configs", "graphql_schema_introspection",

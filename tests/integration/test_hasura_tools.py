@@ -17,15 +17,14 @@ import psycopg
 import pytest
 import yaml
 from graphql.language.block_string import print_block_string
+
 from worldgen.db.catalog import read_table_specs
 from worldgen.phases import ALL_TABLES, PHASES
 from worldgen.schema.hasura import hasura_table_specs, load_hasura_schema, phase_tools_from_hasura
 from worldgen.schema.spec import TableSpec
 from worldgen.schema.tools import phase_tool
 
-TABLES_DIR = (
-    Path(__file__).resolve().parents[2] / "infra" / "hasura" / "metadata" / "databases" / "default" / "tables"
-)
+TABLES_DIR = Path(__file__).resolve().parents[2] / "infra" / "hasura" / "metadata" / "databases" / "default" / "tables"
 GRAPHQL_TYPES = {
     "text": "String",
     "integer": "Int",
@@ -74,9 +73,7 @@ def hasura_sdl(specs: dict[str, TableSpec]) -> str:
         for name, kind, remote in relationships(table):
             target = references[remote] if kind == "obj" else remote
             fields[name] = (f"{target}_{kind}_rel_insert_input", None)
-        body = "".join(
-            description(text, "  ") + f"  {name}: {gql}\n" for name, (gql, text) in sorted(fields.items())
-        )
+        body = "".join(description(text, "  ") + f"  {name}: {gql}\n" for name, (gql, text) in sorted(fields.items()))
         columns = "".join(
             description(c.comment, "  ") + f"  {c.name}: {GRAPHQL_TYPES[c.pg_type]}\n" for c in spec.columns
         )
@@ -125,17 +122,13 @@ def test_hasura_tool_equals_catalog_tool_apart_from_check_constraints(
     assert list(from_hasura["input_schema"]["properties"]) == list(phase.tables)
 
 
-def test_check_constraint_enums_and_bounds_are_the_only_loss(
-    sdl: str, catalog_specs: dict[str, TableSpec]
-) -> None:
+def test_check_constraint_enums_and_bounds_are_the_only_loss(sdl: str, catalog_specs: dict[str, TableSpec]) -> None:
     from_hasura = phase_tools_from_hasura(sdl, catalog_specs=catalog_specs)
     lost = set()
     for phase in PHASES:
         for table, schema in phase_tool(phase, catalog_specs)["input_schema"]["properties"].items():
             for prop, column in schema["items"]["properties"].items():
-                hasura_column = from_hasura[phase.id]["input_schema"]["properties"][table]["items"][
-                    "properties"
-                ][prop]
+                hasura_column = from_hasura[phase.id]["input_schema"]["properties"][table]["items"]["properties"][prop]
                 lost |= {k for k in column if k not in hasura_column}
     assert lost == set(INVISIBLE_TO_HASURA)  # the differences are real, and there are no others
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from graphql import build_schema
+
 from worldgen.schema.hasura import (
     hasura_table_specs,
     insert_input_types,
@@ -111,9 +112,7 @@ def test_carnet_de_bord_enum_table_columns_carry_the_enum_values(carnet: dict[st
 def test_carnet_de_bord_references_follow_camel_case_relationships(carnet: dict[str, TableSpec]) -> None:
     assert carnet["account"].column("adminStructureId").references == "admin_structure"
     assert carnet["account"].column("adminId").references == "admin_cdb"
-    assert (
-        carnet["orientation_request"].column("decidedOrientationSystemId").references == "orientation_system"
-    )
+    assert carnet["orientation_request"].column("decidedOrientationSystemId").references == "orientation_system"
     assert carnet["orientation_request"].column("requestor_account_id").references == "account"
     # two unpaired object relationships (account, accountByDeletedBy): no guess is made
     assert carnet["notebook_appointment"].column("deleted_by").references is None
@@ -134,10 +133,7 @@ def test_carnet_de_bord_no_relationship_insert_or_on_conflict_field_leaks(
 
 
 def test_carnet_de_bord_comments_come_from_descriptions(carnet: dict[str, TableSpec]) -> None:
-    assert (
-        carnet["professional_project"].column("hourlyRate").comment
-        == "in cents (divide by 100 for the EUR value)"
-    )
+    assert carnet["professional_project"].column("hourlyRate").comment == "in cents (divide by 100 for the EUR value)"
     assert carnet["role"].comment == "liste des roles"
     assert carnet["account"].comment is None  # Hasura's default 'columns and relationships of "account"'
 

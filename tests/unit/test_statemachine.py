@@ -65,7 +65,9 @@ def test_every_lambda_timeout_is_shorter_than_its_state_timeout():
         phase = next(p for p in PHASES if p.function_id == function.id)
         assert function.timeout_seconds < STATES[phase.state_name]["TimeoutSeconds"]
     for function in STATE_MACHINE_FUNCTIONS:
-        tasks = [s for s in STATES.values() if s.get("Parameters", {}).get("FunctionName") == f"${{{function.placeholder}}}"]
+        tasks = [
+            s for s in STATES.values() if s.get("Parameters", {}).get("FunctionName") == f"${{{function.placeholder}}}"
+        ]
         assert tasks, function.id
         assert all(function.timeout_seconds < t["TimeoutSeconds"] for t in tasks)
 
@@ -75,7 +77,13 @@ def test_the_dag_runs_2c_then_3a_beside_3b_after_2b_then_3c():
     while "Next" in DEFINITION["States"][order[-1]]:
         order.append(DEFINITION["States"][order[-1]]["Next"])
     parallel = DEFINITION["States"][order[5]]
-    assert [s.split("Phase")[-1][:2] if s.startswith("Phase") else s for s in order[:5]] == ["1A", "1B", "1C", "2A", "2B"]
+    assert [s.split("Phase")[-1][:2] if s.startswith("Phase") else s for s in order[:5]] == [
+        "1A",
+        "1B",
+        "1C",
+        "2A",
+        "2B",
+    ]
     assert parallel["Type"] == "Parallel"
     branches = [[name[5:7] for name in b["States"]] for b in parallel["Branches"]]
     assert branches == [["2C", "3A"], ["3B"]]

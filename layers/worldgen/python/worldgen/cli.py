@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from worldgen.settings import MODEL_PROVIDERS
 
@@ -78,7 +78,7 @@ def model_choice(value: str) -> str:
     return value
 
 
-def _generation(name: str):  # type: ignore[no-untyped-def]
+def _generation(name: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         from worldgen.local import commands
 

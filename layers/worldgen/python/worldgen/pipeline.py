@@ -6,7 +6,7 @@ import json
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 import psycopg
@@ -271,8 +271,14 @@ def _generate(
                     phase,
                     response.tool_input,
                     specs,
-                    before_commit=lambda c, r, ms=model_ms: _finish(
-                        c, generation, phase, attempt, calls, r, started, ms
+                    before_commit=partial(
+                        _finish,
+                        generation=generation,
+                        phase=phase,
+                        attempt=attempt,
+                        calls=calls,
+                        started=started,
+                        model_seconds=model_ms,
                     ),
                 )
                 return _outcome(phase, result, calls)
@@ -304,11 +310,12 @@ def _outcome(phase: Phase, result: SaveResult, calls: list[ModelUsage]) -> Phase
 
 def _finish(
     conn: psycopg.Connection[Any],
+    result: SaveResult,
+    *,
     generation: dict[str, Any],
     phase: Phase,
     attempt: int,
     calls: list[ModelUsage],
-    result: SaveResult,
     started: float,
     model_seconds: float,
 ) -> None:

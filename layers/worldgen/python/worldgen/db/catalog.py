@@ -41,7 +41,7 @@ WHERE n.nspname = 'public' AND con.contype IN ('f', 'c') AND c.relname = ANY(%s)
 """
 
 
-def parse_in_list(definition: str) -> tuple[str, list[str]] | None:
+def parse_in_list(definition: str) -> tuple[str, list[Any]] | None:
     """``CHECK ((kind = ANY (ARRAY['a'::text, ...])))`` -> ("kind", ["a", ...]); else None."""
     match = _IN_LIST.match(definition.strip())
     if not match:
@@ -104,8 +104,8 @@ def read_table_specs(conn: psycopg.Connection[Any], tables: Iterable[str]) -> di
             parsed = parse_in_list(con["definition"])
             if parsed:
                 enums[(con["table_name"], parsed[0])] = parsed[1]
-            elif parse_bounds_exact(con["definition"]):
-                ranges[(con["table_name"], parse_bounds_exact(con["definition"])[0])] = (con["definition"],)  # type: ignore[index]
+            elif (exact := parse_bounds_exact(con["definition"])) is not None:
+                ranges[(con["table_name"], exact[0])] = (con["definition"],)
 
     specs: dict[str, TableSpec] = {}
     for row in columns:
@@ -166,4 +166,4 @@ def foreign_key_edges(conn: psycopg.Connection[Any]) -> list[tuple[str, str, str
         WHERE n.nspname = 'public' AND con.contype = 'f'
         """
     ).fetchall()
-    return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in rows]  # type: ignore[misc]
+    return [(r["table_name"], r["column_name"], r["referenced_table"]) for r in rows]

@@ -43,9 +43,7 @@ class PhaseContext:
                 parts += [json.dumps(r, ensure_ascii=False) for r in rows]
         left_out = [f"{table} {count}" for table, count in self.omitted.items() if count]
         if left_out:
-            parts.append(
-                "Rows left out for length (their keys are still valid references): " + ", ".join(left_out)
-            )
+            parts.append("Rows left out for length (their keys are still valid references): " + ", ".join(left_out))
         return "\n".join(parts)
 
     @property

@@ -153,7 +153,7 @@ def _row_problems(
     if key is not None and not KEY_PATTERN.match(key):
         problem("keys are lowercase letters, digits and hyphens, e.g. 'iron-marches'", "key")
     for name, column in columns.items():
-        value = row.get(name)
+        value: Any = row.get(name)
         if value is None:
             if column.required:
                 problem("required field missing", name)
@@ -169,7 +169,7 @@ def _row_problems(
             elif table == target and value == key:
                 problem("a row cannot refer to itself", name)
             continue
-        expected = _PY_TYPES.get(column.pg_type, (str,))
+        expected: Any = _PY_TYPES.get(column.pg_type, (str,))  # Any: keeps `value` un-narrowed below
         if isinstance(value, bool) and bool not in expected:
             problem(f"expected {column.pg_type}, got a boolean", name)
         elif not isinstance(value, expected):
@@ -178,11 +178,12 @@ def _row_problems(
             problem("expected an array of strings", name)
         elif column.enum and value not in column.enum:
             problem(f"{value!r} is not one of {column.enum}", name)
-        elif column.pg_type in _INTEGER_RANGES and not _INTEGER_RANGES[column.pg_type][0] <= value <= _INTEGER_RANGES[
-            column.pg_type
-        ][1]:
+        elif (
+            column.pg_type in _INTEGER_RANGES
+            and not _INTEGER_RANGES[column.pg_type][0] <= value <= _INTEGER_RANGES[column.pg_type][1]
+        ):
             problem(f"{value} does not fit a PostgreSQL {column.pg_type}", name)
-        elif isinstance(value, str) and "\x00" in value or isinstance(value, list) and any("\x00" in v for v in value):
+        elif "\x00" in (value if isinstance(value, str) else "".join(value) if isinstance(value, list) else ""):
             problem("text cannot contain the NUL character (\\u0000)", name)
         elif column.exclusive_minimum is not None and value <= column.exclusive_minimum:
             problem(f"{value} must be greater than {column.exclusive_minimum:g}", name)
@@ -191,6 +192,11 @@ def _row_problems(
         elif column.maximum is not None and value > column.maximum:
             problem(f"{value} is above the maximum {column.maximum:g}", name)
     return problems
+
+
+def _fits(value: int, pg_type: str) -> bool:
+    low, high = _INTEGER_RANGES[pg_type]
+    return low <= value <= high
 
 
 def save_phase_rows(

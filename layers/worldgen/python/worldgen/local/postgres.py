@@ -53,7 +53,7 @@ def with_database(url: str, database: str) -> str:
     """``url`` pointing at another database of the same server."""
     info = psycopg.conninfo.conninfo_to_dict(url)
     info["dbname"] = database
-    return psycopg.conninfo.make_conninfo(**info)
+    return psycopg.conninfo.make_conninfo("", **info)
 
 
 def migrated_template(admin_url: str, template: str = "worldgen_template") -> str:

@@ -25,7 +25,6 @@ from typing import Any
 from urllib.parse import unquote
 
 from worldgen.db.connection import release_thread_connection
-from worldgen.db.connection import release_thread_connection
 from worldgen.functions_registry import ALL_FUNCTIONS, FAILURE_FUNCTION, LambdaFunction
 from worldgen.settings import REPO_ROOT, get_settings
 from worldgen.statemachine import ASL_PATH
@@ -73,7 +72,8 @@ def load_handler(function: LambdaFunction) -> Handler:
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.handler  # type: ignore[no-any-return]
+    handler: Handler = module.handler
+    return handler
 
 
 def substituted_definition(definition: str | None = None) -> str:
@@ -128,7 +128,7 @@ class LocalRuntime:
         import boto3
 
         self.sfn = boto3.client("stepfunctions", region_name=REGION)
-        boto3.DEFAULT_SESSION.events.register("before-call.lambda.Invoke", self._invoke)  # type: ignore[union-attr]
+        boto3.DEFAULT_SESSION.events.register("before-call.lambda.Invoke", self._invoke)  # type: ignore[union-attr,arg-type]
         role = f"arn:aws:iam::{ACCOUNT}:role/{STATE_MACHINE_NAME}"
         self.state_machine_arn = self.sfn.create_state_machine(
             name=STATE_MACHINE_NAME, definition=substituted_definition(self.definition), roleArn=role
@@ -141,7 +141,7 @@ class LocalRuntime:
         import boto3
 
         if boto3.DEFAULT_SESSION is not None:
-            boto3.DEFAULT_SESSION.events.unregister("before-call.lambda.Invoke", self._invoke)
+            boto3.DEFAULT_SESSION.events.unregister("before-call.lambda.Invoke", self._invoke)  # type: ignore[arg-type]
         self._mock.stop()
         for name, value in self._saved_env.items():
             if value is None:
@@ -190,7 +190,7 @@ class LocalRuntime:
             release_thread_connection()
 
     def _invoke(self, params: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
-        from botocore.awsrequest import AWSResponse
+        from botocore.awsrequest import AWSResponse, HTTPHeaders
         from botocore.response import StreamingBody
 
         # ``params`` is botocore's serialized request: the function is in the path, the event the body.
@@ -210,12 +210,12 @@ class LocalRuntime:
                 parsed["FunctionError"] = "Unhandled"
         data = json.dumps(body, default=str).encode()
         parsed["Payload"] = StreamingBody(io.BytesIO(data), len(data))
-        return AWSResponse(name, 200, {}, None), parsed
+        return AWSResponse(name, 200, HTTPHeaders(), None), parsed
 
     # -- executions ----------------------------------------------------------------------------
 
     def describe(self, execution_arn: str) -> dict[str, Any]:
-        return self.sfn.describe_execution(executionArn=execution_arn)  # type: ignore[no-any-return]
+        return dict(self.sfn.describe_execution(executionArn=execution_arn))
 
     def wait(
         self,
@@ -268,7 +268,7 @@ class LocalRuntime:
         return self.invoke(FAILURE_FUNCTION, event)
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
+        events: list[Any] = []
         token = None
         while True:
             kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
@@ -283,7 +283,13 @@ class LocalRuntime:
     # -- the action endpoint -------------------------------------------------------------------
 
     def action(
-        self, name: str, data: dict[str, Any], *, user_id: str | None = None, role: str = "user", secret: str | None = None
+        self,
+        name: str,
+        data: dict[str, Any],
+        *,
+        user_id: str | None = None,
+        role: str = "user",
+        secret: str | None = None,
     ) -> tuple[int, dict[str, Any]]:
         """POST a Hasura action to start_generation as the Function URL would."""
         from worldgen.functions_registry import START_FUNCTION

@@ -169,9 +169,7 @@ def _id_type_name(schema: GraphQLSchema, table: str) -> str | None:
 def infer_references(schema: GraphQLSchema, insert: GraphQLInputObjectType) -> dict[str, str]:
     """Column name -> referenced table, from the object-relationship insert fields (module doc)."""
     columns = {
-        name: field
-        for name, field in insert.fields.items()
-        if _is_column(field) and _enum_values(field) is None
+        name: field for name, field in insert.fields.items() if _is_column(field) and _enum_values(field) is None
     }
     references: dict[str, str] = {}
     unpaired: dict[str, str] = {}
@@ -258,9 +256,7 @@ def hasura_table_specs(
     if missing:
         raise LookupError(f"tables without a <table>_insert_input in the Hasura schema: {missing}")
     catalog = catalog_specs or {}
-    return {
-        name: table_spec_from_insert_input(schema, name, inserts[name], catalog.get(name)) for name in names
-    }
+    return {name: table_spec_from_insert_input(schema, name, inserts[name], catalog.get(name)) for name in names}
 
 
 def read_hasura_specs(

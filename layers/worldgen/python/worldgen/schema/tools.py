@@ -156,4 +156,5 @@ def write_generated(specs: dict[str, TableSpec], directory: Path = GENERATED_DIR
 
 def load_tool(phase: Phase) -> dict[str, Any]:
     """The committed tool definition of ``phase`` (what the model is asked for)."""
-    return json.loads(generated_path(phase).read_text())  # type: ignore[no-any-return]
+    tool: dict[str, Any] = json.loads(generated_path(phase).read_text())
+    return tool
