@@ -155,8 +155,9 @@ def _normalise_type(pg_type: str) -> str:
 
 def foreign_key_edges(conn: psycopg.Connection[Any]) -> list[tuple[str, str, str]]:
     """Every (table, column, referenced table) foreign key of the public schema."""
-    rows = conn.execute(
-        """
+    with conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
+        rows = cur.execute(
+            """
         SELECT c.relname AS table_name, a.attname AS column_name, ref.relname AS referenced_table
         FROM pg_constraint con
         JOIN pg_class c ON c.oid = con.conrelid
@@ -165,5 +166,5 @@ def foreign_key_edges(conn: psycopg.Connection[Any]) -> list[tuple[str, str, str
         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = con.conkey[1]
         WHERE n.nspname = 'public' AND con.contype = 'f'
         """
-    ).fetchall()
-    return [(r["table_name"], r["column_name"], r["referenced_table"]) for r in rows]
+        ).fetchall()
+    return [(table, column, referenced) for table, column, referenced in rows]

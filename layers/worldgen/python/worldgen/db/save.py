@@ -271,7 +271,7 @@ def _copy_rows(
     columns = [c for c in spec.exposed_columns]
     names = ["id", "campaign_id", "generation_id"] + [c.name for c in columns]
     types = ["uuid", "uuid", "uuid"] + [c.pg_type for c in columns]
-    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.Identifier(spec.name), sql.SQL(", ").join(sql.Identifier(n) for n in names)
     )
     campaign, generation = uuid.UUID(str(campaign_id)), uuid.UUID(str(generation_id))
