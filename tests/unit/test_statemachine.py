@@ -24,9 +24,11 @@ DEFINITION = statemachine.build_definition()
 STATES = all_states(DEFINITION["States"])
 
 
-def test_committed_asl_and_readme_equal_a_fresh_build():
+def test_committed_asl_and_readmes_equal_a_fresh_build():
     assert statemachine.ASL_PATH.read_text() == statemachine.render_definition(DEFINITION)
     assert statemachine.README_PATH.read_text() == statemachine.render_readme(DEFINITION)
+    project = statemachine.PROJECT_README.read_text()
+    assert project == statemachine.with_readme_block(project, DEFINITION)
 
 
 def test_every_registry_phase_is_a_lambda_task_with_its_payload():
