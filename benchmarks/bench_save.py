@@ -27,7 +27,7 @@ from worldgen.db.catalog import read_table_specs
 from worldgen.db.connection import connect
 from worldgen.db.context import phase_context
 from worldgen.db.migrator import migrate
-from worldgen.db.save import existing_keys, save_phase_rows
+from worldgen.db.save import existing_keys, external_tables, save_phase_rows
 from worldgen.local.postgres import embedded_server, with_database
 from worldgen.model.base import ModelRequest
 from worldgen.model.procedural import ProceduralModel
@@ -114,13 +114,7 @@ def save_naively(conn: Conn, specs: dict[str, TableSpec], world: World, label: s
     remaining = limit if limit is not None else row_count(world)
     started = time.perf_counter()
     for phase, tool_input in world:
-        external = {
-            c.references
-            for t in phase.tables
-            for c in specs[t].foreign_keys
-            if c.references and c.references not in phase.tables
-        }
-        known = existing_keys(conn, campaign, external)
+        known = existing_keys(conn, campaign, external_tables(phase, specs))
         ids = {t: {row["key"]: uuid.uuid4() for row in tool_input[t]} for t in phase.tables}
         for table in phase.tables:
             columns = specs[table].exposed_columns

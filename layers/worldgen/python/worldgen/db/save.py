@@ -90,6 +90,16 @@ def existing_keys(
     return found
 
 
+def external_tables(phase: Phase, specs: Mapping[str, TableSpec]) -> set[str]:
+    """The tables of earlier phases (and player_characters) that the phase's rows refer to."""
+    return {
+        c.references
+        for table in phase.tables
+        for c in specs[table].foreign_keys
+        if c.references and c.references not in phase.tables
+    }
+
+
 def validate_phase_input(
     phase: Phase,
     specs: Mapping[str, TableSpec],
@@ -217,13 +227,7 @@ def save_phase_rows(
     """
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (campaign_lock_id(campaign_id),))
-        external = {
-            c.references
-            for t in phase.tables
-            for c in specs[t].foreign_keys
-            if c.references and c.references not in phase.tables
-        }
-        known = existing_keys(conn, campaign_id, external)
+        known = existing_keys(conn, campaign_id, external_tables(phase, specs))
         problems = validate_phase_input(phase, specs, tool_input, known)
         if problems:
             raise InvalidModelOutput(

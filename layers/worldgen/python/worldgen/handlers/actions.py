@@ -154,19 +154,25 @@ def _start_execution(conn: psycopg.Connection[Any], generation_id: uuid.UUID, ca
     return arn
 
 
+def _create_and_start(
+    conn: psycopg.Connection[Any], campaign_id: uuid.UUID, options: dict[str, Any], phases: list[str] | None = None
+) -> dict[str, Any]:
+    """A new generation row (at most one active per campaign), then its execution, named after it."""
+    try:
+        generation_id = generations.create_generation(
+            conn, campaign_id, provider=get_settings().model_provider, options=options, phases=phases
+        )
+    except generations.GenerationActive as exc:
+        raise ActionError(409, "generation-active", str(exc)) from exc
+    arn = _start_execution(conn, generation_id, campaign_id, str(generation_id))
+    return {"generation_id": str(generation_id), "execution_arn": arn, "status": "running"}
+
+
 def generate_world(conn: psycopg.Connection[Any], data: dict[str, Any], caller: Caller) -> dict[str, Any]:
     request = CampaignInput.model_validate(data)
     _load_campaign(conn, request.campaign_id, caller)
     settings = get_settings()
-    options = {"seed": settings.seed, "scale": settings.scale}
-    try:
-        generation_id = generations.create_generation(
-            conn, request.campaign_id, provider=settings.model_provider, options=options
-        )
-    except generations.GenerationActive as exc:
-        raise ActionError(409, "generation-active", str(exc)) from exc
-    arn = _start_execution(conn, generation_id, request.campaign_id, str(generation_id))
-    return {"generation_id": str(generation_id), "execution_arn": arn, "status": "running"}
+    return _create_and_start(conn, request.campaign_id, {"seed": settings.seed, "scale": settings.scale})
 
 
 def resume_generation(conn: psycopg.Connection[Any], data: dict[str, Any], caller: Caller) -> dict[str, Any]:
@@ -197,22 +203,10 @@ def regenerate_from_phase(conn: psycopg.Connection[Any], data: dict[str, Any], c
             400, "unknown-phase", f"unknown phase {request.phase!r}; valid phases: {', '.join(PHASES_BY_ID)}"
         )
     _load_campaign(conn, request.campaign_id, caller)
-    try:
-        generation_id = generations.create_generation(
-            conn,
-            request.campaign_id,
-            provider=get_settings().model_provider,
-            options={
-                "regenerate_from": phase,
-                "seed": get_settings().seed + 1,
-                "scale": get_settings().scale,
-            },
-            phases=descendants(phase),
-        )
-    except generations.GenerationActive as exc:
-        raise ActionError(409, "generation-active", str(exc)) from exc
-    arn = _start_execution(conn, generation_id, request.campaign_id, str(generation_id))
-    return {"generation_id": str(generation_id), "execution_arn": arn, "status": "running"}
+    settings = get_settings()
+    # Another seed, so the procedural model makes a different world for the regenerated phases.
+    options = {"regenerate_from": phase, "seed": settings.seed + 1, "scale": settings.scale}
+    return _create_and_start(conn, request.campaign_id, options, descendants(phase))
 
 
 def cancel_generation(conn: psycopg.Connection[Any], data: dict[str, Any], caller: Caller) -> dict[str, Any]:
