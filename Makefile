@@ -39,13 +39,15 @@ asl: $(STAMP)
 schemas: $(STAMP)
 	$(BIN)/worldgen schemas
 
-layers:
-	rm -rf layers/dependencies/python
+# The third-party layer, built for the Lambda runtime (Python 3.12 on arm64), not for this machine.
+layers/dependencies/python: layers/dependencies/requirements.txt
+	rm -rf $@
 	$(PYTHON) -m pip install --quiet --platform manylinux2014_aarch64 --only-binary=:all: \
-		--implementation cp --python-version 3.12 --target layers/dependencies/python \
-		-r layers/dependencies/requirements.txt
+		--implementation cp --python-version 3.12 --target $@ -r $<
 
-synth: $(STAMP)
+layers: layers/dependencies/python
+
+synth: $(STAMP) layers/dependencies/python
 	CDK_OUTDIR=cdk.out/$(ENV) $(BIN)/python infra/app.py -c env=$(ENV)
 
 bench: bench-save bench-engine
