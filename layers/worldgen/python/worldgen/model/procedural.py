@@ -115,6 +115,11 @@ _NAME_PATTERNS = {
     "items": ["{P}'s {w:Blade,Lantern,Ring,Compass,Mantle,Sigil}"],
     "historical_periods": ["The {A} {w:Age,Reckoning,Dominion,Sundering}"],
     "celestial_bodies": ["{P}, the {A} {w:Moon,Star,Comet,Eye}"],
+    "quest_hooks": ["The {A} {w:Debt,Wreck,Oath,Map,Tide,Crown,Bargain}"],
+    "encounters": ["{A} {w:Ambush,Parley,Squall,Riddle,Boarding,Vigil}"],
+    "buildings": ["The {A} {w:Tower,Warehouse,Chapel,Lighthouse,Hall}"],
+    "languages": ["{P} {w:Cant,Tongue,Speech,Sign}"],
+    "cultures": ["The {P} {w:Folk,Clans,Houses,Kin}"],
 }
 _STOPWORDS = set(
     [
@@ -182,8 +187,14 @@ class _PhaseGenerator:
         for rows in context.rows.values():
             for row in rows:
                 self.names[row["key"]] = row.get("name") or row["key"].replace("-", " ")
-        words = re.findall(r"[A-Za-z][a-z]{4,}", self.campaign["setting"])
-        self.setting_words = [w.lower() for w in words if w.lower() not in _STOPWORDS] or ["frontier"]
+        # Words after an article or preposition are mostly nouns ("the sunken capital" -> capital).
+        after = re.findall(
+            r"\b(?:the|a|an|of|for|over|with|like|at|in|on)\s+(?:[a-z]+\s+)?([A-Za-z][a-z]{3,})\b",
+            self.campaign["setting"],
+        )
+        words = list(dict.fromkeys(w.lower() for w in after if w.lower() not in _STOPWORDS))
+        self.setting_words = words or ["frontier", "road", "ruin"]
+        self.tone_word = (re.findall(r"[a-z]+", self.campaign["tone"].lower()) or ["storied"])[0]
         self.setting_sentences = [
             s.strip() for s in re.split(r"(?<=[.!?])\s+", self.campaign["setting"]) if len(s.strip()) > 20
         ] or [self.campaign["setting"]]
@@ -329,7 +340,7 @@ class _PhaseGenerator:
         if "enum" in schema:
             return rng.choice(schema["enum"])
         if kind in ("integer", "number"):
-            default_low = 0 if "population" in prop or "gp" in prop else 1
+            default_low = 0 if "population" in prop or ("gp" in prop and "price" not in prop) else 1
             if "exclusiveMinimum" in schema:
                 default_low = int(schema["exclusiveMinimum"]) + 1
             low = schema.get("minimum", default_low)
@@ -338,8 +349,10 @@ class _PhaseGenerator:
             partner = prop.replace("max", "min")
             if partner != prop and isinstance(row.get(partner), (int, float)):
                 value = max(value, row[partner])
-            if "population" in prop or "years" in prop or "gp" in prop:
+            if "population" in prop:
                 value *= 100
+            elif "years" in prop or ("gp" in prop and "price" not in prop):
+                value *= 10
             return value if kind == "integer" else float(value)
         if kind == "boolean":
             return rng.random() < 0.5
@@ -348,7 +361,7 @@ class _PhaseGenerator:
         if kind == "object":
             return {}
         words = rng.sample(self.setting_words, min(2, len(self.setting_words)))
-        return f"{prop.replace('_', ' ').capitalize()}: {self.campaign['tone'].lower()}, of {' and '.join(words)}"
+        return f"{' and '.join(words).capitalize()}, in the {self.tone_word} way of {self.campaign['name']}"
 
     def name(self, table: str, rng: random.Random) -> str:
         patterns = _NAME_PATTERNS.get(table, ["{P} {L}"])
@@ -370,24 +383,41 @@ class _PhaseGenerator:
         ends = [str(row[p]) for p in refs if p in row][:2]
         return "-".join([*ends, str(i + 1)])[:60] if ends else f"{table}-{i + 1}"
 
+    def display_name(self, key: str) -> str:
+        """The name of a row by key; a row the context left out for length is named from its key."""
+        return self.names.get(key) or key.replace("-", " ").title()
+
     def description(self, table: str, row: dict[str, Any], refs: dict[str, str], rng: random.Random) -> str:
-        campaign, tone = self.campaign["name"], self.campaign["tone"].lower()
-        linked = [(p, self.names.get(row[p], row[p])) for p in refs if p in row and refs[p] != "player_characters"]
+        campaign, adjective = self.campaign["name"], self.tone_word
         pcs = [self.pcs[row[p]] for p in refs if p in row and refs[p] == "player_characters" and row[p] in self.pcs]
-        sentence = rng.choice(self.setting_sentences)
         if "name" not in row:
-            ends = " and ".join(name for _, name in linked[:2]) or "these two"
+            ends = " and ".join([self.display_name(row[p]) for p in refs if p in row][:2]) or "these two"
             kinds = [str(v).replace("_", " ") for p, v in row.items() if isinstance(v, str) and p not in refs]
-            text = f"{ends}: {kinds[0] if kinds else 'linked'}, a {tone} tie in {campaign}."
+            kind = kinds[0] if kinds else "linked"
+            text = rng.choice(
+                [
+                    f"{ends} are bound as {kind}: a {adjective} tie that matters in {campaign}.",
+                    f"{kind.capitalize()}: {ends}, and everyone in {campaign} who matters knows it.",
+                    f"Between {ends} runs a {adjective} thread of {kind}.",
+                ]
+            )
         else:
+            linked = [self.display_name(row[p]) for p in refs if p in row and refs[p] != "player_characters"]
             label = _LABELS.get(table, table.rstrip("s"))
-            text = f"{row['name']} is a {tone} {label} of {campaign}."
+            ties = ""
             if linked:
-                text += " It is bound to " + ", ".join(n for _, n in linked[:3]) + "."
-            text += f" {sentence}"
+                ties = " tied to " + (", ".join(linked[:-1]) + " and " + linked[-1] if len(linked) > 1 else linked[0])
+            text = rng.choice(
+                [
+                    f"{row['name']} is a {adjective} {label} of {campaign}{ties}.",
+                    f"A {adjective} {label}{ties}, {row['name']} is spoken of across {campaign}.",
+                    f"{row['name']}: a {label} of {campaign}{ties}, {adjective} as the times.",
+                ]
+            )
+            text += " " + rng.choice(self.setting_sentences)
         for pc in pcs:
             backstory = " ".join(pc.get("backstory", "").split()[:14])
-            text += f" It comes out of {pc['name']}'s past: \u201c{backstory}\u2026\u201d"
+            text += f" Rooted in {pc['name']}'s story: \u201c{backstory}\u2026\u201d"
         return text
 
 
