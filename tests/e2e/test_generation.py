@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -236,3 +237,16 @@ def test_invalid_model_output_is_permanent_not_retried(make_runtime, campaign_id
     started = start_and_wait(runtime, campaign_id)
     assert started["execution"]["error"] == "InvalidModelOutput"
     assert model.calls == ["1A"]
+
+
+def test_serve_mode_delivers_each_failed_executions_event_once(make_runtime, settings_env, campaign_id):
+    runtime = make_runtime(ScriptedModel({"1A": [InvalidModelOutput("nonsense")]}))
+    status, body = runtime.action("generateWorld", {"campaign_id": str(campaign_id)}, user_id=OWNER)
+    assert status == 200
+    while runtime.describe(body["execution_arn"])["status"] == "RUNNING":
+        time.sleep(0.05)
+
+    assert runtime.deliver_failures() == 1
+    assert runtime.deliver_failures() == 0
+    generation = query(settings_env, "SELECT status, error_type FROM generations WHERE id = %s", body["generation_id"])
+    assert generation == [{"status": "failed", "error_type": "InvalidModelOutput"}]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
-import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -17,10 +17,14 @@ from worldgen.local.campaigns import SAMPLE_CAMPAIGN, CampaignFile, insert_campa
 from worldgen.local.database import migrated_local_database
 from worldgen.local.progress import ProgressPrinter, generation_report, provider_label
 from worldgen.local.runtime import LocalRuntime, function_url_event
+from worldgen.settings import get_settings
 
 
 def _runtime(args: argparse.Namespace, url: str) -> LocalRuntime:
     environment = {"WORLDGEN_DATABASE_URL": url}
+    configured_secret = get_settings().action_secret
+    if configured_secret is not None and configured_secret.get_secret_value():
+        environment["WORLDGEN_ACTION_SECRET"] = configured_secret.get_secret_value()
     if getattr(args, "model", None):
         environment["WORLDGEN_MODEL_PROVIDER"] = args.model
     if getattr(args, "seed", None) is not None:
@@ -134,9 +138,16 @@ def serve(args: argparse.Namespace) -> int:
             def log_message(self, format: str, *values: Any) -> None:
                 print(f"{self.address_string()} {format % values}", file=sys.stderr)
 
+        def record_failures() -> None:  # the EventBridge rule's job on AWS
+            while True:
+                time.sleep(1)
+                runtime.deliver_failures()
+
+        threading.Thread(target=record_failures, daemon=True).start()
         server = ThreadingHTTPServer(("127.0.0.1", args.port), ActionHandler)
         print(f"serving Hasura actions on http://127.0.0.1:{server.server_port}/")
-        print(f"set WORLDGEN_ACTION_SECRET={runtime.action_secret} in Hasura's environment")
+        print(f"Hasura sends the header x-worldgen-action-secret: {runtime.action_secret}")
+        print("(set WORLDGEN_ACTION_SECRET before `worldgen serve` to choose it)")
         try:
             server.serve_forever()
         except KeyboardInterrupt:
@@ -144,10 +155,3 @@ def serve(args: argparse.Namespace) -> int:
         finally:
             server.server_close()
     return 0
-
-
-def _uuid(value: str) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a UUID") from None

@@ -240,6 +240,19 @@ class LocalRuntime:
             self.deliver_status_change(execution)
         return execution
 
+    def deliver_failures(self) -> int:
+        """Deliver the status-change event of every execution that ended unsuccessfully and has not
+        had one yet (what the EventBridge rule does on AWS); for `worldgen serve`, which never waits."""
+        delivered = {event["detail"]["executionArn"] for event in self.delivered_failures}
+        count = 0
+        pages = self.sfn.get_paginator("list_executions").paginate(stateMachineArn=self.state_machine_arn)
+        for page in pages:
+            for summary in page["executions"]:
+                if summary["status"] in ("FAILED", "TIMED_OUT", "ABORTED") and summary["executionArn"] not in delivered:
+                    self.deliver_status_change(self.describe(summary["executionArn"]))
+                    count += 1
+        return count
+
     def deliver_status_change(self, execution: dict[str, Any]) -> Any:
         """The EventBridge "Step Functions Execution Status Change" event, as AWS sends it."""
         event = {
