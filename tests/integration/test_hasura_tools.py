@@ -153,3 +153,27 @@ def test_every_foreign_key_is_inferred_from_the_relationship_inserts(
 def test_generated_columns_are_absent_from_hasura_insert_inputs(sdl: str) -> None:
     specs = hasura_table_specs(load_hasura_schema(sdl), ["player_characters"])
     assert "key" not in {c.name for c in specs["player_characters"].columns}
+
+
+def test_the_schema_command_prints_the_hasura_built_tools_with_required_ness_from_the_database(
+    sdl: str, catalog_specs: dict[str, TableSpec], db_url: str, tmp_path: Any
+) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    sdl_file = tmp_path / "worldgen.graphql"
+    sdl_file.write_text(sdl)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORLDGEN_")}
+    env["WORLDGEN_DATABASE_URL"] = db_url
+    result = subprocess.run(
+        [sys.executable, "-m", "worldgen.cli", "schema", "--from-hasura", str(sdl_file)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    for phase in PHASES:
+        expected = without_invisible_keywords(phase_tool(phase, catalog_specs))
+        assert without_invisible_keywords(printed[phase.id]) == expected
