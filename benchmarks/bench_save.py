@@ -29,9 +29,9 @@ from worldgen.db.context import phase_context
 from worldgen.db.migrator import migrate
 from worldgen.db.save import existing_keys, external_tables, save_phase_rows
 from worldgen.local.postgres import embedded_server, with_database
-from worldgen.model.base import ModelRequest
 from worldgen.model.procedural import ProceduralModel
 from worldgen.phases import PHASES, WORLD_TABLES, Phase
+from worldgen.pipeline import model_request
 from worldgen.schema.spec import TableSpec
 from worldgen.schema.tools import phase_tool, with_key_enums
 
@@ -79,14 +79,8 @@ def generate_world(conn: Conn, specs: dict[str, TableSpec], scale: float, label:
     for registered in PHASES:
         phase = uncapped(registered)
         context = phase_context(conn, campaign, phase, specs)
-        request = ModelRequest(
-            phase=phase,
-            system="",
-            messages=[],
-            tool=with_key_enums(phase_tool(phase, specs), phase, specs, context.keys),
-            max_tokens=phase.max_tokens,
-            context=context,
-            references={t: {c.property_name: c.references or "" for c in specs[t].foreign_keys} for t in phase.tables},
+        request = model_request(
+            phase, context, specs, tool=with_key_enums(phase_tool(phase, specs), phase, specs, context.keys)
         )
         tool_input = model.call(request).tool_input
         assert tool_input is not None

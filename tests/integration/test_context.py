@@ -11,12 +11,10 @@ from psycopg import sql
 
 from worldgen.db.context import PhaseContext, phase_context
 from worldgen.db.save import save_phase_rows
-from worldgen.model.base import ModelRequest
 from worldgen.model.procedural import ProceduralModel
 from worldgen.phases import PHASES, ancestors, get_phase
-from worldgen.pipeline import table_specs
+from worldgen.pipeline import model_request, table_specs
 from worldgen.schema.spec import TableSpec
-from worldgen.schema.tools import load_tool, with_key_enums
 
 Conn = psycopg.Connection[dict[str, Any]]
 SMALL_BUDGET = 400  # tokens: the campaign and both PCs fit, most of the world does not
@@ -47,15 +45,7 @@ def campaign_id(conn: Conn, specs: dict[str, TableSpec]) -> uuid.UUID:
     for phase_id in ("1A", "1B", "1C", "2A"):
         phase = get_phase(phase_id)
         context = phase_context(conn, campaign, phase, specs)
-        request = ModelRequest(
-            phase=phase,
-            system="",
-            messages=[],
-            tool=with_key_enums(load_tool(phase), phase, specs, context.keys),
-            max_tokens=phase.max_tokens,
-            context=context,
-            references={t: {c.property_name: c.references or "" for c in specs[t].foreign_keys} for t in phase.tables},
-        )
+        request = model_request(phase, context, specs)
         tool_input = ProceduralModel(seed=5).call(request).tool_input
         assert tool_input is not None
         save_phase_rows(conn, campaign, generation, phase, tool_input, specs)

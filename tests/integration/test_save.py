@@ -15,12 +15,10 @@ from psycopg import sql
 from worldgen.db.context import phase_context
 from worldgen.db.save import save_phase_rows
 from worldgen.errors import InvalidModelOutput
-from worldgen.model.base import ModelRequest
 from worldgen.model.procedural import ProceduralModel
 from worldgen.phases import PHASES, Phase, get_phase
-from worldgen.pipeline import table_specs
+from worldgen.pipeline import model_request, table_specs
 from worldgen.schema.spec import TableSpec
-from worldgen.schema.tools import load_tool, with_key_enums
 
 Conn = psycopg.Connection[dict[str, Any]]
 INJECTION = "'); drop table races; --"
@@ -64,15 +62,7 @@ def specs(conn: Conn) -> dict[str, TableSpec]:
 def procedural_input(conn: Conn, campaign: Campaign, phase: Phase, specs: dict[str, TableSpec]) -> dict[str, Any]:
     """A valid tool input for ``phase``, built the way pipeline.run_phase asks the model for one."""
     context = phase_context(conn, campaign.id, phase, specs)
-    request = ModelRequest(
-        phase=phase,
-        system="",
-        messages=[],
-        tool=with_key_enums(load_tool(phase), phase, specs, context.keys),
-        max_tokens=phase.max_tokens,
-        context=context,
-        references={t: {c.property_name: c.references or "" for c in specs[t].foreign_keys} for t in phase.tables},
-    )
+    request = model_request(phase, context, specs)
     tool_input = ProceduralModel(seed=11).call(request).tool_input
     assert tool_input is not None
     return tool_input

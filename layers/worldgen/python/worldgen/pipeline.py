@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
@@ -13,7 +14,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from worldgen.db.catalog import read_table_specs
-from worldgen.db.context import phase_context
+from worldgen.db.context import PhaseContext, phase_context
 from worldgen.db.save import SaveResult, save_phase_rows
 from worldgen.errors import (
     AttemptSuperseded,
@@ -220,6 +221,30 @@ def run_phase(
         raise
 
 
+def model_request(
+    phase: Phase,
+    context: PhaseContext,
+    specs: dict[str, TableSpec],
+    *,
+    tool: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
+) -> ModelRequest:
+    """The first request of a phase, as run_phase sends it (tests and benchmarks build theirs here too).
+
+    ``tool`` defaults to the committed tool with references to earlier rows narrowed to their keys.
+    """
+    return ModelRequest(
+        phase=phase,
+        system=system_prompt(),
+        messages=[{"role": "user", "content": phase_prompt(phase, context, _size_hint(phase))}],
+        tool=tool if tool is not None else with_key_enums(load_tool(phase), phase, specs, context.keys),
+        max_tokens=phase.max_tokens,
+        context=context,
+        references={t: {c.property_name: c.references or "" for c in specs[t].foreign_keys} for t in phase.tables},
+        options=options or {},
+    )
+
+
 def _generate(
     conn: psycopg.Connection[Any],
     generation: dict[str, Any],
@@ -237,23 +262,10 @@ def _generate(
     tool = with_key_enums(load_tool(phase), phase, specs, context.keys)
     if phase.strict_tools or phase.id in settings.strict_phases:
         tool = strict_variant(tool)
-    references: dict[str, dict[str, str]] = {}
-    for table in phase.tables:
-        references[table] = {c.property_name: c.references or "" for c in specs[table].foreign_keys}
-    messages: list[dict[str, Any]] = [{"role": "user", "content": phase_prompt(phase, context, _size_hint(phase))}]
+    request = model_request(phase, context, specs, tool=tool, options=generation["options"])
     model_ms = 0.0
     for round_number in range(1, settings.repair_rounds + 2):
-        request = ModelRequest(
-            phase=phase,
-            system=system_prompt(),
-            messages=messages,
-            tool=tool,
-            max_tokens=phase.max_tokens,
-            context=context,
-            references=references,
-            options=generation["options"] or {},
-            round=round_number,
-        )
+        request = dataclasses.replace(request, round=round_number)
         call_started = time.perf_counter()
         try:
             response = model.call(request)
@@ -290,7 +302,7 @@ def _generate(
                 + "; ".join(problems[:10]),
                 problems=problems,
             )
-        messages = messages + _repair_messages(response, problems)
+        request = dataclasses.replace(request, messages=request.messages + _repair_messages(response, problems))
     raise AssertionError("unreachable")
 
 
