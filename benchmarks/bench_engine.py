@@ -17,7 +17,6 @@ import statistics
 import time
 from typing import Any
 
-from worldgen import statemachine
 from worldgen.db.connection import connect
 from worldgen.handlers.phase import make_phase_handler
 from worldgen.local.campaigns import SAMPLE_CAMPAIGN, insert_campaign, read_campaign_file
@@ -26,6 +25,7 @@ from worldgen.local.runtime import LocalRuntime
 from worldgen.model.base import ModelRequest, ModelResponse
 from worldgen.model.procedural import ProceduralModel
 from worldgen.phases import PHASES
+from worldgen.tools import statemachine
 
 SLEEP_SECONDS = 0.5
 RUNS = 3

@@ -26,7 +26,6 @@ from psycopg.types.json import Jsonb
 from worldgen.db.catalog import read_table_specs
 from worldgen.db.connection import connect
 from worldgen.db.context import phase_context
-from worldgen.db.migrator import migrate
 from worldgen.db.save import existing_keys, external_tables, save_phase_rows
 from worldgen.local.postgres import embedded_server, with_database
 from worldgen.model.procedural import ProceduralModel
@@ -34,6 +33,7 @@ from worldgen.phases import PHASES, WORLD_TABLES, Phase
 from worldgen.pipeline import model_request
 from worldgen.schema.spec import TableSpec
 from worldgen.schema.tools import phase_tool, with_key_enums
+from worldgen.tools.migrator import migrate
 
 Conn = psycopg.Connection[dict[str, Any]]
 World = list[tuple[Phase, dict[str, Any]]]  # (phase with a raised row cap, tool input), in phase order

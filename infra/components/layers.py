@@ -23,9 +23,7 @@ class WorldgenLayers(Construct):
         worldgen = lambda_.LayerVersion(
             self,
             "Worldgen",
-            code=lambda_.Code.from_asset(
-                str(paths.WORLDGEN_LAYER_DIR), exclude=["python/worldgen/local", "**/__pycache__", "*.pyc"]
-            ),
+            code=lambda_.Code.from_asset(str(paths.WORLDGEN_LAYER_DIR), exclude=list(paths.LAYER_EXCLUDES)),
             compatible_runtimes=[RUNTIME],
             compatible_architectures=[ARCHITECTURE],
             description="worldgen library (layers/worldgen)",

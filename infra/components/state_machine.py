@@ -17,7 +17,7 @@ from infra import paths
 from infra.components.nag import acknowledge
 from infra.config import EnvironmentConfig
 from worldgen.functions_registry import STATE_MACHINE_FUNCTIONS
-from worldgen.statemachine import placeholders
+from worldgen.tools.statemachine import placeholders
 
 
 def definition_substitutions(asl_path: Path, values: Mapping[str, str]) -> dict[str, str]:

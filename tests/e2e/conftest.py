@@ -19,7 +19,7 @@ from worldgen.local.runtime import LocalRuntime
 from worldgen.model.base import ModelRequest, ModelResponse
 from worldgen.model.procedural import ProceduralModel
 from worldgen.phases import PHASES
-from worldgen.statemachine import ASL_PATH
+from worldgen.tools.statemachine import ASL_PATH
 
 OWNER = "demo-game-master"
 

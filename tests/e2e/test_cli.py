@@ -17,7 +17,7 @@ def worldgen(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WORLDGEN_", "ANTHROPIC_"))}
     env["WORLDGEN_DATABASE_URL"] = database_url
     return subprocess.run(
-        [sys.executable, "-m", "worldgen.cli", *args], capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, "-m", "worldgen.tools.cli", *args], capture_output=True, text=True, env=env, timeout=300
     )
 
 

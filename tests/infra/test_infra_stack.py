@@ -16,7 +16,7 @@ from worldgen.functions_registry import (
     STATE_MACHINE_FUNCTIONS,
 )
 from worldgen.phases import PHASES
-from worldgen.statemachine import placeholders
+from worldgen.tools.statemachine import placeholders
 
 pytestmark = pytest.mark.xdist_group("infra")
 

@@ -12,8 +12,8 @@ from psycopg import sql
 
 from worldgen.db.catalog import read_table_specs
 from worldgen.local.postgres import drop_database, with_database
-from worldgen.schema.hasura import read_hasura_specs
 from worldgen.schema.spec import TableSpec
+from worldgen.tools.hasura import read_hasura_specs
 
 ESTE = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "hasura" / "este"
 TABLES = ("users", "teams", "tadas")

@@ -20,9 +20,9 @@ from graphql.language.block_string import print_block_string
 
 from worldgen.db.catalog import read_table_specs
 from worldgen.phases import ALL_TABLES, PHASES
-from worldgen.schema.hasura import hasura_table_specs, load_hasura_schema, phase_tools_from_hasura
 from worldgen.schema.spec import TableSpec
 from worldgen.schema.tools import phase_tool
+from worldgen.tools.hasura import hasura_table_specs, load_hasura_schema, phase_tools_from_hasura
 
 TABLES_DIR = Path(__file__).resolve().parents[2] / "infra" / "hasura" / "metadata" / "databases" / "default" / "tables"
 GRAPHQL_TYPES = {
@@ -168,7 +168,7 @@ def test_the_schema_command_prints_the_hasura_built_tools_with_required_ness_fro
     env = {k: v for k, v in os.environ.items() if not k.startswith("WORLDGEN_")}
     env["WORLDGEN_DATABASE_URL"] = db_url
     result = subprocess.run(
-        [sys.executable, "-m", "worldgen.cli", "schema", "--from-hasura", str(sdl_file)],
+        [sys.executable, "-m", "worldgen.tools.cli", "schema", "--from-hasura", str(sdl_file)],
         capture_output=True, text=True, env=env, timeout=120,
     )  # fmt: skip
 

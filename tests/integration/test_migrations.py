@@ -15,8 +15,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from worldgen.db.migrator import MigrationFailed, applied_versions, discover, migrate, migrate_down
 from worldgen.local.postgres import drop_database, with_database
+from worldgen.tools.migrator import MigrationFailed, applied_versions, discover, migrate, migrate_down
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "infra" / "hasura" / "migrations" / "default"
 ALL_VERSIONS = [m.version for m in discover(MIGRATIONS_DIR)]

@@ -13,13 +13,13 @@ from worldgen.db.catalog import read_table_specs
 from worldgen.phases import PHASES, WORLD_TABLES, Phase, get_phase
 from worldgen.schema.spec import SYSTEM_COLUMNS, TableSpec
 from worldgen.schema.tools import (
-    GENERATED_DIR,
     STRICT_UNSUPPORTED_KEYWORDS,
     phase_tool,
     render,
     strict_variant,
     with_key_enums,
 )
+from worldgen.tools.schemas import GENERATED_DIR
 
 
 @pytest.fixture(scope="module")

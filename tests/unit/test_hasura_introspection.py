@@ -1,4 +1,4 @@
-"""worldgen.schema.hasura on real Hasura files (../shared/fixtures/hasura) and on small SDL snippets."""
+"""worldgen.tools.hasura on real Hasura files (../shared/fixtures/hasura) and on small SDL snippets."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from graphql import build_schema
 
-from worldgen.schema.hasura import (
+from worldgen.schema.spec import TableSpec
+from worldgen.tools.hasura import (
     hasura_table_specs,
     insert_input_types,
     load_hasura_schema,
     pg_type_of,
     read_hasura_specs,
 )
-from worldgen.schema.spec import TableSpec
 
 HASURA_FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "hasura"
 ESTE_JSON = HASURA_FIXTURES / "este" / "schema.json"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from worldgen import statemachine
 from worldgen.errors import permanent_error_names, transient_error_names
 from worldgen.functions_registry import PHASE_FUNCTIONS, STATE_MACHINE_FUNCTIONS
 from worldgen.phases import PHASES, Phase
+from worldgen.tools import statemachine
 
 
 def all_states(states: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 The class name of each error is the Lambda ``errorType`` that Step Functions matches in the
 state machine's Retry and Catch lists, so those lists are derived from the two families below
-(see ``worldgen.statemachine``). Never rename a class without regenerating the ASL.
+(see ``worldgen.tools.statemachine``). Never rename a class without regenerating the ASL.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """THE phase registry: the one place the 9 generation phases are declared.
 
-Everything else is derived from it: the state machine (``worldgen.statemachine``), the CDK
+Everything else is derived from it: the state machine (``worldgen.tools.statemachine``), the CDK
 functions (``infra/``), the tool schemas (``worldgen.schema``), test parametrization and the
 README's phase table. ``tests/integration/test_phase_registry.py`` checks ``depends_on`` against
 the foreign keys of the migrated catalog.

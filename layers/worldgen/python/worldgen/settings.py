@@ -16,8 +16,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ModelProvider = Literal["procedural", "anthropic", "bedrock"]
 MODEL_PROVIDERS: tuple[str, ...] = ("procedural", "anthropic", "bedrock")
 
-REPO_ROOT = Path(__file__).resolve().parents[4]
-
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WORLDGEN_", extra="ignore")
@@ -28,7 +26,6 @@ class Settings(BaseSettings):
     )
     database_secret_arn: str | None = None
     local_data_dir: Path = Path(".worldgen")
-    migrations_dir: Path = REPO_ROOT / "infra" / "hasura" / "migrations" / "default"
 
     # Model
     model_provider: ModelProvider = "procedural"

@@ -26,8 +26,8 @@ from urllib.parse import unquote
 
 from worldgen.db.connection import release_thread_connection
 from worldgen.functions_registry import ALL_FUNCTIONS, FAILURE_FUNCTION, LambdaFunction
-from worldgen.settings import REPO_ROOT, get_settings
-from worldgen.statemachine import ASL_PATH
+from worldgen.settings import get_settings
+from worldgen.tools.repo import ASL_PATH, FUNCTIONS_DIR
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -67,7 +67,7 @@ def function_arn(function: LambdaFunction) -> str:
 
 def load_handler(function: LambdaFunction) -> Handler:
     """Import ``functions/<folder>/app.py`` as Lambda would, and return its ``handler``."""
-    path = REPO_ROOT / "functions" / function.folder / "app.py"
+    path = FUNCTIONS_DIR / function.folder / "app.py"
     spec = importlib.util.spec_from_file_location(f"worldgen_function_{function.folder}", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
+from importlib import resources
 
 from worldgen.db.context import PhaseContext
 from worldgen.phases import Phase
 
-TEMPLATES = Path(__file__).parent
-
 
 @cache
 def _template(name: str) -> str:
-    return (TEMPLATES / name).read_text()
+    return resources.files("worldgen.prompts").joinpath(name).read_text(encoding="utf-8")
 
 
 def system_prompt() -> str:

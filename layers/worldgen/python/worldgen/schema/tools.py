@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
+from functools import cache
+from importlib import resources
 from typing import Any
 
 from worldgen.phases import PHASES, Phase
 from worldgen.schema.spec import ColumnSpec, TableSpec
 
-GENERATED_DIR = Path(__file__).parent / "generated"
+# Package data: read through importlib.resources, wherever the package is laid out (repo or /opt/python).
+GENERATED_PACKAGE = "worldgen.schema.generated"
 
 # Rejected by Anthropic's strict tool use (grammar-constrained sampling); the saver checks them.
 STRICT_UNSUPPORTED_KEYWORDS = frozenset(
@@ -140,21 +142,17 @@ def render(tool: dict[str, Any]) -> str:
     return json.dumps(tool, indent=2, ensure_ascii=False) + "\n"
 
 
-def generated_path(phase: Phase) -> Path:
-    return GENERATED_DIR / f"phase_{phase.slug}.json"
+def generated_name(phase: Phase) -> str:
+    return f"phase_{phase.slug}.json"
 
 
-def write_generated(specs: dict[str, TableSpec], directory: Path = GENERATED_DIR) -> list[Path]:
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for phase in PHASES:
-        path = directory / f"phase_{phase.slug}.json"
-        path.write_text(render(phase_tool(phase, specs)))
-        written.append(path)
-    return written
+@cache
+def _committed_tool_text(phase_id: str) -> str:
+    phase = next(p for p in PHASES if p.id == phase_id)
+    return resources.files(GENERATED_PACKAGE).joinpath(generated_name(phase)).read_text(encoding="utf-8")
 
 
 def load_tool(phase: Phase) -> dict[str, Any]:
-    """The committed tool definition of ``phase`` (what the model is asked for)."""
-    tool: dict[str, Any] = json.loads(generated_path(phase).read_text())
+    """The committed tool definition of ``phase`` (what the model is asked for); a fresh copy."""
+    tool: dict[str, Any] = json.loads(_committed_tool_text(phase.id))
     return tool

@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-from worldgen.settings import get_settings
+from worldgen.tools.repo import MIGRATIONS_DIR
 
 # Any constant works; it only has to be the same for every migrator.
 MIGRATION_LOCK_ID = 0x776F726C64  # "world"
@@ -42,7 +42,7 @@ class MigrationFailed(RuntimeError):
 
 
 def discover(migrations_dir: Path | None = None) -> list[Migration]:
-    root = migrations_dir or get_settings().migrations_dir
+    root = migrations_dir or MIGRATIONS_DIR
     found = []
     for folder in sorted(root.iterdir()):
         match = _FOLDER.match(folder.name)

@@ -10,8 +10,8 @@ from worldgen.settings import MODEL_PROVIDERS
 
 
 def _db_migrate(args: argparse.Namespace) -> int:
-    from worldgen.db.migrator import MigrationFailed, migrate, migrate_down
     from worldgen.local.postgres import local_database_url
+    from worldgen.tools.migrator import MigrationFailed, migrate, migrate_down
 
     url = local_database_url()
     try:
@@ -27,7 +27,7 @@ def _db_migrate(args: argparse.Namespace) -> int:
 
 
 def _asl(args: argparse.Namespace) -> int:
-    from worldgen import statemachine
+    from worldgen.tools import statemachine
 
     statemachine.write()
     print(f"wrote {statemachine.ASL_PATH} and {statemachine.README_PATH}")
@@ -39,7 +39,7 @@ def _schemas(args: argparse.Namespace) -> int:
     from worldgen.db.connection import connect
     from worldgen.local.database import catalog_database
     from worldgen.phases import WORLD_TABLES
-    from worldgen.schema.tools import write_generated
+    from worldgen.tools.schemas import write_generated
 
     with connect(catalog_database()) as conn:
         specs = read_table_specs(conn, WORLD_TABLES)
@@ -52,7 +52,7 @@ def _schema_from_hasura(args: argparse.Namespace) -> int:
     import json
     from typing import Any
 
-    from worldgen.schema import hasura
+    from worldgen.tools import hasura
 
     source: Any = args.from_hasura
     if source.startswith(("http://", "https://")):
