@@ -21,7 +21,6 @@ from worldgen.settings import get_settings
 
 ensure_runtime_dir()  # before anything imports platformdirs or pgserver
 REPO_ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
 _clone_numbers = itertools.count()
 
 

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
 
+from tests.shared import HASURA_FIXTURES, requires_hasura_fixtures
 from worldgen.db.catalog import read_table_specs
 from worldgen.local.postgres import drop_database, with_database
 from worldgen.schema.spec import TableSpec
 from worldgen.tools.hasura import read_hasura_specs
 
-ESTE = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "hasura" / "este"
+ESTE = HASURA_FIXTURES / "este"
+pytestmark = requires_hasura_fixtures
 TABLES = ("users", "teams", "tadas")
 
 

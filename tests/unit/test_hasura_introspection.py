@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import pytest
 from graphql import build_schema
 
+from tests.shared import HASURA_FIXTURES, requires_hasura_fixtures
 from worldgen.schema.spec import TableSpec
 from worldgen.tools.hasura import (
     hasura_table_specs,
@@ -18,7 +18,6 @@ from worldgen.tools.hasura import (
     read_hasura_specs,
 )
 
-HASURA_FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "hasura"
 ESTE_JSON = HASURA_FIXTURES / "este" / "schema.json"
 CARNET_SDL = HASURA_FIXTURES / "carnet-de-bord" / "schema.graphql"
 
@@ -37,6 +36,7 @@ def column_names(spec: TableSpec) -> set[str]:
     return {column.name for column in spec.columns}
 
 
+@requires_hasura_fixtures
 def test_este_introspection_without_data_wrapper_converts_its_three_tables(
     este: dict[str, TableSpec],
 ) -> None:
@@ -54,12 +54,14 @@ def test_este_introspection_without_data_wrapper_converts_its_three_tables(
     }
 
 
+@requires_hasura_fixtures
 def test_este_introspection_with_data_wrapper_gives_the_same_specs(este: dict[str, TableSpec]) -> None:
     wrapped = {"data": json.loads(ESTE_JSON.read_text())}
     assert read_hasura_specs(wrapped) == este
     assert read_hasura_specs(json.dumps(wrapped)) == este
 
 
+@requires_hasura_fixtures
 def test_este_scalars_map_to_postgres_types(este: dict[str, TableSpec]) -> None:
     users = este["users"]
     assert users.column("id").pg_type == "uuid"
@@ -67,12 +69,14 @@ def test_este_scalars_map_to_postgres_types(este: dict[str, TableSpec]) -> None:
     assert users.column("email").pg_type == "text"
 
 
+@requires_hasura_fixtures
 def test_este_relationship_inserts_are_not_columns(este: dict[str, TableSpec]) -> None:
     assert not column_names(este["users"]) & {"team", "tadas", "on_conflict"}
     assert not column_names(este["teams"]) & {"users", "on_conflict"}
     assert "user" not in column_names(este["tadas"])
 
 
+@requires_hasura_fixtures
 def test_este_references_are_inferred_from_object_relationships(este: dict[str, TableSpec]) -> None:
     assert este["users"].column("team_id").references == "teams"  # relationship `team` + column `team_id`
     # relationship `user` and the only unpaired id-like column `creator_id`, both uuid
@@ -80,16 +84,19 @@ def test_este_references_are_inferred_from_object_relationships(este: dict[str, 
     assert [c.name for c in este["teams"].columns if c.references] == []
 
 
+@requires_hasura_fixtures
 def test_without_catalog_every_hasura_column_is_optional(este: dict[str, TableSpec]) -> None:
     assert all(column.nullable and not column.required for spec in este.values() for column in spec.columns)
 
 
+@requires_hasura_fixtures
 def test_carnet_de_bord_every_table_insert_input_converts(carnet: dict[str, TableSpec]) -> None:
     schema = load_hasura_schema(CARNET_SDL)
     assert len(carnet) == len(insert_input_types(schema)) == 48
     assert all(spec.columns for spec in carnet.values())
 
 
+@requires_hasura_fixtures
 def test_carnet_de_bord_keeps_camel_case_custom_column_names(carnet: dict[str, TableSpec]) -> None:
     account = carnet["account"]
     assert {"accessKey", "adminStructureId", "onboardingDone", "createdAt"} <= column_names(account)
@@ -98,6 +105,7 @@ def test_carnet_de_bord_keeps_camel_case_custom_column_names(carnet: dict[str, T
     assert carnet["beneficiary"].column("email").pg_type == "text"  # citext
 
 
+@requires_hasura_fixtures
 def test_carnet_de_bord_enum_table_columns_carry_the_enum_values(carnet: dict[str, TableSpec]) -> None:
     role = carnet["account"].column("type")
     assert role.enum == [
@@ -109,6 +117,7 @@ def test_carnet_de_bord_enum_table_columns_carry_the_enum_values(carnet: dict[st
     assert carnet["beneficiary"].column("rsaClosureReason").enum
 
 
+@requires_hasura_fixtures
 def test_carnet_de_bord_references_follow_camel_case_relationships(carnet: dict[str, TableSpec]) -> None:
     assert carnet["account"].column("adminStructureId").references == "admin_structure"
     assert carnet["account"].column("adminId").references == "admin_cdb"
@@ -118,6 +127,7 @@ def test_carnet_de_bord_references_follow_camel_case_relationships(carnet: dict[
     assert carnet["notebook_appointment"].column("deleted_by").references is None
 
 
+@requires_hasura_fixtures
 def test_carnet_de_bord_no_relationship_insert_or_on_conflict_field_leaks(
     carnet: dict[str, TableSpec],
 ) -> None:
@@ -132,18 +142,21 @@ def test_carnet_de_bord_no_relationship_insert_or_on_conflict_field_leaks(
     assert not column_names(carnet["account"]) & {"admin", "notebookActionsCreated", "role", "beneficiary"}
 
 
+@requires_hasura_fixtures
 def test_carnet_de_bord_comments_come_from_descriptions(carnet: dict[str, TableSpec]) -> None:
     assert carnet["professional_project"].column("hourlyRate").comment == "in cents (divide by 100 for the EUR value)"
     assert carnet["role"].comment == "liste des roles"
     assert carnet["account"].comment is None  # Hasura's default 'columns and relationships of "account"'
 
 
+@requires_hasura_fixtures
 def test_carnet_de_bord_converts_quickly_despite_recursive_relationship_inputs() -> None:
     started = time.perf_counter()
     read_hasura_specs(CARNET_SDL)
     assert time.perf_counter() - started < 5
 
 
+@requires_hasura_fixtures
 def test_asking_for_a_table_without_insert_input_raises() -> None:
     with pytest.raises(LookupError, match="not_a_table"):
         hasura_table_specs(load_hasura_schema(ESTE_JSON), ["users", "not_a_table"])

@@ -1,0 +1,15 @@
+"""The real Hasura files in ``../shared/fixtures/hasura``: beside CI's checkout, absent from a plain clone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+HASURA_FIXTURES = SHARED_FIXTURES / "hasura"
+
+requires_hasura_fixtures = pytest.mark.skipif(
+    not HASURA_FIXTURES.is_dir(),
+    reason=f"{HASURA_FIXTURES} is absent: the real Hasura files sit beside CI's checkout, not in a plain clone",
+)
