@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from worldgen import generations
+from worldgen import state
 from worldgen.functions_registry import START_FUNCTION
 from worldgen.local.campaigns import SAMPLE_CAMPAIGN, insert_campaign, read_campaign_file
 from worldgen.local.runtime import LocalRuntime, function_url_event
@@ -159,14 +159,14 @@ def test_regenerate_keeps_upstream_rows_and_replaces_the_phase_and_everything_do
 
 def test_replacing_locations_applies_the_foreign_keys_on_delete_rules_downstream(conn, campaign_id):
     """What the README promises: NOT NULL references cascade, nullable ones are set to NULL."""
-    first = generations.create_generation(conn, campaign_id, provider="procedural")
+    first = state.create_generation(conn, campaign_id, provider="procedural")
     for phase in PHASES:
         run_phase(conn, first, phase.id)
     conn.execute("UPDATE generations SET status = 'succeeded' WHERE id = %s", (first,))
     assert conn.execute("SELECT count(*) AS n FROM shops").fetchone()["n"] > 0
     assert conn.execute("SELECT count(*) AS n FROM items WHERE origin_location_id IS NOT NULL").fetchone()["n"] > 0
 
-    again = generations.create_generation(
+    again = state.create_generation(
         conn, campaign_id, provider="procedural", options={"seed": 99}, phases=["2B", "2C", "3A", "3B", "3C"]
     )
     run_phase(conn, again, "2B")  # only 2B has committed its new rows so far

@@ -174,7 +174,7 @@ def actions_schema_fields() -> dict[str, Any]:
 def test_actions_graphql_and_actions_yaml_declare_the_same_actions() -> None:
     declared = {action["name"] for action in load_yaml(METADATA / "actions.yaml")["actions"]}
     assert set(actions_schema_fields()) == declared == {
-        "generateWorld", "resumeGeneration", "regenerateFromPhase", "cancelGeneration"
+        "generateWorld", "resumeGeneration", "regenerateFromPhase", "cancelGeneration", "revertGeneration"
     }  # fmt: skip
 
 

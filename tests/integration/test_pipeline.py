@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from worldgen import generations
+from worldgen import state
 from worldgen.errors import GenerationCancelled, InvalidModelOutput, PhaseDependencyMissing
 from worldgen.local.campaigns import SAMPLE_CAMPAIGN, insert_campaign, read_campaign_file
 from worldgen.model.base import ModelRequest, ModelResponse
@@ -40,7 +40,7 @@ class FirstInvalidThenValid:
 @pytest.fixture
 def generation(settings_env: str, conn: Any) -> dict[str, Any]:
     campaign_id = insert_campaign(conn, read_campaign_file(SAMPLE_CAMPAIGN))
-    generation_id = generations.create_generation(conn, campaign_id, provider="procedural")
+    generation_id = state.create_generation(conn, campaign_id, provider="procedural")
     return {"campaign_id": campaign_id, "generation_id": generation_id}
 
 

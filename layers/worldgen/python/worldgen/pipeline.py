@@ -13,18 +13,21 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from worldgen import state
 from worldgen.db.catalog import read_table_specs
+from worldgen.db.connection import connect
 from worldgen.db.context import PhaseContext, phase_context
 from worldgen.db.save import SaveResult, save_phase_rows
 from worldgen.errors import (
-    AttemptSuperseded,
     CampaignNotFound,
+    DatabaseUnavailable,
     GenerationCancelled,
     InvalidModelOutput,
     PhaseDependencyMissing,
     WorldgenError,
 )
 from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage, WorldModel, get_model
+from worldgen.observability import logger
 from worldgen.phases import WORLD_TABLES, Phase, get_phase
 from worldgen.prompts import phase_prompt, system_prompt
 from worldgen.schema.spec import TableSpec
@@ -99,36 +102,27 @@ def _check_dependencies(conn: psycopg.Connection[Any], generation: dict[str, Any
         )
 
 
-def _start_attempt(conn: psycopg.Connection[Any], generation: dict[str, Any], phase: Phase) -> int:
-    """Record a new attempt; a zombie of an older attempt can no longer commit (see _finish)."""
-    with conn.transaction():
-        row = conn.execute(
-            """
-            INSERT INTO phase_runs (generation_id, campaign_id, phase, status, attempt)
-            VALUES (%s, %s, %s, 'running', 1)
-            ON CONFLICT (generation_id, phase) DO UPDATE
-               SET attempt = phase_runs.attempt + 1, status = 'running', started_at = now(),
-                   finished_at = NULL, error_type = NULL, error_message = NULL
-            RETURNING attempt
-            """,
-            (generation["id"], generation["campaign_id"], phase.id),
-        ).fetchone()
-        conn.execute(
-            "UPDATE generations SET status = 'running' WHERE id = %s AND status = 'pending'",
-            (generation["id"],),
+def _ledger_rows(
+    generation: dict[str, Any], phase: Phase, attempt: int, calls: list[ModelUsage], error: str | None
+) -> list[tuple[Any, ...]]:
+    # The id is a function of (generation, phase, attempt, round): writing a call twice (a commit
+    # whose answer was lost, then the failure path) leaves one row.
+    return [
+        (
+            uuid.uuid5(uuid.NAMESPACE_URL, f"worldgen:{generation['id']}:{phase.id}:{attempt}:{index + 1}"),
+            generation["id"], generation["campaign_id"], phase.id, index + 1, u.provider, u.model, u.input_tokens,
+            u.output_tokens, u.cache_creation_input_tokens, u.cache_read_input_tokens, u.latency_ms, u.stop_reason,
+            u.cost_usd, error if index == len(calls) - 1 else None,
         )
-        conn.execute(
-            "UPDATE campaigns SET current_phase = %s, status = 'generating', updated_at = now() WHERE id = %s",
-            (phase.id, generation["campaign_id"]),
-        )
-    assert row is not None
-    return int(row["attempt"])
+        for index, u in enumerate(calls)
+    ]  # fmt: skip
 
 
 def _insert_model_calls(
     conn: psycopg.Connection[Any],
     generation: dict[str, Any],
     phase: Phase,
+    attempt: int,
     calls: list[ModelUsage],
     error: str | None,
 ) -> None:
@@ -137,20 +131,14 @@ def _insert_model_calls(
     with conn.cursor() as cur:
         cur.executemany(
             """
-            INSERT INTO model_calls (generation_id, campaign_id, phase, round, provider, model, input_tokens,
+            INSERT INTO model_calls (id, generation_id, campaign_id, phase, round, provider, model, input_tokens,
                 output_tokens, cache_creation_input_tokens, cache_read_input_tokens, latency_ms, stop_reason,
                 cost_usd, error_type)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT (id) DO NOTHING
             """,
-            [
-                (
-                    generation["id"], generation["campaign_id"], phase.id, index + 1, u.provider, u.model,
-                    u.input_tokens, u.output_tokens, u.cache_creation_input_tokens, u.cache_read_input_tokens,
-                    u.latency_ms, u.stop_reason, u.cost_usd, error if index == len(calls) - 1 else None,
-                )
-                for index, u in enumerate(calls)
-            ],
-        )  # fmt: skip
+            _ledger_rows(generation, phase, attempt, calls, error),
+        )
 
 
 def _size_hint(phase: Phase) -> str:
@@ -206,7 +194,7 @@ def run_phase(
     if recorded and recorded["status"] == "succeeded" and recorded["result"]:
         return PhaseOutcome(**{**recorded["result"], "replayed": True})
     _check_dependencies(conn, generation, phase)
-    attempt = _start_attempt(conn, generation, phase)
+    attempt = state.start_phase_attempt(conn, generation["id"], phase)
     started = time.perf_counter()
     calls: list[ModelUsage] = []
     try:
@@ -331,35 +319,22 @@ def _finish(
     started: float,
     model_seconds: float,
 ) -> None:
-    """Inside the save's transaction: refuse to commit for a superseded attempt, then record."""
-    current = conn.execute(
-        "SELECT attempt FROM phase_runs WHERE generation_id = %s AND phase = %s FOR UPDATE",
-        (generation["id"], phase.id),
-    ).fetchone()
-    if current is None or current["attempt"] != attempt:
-        raise AttemptSuperseded(
-            f"phase {phase.id} attempt {attempt} was superseded by attempt {current and current['attempt']}"
-        )
+    """Inside the save's transaction: refuse to commit unless fenced in, then record."""
+    state.fence_phase_commit(conn, generation["id"], phase, attempt)
     outcome = _outcome(phase, result, calls)
     duration_ms = int((time.perf_counter() - started) * 1000)
-    conn.execute(
-        """
-        UPDATE phase_runs SET status = 'succeeded', finished_at = now(), duration_ms = %s, model_ms = %s,
-               db_ms = %s, rows_per_table = %s, rows_total = %s, result = %s
-        WHERE generation_id = %s AND phase = %s
-        """,
-        (
-            duration_ms,
-            int(model_seconds * 1000),
-            max(0, duration_ms - int(model_seconds * 1000)),
-            Jsonb(result.rows_per_table),
-            result.rows_total,
-            Jsonb(json.loads(json.dumps(asdict(outcome)))),
-            generation["id"],
-            phase.id,
-        ),
+    state.succeed_phase_run(
+        conn,
+        generation["id"],
+        phase,
+        duration_ms=duration_ms,
+        model_ms=int(model_seconds * 1000),
+        db_ms=max(0, duration_ms - int(model_seconds * 1000)),
+        rows_per_table=Jsonb(result.rows_per_table),
+        rows_total=result.rows_total,
+        result=Jsonb(json.loads(json.dumps(asdict(outcome)))),
     )
-    _insert_model_calls(conn, generation, phase, calls, None)
+    _insert_model_calls(conn, generation, phase, attempt, calls, None)
 
 
 def _record_failure(
@@ -371,19 +346,38 @@ def _record_failure(
     error_type: str,
     message: str,
 ) -> None:
-    """Record the failed attempt and what its model calls cost; never mask the original error."""
-    try:
-        if conn.broken or conn.closed:
+    """Record the failed attempt and what its model calls cost; never mask the original error.
+
+    The calls were paid for whatever happened to the attempt, so they reach the ledger even when
+    the phase's connection broke: on a fresh connection, retried for a few seconds of outage.
+    """
+    for delay in (0.0, 0.5, 1.0, 2.0, 4.0):
+        time.sleep(delay)
+        try:
+            if conn.broken or conn.closed:
+                with connect() as fresh:
+                    _write_failure(fresh, generation, phase, attempt, calls, error_type, message)
+            else:
+                conn.rollback()
+                _write_failure(conn, generation, phase, attempt, calls, error_type, message)
             return
-        conn.rollback()
-        with conn.transaction():
-            conn.execute(
-                """
-                UPDATE phase_runs SET status = 'failed', finished_at = now(), error_type = %s, error_message = %s
-                WHERE generation_id = %s AND phase = %s AND attempt = %s
-                """,
-                (error_type, message[:4000], generation["id"], phase.id, attempt),
-            )
-            _insert_model_calls(conn, generation, phase, calls, error_type)
-    except psycopg.Error:
-        pass
+        except (psycopg.Error, DatabaseUnavailable):
+            continue
+    logger.error(
+        "model calls not recorded: the database stayed unavailable",
+        extra={"phase": phase.id, "attempt": attempt, "calls": [asdict(c) for c in calls]},
+    )
+
+
+def _write_failure(
+    conn: psycopg.Connection[Any],
+    generation: dict[str, Any],
+    phase: Phase,
+    attempt: int,
+    calls: list[ModelUsage],
+    error_type: str,
+    message: str,
+) -> None:
+    with conn.transaction():
+        state.fail_phase_attempt(conn, generation["id"], phase, attempt, error_type, message)
+        _insert_model_calls(conn, generation, phase, attempt, calls, error_type)

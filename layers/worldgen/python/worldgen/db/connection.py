@@ -91,5 +91,6 @@ def database_errors() -> Iterator[None]:
     try:
         yield
     except psycopg.OperationalError as exc:
-        reset_shared_connection()
+        # Only this thread's connection: a Parallel branch's outage must not close its sibling's.
+        release_thread_connection()
         raise DatabaseUnavailable(f"PostgreSQL connection failed: {exc}") from exc

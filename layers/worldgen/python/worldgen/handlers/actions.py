@@ -21,14 +21,15 @@ import psycopg
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from worldgen import generations
+from worldgen import state
 from worldgen.db.connection import shared_connection
+from worldgen.db.leases import execution_lease_held
 from worldgen.errors import ConfigurationError, DatabaseUnavailable
 from worldgen.observability import logger, metrics, tracer
 from worldgen.phases import PHASES_BY_ID, descendants
 from worldgen.settings import get_settings
 
-ACTION_NAMES = ("generateWorld", "resumeGeneration", "regenerateFromPhase", "cancelGeneration")
+ACTION_NAMES = ("generateWorld", "resumeGeneration", "regenerateFromPhase", "cancelGeneration", "revertGeneration")
 SECRET_HEADER = "x-worldgen-action-secret"
 MAX_BODY_BYTES = 64 * 1024
 
@@ -126,31 +127,95 @@ def _load_campaign(conn: psycopg.Connection[Any], campaign_id: uuid.UUID, caller
 
 def _load_generation(conn: psycopg.Connection[Any], generation_id: uuid.UUID, caller: Caller) -> dict[str, Any]:
     row = conn.execute(
-        "SELECT g.id, g.campaign_id, g.status, g.execution_arn, g.resumed_count, c.owner_id"
+        "SELECT g.id, g.campaign_id, g.status, g.execution_arn, g.resumed_count, g.status_changed_at, c.owner_id"
         " FROM generations g JOIN campaigns c ON c.id = g.campaign_id WHERE g.id = %s",
         (str(generation_id),),
     ).fetchone()
     conn.commit()
     if row is None or (not caller.is_admin and row["owner_id"] != caller.user_id):
         raise ActionError(404, "generation-not-found", f"generation {generation_id} does not exist")
-    return dict(row)
+    return reconcile(conn, dict(row))
 
 
-def _start_execution(conn: psycopg.Connection[Any], generation_id: uuid.UUID, campaign_id: Any, name: str) -> str:
+def execution_status(execution_arn: str) -> dict[str, Any] | None:
+    """The execution as Step Functions sees it, or None when it does not exist (any more)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return dict(sfn_client().describe_execution(executionArn=execution_arn))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
+            return None
+        logger.exception("describe_execution failed")
+        raise ActionError(409, "orchestrator-unavailable", "Step Functions did not answer; try again") from exc
+    except BotoCoreError as exc:
+        logger.exception("describe_execution failed")
+        raise ActionError(409, "orchestrator-unavailable", "Step Functions did not answer; try again") from exc
+
+
+# A generation without an execution yet is being started; past this it is taken as lost.
+STARTING_GRACE_SECONDS = 120
+
+
+def reconcile(conn: psycopg.Connection[Any], generation: dict[str, Any]) -> dict[str, Any]:
+    """The execution is the source of truth: an active generation whose execution ended, or no
+    longer exists, is recorded as such before anyone acts on it, so nothing stays stuck."""
+    if generation["status"] not in state.ACTIVE_STATUSES:
+        return generation
+    arn = generation["execution_arn"]
+    execution = execution_status(arn) if arn else None
+    if execution is not None and execution["status"] in ("RUNNING", "PENDING_REDRIVE"):
+        return generation
+    if execution is None:
+        if execution_lease_held(conn, generation["id"]):  # a local runtime in another process runs it
+            return generation
+        if arn is None:
+            age = conn.execute(
+                "SELECT extract(epoch FROM now() - %s) AS age", (generation["status_changed_at"],)
+            ).fetchone()
+            if age is not None and float(age["age"]) < STARTING_GRACE_SECONDS:
+                return generation
+        moved = state.fail_generation(
+            conn,
+            generation["id"],
+            "ExecutionLost",
+            "its execution no longer exists",
+            redrivable=True,
+            execution_arn=arn,
+        )
+    else:
+        moved = state.record_execution_end(
+            conn,
+            generation["id"],
+            execution["status"],
+            execution.get("error"),
+            execution.get("cause"),
+            execution_arn=arn,
+        )
+    logger.warning("generation reconciled with its execution", extra={"status": moved.status})
+    return {**generation, "status": moved.status}
+
+
+def _start_execution(
+    conn: psycopg.Connection[Any], generation_id: uuid.UUID, campaign_id: Any, name: str, *, resumed: bool = False
+) -> str:
     settings = get_settings()
-    if not settings.state_machine_arn:
-        raise ActionError(400, "not-configured", "WORLDGEN_STATE_MACHINE_ARN is not set on the server")
     payload = {"generation_id": str(generation_id), "campaign_id": str(campaign_id)}
     try:
+        if not settings.state_machine_arn:
+            raise ConfigurationError("WORLDGEN_STATE_MACHINE_ARN is not set on the server")
         response = sfn_client().start_execution(
             stateMachineArn=settings.state_machine_arn, name=name, input=json.dumps(payload)
         )
-    except Exception as exc:  # botocore's errors; the generation must not stay 'pending' forever
-        generations.record_execution_end(conn, generation_id, "FAILED", "ExecutionNotStarted", str(exc))
+    except Exception as exc:  # botocore's errors, configuration: the generation must not stay active
+        state.fail_generation(conn, generation_id, "ExecutionNotStarted", str(exc), redrivable=False)
         logger.exception("start_execution failed")
-        raise ActionError(400, "execution-not-started", "the generation could not be started; try again") from exc
+        raise ActionError(409, "execution-not-started", "the generation could not be started; try again") from exc
     arn = str(response["executionArn"])
-    generations.set_execution(conn, generation_id, arn)
+    if resumed:
+        state.set_execution_arn(conn, generation_id, arn)
+    else:
+        state.start_execution(conn, generation_id, arn)
     return arn
 
 
@@ -158,11 +223,18 @@ def _create_and_start(
     conn: psycopg.Connection[Any], campaign_id: uuid.UUID, options: dict[str, Any], phases: list[str] | None = None
 ) -> dict[str, Any]:
     """A new generation row (at most one active per campaign), then its execution, named after it."""
+    for stale in conn.execute(
+        "SELECT g.id, g.campaign_id, g.status, g.execution_arn, g.status_changed_at FROM generations g"
+        " WHERE g.campaign_id = %s AND g.status IN ('pending', 'running')",
+        (str(campaign_id),),
+    ).fetchall():
+        reconcile(conn, dict(stale))  # a generation whose execution died does not block the campaign
+    conn.commit()
     try:
-        generation_id = generations.create_generation(
+        generation_id = state.create_generation(
             conn, campaign_id, provider=get_settings().model_provider, options=options, phases=phases
         )
-    except generations.GenerationActive as exc:
+    except state.GenerationActive as exc:
         raise ActionError(409, "generation-active", str(exc)) from exc
     arn = _start_execution(conn, generation_id, campaign_id, str(generation_id))
     return {"generation_id": str(generation_id), "execution_arn": arn, "status": "running"}
@@ -178,20 +250,16 @@ def generate_world(conn: psycopg.Connection[Any], data: dict[str, Any], caller: 
 def resume_generation(conn: psycopg.Connection[Any], data: dict[str, Any], caller: Caller) -> dict[str, Any]:
     request = GenerationInput.model_validate(data)
     generation = _load_generation(conn, request.generation_id, caller)
-    if generation["status"] != "failed":
+    try:
+        moved, count = state.claim_resume(conn, request.generation_id)
+    except state.GenerationActive as exc:
+        raise ActionError(409, "generation-active", str(exc)) from exc
+    if not moved.moved:  # of two racing resumes, this one lost (or it was never failed)
         raise ActionError(
-            409,
-            "not-resumable",
-            f"generation {request.generation_id} is {generation['status']}; only a failed one",
+            409, "not-resumable", f"generation {request.generation_id} is {moved.status}; only a failed one resumes"
         )
-    with conn.transaction():
-        count = conn.execute(
-            "UPDATE generations SET resumed_count = resumed_count + 1 WHERE id = %s RETURNING resumed_count",
-            (str(request.generation_id),),
-        ).fetchone()
-    assert count is not None
-    name = f"{request.generation_id}-resume-{count['resumed_count']}"
-    arn = _start_execution(conn, request.generation_id, generation["campaign_id"], name)
+    name = f"{request.generation_id}-resume-{count}"
+    arn = _start_execution(conn, request.generation_id, generation["campaign_id"], name, resumed=True)
     return {"generation_id": str(request.generation_id), "execution_arn": arn, "status": "running"}
 
 
@@ -212,21 +280,18 @@ def regenerate_from_phase(conn: psycopg.Connection[Any], data: dict[str, Any], c
 def cancel_generation(conn: psycopg.Connection[Any], data: dict[str, Any], caller: Caller) -> dict[str, Any]:
     request = GenerationInput.model_validate(data)
     generation = _load_generation(conn, request.generation_id, caller)
-    if generation["status"] not in generations.ACTIVE_STATUSES:
-        raise ActionError(
-            409, "not-cancellable", f"generation {request.generation_id} is already {generation['status']}"
-        )
-    with conn.transaction():
-        conn.execute(
-            "UPDATE generations SET status = 'cancelled', finished_at = now() WHERE id = %s",
-            (str(request.generation_id),),
-        )
-    if generation["execution_arn"]:
-        sfn_client().stop_execution(
-            executionArn=generation["execution_arn"],
-            error="GenerationCancelled",
-            cause="cancelled by its owner",
-        )
+    moved = state.cancel_generation(conn, request.generation_id)
+    if not moved.moved:
+        raise ActionError(409, "not-cancellable", f"generation {request.generation_id} is already {moved.status}")
+    if generation["execution_arn"] and generation["status"] in state.ACTIVE_STATUSES:
+        # The cancel is already committed and fenced: no phase of it can commit any more. Stopping
+        # the execution only saves its remaining model calls, so a failure here is logged, not fatal.
+        try:
+            sfn_client().stop_execution(
+                executionArn=generation["execution_arn"], error="GenerationCancelled", cause="cancelled by its owner"
+            )
+        except Exception:
+            logger.exception("stop_execution failed; the execution ends at its next phase")
     return {
         "generation_id": str(request.generation_id),
         "execution_arn": generation["execution_arn"],
@@ -234,11 +299,26 @@ def cancel_generation(conn: psycopg.Connection[Any], data: dict[str, Any], calle
     }
 
 
+def revert_generation(conn: psycopg.Connection[Any], data: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    request = GenerationInput.model_validate(data)
+    _load_generation(conn, request.generation_id, caller)
+    moved = state.revert_generation(conn, request.generation_id)
+    if not moved.moved:
+        raise ActionError(
+            409,
+            "not-revertible",
+            f"generation {request.generation_id} cannot be reverted ({moved.detail}); only the campaign's latest"
+            " failed or cancelled generation can",
+        )
+    return {"generation_id": str(request.generation_id), "execution_arn": None, "status": moved.status}
+
+
 ACTIONS: dict[str, Callable[[psycopg.Connection[Any], dict[str, Any], Caller], dict[str, Any]]] = {
     "generateWorld": generate_world,
     "resumeGeneration": resume_generation,
     "regenerateFromPhase": regenerate_from_phase,
     "cancelGeneration": cancel_generation,
+    "revertGeneration": revert_generation,
 }
 
 

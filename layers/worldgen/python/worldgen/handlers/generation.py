@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from worldgen import generations
+from worldgen import generations, state
 from worldgen.db.connection import database_errors, shared_connection
 from worldgen.handlers.events import ExecutionStatusChange, GenerationEvent, RollbackEvent
 from worldgen.observability import logger, metrics, tracer
@@ -20,10 +20,16 @@ def complete_generation(event: dict[str, Any], context: LambdaContext) -> dict[s
     request = GenerationEvent.model_validate(event)
     logger.append_keys(campaign_id=str(request.campaign_id), generation_id=str(request.generation_id))
     with database_errors():
-        summary = generations.complete_generation(shared_connection(), request.generation_id)
+        conn = shared_connection()
+        summary = generations.generation_summary(conn, request.generation_id)
+        moved = state.complete_generation(conn, request.generation_id, summary)
+    brief = {k: summary[k] for k in ("rows_total", "input_tokens", "output_tokens", "cost_usd")}
+    if not moved.moved:  # a cancel won the race: the generation stays as the cancel left it
+        logger.warning("generation not completed", extra={"status": moved.status, "reason": moved.detail})
+        return {"status": moved.status, **brief}
     metrics.add_metric(name="GenerationsSucceeded", unit=MetricUnit.Count, value=1)
-    logger.info("generation succeeded", extra=summary)
-    return {"status": "succeeded", **summary}
+    logger.info("generation succeeded", extra=brief)
+    return {"status": "succeeded", **brief}
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -33,12 +39,15 @@ def rollback_generation(event: dict[str, Any], context: LambdaContext) -> dict[s
     request = RollbackEvent.model_validate(event)
     logger.append_keys(campaign_id=str(request.campaign_id), generation_id=str(request.generation_id))
     with database_errors():
-        removed = generations.rollback_generation(
-            shared_connection(), request.generation_id, request.error.Error, request.error.Cause
+        # The failed phase wrote nothing (one transaction); the phases that succeeded keep their
+        # rows, so `resume` (for instance with another model) continues from the failed phase, and
+        # a regeneration can still be reverted to the world it replaced.
+        moved = state.fail_generation(
+            shared_connection(), request.generation_id, request.error.Error, request.error.Cause, redrivable=False
         )
     metrics.add_metric(name="GenerationsRolledBack", unit=MetricUnit.Count, value=1)
-    logger.warning("generation rolled back", extra={"error": request.error.Error, "rows_removed": removed})
-    return {"status": "failed", "rows_removed": sum(removed.values())}
+    logger.warning("generation failed", extra={"error": request.error.Error, "status": moved.status})
+    return {"status": moved.status}
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -53,9 +62,15 @@ def record_generation_failure(event: dict[str, Any], context: LambdaContext) -> 
         return {"status": "ignored"}
     logger.append_keys(generation_id=str(generation_id), campaign_id=str((detail.input or {}).get("campaign_id")))
     with database_errors():
-        status = generations.record_execution_end(
-            shared_connection(), generation_id, detail.status, detail.error, detail.cause
+        moved = state.record_execution_end(
+            shared_connection(),
+            generation_id,
+            detail.status,
+            detail.error,
+            detail.cause,
+            execution_arn=detail.executionArn,
         )
-    metrics.add_metric(name="GenerationsFailed", unit=MetricUnit.Count, value=1)
-    logger.warning("execution ended", extra={"execution_status": detail.status, "generation_status": status})
-    return {"status": status}
+    if moved.moved:  # idempotent: a second delivery of the same event changes nothing
+        metrics.add_metric(name="GenerationsFailed", unit=MetricUnit.Count, value=1)
+    logger.warning("execution ended", extra={"execution_status": detail.status, "generation_status": moved.status})
+    return {"status": moved.status}

@@ -14,6 +14,7 @@ import io
 import json
 import os
 import secrets
+import threading
 import time
 import uuid
 import warnings
@@ -24,8 +25,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
-from worldgen.db.connection import release_thread_connection
-from worldgen.functions_registry import ALL_FUNCTIONS, FAILURE_FUNCTION, LambdaFunction
+from worldgen.db.connection import connect, release_thread_connection
+from worldgen.db.leases import acquire_execution_lease, release_execution_lease
+from worldgen.functions_registry import ALL_FUNCTIONS, FAILURE_FUNCTION, START_FUNCTION, LambdaFunction
 from worldgen.settings import get_settings
 from worldgen.tools.repo import ASL_PATH, FUNCTIONS_DIR
 
@@ -102,6 +104,14 @@ class LocalRuntime:
         self.timings: list[tuple[str, float, float]] = []  # (function id, start, end), perf_counter
         self.delivered_failures: list[dict[str, Any]] = []
         self._saved_env: dict[str, str | None] = {}
+        # Executions this runtime started through the action, by ARN -> generation id: each holds
+        # an execution lease (worldgen.db.leases) until it ended and its end was recorded.
+        self.leases: dict[str, str] = {}
+        self._lease_conn: Any = None
+        self._held: set[str] = set()
+        self._settled: set[str] = set()
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -135,10 +145,17 @@ class LocalRuntime:
         )["stateMachineArn"]
         self._set_env({"WORLDGEN_STATE_MACHINE_ARN": self.state_machine_arn})
         self._refresh_cached_clients()
+        self._watcher = threading.Thread(target=self._watch, name="worldgen-execution-watcher", daemon=True)
+        self._watcher.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         import boto3
+
+        self._stop.set()
+        self._watcher.join(timeout=5)
+        if self._lease_conn is not None and not self._lease_conn.closed:
+            self._lease_conn.close()  # a process that exits releases its leases the same way
 
         if boto3.DEFAULT_SESSION is not None:
             boto3.DEFAULT_SESSION.events.unregister("before-call.lambda.Invoke", self._invoke)  # type: ignore[arg-type]
@@ -183,7 +200,10 @@ class LocalRuntime:
         self.invocations.append((function.id, event))
         started = time.perf_counter()
         try:
-            return self.handler_for(function)(event, context)
+            response = self.handler_for(function)(event, context)
+            if function.id == START_FUNCTION.id:
+                self._lease_started_execution(response)
+            return response
         finally:
             self.timings.append((function.id, started, time.perf_counter()))
             # moto runs every task in a thread of its own: the Lambda environment ends with it.
@@ -225,7 +245,7 @@ class LocalRuntime:
         poll_seconds: float = 0.05,
         on_poll: Callable[[], None] | None = None,
     ) -> dict[str, Any]:
-        """Wait for the execution to end; deliver the failure event when it did not succeed."""
+        """Wait for the execution to end and its end to be recorded (the failure event delivered)."""
         deadline = time.monotonic() + timeout
         while True:
             execution = self.describe(execution_arn)
@@ -236,20 +256,89 @@ class LocalRuntime:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"execution {execution_arn} still {execution['status']} after {timeout} s")
             time.sleep(poll_seconds)
-        if execution["status"] != "SUCCEEDED":
-            self.deliver_status_change(execution)
+        self.settle(execution, deadline=deadline)
         return execution
 
+    # -- ends of executions: leases and failure events (EventBridge's job on AWS) ---------------
+
+    def _lease_started_execution(self, response: Any) -> None:
+        try:
+            body = json.loads(response["body"]) if response.get("statusCode") == 200 else {}
+        except (TypeError, ValueError, AttributeError):
+            return
+        if body.get("status") == "running" and body.get("execution_arn") and body.get("generation_id"):
+            with self._lock:
+                self.leases[body["execution_arn"]] = body["generation_id"]
+                self._hold_leases()
+
+    def _hold_leases(self) -> None:
+        """(Re)acquire every lease on the runtime's own session (after a database restart too)."""
+        with self._lock:
+            try:
+                if self._lease_conn is None or self._lease_conn.closed or self._lease_conn.broken:
+                    self._lease_conn = connect()
+                    self._held = set()
+                for generation_id in set(self.leases.values()) - self._held:
+                    if acquire_execution_lease(self._lease_conn, generation_id):
+                        self._held.add(generation_id)
+            except Exception:  # the database is away: try again at the next watch
+                self._lease_conn = None
+
+    def _watch(self) -> None:
+        """Settle every leased execution that ended; survive database outages (retry next round)."""
+        while not self._stop.wait(0.2):
+            with self._lock:
+                pending = dict(self.leases)
+            if not pending:
+                continue
+            self._hold_leases()
+            for arn in pending:
+                try:
+                    execution = self.describe(arn)
+                    if execution["status"] in TERMINAL:
+                        self.settle(execution, deadline=time.monotonic())
+                except Exception as exc:  # recorded next round: nothing is marked done before it is
+                    warnings.warn(f"execution {arn} not recorded yet: {exc}", RuntimeWarning, stacklevel=1)
+
+    def settle(self, execution: dict[str, Any], *, deadline: float) -> None:
+        """Record an ended execution once: deliver its failure event (retried until ``deadline``
+        through a database outage), then release its lease. Marked done only after it is recorded."""
+        arn = execution["executionArn"]
+        with self._lock:  # the waiting caller and the watcher never deliver the same end twice
+            if arn in self._settled:
+                return
+            if execution["status"] != "SUCCEEDED":
+                delay = 0.2
+                while True:
+                    try:
+                        self.deliver_status_change(execution)
+                        break
+                    except Exception:
+                        if time.monotonic() > deadline:
+                            raise
+                        time.sleep(delay)
+                        delay = min(delay * 2, 2.0)
+            self._settled.add(arn)
+            generation_id = self.leases.pop(arn, None)
+            if generation_id is not None and generation_id in self._held:
+                self._held.discard(generation_id)
+                try:
+                    release_execution_lease(self._lease_conn, generation_id)
+                except Exception:
+                    self._lease_conn = None  # a closed session released it already
+
     def deliver_failures(self) -> int:
-        """Deliver the status-change event of every execution that ended unsuccessfully and has not
-        had one yet (what the EventBridge rule does on AWS); for `worldgen serve`, which never waits."""
-        delivered = {event["detail"]["executionArn"] for event in self.delivered_failures}
+        """Record every execution of this runtime that ended unsuccessfully and was not recorded
+        yet (what the EventBridge rule does on AWS); for `worldgen serve`, which never waits."""
         count = 0
         pages = self.sfn.get_paginator("list_executions").paginate(stateMachineArn=self.state_machine_arn)
         for page in pages:
             for summary in page["executions"]:
-                if summary["status"] in ("FAILED", "TIMED_OUT", "ABORTED") and summary["executionArn"] not in delivered:
-                    self.deliver_status_change(self.describe(summary["executionArn"]))
+                if (
+                    summary["status"] in ("FAILED", "TIMED_OUT", "ABORTED")
+                    and summary["executionArn"] not in self._settled
+                ):
+                    self.settle(self.describe(summary["executionArn"]), deadline=time.monotonic() + 30)
                     count += 1
         return count
 
@@ -277,8 +366,9 @@ class LocalRuntime:
                 "cause": execution.get("cause"),
             },
         }
-        self.delivered_failures.append(event)
-        return self.invoke(FAILURE_FUNCTION, event)
+        result = self.invoke(FAILURE_FUNCTION, event)
+        self.delivered_failures.append(event)  # only once it was recorded
+        return result
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
         events: list[Any] = []

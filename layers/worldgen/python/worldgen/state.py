@@ -1,0 +1,419 @@
+"""THE owner of generation state: every status change of campaigns, generations and phase runs.
+
+Each change is one transaction that takes the campaign's advisory lock, checks the current state
+and moves it only if the transition is allowed (``GENERATION_TRANSITIONS``), saying whether it
+moved. Nothing else writes these status columns, so two requests racing (two resumes, a cancel
+against a completion) have exactly one winner, and a phase commits only while its generation is
+running and its attempt is current (``fence_phase_commit``, called inside the save's transaction).
+
+Campaign status follows its latest generation: generating while one runs, generated when one
+succeeded (or a cancel/revert put the previous world back), failed when one failed, draft before.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from worldgen.db.snapshot import capture_world, restore_world, tables_of
+from worldgen.errors import AttemptSuperseded, CampaignNotFound, GenerationCancelled
+from worldgen.phases import PHASES, Phase
+
+ACTIVE_STATUSES = ("pending", "running")
+ANY_EXECUTION: Any = object()  # no condition on the generation's current execution
+TERMINAL_STATUSES = ("succeeded", "failed", "cancelled", "reverted")
+
+# event -> (statuses it may start from, status it ends in). Written once; tests walk it.
+GENERATION_TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "start": (("pending",), "running"),  # its execution started
+    "resume": (("failed",), "running"),  # a new execution continues from the failed phase
+    "succeed": (("running",), "succeeded"),
+    "fail": (("pending", "running"), "failed"),
+    "cancel": (("pending", "running", "failed"), "cancelled"),
+    "revert": (("failed", "cancelled"), "reverted"),
+}
+PHASE_RUN_TRANSITIONS: dict[str, tuple[tuple[str | None, ...], str]] = {
+    "start_attempt": ((None, "running", "failed", "rolled_back"), "running"),
+    "succeed": (("running",), "succeeded"),
+    "fail": (("running",), "failed"),
+    "roll_back": (("running", "succeeded", "failed"), "rolled_back"),
+}
+
+
+NOW: Any = object()  # a column value meaning the database's now()
+
+
+class GenerationActive(Exception):
+    """The campaign already has a pending or running generation."""
+
+
+@dataclass(frozen=True)
+class Transition:
+    moved: bool
+    status: str  # the generation's status after the attempt (unchanged when it did not move)
+    detail: str = ""
+
+
+def _lock_campaign(conn: psycopg.Connection[Any], campaign_id: uuid.UUID | str) -> None:
+    from worldgen.db.save import campaign_lock_id
+
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (campaign_lock_id(campaign_id),))
+
+
+def _campaign_of(conn: psycopg.Connection[Any], generation_id: uuid.UUID | str) -> Any:
+    row = conn.execute("SELECT campaign_id FROM generations WHERE id = %s", (str(generation_id),)).fetchone()
+    if row is None:
+        raise CampaignNotFound(f"generation {generation_id} does not exist")
+    return row["campaign_id"]
+
+
+def _locked_generation(conn: psycopg.Connection[Any], generation_id: uuid.UUID | str) -> dict[str, Any]:
+    """Inside a transaction: the campaign lock, then the generation row (FOR UPDATE)."""
+    _lock_campaign(conn, _campaign_of(conn, generation_id))
+    row = conn.execute("SELECT * FROM generations WHERE id = %s FOR UPDATE", (str(generation_id),)).fetchone()
+    if row is None:
+        raise CampaignNotFound(f"generation {generation_id} does not exist")
+    return dict(row)
+
+
+def _follow_campaign(conn: psycopg.Connection[Any], campaign_id: Any, generation_status: str) -> None:
+    if generation_status == "running":
+        status = "generating"
+    elif generation_status == "succeeded":
+        status = "generated"
+    elif generation_status == "failed":
+        status = "failed"
+    else:  # cancelled or reverted: the world in place is the last succeeded one, if any
+        done = conn.execute(
+            "SELECT 1 FROM generations WHERE campaign_id = %s AND status = 'succeeded' LIMIT 1", (campaign_id,)
+        ).fetchone()
+        status = "generated" if done else "draft"
+    conn.execute(
+        "UPDATE campaigns SET status = %s, updated_at = now(),"
+        " current_phase = CASE WHEN %s = 'generating' THEN current_phase END WHERE id = %s",
+        (status, status, campaign_id),
+    )
+
+
+def _move(
+    conn: psycopg.Connection[Any],
+    generation: dict[str, Any],
+    event: str,
+    **columns: Any,
+) -> Transition:
+    allowed, target = GENERATION_TRANSITIONS[event]
+    if generation["status"] not in allowed:
+        return Transition(False, generation["status"], f"generation is {generation['status']}")
+    # Column names are this module's own literals; values travel as parameters.
+    assignments = "".join(f", {name} = now()" if value is NOW else f", {name} = %s" for name, value in columns.items())
+    values = [value for value in columns.values() if value is not NOW]
+    conn.execute(
+        f"UPDATE generations SET status = %s, status_changed_at = now(){assignments} WHERE id = %s",
+        (target, *values, generation["id"]),
+    )
+    _follow_campaign(conn, generation["campaign_id"], target)
+    return Transition(True, target)
+
+
+# -- generations ---------------------------------------------------------------------------------
+
+
+def create_generation(
+    conn: psycopg.Connection[Any],
+    campaign_id: uuid.UUID | str,
+    *,
+    provider: str,
+    options: dict[str, Any] | None = None,
+    phases: list[str] | None = None,
+) -> uuid.UUID:
+    """A pending generation (at most one active per campaign) that keeps the rows it will replace."""
+    phases = phases or [p.id for p in PHASES]
+    try:
+        with conn.transaction():
+            _lock_campaign(conn, campaign_id)
+            replaced = capture_world(conn, campaign_id, tables_of(phases))
+            row = conn.execute(
+                "INSERT INTO generations (campaign_id, model_provider, options, phases, replaced_world)"
+                " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                (str(campaign_id), provider, Jsonb(options or {}), phases, Jsonb(replaced) if replaced else None),
+            ).fetchone()
+    except psycopg.errors.UniqueViolation as exc:  # generations_one_active_per_campaign
+        raise GenerationActive(f"campaign {campaign_id} already has a generation in progress") from exc
+    assert row is not None
+    return uuid.UUID(str(row["id"]))
+
+
+def start_execution(conn: psycopg.Connection[Any], generation_id: uuid.UUID | str, execution_arn: str) -> Transition:
+    """pending -> running (unless its first phase moved it already), recording its execution."""
+    with conn.transaction():
+        generation = _locked_generation(conn, generation_id)
+        if generation["execution_arn"] is None:
+            conn.execute("UPDATE generations SET execution_arn = %s WHERE id = %s", (execution_arn, generation["id"]))
+        return _move(conn, generation, "start", finished_at=None, redrivable=False)
+
+
+def claim_resume(conn: psycopg.Connection[Any], generation_id: uuid.UUID | str) -> tuple[Transition, int]:
+    """failed -> running for a new execution; of two racing resumes exactly one moves.
+
+    Returns the transition and the resume number (names the new execution).
+    Raises GenerationActive when another generation of the campaign is active.
+    """
+    try:
+        with conn.transaction():
+            generation = _locked_generation(conn, generation_id)
+            count = generation["resumed_count"] + 1
+            moved = _move(
+                conn,
+                generation,
+                "resume",
+                resumed_count=count,
+                execution_arn=None,  # the failed execution's late events must not touch the resumed run
+                finished_at=None,
+                redrivable=False,
+                error_type=None,
+                error_message=None,
+            )
+            return moved, count
+    except psycopg.errors.UniqueViolation as exc:
+        raise GenerationActive("the campaign already has a generation in progress") from exc
+
+
+def set_execution_arn(conn: psycopg.Connection[Any], generation_id: uuid.UUID | str, execution_arn: str) -> None:
+    """The execution of a resumed (already running) generation."""
+    with conn.transaction():
+        conn.execute(
+            "UPDATE generations SET execution_arn = %s WHERE id = %s AND execution_arn IS NULL",
+            (execution_arn, str(generation_id)),
+        )
+
+
+def complete_generation(
+    conn: psycopg.Connection[Any], generation_id: uuid.UUID | str, summary: dict[str, Any]
+) -> Transition:
+    """running -> succeeded; the campaign's older snapshots are no longer a way back and go."""
+    with conn.transaction():
+        generation = _locked_generation(conn, generation_id)
+        moved = _move(
+            conn,
+            generation,
+            "succeed",
+            finished_at=NOW,
+            summary=Jsonb(summary),
+            total_rows=summary["rows_total"],
+            total_input_tokens=summary["input_tokens"],
+            total_output_tokens=summary["output_tokens"],
+            total_cost_usd=summary["cost_usd"],
+            redrivable=False,
+        )
+        if moved.moved:
+            conn.execute(
+                "UPDATE generations SET replaced_world = NULL WHERE campaign_id = %s AND id <> %s"
+                " AND replaced_world IS NOT NULL",
+                (generation["campaign_id"], generation["id"]),
+            )
+        return moved
+
+
+def fail_generation(
+    conn: psycopg.Connection[Any],
+    generation_id: uuid.UUID | str,
+    error_type: str,
+    message: str,
+    *,
+    redrivable: bool,
+    execution_arn: Any = ANY_EXECUTION,
+) -> Transition:
+    """pending/running -> failed. The phases that succeeded keep their rows: `resume` continues.
+
+    With ``execution_arn``, only while that is still the generation's execution (an ended
+    execution's event must not fail the run a resume started since).
+    """
+    with conn.transaction():
+        generation = _locked_generation(conn, generation_id)
+        if execution_arn is not ANY_EXECUTION and generation["execution_arn"] != execution_arn:
+            return Transition(False, generation["status"], "its execution changed")
+        moved = _move(
+            conn,
+            generation,
+            "fail",
+            finished_at=NOW,
+            error_type=error_type,
+            error_message=message[:4000],
+            redrivable=redrivable,
+        )
+        if moved.moved:
+            _fail_running_phase_runs(conn, generation["id"], error_type)
+        return moved
+
+
+def cancel_generation(
+    conn: psycopg.Connection[Any], generation_id: uuid.UUID | str, *, execution_arn: Any = ANY_EXECUTION
+) -> Transition:
+    """pending/running/failed -> cancelled. From this commit on nothing of it can commit (the fence).
+
+    A generation that replaced rows (a regeneration) puts the previous world back in the same
+    transaction: cancelling never leaves the campaign with less than it had.
+    """
+    with conn.transaction():
+        generation = _locked_generation(conn, generation_id)
+        if execution_arn is not ANY_EXECUTION and generation["execution_arn"] != execution_arn:
+            return Transition(False, generation["status"], "its execution changed")
+        moved = _move(conn, generation, "cancel", finished_at=NOW, redrivable=False)
+        if moved.moved:
+            _fail_running_phase_runs(conn, generation["id"], "GenerationCancelled")
+            if generation["replaced_world"] is not None:
+                _restore(conn, generation)
+        return moved
+
+
+def revert_generation(conn: psycopg.Connection[Any], generation_id: uuid.UUID | str) -> Transition:
+    """failed/cancelled -> reverted: the campaign's world is exactly what it was before it started.
+
+    Only the campaign's latest generation can be reverted (an older one's snapshot would undo a
+    newer world).
+    """
+    with conn.transaction():
+        generation = _locked_generation(conn, generation_id)
+        newer = conn.execute(
+            "SELECT id FROM generations WHERE campaign_id = %s AND started_at > %s LIMIT 1",
+            (generation["campaign_id"], generation["started_at"]),
+        ).fetchone()
+        if newer is not None:
+            return Transition(False, generation["status"], f"generation {newer['id']} started after it")
+        moved = _move(conn, generation, "revert", finished_at=NOW)
+        if moved.moved:
+            _restore(conn, generation)
+        return moved
+
+
+def _restore(conn: psycopg.Connection[Any], generation: dict[str, Any]) -> None:
+    restore_world(conn, generation["campaign_id"], tables_of(generation["phases"]), generation["replaced_world"])
+    conn.execute(
+        "UPDATE phase_runs SET status = 'rolled_back', finished_at = coalesce(finished_at, now())"
+        " WHERE generation_id = %s",
+        (generation["id"],),
+    )
+    _follow_campaign(conn, generation["campaign_id"], "reverted")
+
+
+def _fail_running_phase_runs(conn: psycopg.Connection[Any], generation_id: Any, error_type: str) -> None:
+    conn.execute(
+        "UPDATE phase_runs SET status = 'failed', finished_at = now(), error_type = coalesce(error_type, %s)"
+        " WHERE generation_id = %s AND status = 'running'",
+        (error_type, generation_id),
+    )
+
+
+def record_execution_end(
+    conn: psycopg.Connection[Any],
+    generation_id: uuid.UUID | str,
+    execution_status: str,
+    error_type: str | None,
+    message: str | None,
+    *,
+    execution_arn: Any = ANY_EXECUTION,
+) -> Transition:
+    """What an execution's end means for its generation; idempotent (a second delivery is a no-op).
+
+    FAILED or TIMED_OUT while running: failed and redrivable (a transient error outlived its
+    retries, or a bug). ABORTED while running: cancelled (with the previous world restored).
+    """
+    if execution_status == "ABORTED":
+        return cancel_generation(conn, generation_id)
+    if execution_status in ("FAILED", "TIMED_OUT"):
+        return fail_generation(conn, generation_id, error_type or execution_status, message or "", redrivable=True)
+    with conn.transaction():
+        generation = _locked_generation(conn, generation_id)
+        return Transition(False, generation["status"], f"execution {execution_status}")
+
+
+# -- phase runs ----------------------------------------------------------------------------------
+
+
+def start_phase_attempt(conn: psycopg.Connection[Any], generation_id: uuid.UUID | str, phase: Phase) -> int:
+    """A new attempt of ``phase`` (an older attempt can no longer commit). GenerationCancelled when
+    the generation is not active any more."""
+    with conn.transaction():
+        generation = _locked_generation(conn, generation_id)
+        if generation["status"] == "pending":
+            _move(conn, generation, "start")
+        elif generation["status"] != "running":
+            raise GenerationCancelled(
+                f"generation {generation_id} is {generation['status']}: phase {phase.id} does not start",
+                status=generation["status"],
+            )
+        row = conn.execute(
+            """
+            INSERT INTO phase_runs (generation_id, campaign_id, phase, status, attempt)
+            VALUES (%s, %s, %s, 'running', 1)
+            ON CONFLICT (generation_id, phase) DO UPDATE
+               SET attempt = phase_runs.attempt + 1, status = 'running', started_at = now(),
+                   finished_at = NULL, error_type = NULL, error_message = NULL
+               WHERE phase_runs.status <> 'succeeded'
+            RETURNING attempt
+            """,
+            (generation["id"], generation["campaign_id"], phase.id),
+        ).fetchone()
+        if row is None:
+            raise AttemptSuperseded(f"phase {phase.id} already succeeded for generation {generation_id}")
+        conn.execute(
+            "UPDATE campaigns SET current_phase = %s, updated_at = now() WHERE id = %s",
+            (phase.id, generation["campaign_id"]),
+        )
+    return int(row["attempt"])
+
+
+def fence_phase_commit(
+    conn: psycopg.Connection[Any], generation_id: uuid.UUID | str, phase: Phase, attempt: int
+) -> None:
+    """Inside the save's transaction, before it commits: refuse unless the generation is running
+    (so it is the campaign's active one and not cancelled) and ``attempt`` is the current one.
+    The generation row stays locked until the commit, so a cancel waits for it or wins before it."""
+    generation = _locked_generation(conn, generation_id)
+    current = conn.execute(
+        "SELECT attempt, status FROM phase_runs WHERE generation_id = %s AND phase = %s FOR UPDATE",
+        (str(generation_id), phase.id),
+    ).fetchone()
+    if current is None or current["attempt"] != attempt or current["status"] != "running":
+        raise AttemptSuperseded(
+            f"phase {phase.id} attempt {attempt} was superseded"
+            f" (current: attempt {current and current['attempt']}, {current and current['status']})"
+        )
+    if generation["status"] != "running":
+        raise GenerationCancelled(
+            f"generation {generation_id} is {generation['status']}: phase {phase.id} attempt {attempt} may not commit",
+            status=generation["status"],
+        )
+
+
+def succeed_phase_run(
+    conn: psycopg.Connection[Any], generation_id: uuid.UUID | str, phase: Phase, **values: Any
+) -> None:
+    """running -> succeeded, inside the fenced save transaction."""
+    assignments = ", ".join(f"{name} = %s" for name in values)
+    conn.execute(
+        f"UPDATE phase_runs SET status = 'succeeded', finished_at = now(), {assignments}"
+        " WHERE generation_id = %s AND phase = %s AND status = 'running'",
+        (*values.values(), str(generation_id), phase.id),
+    )
+
+
+def fail_phase_attempt(
+    conn: psycopg.Connection[Any],
+    generation_id: uuid.UUID | str,
+    phase: Phase,
+    attempt: int,
+    error_type: str,
+    message: str,
+) -> bool:
+    """running -> failed for this attempt only (a newer attempt is left alone)."""
+    cur = conn.execute(
+        "UPDATE phase_runs SET status = 'failed', finished_at = now(), error_type = %s, error_message = %s"
+        " WHERE generation_id = %s AND phase = %s AND attempt = %s AND status = 'running'",
+        (error_type, message[:4000], str(generation_id), phase.id, attempt),
+    )
+    return cur.rowcount == 1
