@@ -323,9 +323,16 @@ def record_execution_end(
     retries, or a bug). ABORTED while running: cancelled (with the previous world restored).
     """
     if execution_status == "ABORTED":
-        return cancel_generation(conn, generation_id)
+        return cancel_generation(conn, generation_id, execution_arn=execution_arn)
     if execution_status in ("FAILED", "TIMED_OUT"):
-        return fail_generation(conn, generation_id, error_type or execution_status, message or "", redrivable=True)
+        return fail_generation(
+            conn,
+            generation_id,
+            error_type or execution_status,
+            message or "",
+            redrivable=True,
+            execution_arn=execution_arn,
+        )
     with conn.transaction():
         generation = _locked_generation(conn, generation_id)
         return Transition(False, generation["status"], f"execution {execution_status}")
@@ -378,16 +385,19 @@ def fence_phase_commit(
         "SELECT attempt, status FROM phase_runs WHERE generation_id = %s AND phase = %s FOR UPDATE",
         (str(generation_id), phase.id),
     ).fetchone()
-    if current is None or current["attempt"] != attempt or current["status"] != "running":
-        raise AttemptSuperseded(
-            f"phase {phase.id} attempt {attempt} was superseded"
-            f" (current: attempt {current and current['attempt']}, {current and current['status']})"
-        )
+    superseded = AttemptSuperseded(
+        f"phase {phase.id} attempt {attempt} was superseded"
+        f" (current: attempt {current and current['attempt']}, {current and current['status']})"
+    )
+    if current is None or current["attempt"] != attempt:
+        raise superseded
     if generation["status"] != "running":
         raise GenerationCancelled(
             f"generation {generation_id} is {generation['status']}: phase {phase.id} attempt {attempt} may not commit",
             status=generation["status"],
         )
+    if current["status"] != "running":
+        raise superseded
 
 
 def succeed_phase_run(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -41,19 +40,34 @@ def _follow(runtime: LocalRuntime, url: str, status: int, body: dict[str, Any]) 
         return 2
     generation_id = body["generation_id"]
     print(f"generation {generation_id} started: {body['execution_arn']}")
-    with connect(url) as conn:
-        printer = ProgressPrinter(conn, generation_id)
-        started = time.perf_counter()
+    printer = ProgressPrinter(url, generation_id)
+    started = time.perf_counter()
+    try:
         execution = runtime.wait(body["execution_arn"], on_poll=printer.poll, poll_seconds=0.05)
         printer.poll()
-        wall = time.perf_counter() - started
-        print()
-        print(generation_report(conn, generation_id))
+    finally:
+        printer.close()
+    wall = time.perf_counter() - started
+    print()
+    print(_report(url, generation_id))
     print(f"\nexecution {execution['status']} in {wall:.2f} s of wall time")
     if execution["status"] != "SUCCEEDED":
         print(f"error: {execution.get('error')}: {(execution.get('cause') or '')[:500]}", file=sys.stderr)
         return 1
     return 0
+
+
+def _report(url: str, generation_id: str, attempts: int = 10) -> str:
+    """The generation's report, waiting out a short database outage."""
+    for attempt in range(attempts):
+        try:
+            with connect(url) as conn:
+                return generation_report(conn, generation_id)
+        except Exception:
+            if attempt == attempts - 1:
+                return f"generation {generation_id}: the database is unavailable; see `worldgen status {generation_id}`"
+            time.sleep(min(2.0, 0.2 * 2**attempt))
+    raise AssertionError("unreachable")
 
 
 def generate_campaign(args: argparse.Namespace, campaign: CampaignFile) -> int:
@@ -91,6 +105,16 @@ def status(args: argparse.Namespace) -> int:
                 print("no generations yet: run `worldgen demo`")
                 return 1
             generation_id = row["id"]
+        active = conn.execute(
+            "SELECT id, campaign_id, status, execution_arn, status_changed_at FROM generations"
+            " WHERE id = %s AND status IN ('pending', 'running')",
+            (str(generation_id),),
+        ).fetchone()
+        if active is not None:  # is its execution still alive somewhere? (a killed demo leaves it running)
+            from worldgen.handlers.actions import reconcile
+
+            with _runtime(args, url):
+                reconcile(conn, dict(active))
         print(generation_report(conn, generation_id))
     return 0
 
@@ -117,6 +141,10 @@ def cancel(args: argparse.Namespace) -> int:
     return _admin_action(args, "cancelGeneration", {"generation_id": args.generation_id}, follow=False)
 
 
+def revert(args: argparse.Namespace) -> int:
+    return _admin_action(args, "revertGeneration", {"generation_id": args.generation_id}, follow=False)
+
+
 def serve(args: argparse.Namespace) -> int:
     """Hasura's action contract on http://127.0.0.1:PORT/, as the Function URL serves it on AWS."""
     url = migrated_local_database()
@@ -138,12 +166,7 @@ def serve(args: argparse.Namespace) -> int:
             def log_message(self, format: str, *values: Any) -> None:
                 print(f"{self.address_string()} {format % values}", file=sys.stderr)
 
-        def record_failures() -> None:  # the EventBridge rule's job on AWS
-            while True:
-                time.sleep(1)
-                runtime.deliver_failures()
-
-        threading.Thread(target=record_failures, daemon=True).start()
+        # Ended executions are recorded by the runtime's watcher (the EventBridge rule's job on AWS).
         server = ThreadingHTTPServer(("127.0.0.1", args.port), ActionHandler)
         print(f"serving Hasura actions on http://127.0.0.1:{server.server_port}/")
         print(f"Hasura sends the header x-worldgen-action-secret: {runtime.action_secret}")

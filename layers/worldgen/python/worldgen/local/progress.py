@@ -23,23 +23,40 @@ def provider_label(provider: str) -> str:
 class ProgressPrinter:
     """Prints one line per phase whenever its status changes (polled from the database)."""
 
-    def __init__(self, conn: psycopg.Connection[Any], generation_id: uuid.UUID | str, out: TextIO = sys.stdout):
-        self.conn, self.generation_id, self.out = conn, str(generation_id), out
+    def __init__(self, url: str, generation_id: uuid.UUID | str, out: TextIO = sys.stdout):
+        self.url, self.generation_id, self.out = url, str(generation_id), out
+        self.conn: psycopg.Connection[Any] | None = None
         self.seen: dict[str, tuple[str, int]] = {}
         self.started = time.perf_counter()
+        self.database_away = False
 
     def poll(self) -> None:
-        rows = self.conn.execute(
-            "SELECT phase, status, attempt, rows_total, duration_ms, error_type FROM phase_runs"
-            " WHERE generation_id = %s",
-            (self.generation_id,),
-        ).fetchall()
-        self.conn.commit()
+        """One look at the phase runs. A database outage is reported once and polled through:
+        progress is a view, it must never end the generation it shows."""
+        from worldgen.db.connection import connect
+
+        try:
+            if self.conn is None or self.conn.closed or self.conn.broken:
+                self.conn = connect(self.url)
+            rows = self.conn.execute(
+                "SELECT phase, status, attempt, rows_total, duration_ms, error_type FROM phase_runs"
+                " WHERE generation_id = %s",
+                (self.generation_id,),
+            ).fetchall()
+        except Exception:  # psycopg errors and DatabaseUnavailable alike
+            if not self.database_away:
+                print("  (database unavailable: progress will resume when it is back)", file=self.out, flush=True)
+            self.database_away = True
+            if self.conn is not None:
+                self.conn.close()
+            self.conn = None
+            return
+        self.database_away = False
         for row in sorted(rows, key=lambda r: [p.id for p in PHASES].index(r["phase"])):
-            state = (row["status"], row["attempt"])
-            if self.seen.get(row["phase"]) == state:
+            seen = (row["status"], row["attempt"])
+            if self.seen.get(row["phase"]) == seen:
                 continue
-            self.seen[row["phase"]] = state
+            self.seen[row["phase"]] = seen
             phase = PHASES_BY_ID[row["phase"]]
             line = f"  {_MARK.get(row['status'], '?')} {phase.id} {phase.name:<28} {row['status']:<11}"
             if row["status"] == "succeeded":
@@ -50,6 +67,10 @@ class ProgressPrinter:
                 line += f"  {row['error_type']}"
             elapsed = time.perf_counter() - self.started
             print(f"[{elapsed:6.2f} s]{line}", file=self.out, flush=True)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
 
 
 def generation_report(conn: psycopg.Connection[Any], generation_id: uuid.UUID | str) -> str:

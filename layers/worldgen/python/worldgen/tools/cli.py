@@ -130,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     cancel = sub.add_parser("cancel", help="cancel a running generation")
     cancel.add_argument("generation_id")
     cancel.set_defaults(func=_generation("cancel"))
+    revert = sub.add_parser(
+        "revert", help="undo a failed or cancelled generation: the world it replaced comes back exactly"
+    )
+    revert.add_argument("generation_id")
+    revert.set_defaults(func=_generation("revert"))
     serve = with_model(sub.add_parser("serve", help="serve the Hasura actions on 127.0.0.1"))
     serve.add_argument("--port", type=int, default=8089)
     serve.set_defaults(func=_generation("serve"))
