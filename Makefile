@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ENV ?= dev
 
-.PHONY: install demo test test-fast lint format asl schemas synth layers bench bench-save bench-engine clean
+.PHONY: install demo test test-fast lint format asl schemas hasura-metadata synth layers bench bench-save bench-engine clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ asl: $(STAMP)
 
 schemas: $(STAMP)
 	$(BIN)/worldgen schemas
+
+hasura-metadata: $(STAMP)
+	$(BIN)/worldgen hasura-metadata
 
 # The third-party layer, built for the Lambda runtime (Python 3.12 on arm64), not for this machine.
 layers/dependencies/python: layers/dependencies/requirements.txt

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 import yaml
-from graphql import GraphQLObjectType, build_schema, get_named_type, parse
+from graphql import GraphQLObjectType, OperationDefinitionNode, build_schema, get_named_type, parse
 
 from worldgen.db.catalog import foreign_key_edges
 from worldgen.phases import ALL_TABLES, CORE_TABLES, WORLD_TABLES
+from worldgen.tools import hasura_metadata
 
 METADATA = Path(__file__).resolve().parents[2] / "infra" / "hasura" / "metadata"
 TABLES_DIR = METADATA / "databases" / "default" / "tables"
@@ -102,11 +105,25 @@ def test_every_foreign_key_has_an_object_and_an_array_relationship(catalog: dict
     assert relationship_count == 2 * len(catalog["edges"])
 
 
-def test_relationship_names_are_unique_and_do_not_shadow_columns(catalog: dict[str, Any]) -> None:
+def test_relationship_names_are_unique_and_clash_with_no_column_or_aggregate_field(catalog: dict[str, Any]) -> None:
+    problems = []
     for table, meta in tracked_tables().items():
-        names = [r["name"] for r in meta.get("object_relationships", []) + meta.get("array_relationships", [])]
-        assert len(names) == len(set(names)), table
-        assert not set(names) & catalog["columns"][table], table
+        objects = [r["name"] for r in meta.get("object_relationships", [])]
+        arrays = [r["name"] for r in meta.get("array_relationships", [])]
+        names = objects + arrays
+        # Hasura adds a field <array relationship>_aggregate beside each array relationship.
+        fields = names + [f"{name}_aggregate" for name in arrays] + sorted(catalog["columns"][table])
+        problems += [f"{table}: {name} is used twice" for name, n in Counter(fields).items() if n > 1]
+    assert problems == []
+
+
+def test_relationships_are_the_ones_the_generator_derives_from_the_catalog(catalog: dict[str, Any]) -> None:
+    derived = hasura_metadata.relationships(catalog["edges"])
+    for table, meta in tracked_tables().items():
+        for kind in ("object_relationships", "array_relationships"):
+            assert meta.get(kind, []) == derived.get(table, {}).get(kind, []), (
+                f"{table}.{kind} is stale: run `make hasura-metadata`"
+            )
 
 
 def test_relationship_names_are_the_ones_a_graphql_user_would_guess() -> None:
@@ -115,14 +132,41 @@ def test_relationship_names_are_the_ones_a_graphql_user_would_guess() -> None:
     def names(table: str, kind: str) -> set[str]:
         return {r["name"] for r in tables[table].get(f"{kind}_relationships", [])}
 
-    assert {"campaign", "generation", "parent_location", "region"} <= names("locations", "object")
-    assert "child_locations" in names("locations", "array")
+    assert {"campaign", "generation", "parent_location", "region", "ruler_entity"} <= names("locations", "object")
+    assert {"child_locations", "buildings", "originating_items"} <= names("locations", "array")
     assert "pantheon" in names("deities", "object")
     assert "deities" in names("pantheons", "array")
     assert {"entity", "related_entity"} <= names("entity_relationships", "object")
     assert {"relationships", "related_by"} <= names("entities", "array")
     assert {"player_characters", "generations", "locations"} <= names("campaigns", "array")
     assert {"phase_runs", "model_calls"} <= names("generations", "array")
+
+
+def test_array_relationships_say_what_a_qualified_foreign_key_means() -> None:
+    tables = tracked_tables()
+    meaning = {}
+    for table, meta in tables.items():
+        for rel in meta.get("array_relationships", []):
+            key = rel["using"]["foreign_key_constraint_on"]
+            meaning[(key["table"]["name"], key["column"])] = f"{table}.{rel['name']}"
+    assert meaning[("locations", "ruler_entity_id")] == "entities.ruled_locations"
+    assert meaning[("locations", "controlling_faction_id")] == "factions.controlled_locations"
+    assert meaning[("quest_hooks", "quest_giver_entity_id")] == "entities.given_quest_hooks"
+    assert meaning[("quest_hooks", "reward_item_id")] == "items.rewarded_quest_hooks"
+    assert meaning[("temples", "high_priest_entity_id")] == "entities.high_priest_of_temples"
+    assert meaning[("dungeons", "builder_race_id")] == "races.built_dungeons"
+    assert meaning[("items", "origin_location_id")] == "locations.originating_items"
+    assert meaning[("items", "origin_region_id")] == "geography_regions.originating_items"
+    # A column that only names its target keeps the source table's name.
+    assert meaning[("buildings", "location_id")] == "locations.buildings"
+    assert meaning[("quest_hooks", "player_character_id")] == "player_characters.quest_hooks"
+
+
+def test_a_foreign_key_with_a_role_nobody_named_fails_naming_the_column() -> None:
+    with pytest.raises(hasura_metadata.UnnamedRelationship) as raised:
+        hasura_metadata.array_relationship_name("shops", "landlord_entity_id", "entities")
+    assert "shops.landlord_entity_id -> entities" in str(raised.value)
+    assert "'landlord'" in str(raised.value) and "ROLE_NAMES" in str(raised.value)
 
 
 def test_every_permission_names_existing_columns_and_relationships(catalog: dict[str, Any]) -> None:
@@ -209,6 +253,59 @@ def test_generation_started_links_to_the_generations_table(catalog: dict[str, An
     assert "id" in catalog["columns"]["generations"]
 
 
+def test_generation_started_keeps_its_description_in_actions_yaml_where_the_cli_reads_it() -> None:
+    # The CLI builds custom types from actions.graphql, then overwrites descriptions with actions.yaml's.
+    objects = load_yaml(METADATA / "actions.yaml")["custom_types"]["objects"]
+    (started,) = [o for o in objects if o["name"] == "GenerationStarted"]
+    schema = build_schema("scalar uuid\ntype Query { unused: Boolean }\n" + (METADATA / "actions.graphql").read_text())
+    assert started["description"] == schema.get_type("GenerationStarted").description
+
+
+def graphql_examples() -> list[str]:
+    text = (METADATA.parents[2] / "docs" / "hasura.md").read_text()
+    return re.findall(r"```graphql\n(.*?)```", text, re.S)
+
+
+def test_graphql_examples_in_the_docs_declare_their_variables_and_name_real_fields(catalog: dict[str, Any]) -> None:
+    tables = tracked_tables()
+    targets = relationship_targets(tables, catalog["edges"])
+    actions = set(actions_schema_fields())
+    started = {"generation_id", "execution_arn", "status"}
+    problems: list[str] = []
+
+    def walk(selections: Any, table: str) -> None:
+        for field in selections.selections:
+            name = field.name.value
+            if table == "GenerationStarted" and name in started:
+                continue
+            if table == "GenerationStarted" and name == "generation":
+                walk(field.selection_set, "generations")
+            elif table in catalog["columns"] and name in catalog["columns"][table]:
+                continue
+            elif (table, name) in targets:
+                walk(field.selection_set, targets[(table, name)])
+            else:
+                problems.append(f"{table} has no field {name}")
+
+    examples = graphql_examples()
+    assert len(examples) >= 4
+    for example in examples:
+        for operation in parse(example).definitions:
+            assert isinstance(operation, OperationDefinitionNode)
+            declared = {v.variable.name.value for v in operation.variable_definitions or ()}
+            used = set(re.findall(r"\$(\w+)", example.split("{", 1)[1])) if "{" in example else set()
+            problems += [f"{operation.name.value}: ${v} is not declared" for v in sorted(used - declared)]
+            for root in operation.selection_set.selections:
+                name = root.name.value
+                if name in actions:
+                    walk(root.selection_set, "GenerationStarted")
+                elif name.removesuffix("_by_pk") in tables:
+                    walk(root.selection_set, name.removesuffix("_by_pk"))
+                else:
+                    problems.append(f"no root field {name}")
+    assert problems == []
+
+
 def test_metadata_directory_is_a_complete_version_3_export() -> None:
     assert load_yaml(METADATA / "version.yaml") == {"version": 3}
     (source,) = load_yaml(METADATA / "databases" / "databases.yaml")
@@ -225,3 +322,8 @@ def test_metadata_directory_is_a_complete_version_3_export() -> None:
     assert (METADATA.parent / config["migrations_directory"]).is_dir()
     assert (METADATA.parent / config["metadata_directory"]) == METADATA
     assert config["actions"]["kind"] == "synchronous"
+    # `hasura actions create` builds a new action's handler from it: worldgen serve's default address.
+    from worldgen.tools.cli import build_parser
+
+    serve_port = build_parser().parse_args(["serve"]).port
+    assert config["actions"]["handler_webhook_baseurl"] == f"http://localhost:{serve_port}"

@@ -14,9 +14,10 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from worldgen.local.postgres import drop_database, with_database
-from worldgen.tools.migrator import MigrationFailed, applied_versions, discover, migrate, migrate_down
+from worldgen.tools.migrator import Migration, MigrationFailed, applied_versions, discover, migrate, migrate_down
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "infra" / "hasura" / "migrations" / "default"
 ALL_VERSIONS = [m.version for m in discover(MIGRATIONS_DIR)]
@@ -202,3 +203,177 @@ def test_two_migrators_racing_on_an_empty_database_apply_each_version_once(empty
         ).fetchall()
         assert len(public_tables(conn)) == 44
     assert counts == [(version, 1) for version in ALL_VERSIONS]
+
+
+# --- One record with the Hasura CLI -------------------------------------------------------------
+# What a Hasura v2 server and a config v3 CLI do to the database, reduced to the SQL they end up
+# running (read in hasura/graphql-engine: server/src-rsr/initialise.sql and Hasura/Server/Migrate.hs
+# for the catalog; cli/internal/statestore/statestore.go (CLIState), statestore/migrations/
+# catalogstate.go and cli/migrate/util.go (copyStateToCatalogStateAPIIfRequired) for the CLI).
+
+
+def server_creates_catalog(url: str) -> None:
+    """The server's first start: hdb_version as initialise.sql makes it, one row, empty cli_state."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS hdb_catalog")
+        conn.execute(
+            "CREATE FUNCTION hdb_catalog.gen_hasura_uuid() RETURNS uuid AS 'select gen_random_uuid()' LANGUAGE SQL"
+        )
+        conn.execute(
+            """
+            CREATE TABLE hdb_catalog.hdb_version (
+                hasura_uuid UUID PRIMARY KEY DEFAULT hdb_catalog.gen_hasura_uuid(),
+                version TEXT NOT NULL,
+                upgraded_on TIMESTAMPTZ NOT NULL,
+                cli_state JSONB NOT NULL DEFAULT '{}'::jsonb,
+                console_state JSONB NOT NULL DEFAULT '{}'::jsonb
+            )
+            """
+        )
+        conn.execute("CREATE UNIQUE INDEX hdb_version_one_row ON hdb_catalog.hdb_version((version IS NOT NULL))")
+        conn.execute("INSERT INTO hdb_catalog.hdb_version (version, upgraded_on) VALUES ('48', now())")
+
+
+def cli_state(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+    row = conn.execute("SELECT cli_state FROM hdb_catalog.hdb_version").fetchone()
+    assert row is not None
+    return dict(row[0])
+
+
+def set_cli_state(conn: psycopg.Connection[Any], state: dict[str, Any]) -> None:
+    conn.execute("UPDATE hdb_catalog.hdb_version SET cli_state = %s", (Jsonb(state),))
+
+
+def cli_versions(url: str) -> dict[int, bool]:
+    """What `hasura migrate status` sees: the one-time copy of schema_migrations, then the catalog state."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        state = cli_state(conn)
+        state.setdefault("migrations", {})
+        state.setdefault("settings", {})
+        if not state.get("isStateCopyCompleted"):
+            if conn.execute("SELECT to_regclass('hdb_catalog.schema_migrations')").fetchone() != (None,):
+                for version, dirty in conn.execute("SELECT version, dirty FROM hdb_catalog.schema_migrations"):
+                    state["migrations"].setdefault("default", {})[str(version)] = dirty
+            state["isStateCopyCompleted"] = True
+            set_cli_state(conn, state)
+        return {int(v): d for v, d in state["migrations"].get("default", {}).items()}
+
+
+def cli_apply(url: str, migrations: list[Migration]) -> list[int]:
+    """`hasura migrate apply` (config v3): runs what its record lacks, records in the catalog state only."""
+    done = cli_versions(url)
+    ran = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        for migration in migrations:
+            if migration.version in done:
+                continue
+            conn.execute(migration.up_sql.read_bytes())
+            state = cli_state(conn)
+            state["migrations"].setdefault("default", {})[str(migration.version)] = False
+            set_cli_state(conn, state)
+            ran.append(migration.version)
+    return ran
+
+
+def table_versions(url: str) -> list[int]:
+    with psycopg.connect(url) as conn:
+        return [row[0] for row in conn.execute("SELECT version FROM hdb_catalog.schema_migrations ORDER BY 1")]
+
+
+def catalog_versions(url: str) -> list[int]:
+    with psycopg.connect(url) as conn:
+        return sorted(int(v) for v in cli_state(conn).get("migrations", {}).get("default", {}))
+
+
+def test_after_hasura_migrate_apply_worldgen_reruns_nothing_and_fills_schema_migrations(empty_db_url: str) -> None:
+    server_creates_catalog(empty_db_url)
+    assert cli_apply(empty_db_url, discover(MIGRATIONS_DIR)) == ALL_VERSIONS
+    assert not table_versions_exist(empty_db_url)  # config v3 keeps no table
+
+    assert migrate(empty_db_url, migrations_dir=MIGRATIONS_DIR) == []  # no "relation campaigns already exists"
+
+    assert recorded_versions(empty_db_url) == ALL_VERSIONS
+    assert table_versions(empty_db_url) == ALL_VERSIONS
+    assert catalog_versions(empty_db_url) == ALL_VERSIONS
+
+
+def table_versions_exist(url: str) -> bool:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT to_regclass('hdb_catalog.schema_migrations')").fetchone() != (None,)
+
+
+def test_cli_applies_some_worldgen_the_rest_and_the_cli_then_sees_all(empty_db_url: str) -> None:
+    server_creates_catalog(empty_db_url)
+    cli_apply(empty_db_url, discover(MIGRATIONS_DIR)[:4])
+
+    applied = migrate(empty_db_url, migrations_dir=MIGRATIONS_DIR)
+
+    assert [m.version for m in applied] == ALL_VERSIONS[4:]
+    assert cli_versions(empty_db_url) == dict.fromkeys(ALL_VERSIONS, False)
+    assert cli_apply(empty_db_url, discover(MIGRATIONS_DIR)) == []
+    assert table_versions(empty_db_url) == ALL_VERSIONS
+
+
+def test_worldgen_before_the_server_leaves_hdb_version_to_it_and_the_cli_copy_sees_every_version(
+    empty_db_url: str,
+) -> None:
+    migrate(empty_db_url, migrations_dir=MIGRATIONS_DIR)
+    with psycopg.connect(empty_db_url) as conn:
+        # The server initialises its catalog only when hdb_version is absent: worldgen must not make it.
+        assert conn.execute("SELECT to_regclass('hdb_catalog.hdb_version')").fetchone() == (None,)
+
+    server_creates_catalog(empty_db_url)
+
+    assert cli_versions(empty_db_url) == dict.fromkeys(ALL_VERSIONS, False)
+    assert cli_apply(empty_db_url, discover(MIGRATIONS_DIR)) == []
+
+
+def test_worldgen_after_the_server_writes_the_catalog_state_the_cli_reads_without_copying(empty_db_url: str) -> None:
+    server_creates_catalog(empty_db_url)
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        set_cli_state(conn, {"settings": {"migration_mode": "true"}, "isStateCopyCompleted": True})
+
+    migrate(empty_db_url, migrations_dir=MIGRATIONS_DIR)
+
+    with psycopg.connect(empty_db_url) as conn:
+        state = cli_state(conn)
+    assert state["migrations"] == {"default": {str(v): False for v in ALL_VERSIONS}}
+    assert state["settings"] == {"migration_mode": "true"}  # the rest of the CLI's state is kept
+    assert state["isStateCopyCompleted"] is True
+    assert cli_apply(empty_db_url, discover(MIGRATIONS_DIR)) == []
+
+
+def test_migrating_down_removes_versions_from_both_records_and_follows_a_cli_down(empty_db_url: str) -> None:
+    server_creates_catalog(empty_db_url)
+    migrate(empty_db_url, migrations_dir=MIGRATIONS_DIR)
+
+    migrate_down(empty_db_url, 2, migrations_dir=MIGRATIONS_DIR)
+    assert table_versions(empty_db_url) == catalog_versions(empty_db_url) == ALL_VERSIONS[:-2]
+    assert cli_versions(empty_db_url) == dict.fromkeys(ALL_VERSIONS[:-2], False)
+
+    # `hasura migrate apply --down 1`: runs down.sql, removes the version from the catalog state only.
+    third = discover(MIGRATIONS_DIR)[-3]
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        conn.execute(third.down_sql.read_bytes())
+        state = cli_state(conn)
+        del state["migrations"]["default"][str(third.version)]
+        set_cli_state(conn, state)
+
+    reapplied = migrate(empty_db_url, migrations_dir=MIGRATIONS_DIR)
+
+    assert [m.version for m in reapplied] == ALL_VERSIONS[-3:]
+    assert table_versions(empty_db_url) == catalog_versions(empty_db_url) == ALL_VERSIONS
+
+
+def test_a_version_the_cli_left_dirty_stops_worldgen_with_a_one_line_error(empty_db_url: str) -> None:
+    server_creates_catalog(empty_db_url)
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        set_cli_state(conn, {"migrations": {"default": {str(ALL_VERSIONS[0]): True}}, "isStateCopyCompleted": True})
+
+    with pytest.raises(MigrationFailed) as raised:
+        migrate(empty_db_url, migrations_dir=MIGRATIONS_DIR)
+
+    assert f"version {ALL_VERSIONS[0]} is marked dirty" in str(raised.value)
+    assert "\n" not in str(raised.value)
+    with psycopg.connect(empty_db_url) as conn:
+        assert public_tables(conn) == set()

@@ -48,6 +48,26 @@ def _schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hasura_metadata(args: argparse.Namespace) -> int:
+    from worldgen.db.catalog import foreign_key_edges
+    from worldgen.db.connection import connect
+    from worldgen.local.database import catalog_database
+    from worldgen.tools import hasura_metadata
+
+    with connect(catalog_database()) as conn:
+        edges = foreign_key_edges(conn)
+    try:
+        changed = hasura_metadata.write(edges)
+    except hasura_metadata.UnnamedRelationship as exc:
+        print(f"hasura-metadata: {exc}", file=sys.stderr)
+        return 1
+    for path in changed:
+        print(f"wrote {path}")
+    if not changed:
+        print("the relationships in infra/hasura/metadata are up to date")
+    return 0
+
+
 def _schema_from_hasura(args: argparse.Namespace) -> int:
     import json
     from typing import Any
@@ -98,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("asl", help="regenerate statemachine/generation.asl.json").set_defaults(func=_asl)
     sub.add_parser("schemas", help="regenerate the phase tool schemas from the catalog").set_defaults(func=_schemas)
+    sub.add_parser(
+        "hasura-metadata", help="regenerate the relationships of infra/hasura/metadata from the catalog"
+    ).set_defaults(func=_hasura_metadata)
     schema = sub.add_parser("schema", help="print phase tool schemas built from a Hasura schema")
     schema.add_argument("--from-hasura", required=True, metavar="FILE|URL", help="introspection JSON, SDL or URL")
     schema.add_argument("--admin-secret", default=None, help="x-hasura-admin-secret for a URL")
