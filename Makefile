@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ENV ?= dev
 
-.PHONY: install demo test test-fast lint format asl schemas hasura-metadata synth layers bench bench-save bench-engine clean
+.PHONY: chaos install demo test test-fast lint format asl schemas hasura-metadata synth layers bench bench-save bench-engine clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,12 @@ bench-save: $(STAMP)
 
 bench-engine: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_engine
+
+# N generations against a PostgreSQL it restarts and kills, with killed processes, cancels, races,
+# failing regenerations and bad models; prints the invariant table (SCENARIOS=30 by default).
+SCENARIOS ?= 30
+chaos: $(STAMP)
+	$(BIN)/python -m worldgen.local.chaos --scenarios $(SCENARIOS)
 
 clean:
 	rm -rf $(VENV) .worldgen cdk.out .pytest_cache .mypy_cache .ruff_cache

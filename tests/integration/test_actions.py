@@ -221,3 +221,79 @@ def test_worldgen_serve_speaks_the_action_contract_over_http(runtime, campaign_i
         assert refused.value.code == 401
     finally:
         server.shutdown()
+
+
+def test_after_a_rotation_the_new_and_the_previous_secret_are_accepted_without_a_restart(
+    settings_env, campaign_id, monkeypatch
+):
+    import boto3
+
+    with LocalRuntime(environment={"WORLDGEN_DATABASE_URL": settings_env}) as local:
+        client = boto3.client("secretsmanager", region_name="us-east-1")
+        arn = client.create_secret(Name="worldgen/action", SecretString="first-secret")["ARN"]
+        monkeypatch.delenv("WORLDGEN_ACTION_SECRET")
+        monkeypatch.setenv("WORLDGEN_ACTION_SECRET_ARN", arn)
+        monkeypatch.setenv("POWERTOOLS_PARAMETERS_MAX_AGE", "0")
+        from worldgen.settings import get_settings
+
+        get_settings.cache_clear()
+        body = action_body("generateWorld", {"campaign_id": str(uuid.uuid4())})
+        assert post(local, body, "first-secret")[0] == 404  # past the secret check: the campaign is unknown
+
+        client.put_secret_value(SecretId=arn, SecretString="second-secret")  # rotation: first is AWSPREVIOUS
+        from aws_lambda_powertools.utilities import parameters
+
+        parameters.clear_caches()
+        from worldgen.handlers import actions
+
+        actions._previous_versions.cache_clear()
+        assert post(local, body, "second-secret")[0] == 404
+        assert post(local, body, "first-secret")[0] == 404
+        assert post(local, body, "third-secret")[0] == 401
+
+
+def test_a_bug_in_an_action_answers_hasuras_error_shape_with_the_request_id(runtime, campaign_id, monkeypatch):
+    from worldgen.handlers import actions
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setitem(actions.ACTIONS, "generateWorld", broken)
+    status, answer = post(runtime, action_body("generateWorld", {"campaign_id": str(campaign_id)}))
+
+    assert status == 500
+    assert answer["extensions"]["code"] == "internal-error"
+    assert "request " in answer["message"] and "a bug" not in answer["message"]
+
+
+def test_cancel_is_kept_when_stopping_the_execution_fails(runtime, campaign_id, settings_env, monkeypatch):
+    from worldgen.handlers import actions
+
+    generation_id = state.create_generation(
+        psycopg.connect(settings_env, autocommit=True, row_factory=psycopg.rows.dict_row),
+        campaign_id,
+        provider="procedural",
+    )
+    with psycopg.connect(settings_env, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE generations SET status = 'running', execution_arn = 'arn:x' WHERE id = %s", (str(generation_id),)
+        )
+
+    class FailingStepFunctions:
+        def describe_execution(self, **kwargs: Any) -> dict[str, Any]:
+            return {"status": "RUNNING"}
+
+        def stop_execution(self, **kwargs: Any) -> None:
+            from botocore.exceptions import EndpointConnectionError
+
+            raise EndpointConnectionError(endpoint_url="https://states")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(actions, "sfn_client", lambda: FailingStepFunctions())
+        status, answer = post(runtime, action_body("cancelGeneration", {"generation_id": str(generation_id)}))
+
+    assert status == 200, answer
+    with psycopg.connect(settings_env) as conn:
+        assert conn.execute("SELECT status FROM generations WHERE id = %s", (str(generation_id),)).fetchone() == (
+            "cancelled",
+        )

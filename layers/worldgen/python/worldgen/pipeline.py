@@ -200,8 +200,6 @@ def run_phase(
     try:
         return _generate(conn, generation, phase, attempt, model, calls, started)
     except WorldgenError as exc:
-        if isinstance(exc.details.get("usage"), dict):  # a refused or truncated answer still cost tokens
-            calls.append(ModelUsage(**exc.details["usage"]))
         _record_failure(conn, generation, phase, attempt, calls, type(exc).__name__, exc.message)
         raise
     except Exception as exc:
@@ -257,6 +255,12 @@ def _generate(
         call_started = time.perf_counter()
         try:
             response = model.call(request)
+        except WorldgenError as exc:
+            # Every request made reaches the ledger: a refused or truncated answer with the tokens it
+            # cost, an API error (429, 529, a timeout) with none.
+            usage = exc.details.get("usage")
+            calls.append(ModelUsage(**usage) if isinstance(usage, dict) else _failed_call(model, phase))
+            raise
         finally:
             model_ms += time.perf_counter() - call_started
         calls.append(response.usage)
@@ -292,6 +296,13 @@ def _generate(
             )
         request = dataclasses.replace(request, messages=request.messages + _repair_messages(response, problems))
     raise AssertionError("unreachable")
+
+
+def _failed_call(model: WorldModel, phase: Phase) -> ModelUsage:
+    """The ledger entry of a request that ended in an error before any usage was known."""
+    model_id = getattr(model, "model_id", None)
+    name = model_id(phase) if callable(model_id) else model.provider
+    return ModelUsage(provider=model.provider, model=str(name), stop_reason="error")
 
 
 def _outcome(phase: Phase, result: SaveResult, calls: list[ModelUsage]) -> PhaseOutcome:
@@ -349,9 +360,10 @@ def _record_failure(
     """Record the failed attempt and what its model calls cost; never mask the original error.
 
     The calls were paid for whatever happened to the attempt, so they reach the ledger even when
-    the phase's connection broke: on a fresh connection, retried for a few seconds of outage.
+    the phase's connection broke: on a fresh connection, retried through about 30 s of outage
+    (a database restart with crash recovery), well inside the Lambda's timeout.
     """
-    for delay in (0.0, 0.5, 1.0, 2.0, 4.0):
+    for delay in (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0):
         time.sleep(delay)
         try:
             if conn.broken or conn.closed:

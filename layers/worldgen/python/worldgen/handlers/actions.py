@@ -91,26 +91,49 @@ def sfn_client() -> Any:
     return boto3.client("stepfunctions", region_name=get_settings().aws_region)
 
 
+# Secrets Manager is read through Powertools' cache (``max_age``), never cached for the process
+# lifetime: after a rotation a warm instance sees the new value within SECRET_MAX_AGE_SECONDS, and
+# until then the previous version (AWSPREVIOUS) is still accepted, so no caller gets a 401.
+SECRET_MAX_AGE_SECONDS = 300
+
+
 @cache
-def _expected_secret() -> str:
+def _previous_versions() -> Any:
+    """A provider of its own: Powertools caches by secret name, not by version stage."""
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    return SecretsProvider()
+
+
+def _expected_secrets() -> list[str]:
     settings = get_settings()
     if settings.action_secret is not None and settings.action_secret.get_secret_value():
-        return settings.action_secret.get_secret_value()
+        return [settings.action_secret.get_secret_value()]
     if settings.action_secret_arn:
         from aws_lambda_powertools.utilities import parameters
 
-        return str(parameters.get_secret(settings.action_secret_arn, max_age=300))
+        accepted = [str(parameters.get_secret(settings.action_secret_arn, max_age=SECRET_MAX_AGE_SECONDS))]
+        try:
+            previous = _previous_versions().get(
+                settings.action_secret_arn, max_age=SECRET_MAX_AGE_SECONDS, VersionStage="AWSPREVIOUS"
+            )
+            accepted.append(str(previous))
+        except parameters.exceptions.GetParameterError:
+            pass  # never rotated: there is no previous version
+        return accepted
     raise ConfigurationError("set WORLDGEN_ACTION_SECRET or WORLDGEN_ACTION_SECRET_ARN")
 
 
 def _check_secret(headers: dict[str, str]) -> None:
     given = headers.get(SECRET_HEADER, "")
     try:
-        expected = _expected_secret()
+        expected = _expected_secrets()
     except ConfigurationError as exc:
         logger.error("action secret not configured", extra={"error": str(exc)})
         raise ActionError(401, "unauthorized", "the action secret is not configured on the server") from exc
-    if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+    # compare_digest against every accepted value, without stopping at the first match
+    matches = [hmac.compare_digest(given.encode(), value.encode()) for value in expected]
+    if not given or not any(matches):
         raise ActionError(401, "unauthorized", f"missing or wrong {SECRET_HEADER} header")
 
 
@@ -373,6 +396,12 @@ def handle_action_request(event: dict[str, Any]) -> dict[str, Any]:
     except (DatabaseUnavailable, psycopg.OperationalError) as exc:
         logger.exception("database unavailable")
         return _error(ActionError(409, "database-unavailable", f"the database is unavailable, try again: {exc}"))
+    except Exception:  # a bug: the caller gets Hasura's shape and the request id, the log the traceback
+        logger.exception("action failed")
+        request_id = logger.get_current_keys().get("function_request_id", "unknown")
+        return _error(
+            ActionError(500, "internal-error", f"the action failed on the server (request {request_id}); try again")
+        )
 
 
 def _first_error(exc: ValidationError) -> str:

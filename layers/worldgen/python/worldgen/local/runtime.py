@@ -177,7 +177,7 @@ class LocalRuntime:
 
         get_settings.cache_clear()
         actions.sfn_client.cache_clear()
-        actions._expected_secret.cache_clear()
+        actions._previous_versions.cache_clear()
 
     # -- Lambda dispatch -----------------------------------------------------------------------
 
