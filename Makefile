@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ENV ?= dev
 
-.PHONY: install demo test test-fast lint format asl schemas synth layers bench bench-save bench-engine clean
+.PHONY: install demo test test-fast lint format asl schemas export-schema report-demo browser synth layers bench bench-save bench-engine clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ asl: $(STAMP)
 
 schemas: $(STAMP)
 	$(BIN)/worldgen schemas
+
+# The JSON Schema of `worldgen export --format json`, from the catalog (a test checks it is fresh).
+export-schema: $(STAMP)
+	$(BIN)/worldgen export-schema
 
 # The third-party layer, built for the Lambda runtime (Python 3.12 on arm64), not for this machine.
 layers/dependencies/python: layers/dependencies/requirements.txt
