@@ -18,7 +18,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/worldgen demo
 
-test: $(STAMP) lint
+test: $(STAMP) lint browser
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 test-fast: $(STAMP)
@@ -42,6 +42,16 @@ schemas: $(STAMP)
 # The JSON Schema of `worldgen export --format json`, from the catalog (a test checks it is fresh).
 export-schema: $(STAMP)
 	$(BIN)/worldgen export-schema
+
+# Debian's chromium for the HTML report's browser test (skipped, with the reason, where none can be installed).
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+		|| echo "cannot install chromium (not root or no apt-get): the browser test will be skipped"; }
+
+# The demo world's report: export seconds per format, sizes, first paint, docs/report-screenshot.png.
+report-demo: $(STAMP) browser
+	$(BIN)/python -m benchmarks.report_demo
 
 # The third-party layer, built for the Lambda runtime (Python 3.12 on arm64), not for this machine.
 layers/dependencies/python: layers/dependencies/requirements.txt
