@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.worlds import generate_sample_world
 from worldgen.phases import PHASES, WORLD_TABLES
+from worldgen.local.database import migrated_local_database
 from worldgen.tools.cli import main
 from worldgen.tools.export import world
 from worldgen.tools.export.markdown import markdown_vault
@@ -21,6 +22,7 @@ UUID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9
 
 @pytest.fixture
 def campaign_id(settings_env: str, conn: Any) -> uuid.UUID:
+    migrated_local_database.cache_clear()  # the CLI's database is this test's
     return generate_sample_world(conn)
 
 
