@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from tests.support.worlds import generate_sample_world
-from worldgen.phases import PHASES, WORLD_TABLES
 from worldgen.local.database import migrated_local_database
+from worldgen.phases import PHASES, WORLD_TABLES
 from worldgen.tools.cli import main
 from worldgen.tools.export import world
 from worldgen.tools.export.markdown import markdown_vault
