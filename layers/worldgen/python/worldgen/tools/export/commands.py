@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import sys
 import tarfile
 from pathlib import Path
@@ -17,6 +18,14 @@ SCHEMA_PATH = REPO_ROOT / "layers" / "worldgen" / "python" / "worldgen" / "tools
 
 
 def export(args: argparse.Namespace) -> int:
+    try:
+        return _export(args)
+    except BrokenPipeError:  # `worldgen export X | head`: the reader left, which is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _export(args: argparse.Namespace) -> int:
     from worldgen.local.database import migrated_local_database
 
     with connect(migrated_local_database()) as conn:
