@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ENV ?= dev
 
-.PHONY: chaos install demo test test-fast lint format asl schemas hasura-metadata synth layers bench bench-save bench-engine clean
+.PHONY: chaos install demo test test-fast lint format asl schemas hasura-metadata export-schema report-demo browser \
+	synth layers bench bench-save bench-engine clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +19,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/worldgen demo
 
-test: $(STAMP) lint
+test: $(STAMP) lint browser
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 test-fast: $(STAMP)
@@ -41,6 +42,20 @@ schemas: $(STAMP)
 
 hasura-metadata: $(STAMP)
 	$(BIN)/worldgen hasura-metadata
+
+# The JSON Schema of `worldgen export --format json`, from the catalog (a test checks it is fresh).
+export-schema: $(STAMP)
+	$(BIN)/worldgen export-schema
+
+# Debian's chromium for the HTML report's browser test (skipped, with the reason, where none can be installed).
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+		|| echo "cannot install chromium (not root or no apt-get): the browser test will be skipped"; }
+
+# The demo world's report: export seconds per format, sizes, first paint, docs/report-screenshot.png.
+report-demo: $(STAMP) browser
+	$(BIN)/python -m benchmarks.report_demo
 
 # The third-party layer, built for the Lambda runtime (Python 3.12 on arm64), not for this machine.
 layers/dependencies/python: layers/dependencies/requirements.txt

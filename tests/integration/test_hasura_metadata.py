@@ -194,10 +194,27 @@ def test_user_reads_every_table_of_its_own_campaigns_only() -> None:
     assert own["permission"]["filter"] == {"owner_id": {"_eq": "X-Hasura-User-Id"}}
 
 
-def test_user_writes_campaigns_and_player_characters_but_no_world_table() -> None:
+def test_user_writes_campaigns_and_player_characters_and_only_edits_and_locks_world_rows(
+    admin_url: str, template_db: str
+) -> None:
+    from worldgen.db.catalog import read_table_specs
+    from worldgen.local.postgres import with_database
+
     tables = tracked_tables()
     for table in (*WORLD_TABLES, "generations", "phase_runs", "model_calls"):
-        assert not {"insert_permissions", "update_permissions", "delete_permissions"} & set(tables[table]), table
+        assert not {"insert_permissions", "delete_permissions"} & set(tables[table]), table
+    for table in ("generations", "phase_runs", "model_calls"):
+        assert "update_permissions" not in tables[table], table
+    with psycopg.connect(with_database(admin_url, template_db)) as conn:
+        specs = read_table_specs(conn, WORLD_TABLES)
+    for table in WORLD_TABLES:
+        # A game master edits the words of its own campaigns' rows and locks them; never a key,
+        # a reference or a number the generator and the model rely on.
+        text = {c.name for c in specs[table].columns if c.pg_type in ("text", "text[]") and not c.references}
+        (update,) = tables[table]["update_permissions"]
+        assert update["role"] == ROLE
+        assert set(update["permission"]["columns"]) == (text - {"key"}) | {"locked"}, table
+        assert update["permission"]["filter"] == update["permission"]["check"] == OWNER_FILTER, table
     (insert,) = tables["campaigns"]["insert_permissions"]
     assert insert["permission"]["check"] == {"owner_id": {"_eq": "X-Hasura-User-Id"}}
     assert insert["permission"]["set"] == {"owner_id": "x-hasura-User-Id"}

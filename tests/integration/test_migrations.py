@@ -101,14 +101,11 @@ def test_migrating_down_one_step_reverts_only_the_newest_migration(db_url: str) 
     assert recorded_versions(db_url) == ALL_VERSIONS[:-1]
     with psycopg.connect(db_url) as conn:
         tables = public_tables(conn)
-        columns = {
-            r[0]
-            for r in conn.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = 'generations'"
-            ).fetchall()
-        }
-    assert newest.name == "generation_state"
-    assert "replaced_world" not in columns and "status_changed_at" not in columns
+        locked = conn.execute(
+            "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'public' AND column_name = 'locked'"
+        ).fetchone()
+    assert newest.name == "locked_world_rows"
+    assert locked == (0,)
     assert "pc_connections" in tables
 
 

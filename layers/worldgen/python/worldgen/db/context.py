@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from worldgen.db.save import rows_kept_on_regeneration
 from worldgen.errors import CampaignNotFound
 from worldgen.phases import PHASES, Phase, ancestors
 from worldgen.schema.spec import TableSpec
@@ -27,6 +28,9 @@ class PhaseContext:
     rows: dict[str, list[dict[str, Any]]]  # compact rows per dependency table, within the budget
     keys: dict[str, list[str]]  # every key per table a reference may name (never cut by the budget)
     omitted: dict[str, int] = field(default_factory=dict)
+    # Rows of the phase's own tables a regeneration keeps (locked by the game master, or tied to a
+    # locked row): the model must not recreate them or reuse their keys, and may refer to them.
+    kept: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def render(self) -> str:
         parts = [
@@ -40,6 +44,13 @@ class PhaseContext:
         for table, rows in self.rows.items():
             if rows:
                 parts.append(f"## {table}")
+                parts += [json.dumps(r, ensure_ascii=False) for r in rows]
+        for table, rows in self.kept.items():
+            if rows:
+                parts.append(
+                    f"## {table}: rows KEPT from before (locked by the game master). They stay as they are:"
+                    " do not recreate them and do not reuse their keys; your new rows may refer to them by key."
+                )
                 parts += [json.dumps(r, ensure_ascii=False) for r in rows]
         left_out = [f"{table} {count}" for table, count in self.omitted.items() if count]
         if left_out:
@@ -112,6 +123,7 @@ def phase_context(
         rows={t: [] for t in tables},
         keys=keys,
     )
+    context.kept = _kept_rows(conn, campaign_id, phase, specs, id_to_key)
     budget_chars = (token_budget or phase.context_token_budget) * CHARS_PER_TOKEN
     used = len(context.render())
     added: list[str] = []
@@ -128,6 +140,25 @@ def phase_context(
         context.rows[table].pop()
         context.omitted[table] = context.omitted.get(table, 0) + 1
     return context
+
+
+def _kept_rows(
+    conn: psycopg.Connection[Any],
+    campaign_id: uuid.UUID | str,
+    phase: Phase,
+    specs: Mapping[str, TableSpec],
+    id_to_key: Mapping[str, str],
+) -> dict[str, list[dict[str, Any]]]:
+    kept = rows_kept_on_regeneration(conn, campaign_id, phase, specs)
+    if not any(kept.values()):
+        return {}
+    raw = _rows_of(conn, campaign_id, list(phase.tables))
+    id_to_key = {**id_to_key, **{str(r["id"]): r["key"] for rows in raw.values() for r in rows}}
+    return {
+        table: [_compact(r, specs[table], id_to_key) for r in raw[table] if r["key"] in kept[table]]
+        for table in phase.tables
+        if kept[table]
+    }
 
 
 def _by_priority(

@@ -18,9 +18,10 @@ import psycopg
 from psycopg import sql
 
 from worldgen.errors import InvalidModelOutput
-from worldgen.phases import Phase
+from worldgen.phases import WORLD_TABLES, Phase
 from worldgen.schema.spec import ColumnSpec, TableSpec
 
+WORLD_TABLE_SET = frozenset(WORLD_TABLES)
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 _INTEGER_RANGES = {"smallint": (-(2**15), 2**15 - 1), "integer": (-(2**31), 2**31 - 1), "bigint": (-(2**63), 2**63 - 1)}
@@ -130,6 +131,10 @@ def validate_phase_input(
             if isinstance(key, str):
                 if key in keys:
                     problems.append(Problem(table, "duplicate key in this table", index, key, "key"))
+                elif key in known_keys.get(table, {}):
+                    problems.append(
+                        Problem(table, "key taken by a kept (locked) row: choose another", index, key, "key")
+                    )
                 keys.add(key)
     for table in phase.tables:
         rows = tool_input.get(table)
@@ -173,7 +178,9 @@ def _row_problems(
                 problem("a reference must be the key (a string) of the referenced row", name)
                 continue
             target = column.references
-            pool = phase_keys.get(target, set()) if target in phase.tables else known_keys.get(target, {})
+            pool: set[str] | Mapping[str, Any] = known_keys.get(target, {})
+            if target in phase.tables:  # rows of this call, and rows kept from before (locked)
+                pool = phase_keys.get(target, set()) | set(pool)
             if value not in pool:
                 problem(f"no {target} row has key {value!r}", name)
             elif table == target and value == key:
@@ -228,6 +235,8 @@ def save_phase_rows(
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (campaign_lock_id(campaign_id),))
         known = existing_keys(conn, campaign_id, external_tables(phase, specs))
+        kept = delete_previous_rows_keeping_locked(conn, campaign_id, phase, specs)
+        known.update(kept)  # in-phase references may name a kept row; new rows may not reuse its key
         problems = validate_phase_input(phase, specs, tool_input, known)
         if problems:
             raise InvalidModelOutput(
@@ -235,12 +244,7 @@ def save_phase_rows(
                 + "; ".join(str(p) for p in problems[:20]),
                 problems=[str(p) for p in problems],
             )
-        ids = {t: {row["key"]: uuid.uuid4() for row in tool_input[t]} for t in phase.tables}
-        for table in reversed(phase.tables):
-            conn.execute(
-                sql.SQL("DELETE FROM {} WHERE campaign_id = %s").format(sql.Identifier(table)),
-                (str(campaign_id),),
-            )
+        ids = {t: {**kept[t], **{row["key"]: uuid.uuid4() for row in tool_input[t]}} for t in phase.tables}
         result = SaveResult()
         for table in phase.tables:
             rows = tool_input[table]
@@ -260,6 +264,74 @@ def save_phase_rows(
         if before_commit:
             before_commit(conn, result)
     return result
+
+
+def delete_previous_rows_keeping_locked(
+    conn: psycopg.Connection[Any], campaign_id: uuid.UUID | str, phase: Phase, specs: Mapping[str, TableSpec]
+) -> dict[str, dict[str, uuid.UUID]]:
+    """Delete what earlier runs of the phase wrote for the campaign, except the rows a game master
+    keeps (``rows_kept_on_regeneration``). Returns key -> id of the kept rows per table."""
+    kept = rows_kept_on_regeneration(conn, campaign_id, phase, specs)
+    kept_ids = [row_id for table in kept.values() for row_id in table.values()]
+    for table in reversed(phase.tables):
+        conn.execute(
+            sql.SQL("DELETE FROM {} WHERE campaign_id = %s AND NOT (id = ANY(%s))").format(sql.Identifier(table)),
+            (str(campaign_id), kept_ids),
+        )
+    return kept
+
+
+def rows_kept_on_regeneration(
+    conn: psycopg.Connection[Any], campaign_id: uuid.UUID | str, phase: Phase, specs: Mapping[str, TableSpec]
+) -> dict[str, dict[str, uuid.UUID]]:
+    """The rows of the phase a regeneration keeps, key -> id per table.
+
+    Kept: a locked row; a row of the phase that depends on a locked row (a NOT NULL reference to
+    it: an NPC's relationships, a shop of a locked location); and the rows of the phase those kept
+    rows refer to, so nothing kept loses a reference.
+    """
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for table in phase.tables:
+        references = [c for c in specs[table].foreign_keys if c.references in WORLD_TABLE_SET]
+        columns = sql.SQL(", ").join(sql.Identifier(c.name) for c in references)
+        query = sql.SQL("SELECT id, key, locked{}{} FROM {} WHERE campaign_id = %s").format(
+            sql.SQL(", ") if references else sql.SQL(""), columns, sql.Identifier(table)
+        )
+        with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+            rows[table] = cur.execute(query, (str(campaign_id),)).fetchall()
+    locked_ids = _locked_ids(conn, campaign_id, specs, phase)
+    locked_ids |= {r["id"] for table_rows in rows.values() for r in table_rows if r["locked"]}
+    kept: set[uuid.UUID] = set(locked_ids)
+    for table, table_rows in rows.items():
+        required = [c.name for c in specs[table].foreign_keys if not c.nullable and c.references in WORLD_TABLE_SET]
+        kept |= {r["id"] for r in table_rows if any(r[c] in locked_ids for c in required)}
+    changed = True
+    while changed:  # what a kept row of the phase refers to inside the phase stays too
+        changed = False
+        for table, table_rows in rows.items():
+            inside = [c.name for c in specs[table].foreign_keys if c.references in phase.tables]
+            for row in table_rows:
+                if row["id"] in kept:
+                    for column in inside:
+                        if row[column] is not None and row[column] not in kept:
+                            kept.add(row[column])
+                            changed = True
+    return {table: {r["key"]: r["id"] for r in table_rows if r["id"] in kept} for table, table_rows in rows.items()}
+
+
+def _locked_ids(
+    conn: psycopg.Connection[Any], campaign_id: uuid.UUID | str, specs: Mapping[str, TableSpec], phase: Phase
+) -> set[uuid.UUID]:
+    """Ids of the locked rows of the earlier-phase tables the phase's rows refer to."""
+    referenced = {c.references for t in phase.tables for c in specs[t].foreign_keys if c.references}
+    targets = sorted(t for t in referenced & WORLD_TABLE_SET if t not in phase.tables)
+    if not targets:
+        return set()
+    union = sql.SQL(" UNION ALL ").join(
+        sql.SQL("SELECT id FROM {} WHERE campaign_id = %(c)s AND locked").format(sql.Identifier(t)) for t in targets
+    )
+    with conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
+        return {row[0] for row in cur.execute(union, {"c": str(campaign_id)})}
 
 
 def _copy_rows(

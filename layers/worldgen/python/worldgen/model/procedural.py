@@ -239,9 +239,12 @@ class _PhaseGenerator:
         count = min(count, table_schema.get("maxItems", count))
 
         rows: list[dict[str, Any]] = []
-        used_names: set[str] = set()
-        used_keys: set[str] = set()
+        kept = self.request.context.kept.get(table, [])  # locked rows from before: never recreated
+        used_names: set[str] = {row["name"] for row in kept if "name" in row}
+        used_keys: set[str] = {row["key"] for row in kept}
         used_edges: set[tuple[Any, ...]] = set()
+        identity = required_refs + (optional_refs if len(required_refs) < 2 else [])
+        used_edges |= {tuple(row.get(p) for p in identity) for row in kept}
         for index in range(count * 3):
             if len(rows) >= count:
                 break
@@ -251,7 +254,6 @@ class _PhaseGenerator:
             if is_edge:
                 # A pair is one edge whatever its type or extra columns; a link table with a single
                 # required end (pc_connections) is identified by the one target it points at.
-                identity = required_refs + (optional_refs if len(required_refs) < 2 else [])
                 edge = tuple(row.get(p) for p in identity)
                 ends = [row[p] for p in required_refs if refs[p] == refs[required_refs[0]]]
                 if edge in used_edges or len(ends) != len(set(ends)):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-# Columns the model never sees: the saver fills them.
-SYSTEM_COLUMNS = frozenset({"id", "campaign_id", "generation_id", "created_at", "updated_at"})
+# Columns the model never sees: the saver fills them (``locked`` is the game master's).
+SYSTEM_COLUMNS = frozenset({"id", "campaign_id", "generation_id", "created_at", "updated_at", "locked"})
 
 
 class ColumnSpec(BaseModel):

@@ -92,6 +92,24 @@ def _schema_from_hasura(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from worldgen.tools.export import commands
+
+    return commands.export(args)
+
+
+def _import(args: argparse.Namespace) -> int:
+    from worldgen.tools.export import commands
+
+    return commands.import_file(args)
+
+
+def _export_schema(args: argparse.Namespace) -> int:
+    from worldgen.tools.export import commands
+
+    return commands.write_export_schema(args)
+
+
 def model_choice(value: str) -> str:
     if value not in MODEL_PROVIDERS:
         raise argparse.ArgumentTypeError(f"unknown model {value!r}; choose one of: {', '.join(MODEL_PROVIDERS)}")
@@ -126,6 +144,21 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("--admin-secret", default=None, help="x-hasura-admin-secret for a URL")
     schema.add_argument("--no-database", action="store_true", help="do not read required-ness from the catalog")
     schema.set_defaults(func=_schema_from_hasura)
+
+    export = sub.add_parser("export", help="export a campaign's world as JSON, a Markdown vault or an HTML report")
+    export.add_argument("campaign", metavar="CAMPAIGN", help="campaign id or name")
+    export.add_argument("--format", choices=("json", "markdown", "html"), default="json")
+    export.add_argument(
+        "-o", "--output", default=None, metavar="PATH", help="file (a folder for markdown); default standard output"
+    )
+    export.set_defaults(func=_export)
+    import_ = sub.add_parser("import", help="load a JSON world export as a new campaign")
+    import_.add_argument("file", metavar="FILE")
+    import_.add_argument("--owner", default=None, help="owner_id of the new campaign (default: the file's)")
+    import_.set_defaults(func=_import)
+    sub.add_parser("export-schema", help="regenerate the JSON Schema of the world export").set_defaults(
+        func=_export_schema
+    )
 
     def with_model(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
         command.add_argument("--model", type=model_choice, default=None, help="procedural | anthropic | bedrock")

@@ -1,0 +1,110 @@
+"""The demo world's report: export time per format, report size, first paint, and a screenshot.
+
+    make report-demo
+
+1. Generates the sample campaign's world (offline procedural model) in the local database, and a
+   larger one (procedural scale 2.2, about 450 rows) for the size target.
+2. Exports each in every format and prints the seconds (database read included) and the sizes.
+3. Opens the demo report in headless chromium, prints its first paint and writes the screenshot
+   ``docs/report-screenshot.png`` (the README shows it). Numbers are printed; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from worldgen import generations
+from worldgen.db.connection import connect
+from worldgen.local.campaigns import SAMPLE_CAMPAIGN, insert_campaign, read_campaign_file
+from worldgen.local.database import migrated_local_database
+from worldgen.phases import PHASES
+from worldgen.pipeline import run_phase
+from worldgen.tools.export import world
+from worldgen.tools.export.html import html_report
+from worldgen.tools.export.markdown import markdown_vault
+from worldgen.tools.repo import REPO_ROOT
+
+OUT = REPO_ROOT / ".worldgen" / "report-demo"
+SCREENSHOT = REPO_ROOT / "docs" / "report-screenshot.png"
+
+
+def generate(conn: Any, scale: float) -> uuid.UUID:
+    campaign = insert_campaign(conn, read_campaign_file(SAMPLE_CAMPAIGN))
+    generation = generations.create_generation(conn, campaign, provider="procedural", options={"scale": scale})
+    for phase in PHASES:
+        run_phase(conn, generation, phase.id)
+    conn.execute("UPDATE generations SET status = 'succeeded', finished_at = now() WHERE id = %s", (generation,))
+    return campaign
+
+
+def export_all(conn: Any, campaign_id: uuid.UUID, label: str) -> Path:
+    schema = world.committed_schema()
+    timings: dict[str, float] = {}
+    sizes: dict[str, int] = {}
+    for name in ("json", "markdown", "html"):
+        started = time.perf_counter()
+        document = world.export_world(conn, campaign_id)
+        if name == "json":
+            text = world.dumps(document)
+            sizes[name] = len(text.encode())
+        elif name == "markdown":
+            notes = markdown_vault(document, schema)
+            sizes[name] = sum(len(t.encode()) for t in notes.values())
+        else:
+            text = html_report(document, schema)
+            sizes[name] = len(text.encode())
+            path = OUT / f"{label}.html"
+            path.write_text(text)
+        timings[name] = time.perf_counter() - started
+    rows = len(document["player_characters"]) + sum(len(r) for r in document["world"].values())
+    print(f"{label}: {rows} rows")
+    for name in timings:
+        print(f"  export --format {name:<8} {timings[name]:.3f} s  {sizes[name] / 1024:8.0f} KiB")
+    return path
+
+
+def browse(report: Path) -> None:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        print("no chromium: `make browser` installs it; no first paint or screenshot measured")
+        return
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(report.as_uri())
+        paint = page.evaluate(
+            """() => new Promise(done => new PerformanceObserver((list, observer) => {
+                 const entries = performance.getEntriesByType("paint");
+                 if (entries.some(e => e.name === "first-contentful-paint")) {
+                   observer.disconnect(); done(entries.map(e => [e.name, e.startTime]));
+                 }
+               }).observe({type: "paint", buffered: true}))"""
+        )
+        page.wait_for_selector("body[data-layout=done]")
+        page.click("#pcs a")
+        page.screenshot(path=str(SCREENSHOT))
+        browser.close()
+    for name, started in paint:
+        print(f"  {name}: {started:.0f} ms")
+    print(f"wrote {SCREENSHOT.relative_to(REPO_ROOT)}")
+
+
+def main() -> int:
+    OUT.mkdir(parents=True, exist_ok=True)
+    with connect(migrated_local_database()) as conn:
+        demo = export_all(conn, generate(conn, 1.0), "demo")
+        export_all(conn, generate(conn, 2.2), "scale-2.2")
+    browse(demo)
+    print(f"reports under {OUT.relative_to(REPO_ROOT)}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""The HTML world report in a real headless browser (Debian's chromium driven by playwright)."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.worlds import generate_sample_world
+from worldgen.tools.export import world
+from worldgen.tools.export.html import html_report
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="no chromium on this machine (`make browser` installs Debian's as root)"
+)
+
+
+@pytest.fixture
+def exported(settings_env: str, conn: Any) -> dict[str, Any]:
+    campaign_id: uuid.UUID = generate_sample_world(conn)
+    return world.export_world(conn, campaign_id)
+
+
+@pytest.fixture
+def page(exported: dict[str, Any], tmp_path: Path) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    report = tmp_path / "report.html"
+    report.write_text(html_report(exported, world.committed_schema()))
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM)
+        tab = browser.new_page()
+        tab.console_problems = []  # type: ignore[attr-defined]
+        tab.on("console", lambda m: m.type in ("error", "warning") and tab.console_problems.append(m.text))
+        tab.on("pageerror", lambda error: tab.console_problems.append(str(error)))
+        tab.goto(report.as_uri())
+        yield tab
+        browser.close()
+
+
+def test_the_report_loads_without_console_errors_and_graphs_every_row_and_link(page, exported):
+    rows = len(exported["player_characters"]) + sum(len(r) for r in exported["world"].values())
+    references = world.reference_fields(world.committed_schema())
+    links = sum(
+        1
+        for table, table_rows in exported["world"].items()
+        for row in table_rows
+        for name, target in references[table].items()
+        if target != "generations" and row.get(name) is not None
+    )
+
+    page.wait_for_selector("body[data-layout=done]")
+    assert page.locator("#graph circle.node").count() == rows
+    assert page.locator("#graph line.edge").count() == links
+    assert page.console_problems == []
+
+
+def test_searching_an_npc_name_finds_it(page, exported):
+    npc = exported["world"]["entities"][3]
+
+    page.fill("#search", npc["name"])
+
+    results = page.locator("#search-results a", has_text=npc["name"])
+    assert results.count() >= 1
+    assert results.first.get_attribute("href") == f"#row/entities/{npc['key']}"
+    assert page.console_problems == []
+
+
+def test_following_a_link_from_a_pc_page_reaches_the_npc(page, exported):
+    npc = next(e for e in exported["world"]["entities"] if e["player_character_key"])
+
+    page.click(f"#pcs a[href='#pc/{npc['player_character_key']}']")
+    page.click(f"#view a[href='#row/entities/{npc['key']}']")
+
+    assert page.locator("#row-page").text_content() == npc["name"]
+    assert page.locator("#row-page").get_attribute("data-id") == f"entities/{npc['key']}"
+    assert page.console_problems == []
