@@ -74,6 +74,10 @@ def field_name(column: ColumnSpec) -> str:
 
 def exported_columns(spec: TableSpec) -> list[ColumnSpec]:
     skip = set(_LOCAL_COLUMNS)
+    if spec.name == "generations":
+        # The rows a regeneration replaced (with their database ids): this database's way back, not
+        # part of the world. A file imported elsewhere has nothing to revert to.
+        skip.add("replaced_world")
     if spec.name in _AUDIT_TABLES:
         skip.add("generation_id")  # nested under its generation
     return [c for c in spec.columns if c.name not in skip]
