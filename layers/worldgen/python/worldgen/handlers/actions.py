@@ -290,9 +290,9 @@ def handle_action_request(event: dict[str, Any]) -> dict[str, Any]:
     except ActionError as exc:
         logger.info("action refused", extra={"code": exc.code, "status": exc.status})
         return _error(exc)
-    except (DatabaseUnavailable, psycopg.OperationalError) as exc:
-        logger.exception("database unavailable")
-        return _error(ActionError(409, "database-unavailable", f"the database is unavailable, try again: {exc}"))
+    except (DatabaseUnavailable, psycopg.OperationalError):
+        logger.exception("database unavailable")  # host, port and libpq's words go to the log only
+        return _error(ActionError(409, "database-unavailable", "the database is unavailable, try again"))
 
 
 def _first_error(exc: ValidationError) -> str:
