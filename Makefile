@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ENV ?= dev
 
-.PHONY: install demo test test-fast lint format asl schemas synth layers bench bench-save bench-engine clean
+.PHONY: install demo test test-fast lint format asl schemas synth layers bench bench-save bench-engine bench-serve clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,13 +50,16 @@ layers: layers/dependencies/python
 synth: $(STAMP) layers/dependencies/python
 	CDK_OUTDIR=cdk.out/$(ENV) $(BIN)/python infra/app.py -c env=$(ENV)
 
-bench: bench-save bench-engine
+bench: bench-save bench-engine bench-serve
 
 bench-save: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_save
 
 bench-engine: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_engine
+
+bench-serve: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_serve
 
 clean:
 	rm -rf $(VENV) .worldgen cdk.out .pytest_cache .mypy_cache .ruff_cache
