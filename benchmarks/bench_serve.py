@@ -75,9 +75,8 @@ def main() -> None:
     quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
     print(f"{clients} parallel requests in {wall:.2f} s: {dict(outcomes)}")
     print(f"resets: {outcomes['reset']}  5xx: {outcomes['5xx']}  answered: {len(latencies)}")
-    print(
-        f"latency p50 {quantiles[49] * 1000:.0f} ms  p95 {quantiles[94] * 1000:.0f} ms  max {max(latencies) * 1000:.0f} ms"
-    )
+    p50, p95, worst = quantiles[49] * 1000, quantiles[94] * 1000, max(latencies, default=0) * 1000
+    print(f"latency p50 {p50:.0f} ms  p95 {p95:.0f} ms  max {worst:.0f} ms")
 
 
 if __name__ == "__main__":

@@ -203,4 +203,3 @@ def test_worldgen_serve_speaks_the_action_contract_over_http(runtime, campaign_i
     finally:
         server.shutdown()
         server.server_close()
-
