@@ -9,6 +9,7 @@ import sys
 import uuid
 import warnings
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from worldgen.phases import PHASES_BY_ID
 from worldgen.settings import MODEL_PROVIDERS
@@ -77,6 +78,13 @@ def _schema_from_hasura(args: argparse.Namespace) -> int:
     return 0
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a mistake on the command line said in one line (not the usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def model_choice(value: str) -> str:
     if value not in MODEL_PROVIDERS:
         raise argparse.ArgumentTypeError(f"unknown model {value!r}; choose one of: {', '.join(MODEL_PROVIDERS)}")
@@ -108,13 +116,11 @@ def _generation(name: str) -> Callable[[argparse.Namespace], int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument(
         "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="show log lines, warnings, tracebacks"
     )
-    parser = argparse.ArgumentParser(
-        prog="worldgen", description="Generate campaign worlds, phase by phase.", parents=[common]
-    )
+    parser = Parser(prog="worldgen", description="Generate campaign worlds, phase by phase.", parents=[common])
     parser.set_defaults(verbose=False)
     sub = parser.add_subparsers(dest="command", required=True)
 
