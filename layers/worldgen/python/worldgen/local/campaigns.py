@@ -19,8 +19,8 @@ SAMPLE_CAMPAIGN = Path(__file__).with_name("sample_campaign.json")
 MAX_PLAYER_CHARACTERS = 8
 MAX_SHORT_TEXT = 200  # campaign name, tone, PC name
 MAX_LABEL = 100  # race, class, player name
-MAX_SETTING = 3000
-MAX_BACKSTORY = 1500
+MAX_SETTING = 2500
+MAX_BACKSTORY = 1400
 MAX_GOALS = 500
 MAX_FILE_BYTES = 1_000_000
 
