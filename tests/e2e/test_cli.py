@@ -124,3 +124,23 @@ def test_a_bad_campaign_file_is_one_line_per_problem(db_url, tmp_path, label, co
     assert f"error: campaign file {path}: " in result.stderr
     if label == "a NUL character":
         assert len(result.stderr.strip().splitlines()) == 2  # the setting and the backstory
+
+
+def test_a_full_run_with_event_logging_leaks_no_secret(db_url):
+    """POWERTOOLS_LOGGER_LOG_EVENT logs every event, the action's headers too: the secret is masked."""
+    secrets = {"WORLDGEN_ACTION_SECRET": "action-secret-7d1c0f", "ANTHROPIC_API_KEY": "sk-ant-never-printed-5e2b"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WORLDGEN_", "ANTHROPIC_", "POWERTOOLS_"))}
+    env.update(secrets, WORLDGEN_DATABASE_URL=db_url, POWERTOOLS_LOGGER_LOG_EVENT="true")
+    result = subprocess.run(
+        [sys.executable, "-m", "worldgen.tools.cli", "demo", "--verbose"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+    assert '"x-worldgen-action-secret":"*****"' in output  # the event was logged, masked
+    for name, value in secrets.items():
+        assert value not in output, f"{name} leaked"
