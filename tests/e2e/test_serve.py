@@ -52,7 +52,7 @@ def worldgen_serve(db_url: str, *options: str, secret: str | None = SECRET) -> I
                 break
         text = "".join(banner)
         found = re.search(r"http://127\.0\.0\.1:(\d+)/", text)
-        assert found, f"no address in {text!r}; stderr: {process.stderr.read() if process.poll() is not None else ''}"
+        assert found, f"no address in {text!r}"
         yield Served(int(found.group(1)), text)
     finally:
         process.terminate()

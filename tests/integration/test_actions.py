@@ -139,7 +139,7 @@ def test_regenerate_keeps_upstream_rows_and_replaces_the_phase_and_everything_do
     status, first = post(runtime, action_body("generateWorld", {"campaign_id": str(campaign_id)}))
     runtime.wait(first["execution_arn"])
     with psycopg.connect(settings_env) as conn:
-        before = dict(conn.execute("SELECT key, id FROM entities").fetchall())
+        before: dict[str, Any] = dict(conn.execute("SELECT key, id FROM entities").fetchall())
         old_locations = {r[0] for r in conn.execute("SELECT id FROM locations").fetchall()}
 
     status, second = post(runtime, action_body("regenerateFromPhase", {"campaign_id": str(campaign_id), "phase": "2B"}))

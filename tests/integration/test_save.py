@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from tests.shared import one_row
 from worldgen.db.context import phase_context
 from worldgen.db.save import save_phase_rows
 from worldgen.errors import InvalidModelOutput
@@ -32,25 +33,29 @@ class Campaign:
 
 @pytest.fixture
 def campaign(conn: Conn) -> Campaign:
-    campaign_id = conn.execute(
-        "INSERT INTO campaigns (owner_id, name, setting, tone) VALUES (%s, %s, %s, %s) RETURNING id",
-        (
-            "user-1",
-            "The Ashen Crown",
-            "A low-magic archipelago ruled by rival merchant princes. Storms wreck ships on the reefs.",
-            "grim and political",
-        ),
-    ).fetchone()["id"]
+    campaign_id = one_row(
+        conn.execute(
+            "INSERT INTO campaigns (owner_id, name, setting, tone) VALUES (%s, %s, %s, %s) RETURNING id",
+            (
+                "user-1",
+                "The Ashen Crown",
+                "A low-magic archipelago ruled by rival merchant princes. Storms wreck ships on the reefs.",
+                "grim and political",
+            ),
+        )
+    )["id"]
     conn.execute(
         "INSERT INTO player_characters (campaign_id, name, race, character_class, level, backstory)"
         " VALUES (%s, 'Lyra Ashdown', 'half-elf', 'ranger', 3, 'Lost her brother to the Gray Guild in Port Vell.'),"
         " (%s, 'Brother Tam', 'human', 'cleric', 2, 'Fled the drowned abbey with a stolen relic.')",
         (campaign_id, campaign_id),
     )
-    generation_id = conn.execute(
-        "INSERT INTO generations (campaign_id, phases) VALUES (%s, %s) RETURNING id",
-        (campaign_id, [p.id for p in PHASES]),
-    ).fetchone()["id"]
+    generation_id = one_row(
+        conn.execute(
+            "INSERT INTO generations (campaign_id, phases) VALUES (%s, %s) RETURNING id",
+            (campaign_id, [p.id for p in PHASES]),
+        )
+    )["id"]
     return Campaign(campaign_id, generation_id)
 
 
@@ -247,7 +252,7 @@ def test_sql_in_a_value_is_stored_verbatim(conn: Conn, campaign: Campaign, specs
     stored = conn.execute("SELECT name, description, traits FROM races WHERE key = %s", (race["key"],)).fetchone()
     assert stored == {"name": race["name"], "description": race["description"], "traits": race["traits"]}
     assert conn.execute("SELECT to_regclass('public.races') IS NOT NULL AS exists").fetchone() == {"exists": True}
-    assert conn.execute("SELECT count(*) AS n FROM races").fetchone()["n"] == len(tool_input["races"])
+    assert one_row(conn.execute("SELECT count(*) AS n FROM races"))["n"] == len(tool_input["races"])
 
 
 # -- every problem at once ------------------------------------------------------------------------
@@ -334,7 +339,7 @@ def test_a_pc_connection_with_two_targets_becomes_invalid_model_output(
     assert isinstance(raised.value.__cause__, psycopg.errors.CheckViolation)
     assert "pc_connections_one_target_check" in raised.value.message
     assert raised.value.details["problems"][0].startswith("pc_connections[key=lyra-and-the-port]: ")
-    assert conn.execute("SELECT count(*) AS n FROM pc_connections").fetchone()["n"] == 0
+    assert one_row(conn.execute("SELECT count(*) AS n FROM pc_connections"))["n"] == 0
 
 
 def test_a_dungeon_whose_min_level_exceeds_its_max_becomes_invalid_model_output(
