@@ -33,6 +33,8 @@ def test_demo_generates_the_sample_world_with_progress_and_a_labelled_summary(db
         assert f"✓ {phase.id} {phase.name}" in demo.stdout
     assert "execution SUCCEEDED" in demo.stdout
     assert "rows per table:" in demo.stdout
+    assert '"level"' not in demo.stdout + demo.stderr  # no Powertools log line without --verbose
+    assert "Warning" not in demo.stdout + demo.stderr
 
     status = worldgen("status", database_url=db_url)
     assert status.returncode == 0
