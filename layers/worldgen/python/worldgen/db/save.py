@@ -265,9 +265,10 @@ def _row_problems(
 
 def _text_problem(value: Any, column: ColumnSpec) -> str | None:
     """Length, NUL and lone surrogates of a text, of each text of an array, of a JSON object's texts."""
+    if column.name == "key":
+        return None  # its length and its characters are checked on their own (KEY_PATTERN)
     if isinstance(value, str):
-        limit = {"key": MAX_KEY_LENGTH, "name": MAX_NAME_LENGTH}.get(column.name, MAX_TEXT_LENGTH)
-        return _string_problem(value, limit)
+        return _string_problem(value, MAX_NAME_LENGTH if column.name == "name" else MAX_TEXT_LENGTH)
     if isinstance(value, list):
         return next((p for p in (_string_problem(v, MAX_TEXT_LENGTH) for v in value) if p), None)
     if isinstance(value, dict):
