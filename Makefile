@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ENV ?= dev
 
 .PHONY: chaos install demo test test-fast lint format asl schemas hasura-metadata export-schema report-demo browser \
-	synth layers bench bench-save bench-engine clean
+	synth layers bench bench-save bench-engine bench-serve clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -68,7 +68,7 @@ layers: layers/dependencies/python
 synth: $(STAMP) layers/dependencies/python
 	CDK_OUTDIR=cdk.out/$(ENV) $(BIN)/python infra/app.py -c env=$(ENV)
 
-bench: bench-save bench-engine
+bench: bench-save bench-engine bench-serve
 
 bench-save: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_save
@@ -81,6 +81,9 @@ bench-engine: $(STAMP)
 SCENARIOS ?= 30
 chaos: $(STAMP)
 	$(BIN)/python -m worldgen.local.chaos --scenarios $(SCENARIOS)
+
+bench-serve: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_serve
 
 clean:
 	rm -rf $(VENV) .worldgen cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -75,6 +75,7 @@ def run_once(url: str, definition: str | None = None, model: Any = None) -> dict
             "SELECT sum(model_ms) AS model, sum(db_ms) AS db FROM phase_runs WHERE generation_id = %s",
             (body["generation_id"],),
         ).fetchone()
+    assert row is not None
     busy = busy_seconds(intervals)
     return {
         "wall": wall,

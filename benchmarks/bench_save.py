@@ -50,7 +50,7 @@ def uncapped(phase: Phase) -> Phase:
 
 
 def new_campaign(conn: Conn, label: str) -> tuple[uuid.UUID, uuid.UUID]:
-    campaign = conn.execute(
+    inserted = conn.execute(
         "INSERT INTO campaigns (owner_id, name, setting, tone) VALUES (%s, %s, %s, %s) RETURNING id",
         (
             "bench",
@@ -58,16 +58,18 @@ def new_campaign(conn: Conn, label: str) -> tuple[uuid.UUID, uuid.UUID]:
             "A low-magic archipelago ruled by rival merchant princes. Storms wreck ships on the reefs.",
             "grim and political",
         ),
-    ).fetchone()["id"]
+    ).fetchone()
+    assert inserted is not None
+    campaign = inserted["id"]
     conn.execute(
         "INSERT INTO player_characters (campaign_id, name, race, character_class, backstory) VALUES"
         " (%s, 'Lyra Ashdown', 'half-elf', 'ranger', 'Lost her brother to the Gray Guild in Port Vell.'),"
         " (%s, 'Brother Tam', 'human', 'cleric', 'Fled the drowned abbey with a stolen relic.')",
         (campaign, campaign),
     )
-    generation = conn.execute("INSERT INTO generations (campaign_id) VALUES (%s) RETURNING id", (campaign,)).fetchone()[
-        "id"
-    ]
+    started = conn.execute("INSERT INTO generations (campaign_id) VALUES (%s) RETURNING id", (campaign,)).fetchone()
+    assert started is not None
+    generation = started["id"]
     return campaign, generation
 
 
@@ -154,7 +156,7 @@ def main() -> None:
     results = []
     with connect(url) as conn:
         settings = {
-            name: conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()[name]
+            name: (conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone() or {}).get(name)
             for name in ("server_version", "fsync", "synchronous_commit")
         }
         specs = read_table_specs(conn, WORLD_TABLES)

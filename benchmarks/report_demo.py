@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from worldgen import generations
+from worldgen import state
 from worldgen.db.connection import connect
 from worldgen.local.campaigns import SAMPLE_CAMPAIGN, insert_campaign, read_campaign_file
 from worldgen.local.database import migrated_local_database
@@ -35,7 +35,7 @@ SCREENSHOT = REPO_ROOT / "docs" / "report-screenshot.png"
 
 def generate(conn: Any, scale: float) -> uuid.UUID:
     campaign = insert_campaign(conn, read_campaign_file(SAMPLE_CAMPAIGN))
-    generation = generations.create_generation(conn, campaign, provider="procedural", options={"scale": scale})
+    generation = state.create_generation(conn, campaign, provider="procedural", options={"scale": scale})
     for phase in PHASES:
         run_phase(conn, generation, phase.id)
     conn.execute("UPDATE generations SET status = 'succeeded', finished_at = now() WHERE id = %s", (generation,))

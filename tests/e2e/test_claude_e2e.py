@@ -70,7 +70,7 @@ def test_full_generation_with_claude_fills_every_table_and_records_every_call(
         usage = served[f"record_phase_{call['phase'].lower()}"]
         assert (call["provider"], call["model"], call["stop_reason"]) == ("anthropic", "claude-sonnet-4-6", "tool_use")
         assert {k: call[k] for k in usage} == usage
-        priced = cost_usd(call["model"], ModelUsage("anthropic", call["model"], **usage))  # type: ignore[arg-type]
+        priced = cost_usd(call["model"], ModelUsage("anthropic", call["model"], **usage))
         assert float(call["cost_usd"]) == pytest.approx(priced, abs=1e-6)
     generation = query(settings_env, "SELECT * FROM generations WHERE id = %s", body["generation_id"])[0]
     assert float(generation["total_cost_usd"]) == pytest.approx(sum(float(c["cost_usd"]) for c in calls), abs=1e-5)

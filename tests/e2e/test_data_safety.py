@@ -24,12 +24,12 @@ pytestmark = pytest.mark.xdist_group("e2e")
 
 def query(url: str, text: str, *params: Any) -> list[dict[str, Any]]:
     with psycopg.connect(url, autocommit=True, row_factory=psycopg.rows.dict_row) as conn:
-        return conn.execute(text, params).fetchall()  # type: ignore[arg-type]
+        return conn.execute(text, params).fetchall()
 
 
 def execute(url: str, text: str, *params: Any) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(text, params)  # type: ignore[arg-type]
+        conn.execute(text, params)
 
 
 def world(url: str, campaign_id: uuid.UUID) -> dict[str, set[tuple[str, str, str]]]:

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.xdist_group("e2e")
 
 def query(url: str, text: str, *params: Any) -> list[dict[str, Any]]:
     with psycopg.connect(url, autocommit=True, row_factory=psycopg.rows.dict_row) as conn:
-        return conn.execute(text, params).fetchall()  # type: ignore[arg-type]
+        return conn.execute(text, params).fetchall()
 
 
 def count(url: str, table: str, campaign_id: uuid.UUID) -> int:
@@ -243,7 +243,9 @@ def test_serve_mode_delivers_each_failed_executions_event_once(make_runtime, set
     runtime = make_runtime(ScriptedModel({"1A": [InvalidModelOutput("nonsense")]}))
     status, body = runtime.action("generateWorld", {"campaign_id": str(campaign_id)}, user_id=OWNER)
     assert status == 200
+    deadline = time.monotonic() + 120  # bounded: a hung execution fails the test instead of hanging it
     while runtime.describe(body["execution_arn"])["status"] == "RUNNING":
+        assert time.monotonic() < deadline, "the execution is still RUNNING after 120 s"
         time.sleep(0.05)
 
     # Nobody waits on it (as in `worldgen serve`): the runtime's watcher records the end, once.

@@ -36,8 +36,16 @@ def page(exported: dict[str, Any], tmp_path: Path) -> Iterator[Any]:
         browser = playwright.chromium.launch(executable_path=CHROMIUM)
         tab = browser.new_page()
         tab.console_problems = []  # type: ignore[attr-defined]
-        tab.on("console", lambda m: m.type in ("error", "warning") and tab.console_problems.append(m.text))
-        tab.on("pageerror", lambda error: tab.console_problems.append(str(error)))
+
+        def on_console(message: Any) -> None:
+            if message.type in ("error", "warning"):
+                tab.console_problems.append(message.text)  # type: ignore[attr-defined]
+
+        def on_page_error(error: Any) -> None:
+            tab.console_problems.append(str(error))  # type: ignore[attr-defined]
+
+        tab.on("console", on_console)
+        tab.on("pageerror", on_page_error)
         tab.goto(report.as_uri())
         yield tab
         browser.close()

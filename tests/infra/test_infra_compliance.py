@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_s3 as s3
 from cfnlint.api import ManualArgs, lint_file
 
+from infra.app import build_app
 from tests.infra.synthesized import Synthesized
 
 pytestmark = pytest.mark.xdist_group("infra")
@@ -19,12 +23,25 @@ def test_cfn_lint_finds_no_errors_in_the_template(synthesized: Synthesized) -> N
 
 
 def test_cdk_nag_leaves_no_unacknowledged_finding(synthesized: Synthesized) -> None:
-    # The fixture's synth raises ValidationFailed on any finding; a report, if written, lists none.
+    # The fixture's synth raises on any finding; a report, when cdk writes one, lists none.
     report_path = synthesized.outdir / "validation-report.json"
-    if report_path.exists():
-        report = json.loads(report_path.read_text())
-        violations = [v for plugin in report["pluginReports"] for v in plugin.get("violations", [])]
-        assert violations == []
+    report = json.loads(report_path.read_text()) if report_path.exists() else {"pluginReports": []}
+    violations = [v for plugin in report["pluginReports"] for v in plugin.get("violations", [])]
+    assert violations == []
+    assert synthesized.template_path.exists()  # synthesis ran to the end, past the validation plugins
+
+
+def test_cdk_nag_interrupts_synthesis_on_an_unacknowledged_finding(tmp_path: Path) -> None:
+    """The check above passes only because cdk-nag runs: the same app with one non-compliant bucket fails."""
+    app = cdk.App(context={"env": "dev", "skip_dependencies_layer": "true"}, outdir=str(tmp_path))
+    stack = build_app(app)
+    s3.Bucket(stack, "BucketWithoutLogsOrSsl")
+
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        app.synth()
+    report = json.loads((tmp_path / "validation-report.json").read_text())
+    rules = {v["ruleName"] for plugin in report["pluginReports"] for v in plugin.get("violations", [])}
+    assert any("AwsSolutions-S10" in rule for rule in rules), rules
 
 
 def test_every_cdk_nag_acknowledgment_has_a_written_reason(synthesized: Synthesized) -> None:

@@ -43,8 +43,11 @@ def test_committed_environments_file_defines_dev_staging_and_prod() -> None:
     ],
 )
 def test_environment_config_rejects_a_value_that_would_synthesize_a_broken_stack(field: str, value: object) -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError) as raised:
         EnvironmentConfig.model_validate({**VALID, field: value})
+    # That field and only it: by its location, or named by a validator that checks fields together.
+    failed = [str(error["loc"][0]) if error["loc"] else str(error["msg"]) for error in raised.value.errors()]
+    assert failed and all(field in where for where in failed), failed
 
 
 def _asl_with(tmp_path: Path, names: list[str]) -> Path:

@@ -139,7 +139,7 @@ def test_regenerate_keeps_upstream_rows_and_replaces_the_phase_and_everything_do
     status, first = post(runtime, action_body("generateWorld", {"campaign_id": str(campaign_id)}))
     runtime.wait(first["execution_arn"])
     with psycopg.connect(settings_env) as conn:
-        before = dict(conn.execute("SELECT key, id FROM entities").fetchall())
+        before: dict[str, Any] = dict(conn.execute("SELECT key, id FROM entities").fetchall())
         old_locations = {r[0] for r in conn.execute("SELECT id FROM locations").fetchall()}
 
     status, second = post(runtime, action_body("regenerateFromPhase", {"campaign_id": str(campaign_id), "phase": "2B"}))
@@ -178,49 +178,31 @@ def test_replacing_locations_applies_the_foreign_keys_on_delete_rules_downstream
 
 
 def test_worldgen_serve_speaks_the_action_contract_over_http(runtime, campaign_id):
-    from http.server import ThreadingHTTPServer
+    """The real ActionServer of `worldgen serve` (not a copy) on an ephemeral port."""
+    from worldgen.local.server import ActionServer
 
-    from worldgen.local import commands
-
-    assert hasattr(commands, "serve")
-    # The same request handler `worldgen serve` uses, on an ephemeral port.
-    server_box: dict[str, Any] = {}
-
-    def handler_class():
-        from http.server import BaseHTTPRequestHandler
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"])).decode()
-                response = runtime.invoke(
-                    START_FUNCTION, function_url_event(body, self.headers.get("x-worldgen-action-secret"))
-                )
-                data = response["body"].encode()
-                self.send_response(response["statusCode"])
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        return Handler
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_class())
-    server_box["thread"] = threading.Thread(target=server.serve_forever, daemon=True)
-    server_box["thread"].start()
+    server = ActionServer(("127.0.0.1", 0), runtime)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_port}/"
+    body = action_body("generateWorld", {"campaign_id": str(campaign_id)}).encode()
     try:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{server.server_port}/",
-            data=action_body("generateWorld", {"campaign_id": str(campaign_id)}).encode(),
-            headers={"x-worldgen-action-secret": "wrong"},
-            method="POST",
-        )
+        wrong = urllib.request.Request(url, data=body, headers={"x-worldgen-action-secret": "wrong"}, method="POST")
         with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(request, timeout=10)
+            urllib.request.urlopen(wrong, timeout=10)
         assert refused.value.code == 401
+        assert json.loads(refused.value.read())["extensions"]["code"] == "unauthorized"
+
+        right = urllib.request.Request(
+            url, data=body, headers={"x-worldgen-action-secret": runtime.action_secret}, method="POST"
+        )
+        with urllib.request.urlopen(right, timeout=30) as answer:
+            started = json.loads(answer.read())
+        assert answer.status == 200 and started["status"] == "running"
+        runtime.wait(started["execution_arn"])
     finally:
         server.shutdown()
+        server.server_close()
 
 
 def test_after_a_rotation_the_new_and_the_previous_secret_are_accepted_without_a_restart(

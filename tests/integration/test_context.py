@@ -9,6 +9,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from tests.shared import one_row
 from worldgen.db.context import PhaseContext, phase_context
 from worldgen.db.save import save_phase_rows
 from worldgen.model.procedural import ProceduralModel
@@ -29,17 +30,19 @@ def specs(conn: Conn) -> dict[str, TableSpec]:
 @pytest.fixture
 def campaign_id(conn: Conn, specs: dict[str, TableSpec]) -> uuid.UUID:
     """A campaign with two PCs whose world is generated (procedurally) through phase 2A."""
-    campaign = conn.execute(
-        "INSERT INTO campaigns (owner_id, name, setting, tone) VALUES (%s, %s, %s, %s) RETURNING id",
-        ("user-1", "The Ashen Crown", "A low-magic archipelago ruled by rival merchant princes.", "grim"),
-    ).fetchone()["id"]
+    campaign = one_row(
+        conn.execute(
+            "INSERT INTO campaigns (owner_id, name, setting, tone) VALUES (%s, %s, %s, %s) RETURNING id",
+            ("user-1", "The Ashen Crown", "A low-magic archipelago ruled by rival merchant princes.", "grim"),
+        )
+    )["id"]
     conn.execute(
         "INSERT INTO player_characters (campaign_id, name, race, character_class, backstory)"
         " VALUES (%s, 'Lyra Ashdown', 'half-elf', 'ranger', 'Lost her brother to the Gray Guild.'),"
         " (%s, 'Brother Tam', 'human', 'cleric', 'Fled the drowned abbey with a stolen relic.')",
         (campaign, campaign),
     )
-    generation = conn.execute("INSERT INTO generations (campaign_id) VALUES (%s) RETURNING id", (campaign,)).fetchone()[
+    generation = one_row(conn.execute("INSERT INTO generations (campaign_id) VALUES (%s) RETURNING id", (campaign,)))[
         "id"
     ]
     for phase_id in ("1A", "1B", "1C", "2A"):

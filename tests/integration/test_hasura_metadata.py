@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 import yaml
-from graphql import GraphQLObjectType, OperationDefinitionNode, build_schema, get_named_type, parse
+from graphql import FieldNode, GraphQLObjectType, OperationDefinitionNode, build_schema, get_named_type, parse
 
 from worldgen.db.catalog import foreign_key_edges
 from worldgen.phases import ALL_TABLES, CORE_TABLES, WORLD_TABLES
@@ -275,7 +275,9 @@ def test_generation_started_keeps_its_description_in_actions_yaml_where_the_cli_
     objects = load_yaml(METADATA / "actions.yaml")["custom_types"]["objects"]
     (started,) = [o for o in objects if o["name"] == "GenerationStarted"]
     schema = build_schema("scalar uuid\ntype Query { unused: Boolean }\n" + (METADATA / "actions.graphql").read_text())
-    assert started["description"] == schema.get_type("GenerationStarted").description
+    started_type = schema.get_type("GenerationStarted")
+    assert started_type is not None
+    assert started["description"] == started_type.description
 
 
 def graphql_examples() -> list[str]:
@@ -308,11 +310,12 @@ def test_graphql_examples_in_the_docs_declare_their_variables_and_name_real_fiel
     assert len(examples) >= 4
     for example in examples:
         for operation in parse(example).definitions:
-            assert isinstance(operation, OperationDefinitionNode)
+            assert isinstance(operation, OperationDefinitionNode) and operation.name is not None
             declared = {v.variable.name.value for v in operation.variable_definitions or ()}
             used = set(re.findall(r"\$(\w+)", example.split("{", 1)[1])) if "{" in example else set()
             problems += [f"{operation.name.value}: ${v} is not declared" for v in sorted(used - declared)]
             for root in operation.selection_set.selections:
+                assert isinstance(root, FieldNode)
                 name = root.name.value
                 if name in actions:
                     walk(root.selection_set, "GenerationStarted")

@@ -120,3 +120,32 @@ def test_an_unknown_generation_is_campaign_not_found(conn, settings_env):
 def test_the_whole_chain_of_phases_runs_in_registry_order(conn, generation):
     outcomes = [run_phase(conn, generation["generation_id"], phase.id) for phase in PHASES]
     assert all(o.status == "succeeded" and o.rows_total > 0 for o in outcomes)
+
+
+def test_ten_thousand_bad_rows_make_a_bounded_repair_prompt_and_a_bounded_error(conn, generation):
+    """Issue 17: 10,000 bad rows made a 2.4 MB repair prompt and an error over Step Functions' 256 KB."""
+
+    class TenThousandBadRows:
+        provider = "procedural"
+
+        def __init__(self) -> None:
+            self.requests: list[ModelRequest] = []
+
+        def call(self, request: ModelRequest) -> ModelResponse:
+            self.requests.append(request)
+            response = ProceduralModel().call(request)
+            assert response.tool_input is not None
+            response.tool_input["planes"] = [
+                {"key": f"plane-{n}", "name": "x" * 300, "plane_type": "nowhere " * 40} for n in range(10_000)
+            ]
+            return response
+
+    model = TenThousandBadRows()
+    with pytest.raises(InvalidModelOutput) as raised:
+        run_phase(conn, generation["generation_id"], "1A", model)
+
+    repair = model.requests[1].messages[-1]["content"][0]["content"]
+    assert "more problem(s) of the same kinds" in repair
+    assert len(repair) < 40_000
+    assert len(str(raised.value)) < 8_000
+    assert raised.value.details["problem_count"] > 10_000

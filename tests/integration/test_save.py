@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from tests.shared import one_row
 from worldgen.db.context import phase_context
 from worldgen.db.save import save_phase_rows
 from worldgen.errors import InvalidModelOutput
@@ -32,25 +33,29 @@ class Campaign:
 
 @pytest.fixture
 def campaign(conn: Conn) -> Campaign:
-    campaign_id = conn.execute(
-        "INSERT INTO campaigns (owner_id, name, setting, tone) VALUES (%s, %s, %s, %s) RETURNING id",
-        (
-            "user-1",
-            "The Ashen Crown",
-            "A low-magic archipelago ruled by rival merchant princes. Storms wreck ships on the reefs.",
-            "grim and political",
-        ),
-    ).fetchone()["id"]
+    campaign_id = one_row(
+        conn.execute(
+            "INSERT INTO campaigns (owner_id, name, setting, tone) VALUES (%s, %s, %s, %s) RETURNING id",
+            (
+                "user-1",
+                "The Ashen Crown",
+                "A low-magic archipelago ruled by rival merchant princes. Storms wreck ships on the reefs.",
+                "grim and political",
+            ),
+        )
+    )["id"]
     conn.execute(
         "INSERT INTO player_characters (campaign_id, name, race, character_class, level, backstory)"
         " VALUES (%s, 'Lyra Ashdown', 'half-elf', 'ranger', 3, 'Lost her brother to the Gray Guild in Port Vell.'),"
         " (%s, 'Brother Tam', 'human', 'cleric', 2, 'Fled the drowned abbey with a stolen relic.')",
         (campaign_id, campaign_id),
     )
-    generation_id = conn.execute(
-        "INSERT INTO generations (campaign_id, phases) VALUES (%s, %s) RETURNING id",
-        (campaign_id, [p.id for p in PHASES]),
-    ).fetchone()["id"]
+    generation_id = one_row(
+        conn.execute(
+            "INSERT INTO generations (campaign_id, phases) VALUES (%s, %s) RETURNING id",
+            (campaign_id, [p.id for p in PHASES]),
+        )
+    )["id"]
     return Campaign(campaign_id, generation_id)
 
 
@@ -247,7 +252,7 @@ def test_sql_in_a_value_is_stored_verbatim(conn: Conn, campaign: Campaign, specs
     stored = conn.execute("SELECT name, description, traits FROM races WHERE key = %s", (race["key"],)).fetchone()
     assert stored == {"name": race["name"], "description": race["description"], "traits": race["traits"]}
     assert conn.execute("SELECT to_regclass('public.races') IS NOT NULL AS exists").fetchone() == {"exists": True}
-    assert conn.execute("SELECT count(*) AS n FROM races").fetchone()["n"] == len(tool_input["races"])
+    assert one_row(conn.execute("SELECT count(*) AS n FROM races"))["n"] == len(tool_input["races"])
 
 
 # -- every problem at once ------------------------------------------------------------------------
@@ -333,8 +338,8 @@ def test_a_pc_connection_with_two_targets_becomes_invalid_model_output(
 
     assert isinstance(raised.value.__cause__, psycopg.errors.CheckViolation)
     assert "pc_connections_one_target_check" in raised.value.message
-    assert raised.value.details["problems"][0].startswith("pc_connections: ")
-    assert conn.execute("SELECT count(*) AS n FROM pc_connections").fetchone()["n"] == 0
+    assert raised.value.details["problems"][0].startswith("pc_connections[key=lyra-and-the-port]: ")
+    assert one_row(conn.execute("SELECT count(*) AS n FROM pc_connections"))["n"] == 0
 
 
 def test_a_dungeon_whose_min_level_exceeds_its_max_becomes_invalid_model_output(
@@ -352,7 +357,7 @@ def test_a_dungeon_whose_min_level_exceeds_its_max_becomes_invalid_model_output(
         save(conn, campaign, phase, tool_input, specs)
 
     assert isinstance(raised.value.__cause__, psycopg.errors.CheckViolation)
-    assert raised.value.details["problems"][0].startswith("dungeons: ")
+    assert raised.value.details["problems"][0].startswith("dungeons[key=drowned-vault]: ")
     assert snapshot(conn, phase.tables) == {t: [] for t in phase.tables}
 
 
@@ -402,3 +407,123 @@ def test_a_fraction_above_an_exclusive_zero_bound_of_a_numeric_column_is_accepte
 
     stored = conn.execute("SELECT gold_piece_value::text AS v FROM economic_systems").fetchone()
     assert stored == {"v": "0.1"}
+
+
+# -- model output the database must never see: sizes, NaN, surrogates, cycles (issue 17) ---------
+
+
+def first_phase_input(conn: Conn, campaign: Campaign, specs: dict[str, TableSpec]) -> dict[str, Any]:
+    return procedural_input(conn, campaign, get_phase("1A"), specs)
+
+
+def problems_of(conn: Conn, campaign: Campaign, phase: Phase, tool_input: dict[str, Any], specs) -> list[str]:
+    with pytest.raises(InvalidModelOutput) as raised:
+        save(conn, campaign, phase, tool_input, specs)
+    return list(raised.value.details["problems"])
+
+
+@pytest.mark.parametrize("number", [float("nan"), float("inf"), float("-inf")])
+def test_nan_and_infinity_are_rejected_naming_the_row_and_field(
+    conn: Conn, campaign: Campaign, specs: dict[str, TableSpec], number: float
+) -> None:
+    tool_input = first_phase_input(conn, campaign, specs)
+    economy = tool_input["economic_systems"][0]
+    economy["gold_piece_value"] = number
+
+    problems = problems_of(conn, campaign, get_phase("1A"), tool_input, specs)
+
+    assert problems == [
+        f"economic_systems[key={economy['key']}].gold_piece_value: {number} is not a number PostgreSQL stores here;"
+        " give a finite number"
+    ]
+
+
+def test_a_region_that_is_its_own_grandparent_is_a_cycle_named_to_the_model(
+    conn: Conn, campaign: Campaign, specs: dict[str, TableSpec]
+) -> None:
+    tool_input = first_phase_input(conn, campaign, specs)
+    regions = tool_input["geography_regions"]
+    assert len(regions) >= 2
+    a, b = regions[0], regions[1]
+    a["parent_region_key"], b["parent_region_key"] = b["key"], a["key"]
+
+    problems = problems_of(conn, campaign, get_phase("1A"), tool_input, specs)
+
+    cycles = [p for p in problems if "a cycle:" in p]
+    assert len(cycles) == 1, problems
+    assert cycles[0].startswith("geography_regions[key=") and ".parent_region_key: a cycle:" in cycles[0]
+    assert a["key"] in cycles[0] and b["key"] in cycles[0]
+
+
+def test_keys_names_and_texts_beyond_their_limits_are_rejected_with_the_limit(
+    conn: Conn, campaign: Campaign, specs: dict[str, TableSpec]
+) -> None:
+    from worldgen.db.save import MAX_KEY_LENGTH, MAX_NAME_LENGTH, MAX_TEXT_LENGTH
+
+    tool_input = first_phase_input(conn, campaign, specs)
+    planes = tool_input["planes"]
+    planes[0]["key"] = "k" * 1_000_000
+    planes[1]["name"] = "N" * (MAX_NAME_LENGTH + 1)
+    planes[2]["description"] = "d" * (MAX_TEXT_LENGTH + 1)
+
+    problems = problems_of(conn, campaign, get_phase("1A"), tool_input, specs)
+
+    key_problems = [p for p in problems if ".key: " in p]
+    assert (
+        len(key_problems) == 1
+        and f"a key has at most {MAX_KEY_LENGTH} characters; this one has 1000000" in key_problems[0]
+    )
+    assert any(f"[key={planes[1]['key']}].name: at most {MAX_NAME_LENGTH} characters" in p for p in problems)
+    assert any(f"[key={planes[2]['key']}].description: at most {MAX_TEXT_LENGTH} characters" in p for p in problems)
+    assert max(len(p) for p in problems) <= 400
+
+
+def test_a_lone_surrogate_is_rejected_before_the_database_sees_it(
+    conn: Conn, campaign: Campaign, specs: dict[str, TableSpec]
+) -> None:
+    tool_input = first_phase_input(conn, campaign, specs)
+    tool_input["planes"][0]["description"] = "half a character: \ud83d"
+
+    problems = problems_of(conn, campaign, get_phase("1A"), tool_input, specs)
+
+    assert any(".description: text cannot contain a lone UTF-16 surrogate" in p for p in problems), problems
+
+
+def test_ten_thousand_bad_rows_give_a_bounded_error(
+    conn: Conn, campaign: Campaign, specs: dict[str, TableSpec]
+) -> None:
+    tool_input = first_phase_input(conn, campaign, specs)
+    tool_input["planes"] = [{"key": f"p-{n}", "name": "x" * 5000} for n in range(10_000)]
+
+    with pytest.raises(InvalidModelOutput) as raised:
+        save(conn, campaign, get_phase("1A"), tool_input, specs)
+
+    assert raised.value.details["problem_count"] > 10_000
+    assert len(raised.value.details["problems"]) <= 50
+    assert len(str(raised.value)) < 8_000
+    assert len(repr(raised.value.details)) < 32_000
+
+
+def test_a_row_the_database_cannot_index_is_invalid_model_output_naming_table_and_key(
+    conn: Conn, campaign: Campaign, specs: dict[str, TableSpec], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Program limit (SQLSTATE 54000, an OperationalError in psycopg) is the rows' fault, not an outage:
+    the key length limit is lifted so that the 1 MB key reaches PostgreSQL's btree index."""
+    from worldgen.db import save as save_module
+
+    monkeypatch.setattr(save_module, "MAX_KEY_LENGTH", 10_000_000)
+    tool_input = first_phase_input(conn, campaign, specs)
+    big, old = "k" * 1_000_000, tool_input["planes"][1]["key"]
+    tool_input["planes"][1]["key"] = big
+    for rows in tool_input.values():
+        for row in rows:
+            if row.get("plane_key") == old:
+                row["plane_key"] = big
+
+    with pytest.raises(InvalidModelOutput) as raised:
+        save(conn, campaign, get_phase("1A"), tool_input, specs)
+
+    assert isinstance(raised.value.__cause__, psycopg.errors.ProgramLimitExceeded)
+    (problem,) = raised.value.details["problems"]
+    assert problem.startswith("planes[key=kkkk") and "more characters)]" in problem
+    assert len(problem) <= 400

@@ -83,6 +83,7 @@ def test_cancel_racing_completion_has_exactly_one_winner_and_a_consistent_campai
         with connect(db_url) as check:
             generation = check.execute("SELECT status FROM generations WHERE id = %s", (str(generation_id),)).fetchone()
             campaign = check.execute("SELECT status FROM campaigns WHERE id = %s", (str(campaign_id),)).fetchone()
+        assert generation is not None and campaign is not None
         winner = next(name for name, r in results.items() if r.moved)
         assert generation["status"] == ("succeeded" if winner == "complete" else "cancelled")
         assert campaign["status"] in ("generated", "draft")

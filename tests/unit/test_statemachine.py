@@ -77,6 +77,7 @@ def test_every_lambda_timeout_is_shorter_than_its_state_timeout():
 def test_the_dag_runs_2c_then_3a_beside_3b_after_2b_then_3c():
     order = [DEFINITION["StartAt"]]
     while "Next" in DEFINITION["States"][order[-1]]:
+        assert len(order) <= len(DEFINITION["States"]), f"a cycle of Next: {order}"
         order.append(DEFINITION["States"][order[-1]]["Next"])
     parallel = DEFINITION["States"][order[5]]
     assert [s.split("Phase")[-1][:2] if s.startswith("Phase") else s for s in order[:5]] == [

@@ -17,7 +17,7 @@ from worldgen import state
 from worldgen.db.catalog import read_table_specs
 from worldgen.db.connection import connect
 from worldgen.db.context import PhaseContext, phase_context
-from worldgen.db.save import SaveResult, save_phase_rows
+from worldgen.db.save import SaveResult, invalid_output, problem_listing, save_phase_rows
 from worldgen.errors import (
     CampaignNotFound,
     DatabaseUnavailable,
@@ -145,8 +145,10 @@ def _size_hint(phase: Phase) -> str:
     return f"Aim for 3 to 8 rows per table (at most {phase.max_rows_per_table}); more where the story needs it."
 
 
-def _repair_messages(response: ModelResponse, problems: list[str]) -> list[dict[str, Any]]:
-    listing = "\n".join(f"- {p}" for p in problems)
+def _repair_messages(response: ModelResponse, problems: list[str], problem_count: int) -> list[dict[str, Any]]:
+    """The model's answer and the problems found in it, bounded (MAX_PROBLEMS_LISTED, each clipped)
+    however many and however large: 10,000 bad rows must not make a megabyte prompt."""
+    listing = "\n".join(f"- {p}" for p in problem_listing(problems, problem_count))
     text = f"The tool input was rejected. Fix every problem below and call the tool again with ALL tables:\n{listing}"
     if response.tool_use_id is None:
         return [
@@ -266,6 +268,7 @@ def _generate(
         calls.append(response.usage)
         if response.tool_input is None:
             problems = ["the answer did not call the tool"]
+            problem_count = 1
         else:
             try:
                 result = save_phase_rows(
@@ -288,13 +291,17 @@ def _generate(
                 return _outcome(phase, result, calls)
             except InvalidModelOutput as exc:
                 problems = list(exc.details.get("problems") or [exc.message])
+                problem_count = int(exc.details.get("problem_count") or len(problems))
         if round_number > settings.repair_rounds:
-            raise InvalidModelOutput(
-                f"phase {phase.id}: tool input still invalid after {settings.repair_rounds} repair round(s): "
-                + "; ".join(problems[:10]),
-                problems=problems,
+            raise invalid_output(
+                f"phase {phase.id}: tool input still invalid after {settings.repair_rounds} repair round(s)"
+                f" ({problem_count} problem(s))",
+                problems,
+                problem_count,
             )
-        request = dataclasses.replace(request, messages=request.messages + _repair_messages(response, problems))
+        request = dataclasses.replace(
+            request, messages=request.messages + _repair_messages(response, problems, problem_count)
+        )
     raise AssertionError("unreachable")
 
 

@@ -7,6 +7,8 @@ the catalog's TableSpecs; every value travels as data, never as SQL text.
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import uuid
 from collections.abc import Callable, Mapping
@@ -17,12 +19,24 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from worldgen.errors import InvalidModelOutput
+from worldgen.errors import DatabaseUnavailable, InvalidModelOutput
 from worldgen.phases import WORLD_TABLES, Phase
 from worldgen.schema.spec import ColumnSpec, TableSpec
 
 WORLD_TABLE_SET = frozenset(WORLD_TABLES)
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+# Sane lengths for model output (characters). A key is a slug a person reads; a name is a title;
+# any other text (a description, a history, a JSON object as text) is a few paragraphs at most.
+MAX_KEY_LENGTH = 80
+MAX_NAME_LENGTH = 200
+MAX_TEXT_LENGTH = 8000
+# What a problem list may cost: the repair prompt and the error in the Step Functions payload
+# (256 KB) list at most this many problems, each value quoted in at most MAX_QUOTED_CHARS.
+MAX_PROBLEMS_LISTED = 50
+MAX_PROBLEM_CHARS = 400
+MAX_QUOTED_CHARS = 120
 
 _INTEGER_RANGES = {"smallint": (-(2**15), 2**15 - 1), "integer": (-(2**31), 2**31 - 1), "bigint": (-(2**63), 2**63 - 1)}
 _PY_TYPES: dict[str, tuple[type, ...]] = {
@@ -50,12 +64,50 @@ class Problem:
     def __str__(self) -> str:
         where = self.table
         if self.key is not None:
-            where += f"[key={self.key}]"
+            where += f"[key={clip(self.key)}]"
         elif self.index is not None:
             where += f"[{self.index}]"
         if self.column:
             where += f".{self.column}"
         return f"{where}: {self.problem}"
+
+
+def clip(text: str, limit: int = MAX_QUOTED_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+def quoted(value: Any) -> str:
+    """A value as the model wrote it, in at most about MAX_QUOTED_CHARS characters."""
+    return clip(repr(value))
+
+
+def bounded_problems(problems: list[str], limit: int = MAX_PROBLEMS_LISTED) -> list[str]:
+    """The first ``limit`` problems, each cut to MAX_PROBLEM_CHARS."""
+    return [clip(p, MAX_PROBLEM_CHARS) for p in problems[:limit]]
+
+
+def problem_listing(problems: list[str], count: int, limit: int = MAX_PROBLEMS_LISTED) -> list[str]:
+    """At most ``limit`` problems, each clipped, and a line counting the ``count`` - ``limit`` others."""
+    listed = bounded_problems(problems, limit)
+    if count > len(listed):
+        listed.append(f"... and {count - len(listed)} more problem(s) of the same kinds")
+    return listed
+
+
+def invalid_output(
+    summary: str, problems: list[str], count: int | None = None, *, in_message: int = 10
+) -> InvalidModelOutput:
+    """InvalidModelOutput whose message and details stay small, whatever the number and size of
+    the problems: the message travels in the Step Functions payload (256 KB at most)."""
+    count = len(problems) if count is None else count
+    return InvalidModelOutput(
+        f"{summary}: " + "; ".join(problem_listing(problems, count, in_message)),
+        problems=bounded_problems(problems),
+        problem_count=count,
+    )
 
 
 @dataclass
@@ -144,6 +196,9 @@ def validate_phase_input(
         for index, row in enumerate(rows):
             if isinstance(row, dict):
                 problems += _row_problems(table, index, row, columns, phase, phase_keys, known_keys)
+        for column in specs[table].foreign_keys:
+            if column.references == table:
+                problems += _hierarchy_cycles(table, rows, column)
     return problems
 
 
@@ -165,7 +220,9 @@ def _row_problems(
     for name in row:
         if name not in columns:
             problem("unknown field", name)
-    if key is not None and not KEY_PATTERN.match(key):
+    if key is not None and len(key) > MAX_KEY_LENGTH:
+        problem(f"a key has at most {MAX_KEY_LENGTH} characters; this one has {len(key)}", "key")
+    elif key is not None and not KEY_PATTERN.match(key):
         problem("keys are lowercase letters, digits and hyphens, e.g. 'iron-marches'", "key")
     for name, column in columns.items():
         value: Any = row.get(name)
@@ -182,7 +239,7 @@ def _row_problems(
             if target in phase.tables:  # rows of this call, and rows kept from before (locked)
                 pool = phase_keys.get(target, set()) | set(pool)
             if value not in pool:
-                problem(f"no {target} row has key {value!r}", name)
+                problem(f"no {target} row has key {quoted(value)}", name)
             elif table == target and value == key:
                 problem("a row cannot refer to itself", name)
             continue
@@ -193,21 +250,77 @@ def _row_problems(
             problem(f"expected {column.pg_type}, got {type(value).__name__}", name)
         elif column.pg_type == "text[]" and not all(isinstance(v, str) for v in value):
             problem("expected an array of strings", name)
+        elif isinstance(value, float) and not math.isfinite(value):
+            problem(f"{value} is not a number PostgreSQL stores here; give a finite number", name)
+        elif (text_problem := _text_problem(value, column)) is not None:
+            problem(text_problem, name)
         elif column.enum and value not in column.enum:
-            problem(f"{value!r} is not one of {column.enum}", name)
+            problem(f"{quoted(value)} is not one of {column.enum}", name)
         elif (
             column.pg_type in _INTEGER_RANGES
             and not _INTEGER_RANGES[column.pg_type][0] <= value <= _INTEGER_RANGES[column.pg_type][1]
         ):
             problem(f"{value} does not fit a PostgreSQL {column.pg_type}", name)
-        elif "\x00" in (value if isinstance(value, str) else "".join(value) if isinstance(value, list) else ""):
-            problem("text cannot contain the NUL character (\\u0000)", name)
         elif column.exclusive_minimum is not None and value <= column.exclusive_minimum:
             problem(f"{value} must be greater than {column.exclusive_minimum:g}", name)
         elif column.minimum is not None and value < column.minimum:
             problem(f"{value} is below the minimum {column.minimum:g}", name)
         elif column.maximum is not None and value > column.maximum:
             problem(f"{value} is above the maximum {column.maximum:g}", name)
+    return problems
+
+
+def _text_problem(value: Any, column: ColumnSpec) -> str | None:
+    """Length, NUL and lone surrogates of a text, of each text of an array, of a JSON object's texts."""
+    if column.name == "key":
+        return None  # its length and its characters are checked on their own (KEY_PATTERN)
+    if isinstance(value, str):
+        return _string_problem(value, MAX_NAME_LENGTH if column.name == "name" else MAX_TEXT_LENGTH)
+    if isinstance(value, list):
+        return next((p for p in (_string_problem(v, MAX_TEXT_LENGTH) for v in value) if p), None)
+    if isinstance(value, dict):
+        try:
+            text = json.dumps(value, allow_nan=False)
+        except ValueError:
+            return "a JSON object cannot hold NaN or Infinity; give finite numbers"
+        if len(text) > MAX_TEXT_LENGTH:
+            return f"a JSON object of at most {MAX_TEXT_LENGTH} characters; this one has {len(text)}"
+        return _string_problem(json.dumps(value, ensure_ascii=False), MAX_TEXT_LENGTH)
+    return None
+
+
+def _string_problem(text: str, limit: int) -> str | None:
+    if len(text) > limit:
+        return f"at most {limit} characters; this text has {len(text)}"
+    if "\x00" in text:
+        return "text cannot contain the NUL character (\\u0000)"
+    if _SURROGATE.search(text):
+        return "text cannot contain a lone UTF-16 surrogate (\\ud800-\\udfff); write the character itself"
+    return None
+
+
+def _hierarchy_cycles(table: str, rows: list[Any], column: ColumnSpec) -> list[Problem]:
+    """A row that is its own ancestor (a region inside its own sub-region) through ``column``."""
+    parent: dict[str, str] = {}
+    for row in rows:
+        if isinstance(row, dict) and isinstance(row.get("key"), str) and isinstance(row.get(column.property_name), str):
+            parent[row["key"]] = row[column.property_name]
+    problems: list[Problem] = []
+    done: set[str] = set()
+    for start in parent:
+        path: list[str] = []
+        on_path: set[str] = set()
+        node: str | None = start
+        while node is not None and node not in done and node not in on_path:
+            path.append(node)
+            on_path.add(node)
+            node = parent.get(node)
+        if node is not None and node in on_path:
+            cycle = path[path.index(node) :]
+            if len(cycle) > 1:  # a row naming itself is reported on its own
+                chain = " -> ".join(clip(k, 40) for k in [*cycle, node])
+                problems.append(Problem(table, f"a cycle: {chain}", key=node, column=column.property_name))
+        done.update(path)
     return problems
 
 
@@ -239,10 +352,8 @@ def save_phase_rows(
         known.update(kept)  # in-phase references may name a kept row; new rows may not reuse its key
         problems = validate_phase_input(phase, specs, tool_input, known)
         if problems:
-            raise InvalidModelOutput(
-                f"phase {phase.id} tool input has {len(problems)} problem(s): "
-                + "; ".join(str(p) for p in problems[:20]),
-                problems=[str(p) for p in problems],
+            raise invalid_output(
+                f"phase {phase.id} tool input has {len(problems)} problem(s)", [str(p) for p in problems]
             )
         ids = {t: {**kept[t], **{row["key"]: uuid.uuid4() for row in tool_input[t]}} for t in phase.tables}
         result = SaveResult()
@@ -252,15 +363,11 @@ def save_phase_rows(
             if rows:
                 try:
                     _copy_rows(conn, specs[table], rows, ids, known, campaign_id, generation_id, phase)
-                except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
-                    # A rule only the database knows (a CHECK across columns, a unique pair):
-                    # the model gets PostgreSQL's own words and can repair the rows.
-                    diag = exc.diag
-                    detail = diag.message_detail or ""
-                    raise InvalidModelOutput(
-                        f"{table}: {diag.message_primary} ({diag.constraint_name}) {detail}".strip(),
-                        problems=[f"{table}: {diag.message_primary} {detail}".strip()],
-                    ) from exc
+                except psycopg.Error as exc:
+                    typed = database_error(table, rows, exc)
+                    if typed is exc:
+                        raise
+                    raise typed from exc
         if before_commit:
             before_commit(conn, result)
     return result
@@ -332,6 +439,38 @@ def _locked_ids(
     )
     with conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
         return {row[0] for row in cur.execute(union, {"c": str(campaign_id)})}
+
+
+# SQLSTATE classes caused by the rows themselves: 22 data exception (a value PostgreSQL cannot
+# store), 23 integrity constraint violation (a CHECK across columns, a unique pair), 54 program
+# limit exceeded (an index row too large, a nesting too deep). 08 is a connection exception.
+_ROWS_FAULT_CLASSES = ("22", "23", "54")
+_COPY_LINE = re.compile(r"\bline (\d+)")
+
+
+def database_error(table: str, rows: list[dict[str, Any]], exc: psycopg.Error) -> Exception:
+    """The typed error for a database error raised while writing ``rows`` of ``table``.
+
+    A rule only the database knows comes back as InvalidModelOutput naming the table and the row,
+    in PostgreSQL's own words (clipped), so the repair loop can show it to the model; a lost
+    connection is DatabaseUnavailable (retried); anything else (a bug) is raised as it is.
+    """
+    state = exc.sqlstate or ""
+    if state[:2] in _ROWS_FAULT_CLASSES:
+        diag = exc.diag
+        where = table
+        line = _COPY_LINE.search(diag.context or "")  # COPY's context names the 1-based row
+        if line and 0 < int(line.group(1)) <= len(rows):
+            row = rows[int(line.group(1)) - 1]
+            key = row.get("key") if isinstance(row, dict) else None
+            where += f"[key={clip(str(key))}]" if key is not None else f"[{int(line.group(1)) - 1}]"
+        detail = clip(diag.message_detail or "", MAX_PROBLEM_CHARS)
+        constraint = f" ({diag.constraint_name})" if diag.constraint_name else ""
+        text = clip(f"{where}: {diag.message_primary}{constraint} {detail}".strip(), MAX_PROBLEM_CHARS)
+        return InvalidModelOutput(text, problems=[text], problem_count=1, sqlstate=state)
+    if state.startswith("08") or (isinstance(exc, psycopg.OperationalError) and not state):
+        return DatabaseUnavailable(f"PostgreSQL connection failed while writing {table}: {exc}")
+    return exc
 
 
 def _copy_rows(

@@ -393,9 +393,9 @@ def handle_action_request(event: dict[str, Any]) -> dict[str, Any]:
     except ActionError as exc:
         logger.info("action refused", extra={"code": exc.code, "status": exc.status})
         return _error(exc)
-    except (DatabaseUnavailable, psycopg.OperationalError) as exc:
-        logger.exception("database unavailable")
-        return _error(ActionError(409, "database-unavailable", f"the database is unavailable, try again: {exc}"))
+    except (DatabaseUnavailable, psycopg.OperationalError):
+        logger.exception("database unavailable")  # host, port and libpq's words go to the log only
+        return _error(ActionError(409, "database-unavailable", "the database is unavailable, try again"))
     except Exception:  # a bug: the caller gets Hasura's shape and the request id, the log the traceback
         logger.exception("action failed")
         request_id = logger.get_current_keys().get("function_request_id", "unknown")

@@ -6,16 +6,20 @@ import argparse
 import json
 import sys
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from worldgen.db.connection import connect
-from worldgen.functions_registry import START_FUNCTION
-from worldgen.local.campaigns import SAMPLE_CAMPAIGN, CampaignFile, insert_campaign, read_campaign_file
+from worldgen.local.campaigns import (
+    SAMPLE_CAMPAIGN,
+    CampaignFile,
+    CampaignFileError,
+    insert_campaign,
+    read_campaign_file,
+)
 from worldgen.local.database import migrated_local_database
 from worldgen.local.progress import ProgressPrinter, generation_report, provider_label
-from worldgen.local.runtime import LocalRuntime, function_url_event
+from worldgen.local.runtime import LocalRuntime
 from worldgen.settings import get_settings
 
 
@@ -36,7 +40,7 @@ def _runtime(args: argparse.Namespace, url: str) -> LocalRuntime:
 def _follow(runtime: LocalRuntime, url: str, status: int, body: dict[str, Any]) -> int:
     """Print live progress until the execution ends, then the summary. Exit code 0 on success."""
     if status != 200:
-        print(f"refused ({status}): {body['message']} [{body['extensions']['code']}]", file=sys.stderr)
+        print(refusal_line(status, body), file=sys.stderr)
         return 2
     generation_id = body["generation_id"]
     print(f"generation {generation_id} started: {body['execution_arn']}")
@@ -52,7 +56,7 @@ def _follow(runtime: LocalRuntime, url: str, status: int, body: dict[str, Any]) 
     print(_report(url, generation_id))
     print(f"\nexecution {execution['status']} in {wall:.2f} s of wall time")
     if execution["status"] != "SUCCEEDED":
-        print(f"error: {execution.get('error')}: {(execution.get('cause') or '')[:500]}", file=sys.stderr)
+        print(failure_line(execution), file=sys.stderr)
         return 1
     return 0
 
@@ -89,8 +93,9 @@ def demo(args: argparse.Namespace) -> int:
 def generate(args: argparse.Namespace) -> int:
     try:
         campaign = read_campaign_file(Path(args.campaign))
-    except (OSError, ValueError) as exc:
-        print(f"cannot read campaign file {args.campaign}: {exc}", file=sys.stderr)
+    except CampaignFileError as exc:
+        for problem in exc.problems:
+            print(f"error: campaign file {args.campaign}: {problem}", file=sys.stderr)
         return 2
     return generate_campaign(args, campaign)
 
@@ -123,9 +128,12 @@ def _admin_action(args: argparse.Namespace, name: str, data: dict[str, Any], fol
     url = migrated_local_database()
     with _runtime(args, url) as runtime:
         status_code, body = runtime.action(name, data, role="admin")
-        if not follow or status_code != 200:
+        if status_code != 200:
+            print(refusal_line(status_code, body), file=sys.stderr)
+            return 2
+        if not follow:
             print(json.dumps(body, indent=2))
-            return 0 if status_code == 200 else 2
+            return 0
         return _follow(runtime, url, status_code, body)
 
 
@@ -147,34 +155,34 @@ def revert(args: argparse.Namespace) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     """Hasura's action contract on http://127.0.0.1:PORT/, as the Function URL serves it on AWS."""
+    from worldgen.local.server import serve as serve_actions
+
     url = migrated_local_database()
+    configured = get_settings().action_secret
     with _runtime(args, url) as runtime:
+        return serve_actions(
+            runtime,
+            args.port,
+            secret_generated=configured is None or not configured.get_secret_value(),
+            max_connections=args.max_connections,
+            read_timeout=args.read_timeout,
+            verbose=args.verbose,
+        )
 
-        class ActionHandler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length).decode("utf-8", errors="replace")
-                event = function_url_event(body, self.headers.get("x-worldgen-action-secret"))
-                response = runtime.invoke(START_FUNCTION, event)
-                data = response["body"].encode()
-                self.send_response(response["statusCode"])
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
 
-            def log_message(self, format: str, *values: Any) -> None:
-                print(f"{self.address_string()} {format % values}", file=sys.stderr)
+def refusal_line(status: int, body: dict[str, Any]) -> str:
+    """One line for an action the handler refused (its 4xx body), instead of the raw JSON."""
+    code = (body.get("extensions") or {}).get("code", status)
+    return f"error: {body.get('message', 'refused')} [{code}]"
 
-        # Ended executions are recorded by the runtime's watcher (the EventBridge rule's job on AWS).
-        server = ThreadingHTTPServer(("127.0.0.1", args.port), ActionHandler)
-        print(f"serving Hasura actions on http://127.0.0.1:{server.server_port}/")
-        print(f"Hasura sends the header x-worldgen-action-secret: {runtime.action_secret}")
-        print("(set WORLDGEN_ACTION_SECRET before `worldgen serve` to choose it)")
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            server.server_close()
-    return 0
+
+def failure_line(execution: dict[str, Any]) -> str:
+    """One line for a failed execution: the Lambda's error inside the cause, not JSON in JSON."""
+    error, cause = execution.get("error") or "failed", execution.get("cause") or ""
+    try:
+        payload = json.loads(cause)
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict) and payload.get("errorMessage"):
+        error, cause = payload.get("errorType") or error, str(payload["errorMessage"])
+    return f"error: {error}: {cause[:500]}".rstrip(": ")

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
+import uuid
+import warnings
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
+from worldgen.phases import PHASES_BY_ID
 from worldgen.settings import MODEL_PROVIDERS
 
 
@@ -110,10 +116,32 @@ def _export_schema(args: argparse.Namespace) -> int:
     return commands.write_export_schema(args)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a mistake on the command line said in one line (not the usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def model_choice(value: str) -> str:
     if value not in MODEL_PROVIDERS:
         raise argparse.ArgumentTypeError(f"unknown model {value!r}; choose one of: {', '.join(MODEL_PROVIDERS)}")
     return value
+
+
+def uuid_argument(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an id: give the UUID `worldgen status` prints, e.g. 0b9e5c1e-..."
+        ) from None
+
+
+def phase_argument(value: str) -> str:
+    if value.upper() not in PHASES_BY_ID:
+        raise argparse.ArgumentTypeError(f"unknown phase {value!r}; choose one of: {', '.join(PHASES_BY_ID)}")
+    return value.upper()
 
 
 def _generation(name: str) -> Callable[[argparse.Namespace], int]:
@@ -126,37 +154,45 @@ def _generation(name: str) -> Callable[[argparse.Namespace], int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="worldgen", description="Generate campaign worlds, phase by phase.")
+    common = Parser(add_help=False)
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="show log lines, warnings, tracebacks"
+    )
+    parser = Parser(prog="worldgen", description="Generate campaign worlds, phase by phase.", parents=[common])
+    parser.set_defaults(verbose=False)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    db = sub.add_parser("db", help="database commands").add_subparsers(dest="db_command", required=True)
-    migrate = db.add_parser("migrate", help="apply pending migrations (or revert with --down N)")
+    def add_command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, parents=[common])
+
+    db = add_command("db", help="database commands").add_subparsers(dest="db_command", required=True)
+    migrate = db.add_parser("migrate", help="apply pending migrations (or revert with --down N)", parents=[common])
     migrate.add_argument("--down", type=int, default=0, metavar="N", help="revert the N latest migrations")
     migrate.set_defaults(func=_db_migrate)
 
-    sub.add_parser("asl", help="regenerate statemachine/generation.asl.json").set_defaults(func=_asl)
-    sub.add_parser("schemas", help="regenerate the phase tool schemas from the catalog").set_defaults(func=_schemas)
-    sub.add_parser(
+    add_command("asl", help="regenerate statemachine/generation.asl.json").set_defaults(func=_asl, needs_database=False)
+    add_command("schemas", help="regenerate the phase tool schemas from the catalog").set_defaults(func=_schemas)
+    add_command(
         "hasura-metadata", help="regenerate the relationships of infra/hasura/metadata from the catalog"
     ).set_defaults(func=_hasura_metadata)
-    schema = sub.add_parser("schema", help="print phase tool schemas built from a Hasura schema")
+    schema = add_command("schema", help="print phase tool schemas built from a Hasura schema")
     schema.add_argument("--from-hasura", required=True, metavar="FILE|URL", help="introspection JSON, SDL or URL")
     schema.add_argument("--admin-secret", default=None, help="x-hasura-admin-secret for a URL")
     schema.add_argument("--no-database", action="store_true", help="do not read required-ness from the catalog")
     schema.set_defaults(func=_schema_from_hasura)
 
-    export = sub.add_parser("export", help="export a campaign's world as JSON, a Markdown vault or an HTML report")
+    export = add_command("export", help="export a campaign's world as JSON, a Markdown vault or an HTML report")
     export.add_argument("campaign", metavar="CAMPAIGN", help="campaign id or name")
     export.add_argument("--format", choices=("json", "markdown", "html"), default="json")
     export.add_argument(
         "-o", "--output", default=None, metavar="PATH", help="file (a folder for markdown); default standard output"
     )
     export.set_defaults(func=_export)
-    import_ = sub.add_parser("import", help="load a JSON world export as a new campaign")
+    import_ = add_command("import", help="load a JSON world export as a new campaign")
     import_.add_argument("file", metavar="FILE")
     import_.add_argument("--owner", default=None, help="owner_id of the new campaign (default: the file's)")
     import_.set_defaults(func=_import)
-    sub.add_parser("export-schema", help="regenerate the JSON Schema of the world export").set_defaults(
+    add_command("export-schema", help="regenerate the JSON Schema of the world export").set_defaults(
         func=_export_schema
     )
 
@@ -166,40 +202,80 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--scale", type=float, default=None, help="procedural rows multiplier")
         return command
 
-    with_model(sub.add_parser("demo", help="generate the sample campaign's world")).set_defaults(
-        func=_generation("demo")
-    )
-    generate = with_model(sub.add_parser("generate", help="generate the world of a campaign file"))
+    with_model(add_command("demo", help="generate the sample campaign's world")).set_defaults(func=_generation("demo"))
+    generate = with_model(add_command("generate", help="generate the world of a campaign file"))
     generate.add_argument("--campaign", required=True, metavar="FILE", help="campaign JSON (setting, tone, PCs)")
     generate.set_defaults(func=_generation("generate"))
 
-    status = sub.add_parser("status", help="show a generation (default: the latest)")
-    status.add_argument("generation_id", nargs="?", default=None)
+    status = add_command("status", help="show a generation (default: the latest)")
+    status.add_argument("generation_id", nargs="?", default=None, type=uuid_argument)
     status.set_defaults(func=_generation("status"))
-    resume = with_model(sub.add_parser("resume", help="run a failed generation again from where it failed"))
-    resume.add_argument("generation_id")
+    resume = with_model(add_command("resume", help="run a failed generation again from where it failed"))
+    resume.add_argument("generation_id", type=uuid_argument)
     resume.set_defaults(func=_generation("resume"))
-    regenerate = with_model(sub.add_parser("regenerate", help="regenerate a phase and everything downstream"))
-    regenerate.add_argument("campaign_id")
-    regenerate.add_argument("phase")
+    regenerate = with_model(add_command("regenerate", help="regenerate a phase and everything downstream"))
+    regenerate.add_argument("campaign_id", type=uuid_argument)
+    regenerate.add_argument("phase", type=phase_argument, help=f"one of {', '.join(PHASES_BY_ID)}")
     regenerate.set_defaults(func=_generation("regenerate"))
-    cancel = sub.add_parser("cancel", help="cancel a running generation")
-    cancel.add_argument("generation_id")
+    cancel = add_command("cancel", help="cancel a running generation")
+    cancel.add_argument("generation_id", type=uuid_argument)
     cancel.set_defaults(func=_generation("cancel"))
-    revert = sub.add_parser(
-        "revert", help="undo a failed or cancelled generation: the world it replaced comes back exactly"
-    )
-    revert.add_argument("generation_id")
+    revert = add_command("revert", help="undo a failed or cancelled generation: the world it replaced, exactly")
+    revert.add_argument("generation_id", type=uuid_argument)
     revert.set_defaults(func=_generation("revert"))
-    serve = with_model(sub.add_parser("serve", help="serve the Hasura actions on 127.0.0.1"))
+    serve = with_model(add_command("serve", help="serve the Hasura actions on 127.0.0.1"))
     serve.add_argument("--port", type=int, default=8089)
+    serve.add_argument("--max-connections", type=int, default=32, help="requests handled at once (others wait)")
+    serve.add_argument("--read-timeout", type=float, default=10.0, help="seconds a client may take to send")
     serve.set_defaults(func=_generation("serve"))
     return parser
 
 
+def _quiet_unless_verbose(verbose: bool) -> None:
+    """A person's terminal shows the CLI's own lines; log lines and library warnings need --verbose."""
+    if verbose:
+        os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "INFO")
+        return
+    warnings.simplefilter("ignore")
+    logging.disable(logging.CRITICAL)
+    os.environ["POWERTOOLS_LOG_LEVEL"] = "CRITICAL"
+
+
+def error_line(exc: BaseException) -> str:
+    """One line for an error that ended a command: what happened and, where known, what to do."""
+    import psycopg
+
+    from worldgen.errors import DatabaseUnavailable, WorldgenError
+
+    if isinstance(exc, (DatabaseUnavailable, psycopg.OperationalError)):
+        text = "the database is unavailable; check WORLDGEN_DATABASE_URL or that PostgreSQL is running"
+    elif isinstance(exc, WorldgenError):
+        text = f"{type(exc).__name__}: {exc.message}"
+    else:
+        text = f"{type(exc).__name__}: {exc} (run again with --verbose for the traceback)"
+    return "error: " + " ".join(text.split())[:1000]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    _quiet_unless_verbose(args.verbose)
+    if args.command in ("demo", "generate", "status", "resume", "regenerate", "cancel", "serve"):
+        from worldgen.local.preflight import preflight
+
+        problems = preflight(args)
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        if problems:
+            return 2
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if args.verbose:
+            raise
+        print(error_line(exc), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
