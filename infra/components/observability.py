@@ -152,8 +152,8 @@ class Observability(Construct):
     def _failing_errors_metric(self, function_id: str, phase_id: str, function: lambda_.Function) -> cloudwatch.Metric:
         """Errors of this phase that end its generation: every unhandled error but the transient ones.
 
-        Lambda's Errors metric counts every failed attempt, so one 429 retried four times would page
-        four times. The Python runtime logs each unhandled error as ``[ERROR] <errorType>: <message>``;
+        Lambda's Errors metric counts every failed attempt, so a 429 that the retrier waits out would
+        page although the generation recovers. The Python runtime logs each unhandled error as ``[ERROR] <errorType>: <message>``;
         the filter counts those lines whose type is not retried (permanent errors, bugs).
         """
         pattern = " ".join(['"[ERROR]"', *(f"-{error.__name__}" for error in TRANSIENT_ERRORS)])
