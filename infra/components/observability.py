@@ -153,8 +153,9 @@ class Observability(Construct):
         """Errors of this phase that end its generation: every unhandled error but the transient ones.
 
         Lambda's Errors metric counts every failed attempt, so a 429 that the retrier waits out would
-        page although the generation recovers. The Python runtime logs each unhandled error as ``[ERROR] <errorType>: <message>``;
-        the filter counts those lines whose type is not retried (permanent errors, bugs).
+        page although the generation recovers. The Python runtime logs each unhandled error as
+        ``[ERROR] <errorType>: <message>``; the filter counts those lines whose type is not retried
+        (permanent errors, bugs).
         """
         pattern = " ".join(['"[ERROR]"', *(f"-{error.__name__}" for error in TRANSIENT_ERRORS)])
         metric_filter = logs.MetricFilter(
