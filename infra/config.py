@@ -14,6 +14,7 @@ from typing import Literal
 from aws_cdk import aws_logs as logs
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from worldgen.phases import PHASES, PHASES_BY_ID
 from worldgen.settings import ModelProvider
 
 EnvironmentName = Literal["dev", "staging", "prod"]
@@ -44,13 +45,42 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+# Lambda refuses a reservation that leaves fewer than this many executions unreserved in the account.
+LAMBDA_MINIMUM_UNRESERVED = 100
+# Service Quotas code of "Concurrent executions" (AWS Lambda), per account and region.
+LAMBDA_CONCURRENCY_QUOTA_CODE = "L-B99A9384"
+# Service functions (start, failure recorder, rollback, complete): see functions_registry.
+SERVICE_FUNCTION_COUNT = 4
+Egress = Literal["nat", "endpoints"]
+
+
 class NetworkConfig(_Frozen):
-    """An existing VPC from which the functions reach a private database (imported, never looked up)."""
+    """An existing VPC from which the functions reach a private database (imported, never looked up).
+
+    ``egress`` states how functions in these subnets reach AWS APIs (Secrets Manager for every
+    function, Step Functions for start_generation, Bedrock for the phases): ``nat`` when the
+    subnets route 0.0.0.0/0 to a NAT gateway (required for the Anthropic API, which is on the
+    internet), ``endpoints`` to have the stack create interface VPC endpoints (one subnet per AZ).
+    """
 
     vpc_id: str = Field(pattern=r"^vpc-[0-9a-f]+$")
     availability_zones: tuple[str, ...] = Field(min_length=1)
     subnet_ids: tuple[str, ...] = Field(min_length=1)
     security_group_ids: tuple[str, ...] = Field(min_length=1)
+    egress: Egress
+
+
+class DatabaseProxyConfig(_Frozen):
+    """An RDS Proxy the stack creates in front of an existing PostgreSQL instance or Aurora cluster.
+
+    The proxy reads the same database secret; the functions connect to its endpoint with psycopg's
+    prepared statements off, so the proxy multiplexes them instead of pinning one connection each.
+    """
+
+    target: Literal["instance", "cluster"]
+    identifier: str = Field(pattern=r"^[a-zA-Z][a-zA-Z0-9-]{0,62}$")
+    # Share of the database's max_connections the proxy may open (RDS Proxy MaxConnectionsPercent).
+    max_connections_percent: int = Field(default=90, ge=1, le=100)
 
 
 class EnvironmentConfig(_Frozen):
@@ -67,8 +97,15 @@ class EnvironmentConfig(_Frozen):
     # None: the stack creates an empty secret that the operator fills (infra/README.md).
     anthropic_api_key_secret_arn: str | None = Field(default=None, pattern=SECRET_ARN_PATTERN)
     network: NetworkConfig | None = None
+    database_proxy: DatabaseProxyConfig | None = None
     # Caps concurrent executions of EACH phase function (model API rate limits, DB connections).
     phase_reserved_concurrency: int | None = Field(default=None, ge=1)
+    # Caps EACH service function (start_generation behind the public Function URL, the failure
+    # recorder, rollback, complete), so a flood of requests cannot exhaust the database.
+    service_reserved_concurrency: int | None = Field(default=None, ge=1)
+    # The account's Lambda "Concurrent executions" quota in this region, as the operator read it
+    # (infra/README.md, pre-deploy checklist); required as soon as anything is reserved.
+    lambda_concurrency_quota: int | None = Field(default=None, ge=10)
 
     @property
     def stack_name(self) -> str:
@@ -82,6 +119,18 @@ class EnvironmentConfig(_Frozen):
     def log_retention(self) -> logs.RetentionDays:
         return RETENTION_DAYS[self.log_retention_days]
 
+    @property
+    def reserved_concurrency(self) -> int:
+        """Concurrent executions this stack reserves: every phase function and every service function."""
+        return len(PHASES) * (self.phase_reserved_concurrency or 0) + SERVICE_FUNCTION_COUNT * (
+            self.service_reserved_concurrency or 0
+        )
+
+    @property
+    def required_concurrency_quota(self) -> int:
+        """The account quota the reservations need: Lambda keeps 100 executions unreserved."""
+        return self.reserved_concurrency + LAMBDA_MINIMUM_UNRESERVED if self.reserved_concurrency else 0
+
     @field_validator("log_retention_days")
     @classmethod
     def _retention_is_accepted(cls, days: int) -> int:
@@ -91,11 +140,56 @@ class EnvironmentConfig(_Frozen):
 
     @model_validator(mode="after")
     def _phases_exist(self) -> EnvironmentConfig:
-        from worldgen.phases import PHASES_BY_ID
-
         unknown = sorted(set(self.phase_models) - set(PHASES_BY_ID))
         if unknown:
             raise ValueError(f"phase_models names unknown phases {unknown}; valid: {sorted(PHASES_BY_ID)}")
+        return self
+
+    @model_validator(mode="after")
+    def _reservations_fit_the_quota(self) -> EnvironmentConfig:
+        needed = self.required_concurrency_quota
+        if not needed:
+            return self
+        breakdown = (
+            f"{self.reserved_concurrency} reserved ({len(PHASES)} phases x {self.phase_reserved_concurrency or 0} + "
+            f"{SERVICE_FUNCTION_COUNT} service functions x {self.service_reserved_concurrency or 0}) "
+            f"+ {LAMBDA_MINIMUM_UNRESERVED} Lambda keeps unreserved"
+        )
+        if self.lambda_concurrency_quota is None:
+            raise ValueError(
+                f"lambda_concurrency_quota is required when reserving concurrency: the deploy needs at least "
+                f"{needed} ({breakdown}); read it with `aws service-quotas get-service-quota --service-code "
+                f"lambda --quota-code {LAMBDA_CONCURRENCY_QUOTA_CODE} --region {self.region}`"
+            )
+        if self.lambda_concurrency_quota < needed:
+            raise ValueError(
+                f"the Lambda concurrency quota {self.lambda_concurrency_quota} is below the {needed} this stack "
+                f"needs ({breakdown}): request an increase of quota {LAMBDA_CONCURRENCY_QUOTA_CODE} "
+                f"(Service Quotas, AWS Lambda, Concurrent executions, {self.region}) or lower the reservations"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _network_reaches_the_model(self) -> EnvironmentConfig:
+        network = self.network
+        if network is None or network.egress == "nat":
+            return self
+        if self.model_provider == "anthropic":
+            raise ValueError(
+                "network.egress is 'endpoints' but the Anthropic API is on the internet: functions in a VPC "
+                "reach it only through a NAT gateway; route the subnets to one and set network.egress to 'nat'"
+            )
+        if self.model_provider == "bedrock" and self.bedrock_region not in (None, self.region):
+            raise ValueError(
+                f"network.egress is 'endpoints' but bedrock_region {self.bedrock_region} is not the stack's "
+                f"region {self.region}: a VPC endpoint serves its own region only; use 'nat' or the same region"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _proxy_needs_a_network(self) -> EnvironmentConfig:
+        if self.database_proxy is not None and self.network is None:
+            raise ValueError("database_proxy needs network: RDS Proxy lives in the database's VPC")
         return self
 
 

@@ -57,7 +57,7 @@ class WorldgenFunctions(Construct):
         super().__init__(scope, construct_id)
         self._config = config
         self._secrets = secrets
-        self._network = _imported_network(self, config.network) if config.network else None
+        self.network = _imported_network(self, config.network) if config.network else None
         self.by_id: dict[str, lambda_.Function] = {}
         for spec in ALL_FUNCTIONS:
             self.by_id[spec.id] = self._function(spec, layers)
@@ -97,13 +97,15 @@ class WorldgenFunctions(Construct):
             log_group=log_group,
             tracing=lambda_.Tracing.ACTIVE,
             environment={**POWERTOOLS_ENVIRONMENT, **self._environment(spec)},
-            reserved_concurrent_executions=config.phase_reserved_concurrency if spec.phase else None,
-            vpc=self._network.vpc if self._network else None,
-            vpc_subnets=ec2.SubnetSelection(subnets=self._network.subnets) if self._network else None,
-            security_groups=self._network.security_groups if self._network else None,
+            reserved_concurrent_executions=(
+                config.phase_reserved_concurrency if spec.phase else config.service_reserved_concurrency
+            ),
+            vpc=self.network.vpc if self.network else None,
+            vpc_subnets=ec2.SubnetSelection(subnets=self.network.subnets) if self.network else None,
+            security_groups=self.network.security_groups if self.network else None,
         )
         cast(lambda_.CfnFunction, function.node.default_child).override_logical_id(spec.id)
-        if self._network:
+        if self.network:
             self._grant_network_interfaces(role)
         self._grant_secrets(spec, role)
         if spec.phase and config.model_provider == "bedrock":

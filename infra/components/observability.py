@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Duration
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_stepfunctions as sfn
@@ -15,6 +17,7 @@ from constructs import Construct
 
 from infra.components.nag import acknowledge
 from infra.config import EnvironmentConfig
+from worldgen.errors import TRANSIENT_ERRORS
 from worldgen.functions_registry import PHASE_FUNCTIONS
 from worldgen.phases import PHASES_BY_ID
 
@@ -25,6 +28,8 @@ TOKEN_METRICS = ("InputTokens", "OutputTokens", "CacheReadInputTokens")
 COST_METRIC = "CostUsd"
 ROWS_METRIC = "PhaseRows"
 DURATION_ALARM_FRACTION = 0.8
+# Metric-filter metric per phase: errors the state machine does not retry (namespace Worldgen, no dimensions).
+FAILING_ERRORS_METRIC = "PhaseErrorsNotRetried"
 PERIOD = Duration.minutes(5)
 
 
@@ -37,6 +42,10 @@ def phase_metric(metric_name: str, phase_id: str) -> cloudwatch.Metric:
         period=PERIOD,
         label=phase_id,
     )
+
+
+def failing_errors_metric_name(phase_id: str) -> str:
+    return f"{FAILING_ERRORS_METRIC}{phase_id}"
 
 
 class Observability(Construct):
@@ -57,6 +66,9 @@ class Observability(Construct):
             "Alarm notifications carry no data beyond alarm names and states; CloudWatch "
             "cannot publish to a topic encrypted with the AWS-managed SNS key.",
         )
+        # enforce_ssl replaces the topic's default policy, so CloudWatch may publish only when allowed here.
+        self.alarm_name_prefix = f"{config.stack_name}-"
+        self.topic.add_to_resource_policy(self._alarms_may_publish())
         if config.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
         self.alarms: list[cloudwatch.Alarm] = []
@@ -68,11 +80,29 @@ class Observability(Construct):
             alarm.add_alarm_action(notify)
         self.dashboard = self._dashboard(config, state_machine, functions)
 
+    def _alarms_may_publish(self) -> iam.PolicyStatement:
+        """CloudWatch publishes for this account's alarms of this stack only (named ``<stack>-...``)."""
+        stack = Stack.of(self)
+        alarms_arn = stack.format_arn(
+            service="cloudwatch",
+            resource="alarm",
+            resource_name=f"{self.alarm_name_prefix}*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        return iam.PolicyStatement(
+            sid="CloudWatchAlarmsPublish",
+            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            actions=["sns:Publish"],
+            resources=[self.topic.topic_arn],
+            conditions={"ArnLike": {"aws:SourceArn": alarms_arn}, "StringEquals": {"aws:SourceAccount": stack.account}},
+        )
+
     def _alarm(self, construct_id: str, metric: cloudwatch.IMetric, threshold: float, description: str) -> None:
         self.alarms.append(
             cloudwatch.Alarm(
                 self,
                 construct_id,
+                alarm_name=f"{self.alarm_name_prefix}{construct_id}",
                 metric=metric,
                 threshold=threshold,
                 evaluation_periods=1,
@@ -99,9 +129,11 @@ class Observability(Construct):
     def _phase_alarms(self, function_id: str, phase_id: str, function: lambda_.Function, timeout: int) -> None:
         self._alarm(
             f"{function_id}Errors",
-            function.metric_errors(period=PERIOD, statistic="Sum"),
+            self._failing_errors_metric(function_id, phase_id, function),
             1,
-            f"Phase {phase_id} raised errors (retried or caught by the state machine)",
+            f"Phase {phase_id} failed a generation: a permanent error (rolled back) or a bug (Redrive "
+            "after the fix). Transient errors are retried and not counted here; one that outlives its "
+            "retries raises ExecutionsFailed.",
         )
         self._alarm(
             f"{function_id}Throttles",
@@ -116,6 +148,26 @@ class Observability(Construct):
             limit_ms,
             f"Phase {phase_id} p95 duration above {DURATION_ALARM_FRACTION:.0%} of its {timeout} s timeout",
         )
+
+    def _failing_errors_metric(self, function_id: str, phase_id: str, function: lambda_.Function) -> cloudwatch.Metric:
+        """Errors of this phase that end its generation: every unhandled error but the transient ones.
+
+        Lambda's Errors metric counts every failed attempt, so a 429 that the retrier waits out would
+        page although the generation recovers. The Python runtime logs each unhandled error as
+        ``[ERROR] <errorType>: <message>``; the filter counts those lines whose type is not retried
+        (permanent errors, bugs).
+        """
+        pattern = " ".join(['"[ERROR]"', *(f"-{error.__name__}" for error in TRANSIENT_ERRORS)])
+        metric_filter = logs.MetricFilter(
+            self,
+            f"{function_id}ErrorsNotRetried",
+            log_group=function.log_group,
+            filter_pattern=logs.FilterPattern.literal(pattern),
+            metric_namespace=METRICS_NAMESPACE,
+            metric_name=failing_errors_metric_name(phase_id),
+            metric_value="1",
+        )
+        return metric_filter.metric(period=PERIOD, statistic="Sum")
 
     def _dashboard(
         self,

@@ -109,10 +109,16 @@ class GenerationStateMachine(Construct):
             self,
             "OperatorsPolicy",
             managed_policy_name=f"{name}-operators",
-            description=f"Redrive, stop and inspect executions of the {name} state machine",
+            description=f"Redrive, stop and inspect (history included) executions of the {name} state machine",
             statements=[
+                # GetExecutionHistory: the console shows the failed state (and offers Redrive) from it.
                 iam.PolicyStatement(
-                    actions=["states:RedriveExecution", "states:StopExecution", "states:DescribeExecution"],
+                    actions=[
+                        "states:RedriveExecution",
+                        "states:StopExecution",
+                        "states:DescribeExecution",
+                        "states:GetExecutionHistory",
+                    ],
                     resources=[executions],
                 ),
                 iam.PolicyStatement(

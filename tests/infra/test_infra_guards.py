@@ -86,3 +86,39 @@ def test_synth_without_a_built_dependencies_layer_fails_and_names_make_layers(
     stack = cdk.Stack(cdk.App())
     with pytest.raises(FileNotFoundError, match="make layers"):
         WorldgenLayers(stack, "Layers", skip_dependencies=False)
+
+
+NETWORK = {
+    "vpc_id": "vpc-0123456789abcdef0",
+    "availability_zones": ["eu-west-1a"],
+    "subnet_ids": ["subnet-0123456789abcdef0"],
+    "security_group_ids": ["sg-0123456789abcdef0"],
+}
+
+
+def test_reserving_concurrency_without_stating_the_quota_fails_naming_the_quota_code() -> None:
+    with pytest.raises(ValidationError, match=r"lambda_concurrency_quota is required.*at least 190.*L-B99A9384"):
+        EnvironmentConfig.model_validate({**VALID, "phase_reserved_concurrency": 10})
+
+
+def test_reservations_that_leave_fewer_than_100_unreserved_fail_with_the_quota_to_request() -> None:
+    config = {**VALID, "phase_reserved_concurrency": 25, "service_reserved_concurrency": 10}
+    with pytest.raises(ValidationError, match=r"quota 300 is below the 365 .*request an increase of quota L-B99A9384"):
+        EnvironmentConfig.model_validate({**config, "lambda_concurrency_quota": 300})
+    assert EnvironmentConfig.model_validate({**config, "lambda_concurrency_quota": 365}).reserved_concurrency == 265
+
+
+def test_the_anthropic_api_cannot_be_reached_through_vpc_endpoints() -> None:
+    with pytest.raises(ValidationError, match="only through a NAT gateway"):
+        EnvironmentConfig.model_validate({**VALID, "network": {**NETWORK, "egress": "endpoints"}})
+    bedrock = {**VALID, "model_provider": "bedrock", "network": {**NETWORK, "egress": "endpoints"}}
+    assert EnvironmentConfig.model_validate(bedrock).network is not None
+    with pytest.raises(ValidationError, match="serves its own region only"):
+        EnvironmentConfig.model_validate({**bedrock, "bedrock_region": "us-east-1"})
+
+
+def test_a_network_must_state_its_egress_and_a_proxy_needs_a_network() -> None:
+    with pytest.raises(ValidationError, match="egress"):
+        EnvironmentConfig.model_validate({**VALID, "network": NETWORK})
+    with pytest.raises(ValidationError, match="database_proxy needs network"):
+        EnvironmentConfig.model_validate({**VALID, "database_proxy": {"target": "instance", "identifier": "db"}})

@@ -157,14 +157,20 @@ def test_only_start_generation_may_start_executions_of_this_state_machine(synthe
     assert starters == [{"Ref": start_role["Fn::GetAtt"][0]}]
 
 
-def test_operators_policy_allows_redrive_stop_and_describe_of_this_machines_executions(
+def test_operators_policy_allows_redrive_stop_describe_and_history_of_this_machines_executions(
     synthesized: Synthesized,
 ) -> None:
     (policy,) = synthesized.of_type("AWS::IAM::ManagedPolicy").values()
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
     on_executions = [s for s in statements if ":execution:" in render(s["Resource"])]
+    # GetExecutionHistory: without it the console cannot show the failed state nor offer Redrive.
     assert [sorted(s["Action"]) for s in on_executions] == [
-        ["states:DescribeExecution", "states:RedriveExecution", "states:StopExecution"]
+        [
+            "states:DescribeExecution",
+            "states:GetExecutionHistory",
+            "states:RedriveExecution",
+            "states:StopExecution",
+        ]
     ]
     assert render(on_executions[0]["Resource"]).endswith(f":execution:worldgen-{synthesized.env}:*")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from worldgen.errors import permanent_error_names, transient_error_names
+from worldgen.errors import permanent_error_names, throttling_error_names, transient_error_names
 from worldgen.functions_registry import PHASE_FUNCTIONS, STATE_MACHINE_FUNCTIONS
 from worldgen.phases import PHASES, Phase
 from worldgen.tools import statemachine
@@ -54,12 +54,33 @@ def test_every_task_retries_exactly_the_transient_errors_with_full_jitter():
     for state in STATES.values():
         if state["Type"] != "Task":
             continue
-        (retry,) = state["Retry"]
-        assert retry["ErrorEquals"] == transient_error_names()
-        assert retry["JitterStrategy"] == "FULL"
-        assert retry["MaxDelaySeconds"] > retry["IntervalSeconds"]
-        assert retry["BackoffRate"] > 1
+        retried = [name for retry in state["Retry"] for name in retry["ErrorEquals"]]
+        assert sorted(retried) == sorted(transient_error_names())  # each name in exactly one retrier
+        for retry in state["Retry"]:
+            assert retry["JitterStrategy"] == "FULL"
+            assert retry["MaxDelaySeconds"] > retry["IntervalSeconds"]
+            assert retry["BackoffRate"] > 1
     assert not set(transient_error_names()) & set(permanent_error_names())
+
+
+def test_throttling_gets_its_own_first_retrier_that_waits_minutes_not_seconds():
+    def worst_case_wait(retry: dict[str, Any]) -> float:
+        return sum(
+            min(retry["IntervalSeconds"] * retry["BackoffRate"] ** n, retry["MaxDelaySeconds"])
+            for n in range(retry["MaxAttempts"])
+        )
+
+    assert set(throttling_error_names()) == {"Lambda.TooManyRequestsException", "ModelRateLimited"}
+    assert "Lambda.ClientExecutionTimeoutException" in transient_error_names()
+    for state in STATES.values():
+        if state["Type"] != "Task":
+            continue
+        throttling, general = state["Retry"]
+        assert throttling["ErrorEquals"] == throttling_error_names()
+        assert throttling["MaxDelaySeconds"] == 300
+        assert throttling["MaxAttempts"] > general["MaxAttempts"]
+        assert throttling["IntervalSeconds"] > general["IntervalSeconds"]
+        assert worst_case_wait(throttling) >= 20 * 60 > 10 * worst_case_wait(general)
 
 
 def test_every_lambda_timeout_is_shorter_than_its_state_timeout():

@@ -99,18 +99,30 @@ PERMANENT_ERRORS: tuple[type[PermanentError], ...] = (
     GenerationCancelled,
 )
 
-# Errors raised by the Lambda service or by Step Functions itself, retried like ours.
+# Errors raised by the Lambda service or by Step Functions itself, retried like ours
+# (AWS's recommended Retry list for the Lambda integration).
 LAMBDA_SERVICE_ERRORS: tuple[str, ...] = (
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
+    "Lambda.ClientExecutionTimeoutException",
     "Lambda.TooManyRequestsException",
 )
 STATES_TIMEOUT = "States.Timeout"
 
+# Throttling: the phase hit its reserved concurrency or the account's model rate limit. Waiting
+# clears it, but only after minutes, so these get their own, longer retrier (evaluated first).
+THROTTLING_ERRORS: tuple[str, ...] = ("Lambda.TooManyRequestsException", ModelRateLimited.__name__)
+
 
 def transient_error_names() -> list[str]:
+    """Every name Step Functions retries (throttling included)."""
     return [cls.__name__ for cls in TRANSIENT_ERRORS] + list(LAMBDA_SERVICE_ERRORS) + [STATES_TIMEOUT]
+
+
+def throttling_error_names() -> list[str]:
+    """The transient names retried by the throttling retrier, in ``transient_error_names()`` order."""
+    return [name for name in transient_error_names() if name in THROTTLING_ERRORS]
 
 
 def permanent_error_names() -> list[str]:

@@ -25,6 +25,8 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("WORLDGEN_DATABASE_URL", "DATABASE_URL")
     )
     database_secret_arn: str | None = None
+    # RDS Proxy: connect to this host instead of the secret's, with prepared statements off (no pinning).
+    database_proxy_endpoint: str | None = None
     local_data_dir: Path = Path(".worldgen")
 
     # Model

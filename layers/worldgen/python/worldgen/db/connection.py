@@ -35,9 +35,10 @@ def database_url() -> str:
         if raw.startswith("postgres"):
             return raw
         secret = json.loads(raw)
+        host = settings.database_proxy_endpoint or secret["host"]
         return (
             f"postgresql://{quote(secret['username'])}:{quote(secret['password'])}"
-            f"@{secret['host']}:{secret.get('port', 5432)}/{secret.get('dbname', 'postgres')}"
+            f"@{host}:{secret.get('port', 5432)}/{secret.get('dbname', 'postgres')}"
         )
     raise ConfigurationError(
         "no database configured: set WORLDGEN_DATABASE_URL (or DATABASE_URL) or WORLDGEN_DATABASE_SECRET_ARN"
@@ -45,11 +46,21 @@ def database_url() -> str:
 
 
 def connect(url: str | None = None, *, autocommit: bool = True) -> psycopg.Connection[dict[str, Any]]:
-    """A connection in autocommit mode: every write goes through an explicit ``conn.transaction()``."""
+    """A connection in autocommit mode: every write goes through an explicit ``conn.transaction()``.
+
+    Behind RDS Proxy, server-side prepared statements would pin each client to one database
+    connection, so psycopg never prepares (``prepare_threshold=None``).
+    """
+    behind_proxy = get_settings().database_proxy_endpoint is not None
     try:
-        return psycopg.connect(url or database_url(), autocommit=autocommit, row_factory=dict_row, connect_timeout=10)
+        connection = psycopg.connect(
+            url or database_url(), autocommit=autocommit, row_factory=dict_row, connect_timeout=10
+        )
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+    if behind_proxy:
+        connection.prepare_threshold = None
+    return connection
 
 
 def shared_connection() -> psycopg.Connection[dict[str, Any]]:
