@@ -158,7 +158,17 @@ def _size_hint(phase: Phase) -> str:
 
 
 def _repair_messages(response: ModelResponse, problems: list[str]) -> list[dict[str, Any]]:
+    """The rejected answer, then a user turn listing the problems (a tool_result for a tool call)."""
+    if response.tool_input is None and response.problem:
+        problems = [response.problem]
     listing = "\n".join(f"- {p}" for p in problems)
+    if response.request_mode == "structured_output":
+        text = f"Your JSON answer was rejected. Fix every problem below and answer again with ALL tables:\n{listing}"
+        answer = [b for b in response.assistant_content if b.get("type") != "text" or b.get("text")]
+        return [
+            {"role": "assistant", "content": answer or [{"type": "text", "text": "(no answer)"}]},
+            {"role": "user", "content": text},
+        ]
     text = f"The tool input was rejected. Fix every problem below and call the tool again with ALL tables:\n{listing}"
     if response.tool_use_id is None:
         return [
