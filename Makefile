@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ENV ?= dev
 
-.PHONY: install demo test test-fast lint format asl schemas synth layers bench bench-save bench-engine clean
+.PHONY: install demo test test-fast lint format asl schemas synth layers bench bench-save bench-engine bench-models clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ bench-save: $(STAMP)
 
 bench-engine: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_engine
+
+# Cost per world of each Claude model family (ledger totals) against the loopback Messages API stand-in.
+bench-models: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_models
 
 clean:
 	rm -rf $(VENV) .worldgen cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -59,6 +59,7 @@ def settings_for(standin: StandIn, **overrides: Any) -> Settings:
         "anthropic_base_url": standin.url,
         "sdk_max_retries": 0,
         "request_timeout_seconds": 5.0,
+        "default_model": "claude-sonnet-4-6",  # the forced-tool dialect unless a test names a model
         **overrides,
     }
     return Settings(**values)
@@ -435,3 +436,13 @@ def test_the_stand_in_rejects_a_schema_outside_structured_outputs_limits(standin
         model=SONNET_5_5, max_tokens=1000, messages=PROMPT,
         output_config={"format": {"type": "json_schema", "schema": stripped}},
     )  # fmt: skip
+
+
+def test_the_registry_default_is_sonnet_5_5_by_structured_output(standin: StandIn) -> None:
+    model = ClaudeModel("anthropic", settings=settings_for(standin, default_model=None))
+
+    model.call(phase_request())
+
+    (sent,) = standin.message_requests
+    assert sent.body["model"] == get_phase("1A").model == SONNET_5_5
+    assert "output_config" in sent.body and "tool_choice" not in sent.body

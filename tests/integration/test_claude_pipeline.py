@@ -40,6 +40,7 @@ def claude_env(settings_env: str, standin: StandIn, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("WORLDGEN_ANTHROPIC_BASE_URL", standin.url)
     monkeypatch.setenv("WORLDGEN_SDK_MAX_RETRIES", "0")
     monkeypatch.setenv("WORLDGEN_REQUEST_TIMEOUT_SECONDS", "10")
+    monkeypatch.setenv("WORLDGEN_DEFAULT_MODEL", "claude-sonnet-4-6")  # the forced-tool dialect
     get_settings.cache_clear()
     return standin
 

@@ -394,7 +394,7 @@ def _handler_for(standin: StandIn) -> type[BaseHTTPRequestHandler]:
                 self._send_json(answer.status, error, answer.headers)
                 return
             content, stop_reason = _content(answer, body, standin.rows_per_table)
-            answer_chars = len(json.dumps(content))
+            answer_chars = sum(_block_chars(block) for block in content)
             record.usage = standin.usage_for(body, answer_chars)
             message = {
                 "id": f"msg_standin_{next(_ids)}",
@@ -436,6 +436,13 @@ def _handler_for(standin: StandIn) -> type[BaseHTTPRequestHandler]:
             self.close_connection = True
 
     return Handler
+
+
+def _block_chars(block: dict[str, Any]) -> int:
+    """Characters the model wrote in a block: the text, the thinking, or the tool input's JSON."""
+    if block["type"] == "tool_use":
+        return len(block["name"]) + len(json.dumps(block["input"]))
+    return len(block.get("text") or block.get("thinking") or "")
 
 
 _STOP_REASONS = {

@@ -119,7 +119,7 @@ def test_bedrock_needs_no_api_key_and_builds_its_client_lazily(monkeypatch: pyte
 
     assert type(client).__name__ == "AnthropicBedrock"
     assert client.max_retries == 1 and getattr(client, "aws_region", None) == "eu-central-1"
-    assert model.model_id(get_phase("1A")) == "eu.anthropic.claude-sonnet-4-6"
+    assert model.model_id(get_phase("1A")) == "eu.anthropic.claude-sonnet-5-5"
 
 
 def test_importing_the_module_does_not_import_the_sdk() -> None:

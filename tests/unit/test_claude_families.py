@@ -114,3 +114,22 @@ def test_pydantic_does_not_wrap_the_configuration_error() -> None:
         pytest.fail("an unknown model surfaced as a pydantic ValidationError")
     except ConfigurationError:
         pass
+
+
+def test_the_cdk_environments_refuse_an_unknown_model_and_use_known_ones() -> None:
+    from infra.config import EnvironmentConfig, load_environments
+
+    valid = {
+        "name": "dev", "account": "111111111111", "region": "eu-west-1", "model_provider": "anthropic",
+        "default_model": "claude-sonnet-5-5",
+        "database_secret_arn": "arn:aws:secretsmanager:eu-west-1:111111111111:secret:worldgen/db-AbCdEf",
+    }  # fmt: skip
+    EnvironmentConfig.model_validate(valid)
+    for bad in ({"default_model": "claude-sonnet-9"}, {"phase_models": {"3C": "claude-haiku-9"}}):
+        with pytest.raises(ValidationError, match="unknown Claude model") as raised:
+            EnvironmentConfig.model_validate({**valid, **bad})
+        assert "claude-sonnet-5-5" in str(raised.value)
+    environments = load_environments()
+    for environment in environments.values():
+        family_of(environment.default_model)
+    assert environments["prod"].default_model == "claude-sonnet-5-5"
