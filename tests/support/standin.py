@@ -27,6 +27,7 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -125,13 +126,14 @@ class RecordedRequest:
 
 
 class StandIn:
-    def __init__(self, rows_per_table: int = 2) -> None:
+    def __init__(self, rows_per_table: int = 2, port: int = 0) -> None:
         self.rows_per_table = rows_per_table
         self.answers: deque[Answer] = deque()
         self.requests: list[RecordedRequest] = []
         self._cached: set[str] = set()
+        self.on_answered: Callable[[RecordedRequest], None] | None = None  # called after each answer
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -379,6 +381,8 @@ def _handler_for(standin: StandIn) -> type[BaseHTTPRequestHandler]:
                 message = "stand-in rejected the request: " + "; ".join(record.rejected)
                 error = {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
                 self._send_json(400, error, {})
+                if standin.on_answered is not None:
+                    standin.on_answered(record)
                 return
             answer = standin.next_answer()
             try:
@@ -387,6 +391,8 @@ def _handler_for(standin: StandIn) -> type[BaseHTTPRequestHandler]:
                 self._answer(answer, body, record)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (timeout): nothing to answer
+            if standin.on_answered is not None:
+                standin.on_answered(record)
 
         def _answer(self, answer: Answer, body: dict[str, Any], record: RecordedRequest) -> None:
             if answer.kind == "error":
@@ -513,3 +519,55 @@ def _events(message: dict[str, Any], answer: Answer) -> list[dict[str, Any]]:
     )
     events.append({"type": "message_stop"})
     return events
+
+
+def main() -> None:
+    """Serve the stand-in until interrupted: ``python -m tests.support.standin --port 8765 --log FILE``.
+
+    Point ``ANTHROPIC_BASE_URL`` at the printed URL (any key will do). Each request is appended to
+    ``--log`` as one JSON line: the model, the dialect settings it carried and, for Sonnet 5.5, the
+    settings it would have been rejected for.
+    """
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0] if main.__doc__ else None)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--rows", type=int, default=2, help="rows per table in valid answers")
+    parser.add_argument("--log", help="append one JSON line per request to this file")
+    args = parser.parse_args()
+    standin = StandIn(rows_per_table=args.rows, port=args.port).start()
+    print(f"stand-in Messages API at {standin.url}", flush=True)
+    standin.on_answered = lambda record: _log(args.log, record)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        standin.stop()
+
+
+def _log(path: str | None, record: RecordedRequest) -> None:
+    body = record.body
+    line = {
+        "model": body.get("model"),
+        "tool_choice": body.get("tool_choice"),
+        "tools": [t.get("name") for t in body.get("tools", [])],
+        "thinking": body.get("thinking"),
+        "output_config": sorted((body.get("output_config") or {}).keys()),
+        "sampling": [k for k in SAMPLING_PARAMETERS if k in body],
+        "last_role": (body.get("messages") or [{}])[-1].get("role"),
+        "rejected": record.rejected,
+        "usage": record.usage,
+    }
+    if path:
+        with open(path, "a", encoding="utf-8") as log:
+            log.write(json.dumps(line) + "\n")
+    else:
+        print(json.dumps(line), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -133,3 +133,22 @@ def test_the_cdk_environments_refuse_an_unknown_model_and_use_known_ones() -> No
     for environment in environments.values():
         family_of(environment.default_model)
     assert environments["prod"].default_model == "claude-sonnet-5-5"
+
+
+def test_the_cli_reports_an_unknown_model_in_one_line_before_any_work(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from worldgen.settings import get_settings
+    from worldgen.tools.cli import main
+
+    monkeypatch.setenv("WORLDGEN_DEFAULT_MODEL", "claude-imaginary-9")
+    get_settings.cache_clear()
+    try:
+        status = main(["demo", "--model", "anthropic"])
+    finally:
+        monkeypatch.delenv("WORLDGEN_DEFAULT_MODEL")
+        get_settings.cache_clear()
+
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("configuration error: WORLDGEN_DEFAULT_MODEL: unknown Claude model 'claude-imaginary-9'")

@@ -137,8 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from worldgen.errors import ConfigurationError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except ConfigurationError as exc:  # e.g. an unknown model in WORLDGEN_DEFAULT_MODEL: one line
+        print(f"configuration error: {exc.message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
