@@ -446,3 +446,13 @@ def test_the_registry_default_is_sonnet_5_5_by_structured_output(standin: StandI
     (sent,) = standin.message_requests
     assert sent.body["model"] == get_phase("1A").model == SONNET_5_5
     assert "output_config" in sent.body and "tool_choice" not in sent.body
+
+
+def test_a_400_to_a_structured_output_request_names_the_per_phase_fallback(standin: StandIn) -> None:
+    standin.script(Answer.error(400, "invalid_request_error"))
+    model = ClaudeModel("anthropic", settings=settings_for(standin, default_model=SONNET_5_5))
+
+    with pytest.raises(ConfigurationError, match="WORLDGEN_PHASE_MODELS") as raised:
+        model.call(phase_request())
+
+    assert raised.value.details["status"] == 400 and "\n" not in str(raised.value)

@@ -134,7 +134,14 @@ def request_params(request: ModelRequest, model: str, max_tokens: int) -> dict[s
     return params
 
 
-def model_error(exc: Exception, model: str) -> WorldgenError:
+STRUCTURED_OUTPUT_400_HINT = (
+    "; a structured-output request: if the schema compiles to a grammar too large (an undocumented ceiling; "
+    "the enums of existing keys grow with the world), send that phase to a forced-tool model with "
+    'WORLDGEN_PHASE_MODELS, e.g. {"3C": "claude-haiku-4-5"}'
+)
+
+
+def model_error(exc: Exception, model: str, structured_output: bool = False) -> WorldgenError:
     """The worldgen error for an SDK error (the caller raises it ``from exc``)."""
     import anthropic
 
@@ -160,9 +167,10 @@ def model_error(exc: Exception, model: str) -> WorldgenError:
     if isinstance(exc, anthropic.APIStatusError):
         if exc.status_code < 400:  # an ``error`` event inside a 200 stream: only error.type tells
             return _STREAM_ERROR_TYPES.get(exc.type or "", ModelUnavailable)(text, **details)
-        # Any other 4xx rejects the request we built (schema, grammar too large for strict tools,
-        # prompt too long), not the model's output: retrying cannot help, the configuration must change.
-        return ConfigurationError(text, **details)
+        # Any other 4xx rejects the request we built (schema, grammar too large for strict tools or
+        # structured outputs, prompt too long), not the model's output: retrying cannot help, the
+        # configuration must change.
+        return ConfigurationError(text + (STRUCTURED_OUTPUT_400_HINT if structured_output else ""), **details)
     if isinstance(exc, anthropic.APIResponseValidationError):
         return ModelUnavailable(text, **details)
     return ConfigurationError(text, **details)  # credentials and client setup (CredentialsError)
@@ -283,7 +291,7 @@ class ClaudeModel:
                         )
                 message = stream.get_final_message()
         except anthropic.AnthropicError as exc:
-            raise model_error(exc, params["model"]) from exc
+            raise model_error(exc, params["model"], structured_output="output_config" in params) from exc
         _add_usage(usage, message)
         return message
 
