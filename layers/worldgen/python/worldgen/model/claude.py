@@ -1,12 +1,15 @@
-"""ClaudeModel: one phase tool call to Claude over the Messages API or Amazon Bedrock.
+"""ClaudeModel: one phase request to Claude over the Messages API or Amazon Bedrock.
 
-The anthropic SDK is imported inside the class (importing it costs more than a second), and the
-client is created on the first call. Every request forces the phase tool, marks the tool and the
-system prompt for prompt caching, and is streamed: a phase may ask for up to 64K output tokens
-after a ``max_tokens`` retry, beyond what the SDK allows without streaming, and a stream keeps the
-connection busy so no proxy drops it as idle. The request timeout is enforced as an overall
-deadline on top of the SDK's per-read timeout, so a slowly trickling answer cannot outlive the
-Lambda. SDK errors are translated in ``model_error`` and nowhere else.
+Each model is asked in its family's dialect (``worldgen.model.families``): a forced phase tool
+(the 4.x models), or structured outputs, the tool's schema as ``output_config.format`` and the rows
+read from the JSON text (Sonnet 5.5, which refuses a forced tool). The anthropic SDK is imported
+inside the class (importing it costs more than a second), and the client is created on the first
+call. Every request marks the shared prefix for prompt caching and is streamed: a phase may ask for
+up to the family's output limit after a ``max_tokens`` retry, beyond what the SDK allows without
+streaming, and a stream keeps the connection busy so no proxy drops it as idle. The request timeout
+is enforced as an overall deadline on top of the SDK's per-read timeout, so a slowly trickling
+answer cannot outlive the Lambda. SDK errors are translated in ``model_error`` and stop reasons in
+``_raise_for_stop_reason``, nowhere else.
 """
 
 from __future__ import annotations
