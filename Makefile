@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ENV ?= dev
 
 .PHONY: chaos install demo test test-fast lint format asl schemas hasura-metadata export-schema report-demo browser \
-	synth layers bench bench-save bench-engine bench-serve clean
+	synth layers bench bench-save bench-engine bench-serve bench-models clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -84,6 +84,10 @@ chaos: $(STAMP)
 
 bench-serve: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_serve
+
+# Cost per world of each Claude model family (ledger totals) against the loopback Messages API stand-in.
+bench-models: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_models
 
 clean:
 	rm -rf $(VENV) .worldgen cdk.out .pytest_cache .mypy_cache .ruff_cache

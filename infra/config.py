@@ -1,8 +1,8 @@
 """Typed, validated configuration of each deployment environment (``infra/environments.json``).
 
 Account ids and ARNs are data, not code: an operator edits the JSON file; this module refuses a
-file that would synthesize a broken stack (an unknown model provider, a partial secret ARN, a
-subnet list without security groups) before CDK runs.
+file that would synthesize a broken stack (an unknown model provider or Claude model, a partial
+secret ARN, a subnet list without security groups) before CDK runs.
 """
 
 from __future__ import annotations
@@ -137,6 +137,20 @@ class EnvironmentConfig(_Frozen):
         if days not in RETENTION_DAYS:
             raise ValueError(f"log_retention_days must be one of {sorted(RETENTION_DAYS)}")
         return days
+
+    @field_validator("default_model")
+    @classmethod
+    def _default_model_is_known(cls, model: str) -> str:
+        from worldgen.model.families import check_model
+
+        return check_model(model)  # UnknownModel (a ValueError) lists the known families
+
+    @field_validator("phase_models")
+    @classmethod
+    def _phase_models_are_known(cls, models: dict[str, str]) -> dict[str, str]:
+        from worldgen.model.families import check_model
+
+        return {phase: check_model(model) for phase, model in models.items()}
 
     @model_validator(mode="after")
     def _phases_exist(self) -> EnvironmentConfig:

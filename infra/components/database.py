@@ -9,6 +9,8 @@ in ``worldgen.db.connection``), so a session is never pinned to one database con
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_rds as rds
@@ -72,7 +74,7 @@ class WorldgenDatabaseProxy(Construct):
             vpc_security_group_ids=[self.security_group.security_group_id],
             require_tls=True,
         )
-        targets = (
+        targets: dict[str, Any] = (
             {"db_instance_identifiers": [proxy.identifier]}
             if proxy.target == "instance"
             else {"db_cluster_identifiers": [proxy.identifier]}

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
-from support.standin import StandIn
+from support.standin import Answer, StandIn, forbidden_settings
 
 from worldgen.local.campaigns import SAMPLE_CAMPAIGN, insert_campaign, read_campaign_file
 from worldgen.local.runtime import LocalRuntime
@@ -37,18 +37,24 @@ def query(url: str, text: str, *params: Any) -> list[dict[str, Any]]:
         return conn.execute(text, params).fetchall()
 
 
-def test_full_generation_with_claude_fills_every_table_and_records_every_call(
-    settings_env: str, standin: StandIn
+@pytest.mark.parametrize(
+    ("model", "dialect"), [("claude-sonnet-4-6", "forced_tool"), ("claude-sonnet-5-5", "structured_output")]
+)
+def test_full_generation_fills_every_table_with_a_repair_round_and_records_every_call(
+    settings_env: str, standin: StandIn, model: str, dialect: str
 ) -> None:
     with psycopg.connect(settings_env, autocommit=True, row_factory=psycopg.rows.dict_row) as conn:
         campaign_id: uuid.UUID = insert_campaign(conn, read_campaign_file(SAMPLE_CAMPAIGN))
     environment = {
         "WORLDGEN_DATABASE_URL": settings_env,
         "WORLDGEN_MODEL_PROVIDER": "anthropic",
+        "WORLDGEN_DEFAULT_MODEL": model,
         "WORLDGEN_ANTHROPIC_API_KEY": "sk-ant-test",
         "WORLDGEN_ANTHROPIC_BASE_URL": standin.url,
         "WORLDGEN_SDK_MAX_RETRIES": "0",
     }
+    # Phase 1A (the first, alone) answers invalid rows once: a repair round in either dialect.
+    standin.script(Answer.with_input({"calendar_systems": [{"key": "Not A Slug"}]}))
     get_settings.cache_clear()
     with LocalRuntime(environment=environment) as runtime:
         get_settings.cache_clear()
@@ -63,14 +69,32 @@ def test_full_generation_with_claude_fills_every_table_and_records_every_call(
         with psycopg.connect(settings_env, autocommit=True, row_factory=psycopg.rows.dict_row) as conn:
             row = conn.execute(statement, (str(campaign_id),)).fetchone()
         assert row is not None and row["n"] > 0, table
-    calls = query(settings_env, "SELECT * FROM model_calls WHERE generation_id = %s", body["generation_id"])
-    served = {r.body["tools"][0]["name"]: r.usage for r in standin.message_requests}
-    assert len(calls) == len(standin.message_requests) == len(PHASES)
+    calls = query(
+        settings_env, "SELECT * FROM model_calls WHERE generation_id = %s ORDER BY created_at, round",
+        body["generation_id"],
+    )  # fmt: skip
+    requests = standin.message_requests
+    assert len(calls) == len(requests) == len(PHASES) + 1
+    assert [c["phase"] for c in calls].count("1A") == 2 and [c["round"] for c in calls if c["phase"] == "1A"] == [1, 2]
+    for request in requests:
+        assert request.body["model"] == model and forbidden_settings(request.body) == [] and not request.rejected
+        if dialect == "forced_tool":
+            assert request.body["tool_choice"]["type"] == "tool" and "output_config" not in request.body
+        else:
+            assert "tools" not in request.body and "tool_choice" not in request.body
+            assert request.body["output_config"]["format"]["type"] == "json_schema"
+            assert request.body["thinking"] == {"type": "between_tools"}
+            assert not {"temperature", "top_p", "top_k"} & set(request.body)
+    repair = requests[1].body["messages"]
+    assert [m["role"] for m in repair] == ["user", "assistant", "user"]
+    served = sorted(tuple(sorted(r.usage.items())) for r in requests)
+    recorded = sorted(tuple(sorted((k, call[k]) for k in requests[0].usage)) for call in calls)
+    assert recorded == served
+    stop = "tool_use" if dialect == "forced_tool" else "end_turn"
     for call in calls:
-        usage = served[f"record_phase_{call['phase'].lower()}"]
-        assert (call["provider"], call["model"], call["stop_reason"]) == ("anthropic", "claude-sonnet-4-6", "tool_use")
-        assert {k: call[k] for k in usage} == usage
+        assert (call["provider"], call["model"], call["stop_reason"]) == ("anthropic", model, stop)
+        usage = {k: call[k] for k in requests[0].usage}
         priced = cost_usd(call["model"], ModelUsage("anthropic", call["model"], **usage))
-        assert float(call["cost_usd"]) == pytest.approx(priced, abs=1e-6)
+        assert float(call["cost_usd"]) == pytest.approx(priced, abs=1e-6) and priced > 0
     generation = query(settings_env, "SELECT * FROM generations WHERE id = %s", body["generation_id"])[0]
     assert float(generation["total_cost_usd"]) == pytest.approx(sum(float(c["cost_usd"]) for c in calls), abs=1e-5)

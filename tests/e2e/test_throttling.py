@@ -15,7 +15,7 @@ def test_rate_limit_outlasting_the_general_retries_is_waited_out_by_the_throttli
     make_runtime, settings_env, campaign_id
 ):
     # More 429s in a row than the general retrier allows, fewer than the throttling retrier allows.
-    throttled = RETRY_POLICY["MaxAttempts"] + 2
+    throttled = int(RETRY_POLICY["MaxAttempts"]) + 2
     assert throttled < THROTTLING_RETRY_POLICY["MaxAttempts"]
     model = ScriptedModel({"1B": [ModelRateLimited("429 rate limited")] * throttled})
     runtime = make_runtime(model, definition=fast_retry_definition())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 from pydantic import SecretStr
-from support.standin import Answer, StandIn
+from support.standin import Answer, StandIn, forbidden_settings
 
 from worldgen.db.context import PhaseContext
 from worldgen.errors import (
@@ -23,11 +24,14 @@ from worldgen.errors import (
     WorldgenError,
 )
 from worldgen.model.base import ModelRequest
-from worldgen.model.claude import ClaudeModel
+from worldgen.model.claude import ClaudeModel, output_schema
 from worldgen.model.pricing import cost_usd
 from worldgen.phases import get_phase
 from worldgen.schema.tools import load_tool, strict_variant
 from worldgen.settings import Settings
+
+SONNET_5_5 = "claude-sonnet-5-5"
+FAMILIES = ["claude-sonnet-4-6", SONNET_5_5]
 
 PROMPT = [{"role": "user", "content": "Phase 1A: build the core world systems."}]
 
@@ -44,6 +48,8 @@ def aws_region(monkeypatch: pytest.MonkeyPatch) -> None:
 def standin() -> Iterator[StandIn]:
     with StandIn() as server:
         yield server
+    # The stand-in answers such a request with a 400 already; this names the culprit.
+    assert [forbidden_settings(r.body) for r in server.message_requests if forbidden_settings(r.body)] == []
 
 
 def settings_for(standin: StandIn, **overrides: Any) -> Settings:
@@ -53,6 +59,7 @@ def settings_for(standin: StandIn, **overrides: Any) -> Settings:
         "anthropic_base_url": standin.url,
         "sdk_max_retries": 0,
         "request_timeout_seconds": 5.0,
+        "default_model": "claude-sonnet-4-6",  # the forced-tool dialect unless a test names a model
         **overrides,
     }
     return Settings(**values)
@@ -117,6 +124,7 @@ def test_usage_counts_cache_writes_then_reads_and_is_priced(standin: StandIn) ->
     assert second.cost_usd < first.cost_usd
 
 
+@pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize(
     ("answer", "error"),
     [
@@ -131,18 +139,27 @@ def test_usage_counts_cache_writes_then_reads_and_is_priced(standin: StandIn) ->
         (Answer.error(413, "request_too_large"), ConfigurationError),
         (Answer.stream_error("overloaded_error"), ModelOverloaded),
         (Answer.stream_error("api_error"), ModelUnavailable),
+        (Answer.refusal(), ModelRefused),
+        (Answer.pause_turn(), ModelUnavailable),
+        (Answer.context_window_exceeded(), ModelOutputTruncated),
     ],
     ids=lambda v: v.__name__ if isinstance(v, type) else f"{v.kind}-{v.status}-{v.error_type}",
 )
-def test_api_failures_map_to_the_error_taxonomy(standin: StandIn, answer: Answer, error: type[Exception]) -> None:
+def test_api_failures_and_stop_reasons_map_to_the_error_taxonomy(
+    standin: StandIn, answer: Answer, error: type[Exception], family: str
+) -> None:
     standin.script(answer)
-    model = ClaudeModel("anthropic", settings=settings_for(standin))
+    model = ClaudeModel("anthropic", settings=settings_for(standin, default_model=family))
 
     with pytest.raises(error) as raised:
         model.call(phase_request())
 
     assert type(raised.value) is error
-    assert raised.value.__cause__ is not None  # raised ``from`` the SDK error
+    if answer.kind == "error" or answer.kind == "stream_error":
+        assert raised.value.__cause__ is not None  # raised ``from`` the SDK error
+    else:  # a stop reason: the tokens it cost ride along for the ledger
+        assert isinstance(raised.value, WorldgenError)
+        assert raised.value.details["usage"]["output_tokens"] > 0
     assert len(standin.message_requests) == 1
 
 
@@ -280,3 +297,163 @@ def test_errors_are_worldgen_errors_with_a_json_safe_payload(standin: StandIn) -
 
     assert raised.value.details["status"] == 529 and raised.value.details["model"] == "claude-sonnet-4-6"
     assert raised.value.details["error_type"] == "overloaded_error"
+
+
+# -- Sonnet 5.5: structured outputs ------------------------------------------------------------
+
+
+def test_sonnet_5_5_is_asked_by_structured_output_and_its_json_read_from_the_text_block(standin: StandIn) -> None:
+    standin.script(Answer.valid(thinking="Plan: two calendars, one plane."))
+    model = ClaudeModel("anthropic", settings=settings_for(standin, default_model=SONNET_5_5))
+    request = phase_request()
+
+    response = model.call(request)
+
+    (sent,) = standin.message_requests
+    body = sent.body
+    assert body["model"] == SONNET_5_5 and body["stream"] is True
+    assert "tools" not in body and "tool_choice" not in body
+    assert body["output_config"] == {
+        "format": {"type": "json_schema", "schema": output_schema(request.tool)},
+        "effort": "medium",
+    }
+    assert body["thinking"] == {"type": "between_tools"}
+    assert body["system"][-1]["cache_control"] == {"type": "ephemeral"}
+    assert response.request_mode == "structured_output" and response.tool_use_id is None
+    assert response.tool_input is not None and set(response.tool_input) == set(request.phase.tables)
+    thinking, text = response.assistant_content
+    assert thinking["type"] == "thinking" and thinking["thinking"] == "Plan: two calendars, one plane."
+    assert text["type"] == "text" and response.tool_input == json.loads(text["text"])
+
+
+def test_sonnet_5_5_on_bedrock_ids_is_recognised_as_structured_output(standin: StandIn) -> None:
+    model = ClaudeModel("anthropic", settings=settings_for(standin, default_model="eu.anthropic.claude-sonnet-5-5"))
+
+    response = model.call(phase_request())
+
+    assert "output_config" in standin.message_requests[0].body and response.tool_input is not None
+
+
+def test_sonnet_5_5_usage_caches_schema_and_system_and_is_priced(standin: StandIn) -> None:
+    model = ClaudeModel("anthropic", settings=settings_for(standin, default_model=SONNET_5_5))
+
+    first = model.call(phase_request()).usage
+    second = model.call(phase_request()).usage
+
+    served = [r.usage for r in standin.message_requests]
+    assert (first.input_tokens, first.output_tokens) == (served[0]["input_tokens"], served[0]["output_tokens"])
+    assert first.cache_creation_input_tokens > 512 and first.cache_read_input_tokens == 0
+    assert second.cache_read_input_tokens == first.cache_creation_input_tokens
+    assert first.cost_usd == cost_usd(SONNET_5_5, first) > second.cost_usd > 0
+    assert (first.model, first.stop_reason) == (SONNET_5_5, "end_turn")
+
+
+def test_sonnet_5_5_max_tokens_is_retried_with_double_budget_up_to_its_limit(standin: StandIn) -> None:
+    standin.script(Answer.truncated(), Answer.truncated())
+    model = ClaudeModel("anthropic", settings=settings_for(standin, default_model=SONNET_5_5))
+
+    with pytest.raises(ModelOutputTruncated) as raised:
+        model.call(phase_request(max_tokens=100_000))
+
+    assert [r.body["max_tokens"] for r in standin.message_requests] == [100_000, 128_000]
+    assert raised.value.details["usage"]["output_tokens"] == sum(
+        r.usage["output_tokens"] for r in standin.message_requests
+    )
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [(Answer.text_only("A world of salt and iron."), "not valid JSON"),
+     (Answer.text_only("[1, 2]"), "JSON list, not one object"),
+     (Answer.text_only(""), "no text")],
+)  # fmt: skip
+def test_sonnet_5_5_answer_that_is_not_one_json_object_has_no_rows_and_says_why(
+    standin: StandIn, answer: Answer, problem: str
+) -> None:
+    standin.script(answer)
+    model = ClaudeModel("anthropic", settings=settings_for(standin, default_model=SONNET_5_5))
+
+    response = model.call(phase_request())
+
+    assert response.tool_input is None and response.problem is not None and problem in response.problem
+
+
+def test_sonnet_5_5_stream_trickling_past_the_timeout_is_a_model_timeout(standin: StandIn) -> None:
+    standin.script(Answer.valid(gap=0.3, thinking="thinking slowly"))
+    settings = settings_for(standin, default_model=SONNET_5_5, request_timeout_seconds=0.5)
+
+    with pytest.raises(ModelTimeout, match="streamed for longer"):
+        ClaudeModel("anthropic", settings=settings).call(phase_request())
+
+
+# -- the stand-in's guard: what Sonnet 5.5 answers with a 400 ----------------------------------
+
+FORBIDDEN: list[tuple[str, dict[str, Any]]] = [
+    ("forced tool_choice", {"tool_choice": {"type": "tool", "name": "record_phase_1a"}}),
+    ("forced tool_choice", {"tool_choice": {"type": "any"}}),
+    ("thinking budget", {"thinking": {"type": "enabled", "budget_tokens": 2048}}),
+    ('thinking {"type": "disabled"}', {"thinking": {"type": "disabled"}}),
+    ("sampling parameter temperature", {"temperature": 0.5}),
+    ("sampling parameter top_p", {"top_p": 0.9}),
+    ("sampling parameter top_k", {"top_k": 40}),
+    ("assistant prefill", {"messages": [*PROMPT, {"role": "assistant", "content": "{"}]}),
+]
+
+
+@pytest.mark.parametrize(("reason", "extra"), FORBIDDEN, ids=[f"{r}-{i}" for i, (r, _) in enumerate(FORBIDDEN)])
+def test_the_stand_in_answers_400_to_each_setting_sonnet_5_5_rejects_and_accepts_it_on_4_6(
+    reason: str, extra: dict[str, Any]
+) -> None:
+    import anthropic
+
+    tool = load_tool(get_phase("1A"))
+    # extra_body: the installed SDK no longer takes sampling parameters as arguments at all.
+    base: dict[str, Any] = {"max_tokens": 1000, "messages": PROMPT, "extra_body": {"tools": [tool], **extra}}
+    with StandIn() as server:
+        client = anthropic.Anthropic(api_key="sk-ant-test", base_url=server.url, max_retries=0)
+        with pytest.raises(anthropic.BadRequestError, match=reason.split(" {")[0]):
+            client.messages.create(model=SONNET_5_5, **base)
+        if "thinking" not in extra:  # 4.6 accepts the rest; thinking with a forced tool is another matter
+            client.messages.create(model="claude-sonnet-4-6", **base)
+        rejected, *accepted = server.message_requests
+
+    assert any(reason in r for r in rejected.rejected)
+    assert all(r.rejected == [] for r in accepted)
+
+
+def test_the_stand_in_rejects_a_schema_outside_structured_outputs_limits(standin: StandIn) -> None:
+    import anthropic
+
+    client = anthropic.Anthropic(api_key="sk-ant-test", base_url=standin.url, max_retries=0)
+    raw = load_tool(get_phase("1A"))["input_schema"]  # still carries maxItems / minimum
+
+    with pytest.raises(anthropic.BadRequestError, match="unsupported keyword maxItems"):
+        client.messages.create(  # type: ignore[call-overload]
+            model=SONNET_5_5, max_tokens=1000, messages=PROMPT,
+            output_config={"format": {"type": "json_schema", "schema": raw}},
+        )  # fmt: skip
+    stripped = strict_variant({"input_schema": raw})["input_schema"]
+    client.messages.create(  # type: ignore[call-overload]
+        model=SONNET_5_5, max_tokens=1000, messages=PROMPT,
+        output_config={"format": {"type": "json_schema", "schema": stripped}},
+    )  # fmt: skip
+
+
+def test_the_registry_default_is_sonnet_5_5_by_structured_output(standin: StandIn) -> None:
+    model = ClaudeModel("anthropic", settings=settings_for(standin, default_model=None))
+
+    model.call(phase_request())
+
+    (sent,) = standin.message_requests
+    assert sent.body["model"] == get_phase("1A").model == SONNET_5_5
+    assert "output_config" in sent.body and "tool_choice" not in sent.body
+
+
+def test_a_400_to_a_structured_output_request_names_the_per_phase_fallback(standin: StandIn) -> None:
+    standin.script(Answer.error(400, "invalid_request_error"))
+    model = ClaudeModel("anthropic", settings=settings_for(standin, default_model=SONNET_5_5))
+
+    with pytest.raises(ConfigurationError, match="WORLDGEN_PHASE_MODELS") as raised:
+        model.call(phase_request())
+
+    assert raised.value.details["status"] == 400 and "\n" not in str(raised.value)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import psycopg
 import pytest
-from support.standin import Answer, StandIn
+from support.standin import Answer, StandIn, forbidden_settings
 
 from worldgen.errors import ModelRefused
 from worldgen.model.base import ModelUsage
@@ -23,10 +24,14 @@ PCS = [
 ]
 
 
+SONNET_5_5 = "claude-sonnet-5-5"
+
+
 @pytest.fixture
 def standin() -> Iterator[StandIn]:
     with StandIn() as server:
         yield server
+    assert [forbidden_settings(r.body) for r in server.message_requests if forbidden_settings(r.body)] == []
 
 
 @pytest.fixture
@@ -35,8 +40,16 @@ def claude_env(settings_env: str, standin: StandIn, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("WORLDGEN_ANTHROPIC_BASE_URL", standin.url)
     monkeypatch.setenv("WORLDGEN_SDK_MAX_RETRIES", "0")
     monkeypatch.setenv("WORLDGEN_REQUEST_TIMEOUT_SECONDS", "10")
+    monkeypatch.setenv("WORLDGEN_DEFAULT_MODEL", "claude-sonnet-4-6")  # the forced-tool dialect
     get_settings.cache_clear()
     return standin
+
+
+@pytest.fixture
+def sonnet_5_5_env(claude_env: StandIn, monkeypatch: pytest.MonkeyPatch) -> StandIn:
+    monkeypatch.setenv("WORLDGEN_DEFAULT_MODEL", SONNET_5_5)
+    get_settings.cache_clear()
+    return claude_env
 
 
 def make_generation(conn: psycopg.Connection[Any], phases: list[str]) -> str:
@@ -167,3 +180,98 @@ def test_all_nine_phases_fill_every_table_with_one_ledger_row_per_call(
     for row, request in zip(rows, claude_env.message_requests, strict=True):
         assert {k: row[k] for k in request.usage} == request.usage
         assert row["cost_usd"] == expected_cost("claude-sonnet-4-6", request.usage)
+
+
+# -- Sonnet 5.5: structured outputs ------------------------------------------------------------
+
+
+def test_a_rejected_json_answer_is_sent_back_then_a_user_turn_lists_the_problems(
+    sonnet_5_5_env: StandIn, conn: psycopg.Connection[Any]
+) -> None:
+    generation_id = make_generation(conn, ["1A"])
+    sonnet_5_5_env.script(Answer.with_input({"calendar_systems": [{"key": "Not A Slug"}]}), Answer.valid())
+
+    outcome = run_phase(conn, generation_id, "1A")
+
+    assert outcome.status == "succeeded" and outcome.model_calls == 2
+    first, second = (r.body for r in sonnet_5_5_env.message_requests)
+    assert second["output_config"] == first["output_config"] and "tools" not in second
+    assert second["messages"][0] == first["messages"][0]
+    assistant, user = second["messages"][1:]
+    assert assistant == {"role": "assistant", "content": [{"type": "text", "text": json.dumps(
+        {"calendar_systems": [{"key": "Not A Slug"}]})}]}  # fmt: skip
+    assert user["role"] == "user" and isinstance(user["content"], str)
+    assert user["content"].startswith("Your JSON answer was rejected")
+    assert "planes" in user["content"] and "Not A Slug" in user["content"]
+    # The repair round re-sends the same schema and system prompt, so it reads them from the cache.
+    usages = [r.usage for r in sonnet_5_5_env.message_requests]
+    assert usages[0]["cache_creation_input_tokens"] > 0 and usages[0]["cache_read_input_tokens"] == 0
+    assert usages[1]["cache_read_input_tokens"] == usages[0]["cache_creation_input_tokens"]
+    rows = ledger(conn, generation_id)
+    assert [(r["model"], r["stop_reason"]) for r in rows] == [(SONNET_5_5, "end_turn")] * 2
+    for row, usage in zip(rows, usages, strict=True):
+        assert row["cost_usd"] == expected_cost(SONNET_5_5, usage) > 0
+
+
+def test_an_answer_that_is_not_json_gets_a_repair_round_naming_the_parse_error(
+    sonnet_5_5_env: StandIn, conn: psycopg.Connection[Any]
+) -> None:
+    generation_id = make_generation(conn, ["1A"])
+    sonnet_5_5_env.script(Answer.text_only("Here is your world, in prose."), Answer.valid())
+
+    outcome = run_phase(conn, generation_id, "1A")
+
+    assert outcome.model_calls == 2
+    user = sonnet_5_5_env.message_requests[1].body["messages"][-1]
+    assert "the answer was not valid JSON" in user["content"] and "call the tool" not in user["content"]
+
+
+def test_a_sonnet_5_5_refusal_fails_the_phase_permanently_and_is_in_the_ledger(
+    sonnet_5_5_env: StandIn, conn: psycopg.Connection[Any]
+) -> None:
+    generation_id = make_generation(conn, ["1A"])
+    sonnet_5_5_env.script(Answer.refusal())
+
+    with pytest.raises(ModelRefused):
+        run_phase(conn, generation_id, "1A")
+
+    (row,) = ledger(conn, generation_id)
+    assert (row["model"], row["stop_reason"], row["error_type"]) == (SONNET_5_5, "refusal", "ModelRefused")
+
+
+def test_per_phase_override_mixes_dialects_in_one_generation(
+    sonnet_5_5_env: StandIn, conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORLDGEN_PHASE_MODELS", '{"1B": "claude-haiku-4-5"}')
+    get_settings.cache_clear()
+    generation_id = make_generation(conn, ["1A", "1B"])
+
+    run_phase(conn, generation_id, "1A")
+    run_phase(conn, generation_id, "1B")
+
+    first, second = (r.body for r in sonnet_5_5_env.message_requests)
+    assert first["model"] == SONNET_5_5 and "output_config" in first and "tool_choice" not in first
+    assert second["model"] == "claude-haiku-4-5" and second["tool_choice"]["type"] == "tool"
+
+
+def test_all_nine_phases_on_sonnet_5_5_fill_every_table_without_a_forced_tool(
+    sonnet_5_5_env: StandIn, conn: psycopg.Connection[Any]
+) -> None:
+    phases = [p.id for p in topological_order(PHASES)]
+    generation_id = make_generation(conn, phases)
+
+    outcomes = [run_phase(conn, generation_id, phase) for phase in phases]
+
+    assert all(o.status == "succeeded" and o.model_calls == 1 for o in outcomes)
+    for phase in PHASES:
+        for table in phase.tables:
+            count = conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone()
+            assert count is not None and count["n"] > 0, table
+    for request in sonnet_5_5_env.message_requests:
+        assert request.body["model"] == SONNET_5_5
+        assert "tools" not in request.body and "tool_choice" not in request.body
+        assert request.body["thinking"] == {"type": "between_tools"}
+    rows = ledger(conn, generation_id)
+    assert [r["phase"] for r in rows] == phases
+    for row, request in zip(rows, sonnet_5_5_env.message_requests, strict=True):
+        assert row["cost_usd"] == expected_cost(SONNET_5_5, request.usage)

@@ -6,9 +6,16 @@ and answers ``POST /v1/messages`` from a per-test queue of scripted ``Answer``s;
 empty it answers with a valid tool input built from the tool's JSON schema (``fill_tool_input``).
 Streaming requests (``"stream": true``) get the SSE event sequence of the real API.
 
-Usage is plausible, so ledger tests mean something: tokens are characters / 4; the prompt prefix
-up to each cache breakpoint (tools, then system) is written to the cache the first time it is
-seen (when at least ``MIN_CACHEABLE_TOKENS`` long) and read from it afterwards.
+It speaks both dialects of a phase request: a forced tool (the answer is a ``tool_use`` block)
+and structured outputs (``output_config.format``: the answer is a text block holding the JSON).
+Like the real API it answers 400 ``invalid_request_error`` to a request for a Sonnet 5.5 model
+that carries a setting the Sonnet 5.5 migration guide lists as a 400 (``forbidden_settings``),
+and to a structured-output schema outside the documented limits (``schema_problems``).
+
+Usage is derived from the real request and answer sizes, so ledger tests and ``make bench-models``
+mean something: tokens are characters / 4; the prompt prefix up to each cache breakpoint (tools,
+then the output format and the system prompt) is written to the cache the first time it is seen
+(when at least the model's minimum cacheable length) and read from it afterwards.
 """
 
 from __future__ import annotations
@@ -20,12 +27,22 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 CHARS_PER_TOKEN = 4
 MIN_CACHEABLE_TOKENS = 1024
+MIN_CACHEABLE_TOKENS_SONNET_5_5 = 512
+# Families that reject a forced tool and the other settings below (API and Bedrock ids alike).
+STRUCTURED_ONLY_FAMILIES = ("claude-sonnet-5-5",)
+SAMPLING_PARAMETERS = ("temperature", "top_p", "top_k")
+# Keywords structured outputs (and strict tools) reject.
+UNSUPPORTED_SCHEMA_KEYWORDS = frozenset(
+    {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minLength",
+     "maxLength", "maxItems", "uniqueItems", "minProperties", "maxProperties"}
+)  # fmt: skip
 _REFERENCE = re.compile(r"Key of (?:a|the referenced) row of ([a-z_ ]+?)\.")
 _ids = itertools.count(1)
 
@@ -34,7 +51,8 @@ _ids = itertools.count(1)
 class Answer:
     """One scripted answer. Build them with the class methods."""
 
-    kind: str = "valid"  # valid | tool_input | error | truncated | refusal | text | stream_error
+    # valid | tool_input | error | truncated | refusal | text | stream_error | pause_turn | context_window
+    kind: str = "valid"
     status: int = 200
     error_type: str = ""
     headers: dict[str, str] = field(default_factory=dict)
@@ -42,10 +60,11 @@ class Answer:
     text: str = ""
     delay: float = 0.0  # seconds before the response starts
     gap: float = 0.0  # seconds between SSE events
+    thinking: str = ""  # a thinking block before the answer (as adaptive thinking writes)
 
     @classmethod
-    def valid(cls, delay: float = 0.0, gap: float = 0.0) -> Answer:
-        return cls(delay=delay, gap=gap)
+    def valid(cls, delay: float = 0.0, gap: float = 0.0, thinking: str = "") -> Answer:
+        return cls(delay=delay, gap=gap, thinking=thinking)
 
     @classmethod
     def with_input(cls, tool_input: dict[str, Any]) -> Answer:
@@ -85,6 +104,14 @@ class Answer:
         return cls(kind="text", text=text)
 
     @classmethod
+    def pause_turn(cls) -> Answer:
+        return cls(kind="pause_turn")
+
+    @classmethod
+    def context_window_exceeded(cls) -> Answer:
+        return cls(kind="context_window")
+
+    @classmethod
     def stream_error(cls, error_type: str = "overloaded_error") -> Answer:
         return cls(kind="stream_error", error_type=error_type)
 
@@ -95,16 +122,18 @@ class RecordedRequest:
     headers: dict[str, str]
     body: dict[str, Any]
     usage: dict[str, int] = field(default_factory=dict)  # what the stand-in answered with
+    rejected: list[str] = field(default_factory=list)  # why it answered 400 (forbidden settings, schema)
 
 
 class StandIn:
-    def __init__(self, rows_per_table: int = 2) -> None:
+    def __init__(self, rows_per_table: int = 2, port: int = 0) -> None:
         self.rows_per_table = rows_per_table
         self.answers: deque[Answer] = deque()
         self.requests: list[RecordedRequest] = []
         self._cached: set[str] = set()
+        self.on_answered: Callable[[RecordedRequest], None] | None = None  # called after each answer
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -141,19 +170,26 @@ class StandIn:
     # -- usage ---------------------------------------------------------------------------------
 
     def usage_for(self, body: dict[str, Any], answer_chars: int) -> dict[str, int]:
-        """Input/cache tokens from the request size and the cache breakpoints it carries."""
+        """Input/cache tokens from the request size and the cache breakpoints it carries.
+
+        The prompt is laid out as the API does: tools, then the structured-output schema (which
+        the API renders into the system prompt), then the system prompt, then the messages.
+        """
         tools_text = json.dumps(body.get("tools", []))
+        format_text = json.dumps((body.get("output_config") or {}).get("format") or "")
         system_text = json.dumps(body.get("system", ""))
-        total = (len(tools_text) + len(system_text) + len(json.dumps(body.get("messages", [])))) // CHARS_PER_TOKEN
+        messages_text = json.dumps(body.get("messages", []))
+        total = (len(tools_text) + len(format_text) + len(system_text) + len(messages_text)) // CHARS_PER_TOKEN
         breakpoints: list[tuple[str, int]] = []  # (prefix digest, prefix tokens)
         prefix = json.dumps(body.get("model")) + tools_text
         if any(isinstance(t, dict) and t.get("cache_control") for t in body.get("tools", [])):
             breakpoints.append((_digest(prefix), len(tools_text) // CHARS_PER_TOKEN))
         system = body.get("system")
         if isinstance(system, list) and any(isinstance(b, dict) and b.get("cache_control") for b in system):
-            tokens = (len(tools_text) + len(system_text)) // CHARS_PER_TOKEN
-            breakpoints.append((_digest(prefix + system_text), tokens))
-        breakpoints = [(d, t) for d, t in breakpoints if t >= MIN_CACHEABLE_TOKENS]
+            tokens = (len(tools_text) + len(format_text) + len(system_text)) // CHARS_PER_TOKEN
+            breakpoints.append((_digest(prefix + format_text + system_text), tokens))
+        minimum = MIN_CACHEABLE_TOKENS_SONNET_5_5 if is_structured_only(body) else MIN_CACHEABLE_TOKENS
+        breakpoints = [(d, t) for d, t in breakpoints if t >= minimum]
         with self._lock:
             read = max((t for d, t in breakpoints if d in self._cached), default=0)
             longest = max((t for _, t in breakpoints), default=0)
@@ -165,6 +201,66 @@ class StandIn:
             "cache_creation_input_tokens": created,
             "cache_read_input_tokens": read,
         }
+
+
+def is_structured_only(body: dict[str, Any]) -> bool:
+    """Whether the request is for a model that rejects forced tools (Sonnet 5.5, API or Bedrock id)."""
+    model = str(body.get("model") or "")
+    return any(family in model for family in STRUCTURED_ONLY_FAMILIES)
+
+
+def forbidden_settings(body: dict[str, Any]) -> list[str]:
+    """The settings of ``body`` that Sonnet 5.5 answers with a 400 (the migration guide's five).
+
+    Empty for any other model. ``between_tools`` at xhigh/max effort is rejected as well.
+    """
+    if not is_structured_only(body):
+        return []
+    found: list[str] = []
+    choice = body.get("tool_choice") or {}
+    if choice.get("type") in ("tool", "any"):
+        found.append(f"forced tool_choice {choice.get('type')!r}")
+    thinking = body.get("thinking") or {}
+    if thinking.get("type") == "enabled" or "budget_tokens" in thinking:
+        found.append("thinking budget")
+    if thinking.get("type") == "disabled":
+        found.append('thinking {"type": "disabled"} (use between_tools)')
+    found += [f"sampling parameter {name}" for name in SAMPLING_PARAMETERS if name in body]
+    messages = body.get("messages") or []
+    if messages and messages[-1].get("role") == "assistant":
+        found.append("assistant prefill")
+    effort = (body.get("output_config") or {}).get("effort")
+    if thinking.get("type") == "between_tools" and effort in ("xhigh", "max"):
+        found.append(f"between_tools thinking at effort {effort!r}")
+    return found
+
+
+def schema_problems(body: dict[str, Any]) -> list[str]:
+    """What structured outputs reject in ``output_config.format`` (empty without one)."""
+    output_format = (body.get("output_config") or {}).get("format")
+    if output_format is None:
+        return []
+    if output_format.get("type") != "json_schema" or not isinstance(output_format.get("schema"), dict):
+        return ['output_config.format must be {"type": "json_schema", "schema": {...}}']
+    problems: list[str] = []
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            problems.extend(f"{path}: unsupported keyword {k}" for k in node if k in UNSUPPORTED_SCHEMA_KEYWORDS)
+            if (
+                node.get("type") == "object"
+                and node.get("properties")
+                and node.get("additionalProperties") is not False
+            ):
+                problems.append(f"{path}: objects must set additionalProperties: false")
+            for key, value in node.items():
+                walk(value, f"{path}.{key}")
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{path}[{index}]")
+
+    walk(output_format["schema"], "schema")
+    return problems
 
 
 def _digest(text: str) -> str:
@@ -279,6 +375,15 @@ def _handler_for(standin: StandIn) -> type[BaseHTTPRequestHandler]:
             record = RecordedRequest(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
             with standin._lock:
                 standin.requests.append(record)
+            if self.path.startswith("/v1/messages"):
+                record.rejected = forbidden_settings(body) + schema_problems(body)
+            if record.rejected:  # as the API does: a 400 before any scripted answer is used
+                message = "stand-in rejected the request: " + "; ".join(record.rejected)
+                error = {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
+                self._send_json(400, error, {})
+                if standin.on_answered is not None:
+                    standin.on_answered(record)
+                return
             answer = standin.next_answer()
             try:
                 if answer.delay:
@@ -286,6 +391,8 @@ def _handler_for(standin: StandIn) -> type[BaseHTTPRequestHandler]:
                 self._answer(answer, body, record)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (timeout): nothing to answer
+            if standin.on_answered is not None:
+                standin.on_answered(record)
 
         def _answer(self, answer: Answer, body: dict[str, Any], record: RecordedRequest) -> None:
             if answer.kind == "error":
@@ -293,7 +400,7 @@ def _handler_for(standin: StandIn) -> type[BaseHTTPRequestHandler]:
                 self._send_json(answer.status, error, answer.headers)
                 return
             content, stop_reason = _content(answer, body, standin.rows_per_table)
-            answer_chars = len(json.dumps(content))
+            answer_chars = sum(_block_chars(block) for block in content)
             record.usage = standin.usage_for(body, answer_chars)
             message = {
                 "id": f"msg_standin_{next(_ids)}",
@@ -337,19 +444,43 @@ def _handler_for(standin: StandIn) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def _block_chars(block: dict[str, Any]) -> int:
+    """Characters the model wrote in a block: the text, the thinking, or the tool input's JSON."""
+    if block["type"] == "tool_use":
+        return len(block["name"]) + len(json.dumps(block["input"]))
+    return len(block.get("text") or block.get("thinking") or "")
+
+
+_STOP_REASONS = {
+    "truncated": "max_tokens",
+    "pause_turn": "pause_turn",
+    "context_window": "model_context_window_exceeded",
+}
+
+
 def _content(answer: Answer, body: dict[str, Any], rows_per_table: int) -> tuple[list[dict[str, Any]], str]:
+    """The answer's content blocks and stop reason, in the dialect of the request."""
+    output_format = (body.get("output_config") or {}).get("format")
     tool = (body.get("tools") or [{}])[0]
-    name = tool.get("name", "tool")
-    tool_use_id = f"toolu_standin_{next(_ids)}"
+    thinking = (
+        [{"type": "thinking", "thinking": answer.thinking, "signature": "sig-standin"}] if answer.thinking else []
+    )
     if answer.kind == "refusal":
         return [{"type": "text", "text": "I can't help with that."}], "refusal"
     if answer.kind == "text":
-        return [{"type": "text", "text": answer.text}], "end_turn"
-    tool_input = answer.tool_input
-    if tool_input is None:
-        tool_input = fill_tool_input(tool["input_schema"], rows_per_table)
-    block = {"type": "tool_use", "id": tool_use_id, "name": name, "input": tool_input}
-    return [block], "max_tokens" if answer.kind == "truncated" else "tool_use"
+        return [*thinking, {"type": "text", "text": answer.text}], "end_turn"
+    rows = answer.tool_input
+    if rows is None:
+        schema = output_format["schema"] if output_format else tool["input_schema"]
+        rows = fill_tool_input(schema, rows_per_table)
+    stop_reason = _STOP_REASONS.get(answer.kind)
+    if output_format is not None:
+        text = json.dumps(rows)
+        if stop_reason is not None:
+            text = text[: len(text) // 2]  # cut off mid-JSON, as max_tokens does
+        return [*thinking, {"type": "text", "text": text}], stop_reason or "end_turn"
+    block = {"type": "tool_use", "id": f"toolu_standin_{next(_ids)}", "name": tool.get("name", "tool"), "input": rows}
+    return [*thinking, block], stop_reason or "tool_use"
 
 
 def _events(message: dict[str, Any], answer: Answer) -> list[dict[str, Any]]:
@@ -359,9 +490,16 @@ def _events(message: dict[str, Any], answer: Answer) -> list[dict[str, Any]]:
     if answer.kind == "stream_error":
         return [*events, {"type": "error", "error": {"type": answer.error_type, "message": "stand-in"}}]
     for index, block in enumerate(message["content"]):
-        if block["type"] == "tool_use":
+        if block["type"] == "thinking":
+            start = {"type": "thinking", "thinking": "", "signature": ""}
+            events.append({"type": "content_block_start", "index": index, "content_block": start})
+            deltas = [
+                {"type": "thinking_delta", "thinking": block["thinking"]},
+                {"type": "signature_delta", "signature": block["signature"]},
+            ]
+        elif block["type"] == "tool_use":
             text = json.dumps(block["input"])
-            if answer.kind == "truncated":
+            if answer.kind in _STOP_REASONS:
                 text = text[: len(text) // 2]  # cut off mid-JSON, as max_tokens does
             events.append({"type": "content_block_start", "index": index, "content_block": {**block, "input": {}}})
             deltas = [{"type": "input_json_delta", "partial_json": text[i : i + 512]} for i in range(0, len(text), 512)]
@@ -381,3 +519,55 @@ def _events(message: dict[str, Any], answer: Answer) -> list[dict[str, Any]]:
     )
     events.append({"type": "message_stop"})
     return events
+
+
+def main() -> None:
+    """Serve the stand-in until interrupted: ``python -m tests.support.standin --port 8765 --log FILE``.
+
+    Point ``ANTHROPIC_BASE_URL`` at the printed URL (any key will do). Each request is appended to
+    ``--log`` as one JSON line: the model, the dialect settings it carried and, for Sonnet 5.5, the
+    settings it would have been rejected for.
+    """
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0] if main.__doc__ else None)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--rows", type=int, default=2, help="rows per table in valid answers")
+    parser.add_argument("--log", help="append one JSON line per request to this file")
+    args = parser.parse_args()
+    standin = StandIn(rows_per_table=args.rows, port=args.port).start()
+    print(f"stand-in Messages API at {standin.url}", flush=True)
+    standin.on_answered = lambda record: _log(args.log, record)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        standin.stop()
+
+
+def _log(path: str | None, record: RecordedRequest) -> None:
+    body = record.body
+    line = {
+        "model": body.get("model"),
+        "tool_choice": body.get("tool_choice"),
+        "tools": [t.get("name") for t in body.get("tools", [])],
+        "thinking": body.get("thinking"),
+        "output_config": sorted((body.get("output_config") or {}).keys()),
+        "sampling": [k for k in SAMPLING_PARAMETERS if k in body],
+        "last_role": (body.get("messages") or [{}])[-1].get("role"),
+        "rejected": record.rejected,
+        "usage": record.usage,
+    }
+    if path:
+        with open(path, "a", encoding="utf-8") as log:
+            log.write(json.dumps(line) + "\n")
+    else:
+        print(json.dumps(line), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
@@ -12,6 +13,7 @@ from worldgen.errors import ConfigurationError
 from worldgen.model.base import ModelRequest
 from worldgen.model.claude import ClaudeModel, bedrock_model_id, model_for_phase, request_params
 from worldgen.phases import get_phase
+from worldgen.schema.tools import load_tool, strict_variant
 from worldgen.settings import Settings
 
 
@@ -30,6 +32,8 @@ def test_phase_models_override_the_default_model() -> None:
         ("claude-opus-4-1", "ap-northeast-1", "apac.anthropic.claude-opus-4-1-20250805-v1:0"),
         ("global.anthropic.claude-sonnet-4-5-20250929-v1:0", "us-east-1",
          "global.anthropic.claude-sonnet-4-5-20250929-v1:0"),
+        ("claude-sonnet-5-5", "eu-central-1", "eu.anthropic.claude-sonnet-5-5"),
+        ("claude-sonnet-5-5", "sa-east-1", "global.anthropic.claude-sonnet-5-5"),
     ],
 )  # fmt: skip
 def test_anthropic_ids_map_to_bedrock_inference_profiles(model: str, region: str, expected: str) -> None:
@@ -37,8 +41,10 @@ def test_anthropic_ids_map_to_bedrock_inference_profiles(model: str, region: str
 
 
 def test_a_model_without_a_bedrock_id_is_a_configuration_error() -> None:
-    with pytest.raises(ConfigurationError, match="WORLDGEN_DEFAULT_MODEL"):
+    with pytest.raises(ConfigurationError, match="WORLDGEN_DEFAULT_MODEL") as raised:
         bedrock_model_id("claude-imaginary-9", "us-east-1")
+
+    assert "claude-sonnet-5-5" in str(raised.value)
 
 
 def test_request_params_put_cache_breakpoints_on_tool_and_system_only() -> None:
@@ -57,6 +63,47 @@ def test_request_params_put_cache_breakpoints_on_tool_and_system_only() -> None:
     assert tool.get("cache_control") is None  # the request's tool is not mutated
 
 
+def test_sonnet_5_5_params_ask_for_structured_output_without_any_setting_it_rejects() -> None:
+    phase = get_phase("1A")
+    tool = load_tool(phase)
+    request = ModelRequest(phase, "system text", [{"role": "user", "content": "go"}], tool, 16000,
+                           PhaseContext("1A", {}, [], {}, {}))  # fmt: skip
+
+    params = request_params(request, "claude-sonnet-5-5", 16000)
+
+    assert "tools" not in params and "tool_choice" not in params
+    assert not {"temperature", "top_p", "top_k"} & set(params)
+    assert params["thinking"] == {"type": "between_tools"}
+    assert params["output_config"]["effort"] == "medium"
+    output_format = params["output_config"]["format"]
+    assert output_format == {"type": "json_schema", "schema": strict_variant(tool)["input_schema"]}
+    assert "maxItems" not in json.dumps(output_format) and "minimum" not in json.dumps(output_format)
+    assert params["messages"][-1]["role"] == "user"  # no assistant prefill
+    *_, note = params["system"]
+    assert params["system"][0] == {"type": "text", "text": "system text"}
+    assert note["cache_control"] == {"type": "ephemeral"} and "record_phase_1a" in note["text"]
+    assert "cache_control" not in json.dumps(tool)  # the request's tool is not mutated
+
+
+def test_forced_tool_families_keep_the_forced_tool_and_send_no_thinking_or_output_config() -> None:
+    phase = get_phase("1A")
+    request = ModelRequest(phase, "s", [{"role": "user", "content": "go"}], load_tool(phase), 16000,
+                           PhaseContext("1A", {}, [], {}, {}))  # fmt: skip
+
+    for model in ("claude-sonnet-4-6", "claude-haiku-4-5", "eu.anthropic.claude-sonnet-4-6"):
+        params = request_params(request, model, 16000)
+        assert params["tool_choice"]["type"] == "tool"
+        assert "thinking" not in params and "output_config" not in params
+
+
+def test_an_unknown_model_is_a_configuration_error_before_any_request() -> None:
+    phase = get_phase("1A")
+    request = ModelRequest(phase, "s", [], load_tool(phase), 100, PhaseContext("1A", {}, [], {}, {}))
+
+    with pytest.raises(ConfigurationError, match="unknown Claude model 'claude-imaginary-9'"):
+        request_params(request, "claude-imaginary-9", 100)
+
+
 def test_no_key_and_no_secret_fails_in_the_constructor() -> None:
     with pytest.raises(ConfigurationError, match="WORLDGEN_ANTHROPIC_API_KEY_SECRET_ARN"):
         ClaudeModel("anthropic", settings=Settings(anthropic_api_key=SecretStr("")))
@@ -72,7 +119,7 @@ def test_bedrock_needs_no_api_key_and_builds_its_client_lazily(monkeypatch: pyte
 
     assert type(client).__name__ == "AnthropicBedrock"
     assert client.max_retries == 1 and getattr(client, "aws_region", None) == "eu-central-1"
-    assert model.model_id(get_phase("1A")) == "eu.anthropic.claude-sonnet-4-6"
+    assert model.model_id(get_phase("1A")) == "eu.anthropic.claude-sonnet-5-5"
 
 
 def test_importing_the_module_does_not_import_the_sdk() -> None:

@@ -29,8 +29,8 @@ class Phase:
     max_rows_per_table: int = 40
     max_tokens: int = 16000
     # Claude model unless settings override it (WORLDGEN_PHASE_MODELS / WORLDGEN_DEFAULT_MODEL).
-    # Sonnet 4.6: forced tool use, strong at long structured output; 4.5 retires on 2026-11-30.
-    model: str = "claude-sonnet-4-6"
+    # Sonnet 5.5 (structured outputs): two thirds of Sonnet 4.6's cost per world (make bench-models).
+    model: str = "claude-sonnet-5-5"
     context_token_budget: int = 12000
     strict_tools: bool = False
     state_timeout_margin_seconds: int = 60

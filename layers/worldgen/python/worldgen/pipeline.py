@@ -146,9 +146,19 @@ def _size_hint(phase: Phase) -> str:
 
 
 def _repair_messages(response: ModelResponse, problems: list[str], problem_count: int) -> list[dict[str, Any]]:
-    """The model's answer and the problems found in it, bounded (MAX_PROBLEMS_LISTED, each clipped)
-    however many and however large: 10,000 bad rows must not make a megabyte prompt."""
+    """The rejected answer, then a user turn listing the problems (a tool_result for a tool call),
+    bounded (MAX_PROBLEMS_LISTED, each clipped) however many and however large: 10,000 bad rows
+    must not make a megabyte prompt."""
+    if response.tool_input is None and response.problem:
+        problems, problem_count = [response.problem], 1
     listing = "\n".join(f"- {p}" for p in problem_listing(problems, problem_count))
+    if response.request_mode == "structured_output":
+        text = f"Your JSON answer was rejected. Fix every problem below and answer again with ALL tables:\n{listing}"
+        answer = [b for b in response.assistant_content if b.get("type") != "text" or b.get("text")]
+        return [
+            {"role": "assistant", "content": answer or [{"type": "text", "text": "(no answer)"}]},
+            {"role": "user", "content": text},
+        ]
     text = f"The tool input was rejected. Fix every problem below and call the tool again with ALL tables:\n{listing}"
     if response.tool_use_id is None:
         return [

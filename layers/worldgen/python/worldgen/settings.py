@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ModelProvider = Literal["procedural", "anthropic", "bedrock"]
@@ -46,6 +46,16 @@ class Settings(BaseSettings):
     repair_rounds: int = 2
     strict_phases: list[str] = Field(default_factory=list)  # phases whose tool is sent with strict: true
 
+    @field_validator("default_model")
+    @classmethod
+    def _default_model_is_known(cls, model: str | None) -> str | None:
+        return _known_model(model, "WORLDGEN_DEFAULT_MODEL") if model and model.strip() else None
+
+    @field_validator("phase_models")
+    @classmethod
+    def _phase_models_are_known(cls, models: dict[str, str]) -> dict[str, str]:
+        return {phase: _known_model(model, f"WORLDGEN_PHASE_MODELS[{phase}]") for phase, model in models.items()}
+
     # Procedural model
     seed: int = 7
     scale: float = 1.0
@@ -55,6 +65,19 @@ class Settings(BaseSettings):
     action_secret: SecretStr | None = None
     action_secret_arn: str | None = None
     aws_region: str = Field(default="us-east-1", validation_alias=AliasChoices("WORLDGEN_AWS_REGION", "AWS_REGION"))
+
+
+def _known_model(model: str, setting: str) -> str:
+    """``model`` when the model family table knows it, else ConfigurationError listing the known ids.
+
+    Raised as is (not a ValueError), so loading the settings fails with the one-line message."""
+    from worldgen.errors import ConfigurationError
+    from worldgen.model.families import UnknownModel, check_model
+
+    try:
+        return check_model(model)
+    except UnknownModel as exc:
+        raise ConfigurationError(f"{setting}: {exc}", setting=setting, model=model) from exc
 
 
 @cache

@@ -1,4 +1,4 @@
-"""World models: given a tool-call request, return the tool input and the usage."""
+"""World models: given a phase request, return the rows it answered (the tool input) and the usage."""
 
 from __future__ import annotations
 

@@ -39,10 +39,15 @@ class ModelUsage:
 
 @dataclass
 class ModelResponse:
-    tool_input: dict[str, Any] | None  # None: the answer had no tool_use block
+    """The rows the model answered (``tool_input``: the tool input, or the JSON of a structured
+    output) and what the repair round needs to send the answer back."""
+
+    tool_input: dict[str, Any] | None  # None: no rows could be read from the answer (see ``problem``)
     usage: ModelUsage
     assistant_content: list[dict[str, Any]] = field(default_factory=list)
     tool_use_id: str | None = None
+    request_mode: str = "forced_tool"  # or "structured_output" (worldgen.model.families)
+    problem: str | None = None  # why no rows could be read, for the repair round
 
 
 class WorldModel(Protocol):

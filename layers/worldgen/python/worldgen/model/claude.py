@@ -1,12 +1,15 @@
-"""ClaudeModel: one phase tool call to Claude over the Messages API or Amazon Bedrock.
+"""ClaudeModel: one phase request to Claude over the Messages API or Amazon Bedrock.
 
-The anthropic SDK is imported inside the class (importing it costs more than a second), and the
-client is created on the first call. Every request forces the phase tool, marks the tool and the
-system prompt for prompt caching, and is streamed: a phase may ask for up to 64K output tokens
-after a ``max_tokens`` retry, beyond what the SDK allows without streaming, and a stream keeps the
-connection busy so no proxy drops it as idle. The request timeout is enforced as an overall
-deadline on top of the SDK's per-read timeout, so a slowly trickling answer cannot outlive the
-Lambda. SDK errors are translated in ``model_error`` and nowhere else.
+Each model is asked in its family's dialect (``worldgen.model.families``): a forced phase tool
+(the 4.x models), or structured outputs, the tool's schema as ``output_config.format`` and the rows
+read from the JSON text (Sonnet 5.5, which refuses a forced tool). The anthropic SDK is imported
+inside the class (importing it costs more than a second), and the client is created on the first
+call. Every request marks the shared prefix for prompt caching and is streamed: a phase may ask for
+up to the family's output limit after a ``max_tokens`` retry, beyond what the SDK allows without
+streaming, and a stream keeps the connection busy so no proxy drops it as idle. The request timeout
+is enforced as an overall deadline on top of the SDK's per-read timeout, so a slowly trickling
+answer cannot outlive the Lambda. SDK errors are translated in ``model_error`` and stop reasons in
+``_raise_for_stop_reason``, nowhere else.
 """
 
 from __future__ import annotations
@@ -26,10 +29,13 @@ from worldgen.errors import (
     ModelUnavailable,
     WorldgenError,
 )
+from worldgen.model import families
 from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage
-from worldgen.model.pricing import cost_usd, price_family
+from worldgen.model.families import FORCED_TOOL, ModelFamily, UnknownModel, family_of
+from worldgen.model.pricing import cost_usd
 from worldgen.observability import logger
 from worldgen.phases import Phase
+from worldgen.schema.tools import strict_variant
 from worldgen.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -37,21 +43,16 @@ if TYPE_CHECKING:
 
 EPHEMERAL: dict[str, str] = {"type": "ephemeral"}
 SECRET_MAX_AGE_SECONDS = 3600  # a rotated key is picked up within the hour
-DEFAULT_MAX_OUTPUT_TOKENS = 64_000
-MAX_OUTPUT_TOKENS = {"claude-opus-4-1": 32_000, "claude-opus-4": 32_000, "claude-3-5-haiku": 8_192}
 KEY_SETTINGS = "WORLDGEN_ANTHROPIC_API_KEY (or ANTHROPIC_API_KEY) or WORLDGEN_ANTHROPIC_API_KEY_SECRET_ARN"
+MODEL_SETTINGS = "WORLDGEN_DEFAULT_MODEL / WORLDGEN_PHASE_MODELS"
 
-# Anthropic model id -> Bedrock model id. The 4.5 models are served on demand only through
-# cross-region inference profiles, so ``bedrock_model_id`` prefixes the geography of the region.
-BEDROCK_MODEL_IDS: dict[str, str] = {
-    "claude-sonnet-4-6": "anthropic.claude-sonnet-4-6",
-    "claude-sonnet-4-5": "anthropic.claude-sonnet-4-5-20250929-v1:0",
-    "claude-haiku-4-5": "anthropic.claude-haiku-4-5-20251001-v1:0",
-    "claude-opus-4-5": "anthropic.claude-opus-4-5-20251101-v1:0",
-    "claude-opus-4-1": "anthropic.claude-opus-4-1-20250805-v1:0",
-    "claude-sonnet-4": "anthropic.claude-sonnet-4-20250514-v1:0",
-}
-_GEOGRAPHIES = {"us": "us", "ca": "us", "eu": "eu", "ap": "apac"}
+# Appended to the system prompt of a structured-output request: the phase prompts speak of "the
+# tool", which such a request does not carry; its answer is the tool's input, as JSON text.
+STRUCTURED_OUTPUT_NOTE = (
+    "Answer format for this request: no tool is available. Where the instructions say to call the tool "
+    "{tool_name}, write its input instead: your whole answer is one JSON object with every table, matching "
+    "the response schema, and nothing else. The tool records: {description}"
+)
 
 # error.type of an ``error`` event inside a 200 stream (no status code to go by) -> our class
 _STREAM_ERROR_TYPES: dict[str, type[WorldgenError]] = {
@@ -66,43 +67,84 @@ def model_for_phase(phase: Phase, settings: Settings) -> str:
     return settings.phase_models.get(phase.id) or settings.default_model or phase.model
 
 
+def model_family(model: str) -> ModelFamily:
+    """The family of a model id; ConfigurationError naming the known families when unknown."""
+    try:
+        return family_of(model)
+    except UnknownModel as exc:
+        raise ConfigurationError(f"{exc}; check {MODEL_SETTINGS}", model=model) from exc
+
+
 def bedrock_model_id(model: str, region: str) -> str:
     """The Bedrock id (inference profile) of an Anthropic model id; Bedrock ids pass through."""
-    if "anthropic." in model:
-        return model
-    base = BEDROCK_MODEL_IDS.get(price_family(model))
-    if base is None:
+    try:
+        return families.bedrock_model_id(model, region)
+    except UnknownModel as exc:
         raise ConfigurationError(
-            f"no Bedrock id known for model {model!r}; set WORLDGEN_DEFAULT_MODEL / WORLDGEN_PHASE_MODELS "
-            f"to a Bedrock model id or one of {', '.join(BEDROCK_MODEL_IDS)}",
+            f"{exc}; set {MODEL_SETTINGS} to a Bedrock model id or one of {', '.join(families.FAMILIES)}",
             model=model,
-        )
-    geography = _GEOGRAPHIES.get(region.split("-")[0], "global")
-    return f"{geography}.{base}"
+        ) from exc
 
 
 def max_output_tokens(model: str) -> int:
-    return MAX_OUTPUT_TOKENS.get(price_family(model), DEFAULT_MAX_OUTPUT_TOKENS)
+    return model_family(model).max_output_tokens
+
+
+def output_schema(tool: dict[str, Any]) -> dict[str, Any]:
+    """The tool's input schema within structured outputs' limits (those of strict tools)."""
+    schema: dict[str, Any] = strict_variant(tool)["input_schema"]
+    return schema
 
 
 def request_params(request: ModelRequest, model: str, max_tokens: int) -> dict[str, Any]:
-    """Keyword arguments of ``messages.stream`` for one phase request.
+    """Keyword arguments of ``messages.stream`` for one phase request, in the dialect of the family.
 
-    Cache breakpoints sit on the tool (tools come first in the prompt) and on the system prompt,
-    so a repair round or a retry of the same phase reads tool + system from the cache.
+    Forced tool: cache breakpoints on the tool (tools come first in the prompt) and on the system
+    prompt, so a repair round or a retry of the same phase reads tool + system from the cache.
+    Structured output: no tools; the schema in ``output_config.format``, the family's thinking and
+    effort, and the breakpoint on the system prompt (the schema is part of the cached prefix). Never
+    sampling parameters, a thinking budget or an assistant prefill.
     """
-    tool = {**request.tool, "cache_control": EPHEMERAL}
-    return {
+    family = model_family(model)
+    if family.request_mode == FORCED_TOOL:
+        tool = {**request.tool, "cache_control": EPHEMERAL}
+        return {
+            "model": model,
+            "max_tokens": max_tokens,
+            "system": [{"type": "text", "text": request.system, "cache_control": EPHEMERAL}],
+            "messages": request.messages,
+            "tools": [tool],
+            "tool_choice": {"type": "tool", "name": request.tool["name"], "disable_parallel_tool_use": True},
+        }
+    note = STRUCTURED_OUTPUT_NOTE.format(
+        tool_name=request.tool["name"], description=request.tool.get("description", "the phase's rows.")
+    )
+    output_config: dict[str, Any] = {"format": {"type": "json_schema", "schema": output_schema(request.tool)}}
+    if family.effort is not None:
+        output_config["effort"] = family.effort
+    params: dict[str, Any] = {
         "model": model,
         "max_tokens": max_tokens,
-        "system": [{"type": "text", "text": request.system, "cache_control": EPHEMERAL}],
+        "system": [
+            {"type": "text", "text": request.system},
+            {"type": "text", "text": note, "cache_control": EPHEMERAL},
+        ],
         "messages": request.messages,
-        "tools": [tool],
-        "tool_choice": {"type": "tool", "name": request.tool["name"], "disable_parallel_tool_use": True},
+        "output_config": output_config,
     }
+    if family.thinking is not None:
+        params["thinking"] = dict(family.thinking)
+    return params
 
 
-def model_error(exc: Exception, model: str) -> WorldgenError:
+STRUCTURED_OUTPUT_400_HINT = (
+    "; a structured-output request: if the schema compiles to a grammar too large (an undocumented ceiling; "
+    "the enums of existing keys grow with the world), send that phase to a forced-tool model with "
+    'WORLDGEN_PHASE_MODELS, e.g. {"3C": "claude-haiku-4-5"}'
+)
+
+
+def model_error(exc: Exception, model: str, structured_output: bool = False) -> WorldgenError:
     """The worldgen error for an SDK error (the caller raises it ``from exc``)."""
     import anthropic
 
@@ -128,9 +170,10 @@ def model_error(exc: Exception, model: str) -> WorldgenError:
     if isinstance(exc, anthropic.APIStatusError):
         if exc.status_code < 400:  # an ``error`` event inside a 200 stream: only error.type tells
             return _STREAM_ERROR_TYPES.get(exc.type or "", ModelUnavailable)(text, **details)
-        # Any other 4xx rejects the request we built (schema, grammar too large for strict tools,
-        # prompt too long), not the model's output: retrying cannot help, the configuration must change.
-        return ConfigurationError(text, **details)
+        # Any other 4xx rejects the request we built (schema, grammar too large for strict tools or
+        # structured outputs, prompt too long), not the model's output: retrying cannot help, the
+        # configuration must change.
+        return ConfigurationError(text + (STRUCTURED_OUTPUT_400_HINT if structured_output else ""), **details)
     if isinstance(exc, anthropic.APIResponseValidationError):
         return ModelUnavailable(text, **details)
     return ConfigurationError(text, **details)  # credentials and client setup (CredentialsError)
@@ -207,19 +250,21 @@ class ClaudeModel:
     # -- call ----------------------------------------------------------------------------------
 
     def call(self, request: ModelRequest) -> ModelResponse:
-        """One tool call; a ``max_tokens`` stop is retried once with a larger budget.
+        """One phase request in the family's dialect; a ``max_tokens`` stop is retried once with a
+        larger budget.
 
         Both HTTP calls of such a retry are summed into the one ModelUsage returned (or attached
         as ``details["usage"]`` to the error raised), so the ledger counts every token.
         """
         model = self.model_id(request.phase)
+        family = model_family(model)
         client = self.client
         started = time.perf_counter()
         budget = request.max_tokens
         usage = ModelUsage(provider=self.provider, model=model)
         message = self._stream(client, request_params(request, model, budget), usage)
         if message.stop_reason == "max_tokens":
-            larger = min(budget * 2, max_output_tokens(model))
+            larger = min(budget * 2, family.max_output_tokens)
             if larger > budget:
                 extra = {"phase": request.phase.id, "max_tokens": budget, "retry_max_tokens": larger}
                 logger.info("answer hit max_tokens; retrying with a larger budget", extra=extra)
@@ -228,15 +273,10 @@ class ClaudeModel:
         usage.latency_ms = int((time.perf_counter() - started) * 1000)
         usage.stop_reason = message.stop_reason
         usage.cost_usd = cost_usd(usage.model, usage)
-        if message.stop_reason == "max_tokens":
-            raise ModelOutputTruncated(
-                f"phase {request.phase.id}: the answer hit max_tokens={budget} even after the retry",
-                max_tokens=budget,
-                usage=asdict(usage),
-            )
-        if message.stop_reason == "refusal":
-            raise ModelRefused(f"phase {request.phase.id}: the model refused to answer", usage=asdict(usage))
-        return _response(message, request.tool["name"], usage)
+        _raise_for_stop_reason(message.stop_reason, request.phase, budget, usage)
+        if family.request_mode == FORCED_TOOL:
+            return _tool_response(message, request.tool["name"], usage)
+        return _structured_response(message, usage)
 
     def _stream(self, client: Any, params: dict[str, Any], usage: ModelUsage) -> Any:
         """Stream one request to its final message within the deadline; add its usage to ``usage``."""
@@ -254,7 +294,7 @@ class ClaudeModel:
                         )
                 message = stream.get_final_message()
         except anthropic.AnthropicError as exc:
-            raise model_error(exc, params["model"]) from exc
+            raise model_error(exc, params["model"], structured_output="output_config" in params) from exc
         _add_usage(usage, message)
         return message
 
@@ -268,13 +308,49 @@ def _add_usage(usage: ModelUsage, message: Any) -> None:
     usage.cache_read_input_tokens += counts.cache_read_input_tokens or 0
 
 
-def _response(message: Any, tool_name: str, usage: ModelUsage) -> ModelResponse:
+def _raise_for_stop_reason(stop_reason: str | None, phase: Phase, budget: int, usage: ModelUsage) -> None:
+    """The error of a stop reason that leaves no answer to read (the usage rides along for the ledger)."""
+    spent = asdict(usage)
+    if stop_reason == "max_tokens":
+        raise ModelOutputTruncated(
+            f"phase {phase.id}: the answer hit max_tokens={budget} even after the retry", max_tokens=budget, usage=spent
+        )
+    if stop_reason == "model_context_window_exceeded":
+        raise ModelOutputTruncated(
+            f"phase {phase.id}: prompt and answer exceeded the model's context window", max_tokens=budget, usage=spent
+        )
+    if stop_reason == "refusal":
+        raise ModelRefused(f"phase {phase.id}: the model refused to answer", usage=spent)
+    if stop_reason == "pause_turn":
+        # Only server tools pause a turn, and worldgen sends none; continuing would need an assistant
+        # prefill (a 400 on Sonnet 5.5), so the phase is retried from the start.
+        raise ModelUnavailable(f"phase {phase.id}: the model paused its turn (pause_turn)", usage=spent)
+
+
+def _tool_response(message: Any, tool_name: str, usage: ModelUsage) -> ModelResponse:
     content = [_block_param(block) for block in message.content]
     for block in message.content:
         if block.type == "tool_use" and block.name == tool_name:
             tool_input = block.input if isinstance(block.input, dict) else None
             return ModelResponse(tool_input, usage, content, block.id)
-    return ModelResponse(None, usage, content, None)
+    return ModelResponse(None, usage, content, None, problem="the answer did not call the tool")
+
+
+def _structured_response(message: Any, usage: ModelUsage) -> ModelResponse:
+    """The rows of a structured-output answer: the JSON object of its text blocks (thinking skipped)."""
+    content = [_block_param(block) for block in message.content]
+    text = "".join(block.text for block in message.content if block.type == "text").strip()
+    if not text:
+        return ModelResponse(None, usage, content, request_mode="structured_output", problem="the answer had no text")
+    try:
+        answer = json.loads(text)
+    except ValueError as exc:
+        problem = f"the answer was not valid JSON ({exc})"
+        return ModelResponse(None, usage, content, request_mode="structured_output", problem=problem)
+    if not isinstance(answer, dict):
+        problem = f"the answer was JSON {type(answer).__name__}, not one object with every table"
+        return ModelResponse(None, usage, content, request_mode="structured_output", problem=problem)
+    return ModelResponse(answer, usage, content, request_mode="structured_output")
 
 
 def _block_param(block: Any) -> dict[str, Any]:

@@ -257,6 +257,8 @@ def error_line(exc: BaseException) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from worldgen.errors import ConfigurationError
+
     args = build_parser().parse_args(argv)
     _quiet_unless_verbose(args.verbose)
     if args.command in ("demo", "generate", "status", "resume", "regenerate", "cancel", "serve"):
@@ -271,6 +273,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except KeyboardInterrupt:
         return 130
+    except ConfigurationError as exc:  # e.g. an unknown model in WORLDGEN_DEFAULT_MODEL: one line
+        print(f"configuration error: {exc.message}", file=sys.stderr)
+        return 2
     except Exception as exc:
         if args.verbose:
             raise
