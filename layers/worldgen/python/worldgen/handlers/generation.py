@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from worldgen import generations
+from worldgen import contracts, generations
 from worldgen.db.connection import database_errors, shared_connection
 from worldgen.handlers.events import ExecutionStatusChange, GenerationEvent, RollbackEvent
-from worldgen.observability import logger, metrics, tracer
+from worldgen.observability import add_metric, logger, metrics, tracer
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -21,7 +20,7 @@ def complete_generation(event: dict[str, Any], context: LambdaContext) -> dict[s
     logger.append_keys(campaign_id=str(request.campaign_id), generation_id=str(request.generation_id))
     with database_errors():
         summary = generations.complete_generation(shared_connection(), request.generation_id)
-    metrics.add_metric(name="GenerationsSucceeded", unit=MetricUnit.Count, value=1)
+    add_metric(contracts.GENERATIONS_SUCCEEDED, 1)
     logger.info("generation succeeded", extra=summary)
     return {"status": "succeeded", **summary}
 
@@ -36,7 +35,7 @@ def rollback_generation(event: dict[str, Any], context: LambdaContext) -> dict[s
         removed = generations.rollback_generation(
             shared_connection(), request.generation_id, request.error.Error, request.error.Cause
         )
-    metrics.add_metric(name="GenerationsRolledBack", unit=MetricUnit.Count, value=1)
+    add_metric(contracts.GENERATIONS_ROLLED_BACK, 1)
     logger.warning("generation rolled back", extra={"error": request.error.Error, "rows_removed": removed})
     return {"status": "failed", "rows_removed": sum(removed.values())}
 
@@ -56,6 +55,6 @@ def record_generation_failure(event: dict[str, Any], context: LambdaContext) -> 
         status = generations.record_execution_end(
             shared_connection(), generation_id, detail.status, detail.error, detail.cause
         )
-    metrics.add_metric(name="GenerationsFailed", unit=MetricUnit.Count, value=1)
+    add_metric(contracts.GENERATIONS_FAILED, 1)
     logger.warning("execution ended", extra={"execution_status": detail.status, "generation_status": status})
     return {"status": status}

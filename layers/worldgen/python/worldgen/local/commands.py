@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from worldgen import contracts
 from worldgen.db.connection import connect
 from worldgen.functions_registry import START_FUNCTION
 from worldgen.local.campaigns import SAMPLE_CAMPAIGN, CampaignFile, insert_campaign, read_campaign_file
@@ -21,16 +22,16 @@ from worldgen.settings import get_settings
 
 
 def _runtime(args: argparse.Namespace, url: str) -> LocalRuntime:
-    environment = {"WORLDGEN_DATABASE_URL": url}
+    environment = {contracts.DATABASE_URL_ENV: url}
     configured_secret = get_settings().action_secret
     if configured_secret is not None and configured_secret.get_secret_value():
-        environment["WORLDGEN_ACTION_SECRET"] = configured_secret.get_secret_value()
+        environment[contracts.ACTION_SECRET_ENV] = configured_secret.get_secret_value()
     if getattr(args, "model", None):
-        environment["WORLDGEN_MODEL_PROVIDER"] = args.model
+        environment[contracts.MODEL_PROVIDER_ENV] = args.model
     if getattr(args, "seed", None) is not None:
-        environment["WORLDGEN_SEED"] = str(args.seed)
+        environment[contracts.SEED_ENV] = str(args.seed)
     if getattr(args, "scale", None) is not None:
-        environment["WORLDGEN_SCALE"] = str(args.scale)
+        environment[contracts.SCALE_ENV] = str(args.scale)
     return LocalRuntime(environment=environment)
 
 
@@ -126,7 +127,7 @@ def serve(args: argparse.Namespace) -> int:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length).decode("utf-8", errors="replace")
-                event = function_url_event(body, self.headers.get("x-worldgen-action-secret"))
+                event = function_url_event(body, self.headers.get(contracts.ACTION_SECRET_HEADER))
                 response = runtime.invoke(START_FUNCTION, event)
                 data = response["body"].encode()
                 self.send_response(response["statusCode"])
@@ -146,8 +147,8 @@ def serve(args: argparse.Namespace) -> int:
         threading.Thread(target=record_failures, daemon=True).start()
         server = ThreadingHTTPServer(("127.0.0.1", args.port), ActionHandler)
         print(f"serving Hasura actions on http://127.0.0.1:{server.server_port}/")
-        print(f"Hasura sends the header x-worldgen-action-secret: {runtime.action_secret}")
-        print("(set WORLDGEN_ACTION_SECRET before `worldgen serve` to choose it)")
+        print(f"Hasura sends the header {contracts.ACTION_SECRET_HEADER}: {runtime.action_secret}")
+        print(f"(set {contracts.ACTION_SECRET_ENV} before `worldgen serve` to choose it)")
         try:
             server.serve_forever()
         except KeyboardInterrupt:

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
+from worldgen import contracts
 from worldgen.db.connection import release_thread_connection
 from worldgen.functions_registry import ALL_FUNCTIONS, FAILURE_FUNCTION, LambdaFunction
 from worldgen.settings import get_settings
@@ -108,16 +109,16 @@ class LocalRuntime:
     def __enter__(self) -> LocalRuntime:
         from moto import mock_aws
 
-        self.action_secret = self.environment.get("WORLDGEN_ACTION_SECRET") or secrets.token_urlsafe(24)
+        self.action_secret = self.environment.get(contracts.ACTION_SECRET_ENV) or secrets.token_urlsafe(24)
         env = {
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
             "AWS_DEFAULT_REGION": REGION,
             "AWS_REGION": REGION,
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_METRICS_DISABLED": "true",
-            "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
-            "WORLDGEN_ACTION_SECRET": self.action_secret,
+            contracts.POWERTOOLS_TRACE_DISABLED_ENV: "true",
+            contracts.POWERTOOLS_METRICS_DISABLED_ENV: "true",
+            contracts.POWERTOOLS_LOG_LEVEL_ENV: os.environ.get(contracts.POWERTOOLS_LOG_LEVEL_ENV, "WARNING"),
+            contracts.ACTION_SECRET_ENV: self.action_secret,
             **self.environment,
         }
         # Parallel branches share one Metrics object in one process here (one per process on AWS).
@@ -133,7 +134,7 @@ class LocalRuntime:
         self.state_machine_arn = self.sfn.create_state_machine(
             name=STATE_MACHINE_NAME, definition=substituted_definition(self.definition), roleArn=role
         )["stateMachineArn"]
-        self._set_env({"WORLDGEN_STATE_MACHINE_ARN": self.state_machine_arn})
+        self._set_env({contracts.STATE_MACHINE_ARN_ENV: self.state_machine_arn})
         self._refresh_cached_clients()
         return self
 
@@ -319,7 +320,7 @@ def function_url_event(body: str, secret: str | None, *, method: str = "POST") -
     """The event a Lambda Function URL delivers for an HTTP request (payload format 2.0)."""
     headers = {"content-type": "application/json"}
     if secret is not None:
-        headers["x-worldgen-action-secret"] = secret
+        headers[contracts.ACTION_SECRET_HEADER] = secret
     return {
         "version": "2.0",
         "rawPath": "/",
