@@ -133,7 +133,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve = with_model(sub.add_parser("serve", help="serve the Hasura actions on 127.0.0.1"))
     serve.add_argument("--port", type=int, default=8089)
     serve.set_defaults(func=_generation("serve"))
+    rehearse = sub.add_parser("rehearse", help="run worlds from the synthesized cloud assembly (make rehearse)")
+    rehearse.add_argument("--env", default="dev", help="the environment to synthesize and rehearse")
+    rehearse.add_argument("--cdk-out", default=None, metavar="DIR", help="an already synthesized assembly")
+    rehearse.add_argument("--database-url", default=None, help="a migrated database (default: embedded server)")
+    rehearse.set_defaults(func=_rehearse)
     return parser
+
+
+def _rehearse(args: argparse.Namespace) -> int:
+    from worldgen.tools import rehearse
+
+    argv = ["--env", args.env]
+    argv += ["--cdk-out", args.cdk_out] if args.cdk_out else []
+    argv += ["--database-url", args.database_url] if args.database_url else []
+    return rehearse.main(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -190,10 +190,9 @@ class Worker:
 
     def ready(self) -> None:
         line = self.process.stdout.readline() if self.process.stdout else ""
-        if not line:
-            raise RehearsalFailed(f"{self.function.logical_id} ({self.function.handler}): {self.log_tail()}")
-        hello = json.loads(line)
+        hello: dict[str, Any] = json.loads(line) if line else {"ready": False, "error": self.log_tail()}
         if not hello["ready"]:
+            self.stop()
             raise RehearsalFailed(
                 f"{self.function.logical_id}: handler {self.function.handler} does not import from its assets: "
                 f"{hello['error']}"
@@ -410,6 +409,14 @@ class Rehearsal:
     # -- setup -------------------------------------------------------------------------------
 
     def __enter__(self) -> Rehearsal:
+        try:
+            self._set_up()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _set_up(self) -> None:
         os.environ.update(
             MOTO_ACCOUNT_ID=self.account,
             AWS_ACCESS_KEY_ID="rehearsal",
@@ -445,7 +452,6 @@ class Rehearsal:
         self._create_secrets()
         self._create_state_machine()
         self._start_workers()
-        return self
 
     def __exit__(self, *exc: object) -> None:
         for worker in self.workers.values():
@@ -853,8 +859,13 @@ class Rehearsal:
                     row["calls"] = len(recorded)
 
     def run(self) -> Report:
+        """Sizes, the two worlds, then the settings and permission checks (even after a failed world:
+        what the functions did until then is checked too)."""
         self.check_sizes()
-        self.run_worlds()
+        try:
+            self.run_worlds()
+        except RehearsalFailed as exc:
+            self.report.failures.append(str(exc))
         self.check_settings()
         self.check_permissions()
         return self.report
