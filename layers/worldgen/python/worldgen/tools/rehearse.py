@@ -371,9 +371,11 @@ class Report:
     def render(self) -> str:
         lines = [f"deploy rehearsal of {self.env}"]
         deps = self.dependencies_layer_bytes
-        deps_note = f"+ dependency layer {deps / 2**20:.1f} MB" if deps else "dependency layer not built (make layers)"
+        deps_note = (
+            f"+ dependency layer ({deps / 2**20:.1f} MB)" if deps else "(dependency layer not built: make layers)"
+        )
         header = f"{'function':<32} {'handler':<12} {'unzipped MB':>11} {'limit MB':>8} {'cold import ms':>14}  calls"
-        lines += [f"sizes: code + worldgen layer, {deps_note}", header, "-" * len(header)]
+        lines += [f"unzipped = code + worldgen layer {deps_note}", header, "-" * len(header)]
         for row in self.rows:
             lines.append(
                 f"{row['function']:<32} {row['handler']:<12} {row['mb']:>11.1f} {row['limit']:>8.0f} "
