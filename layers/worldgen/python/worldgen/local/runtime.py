@@ -255,29 +255,8 @@ class LocalRuntime:
         return count
 
     def deliver_status_change(self, execution: dict[str, Any]) -> Any:
-        """The EventBridge "Step Functions Execution Status Change" event, as AWS sends it."""
-        event = {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": "Step Functions Execution Status Change",
-            "source": "aws.states",
-            "account": ACCOUNT,
-            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "region": REGION,
-            "resources": [execution["executionArn"]],
-            "detail": {
-                "executionArn": execution["executionArn"],
-                "stateMachineArn": execution["stateMachineArn"],
-                "name": execution["name"],
-                "status": execution["status"],
-                "startDate": int(execution["startDate"].timestamp() * 1000),
-                "stopDate": int(execution.get("stopDate", datetime.now(UTC)).timestamp() * 1000),
-                "input": execution.get("input"),
-                "output": execution.get("output"),
-                "error": execution.get("error"),
-                "cause": execution.get("cause"),
-            },
-        }
+        """Deliver the execution's status-change event to the failure recorder, as the rule does on AWS."""
+        event = status_change_event(execution, account=ACCOUNT, region=REGION)
         self.delivered_failures.append(event)
         return self.invoke(FAILURE_FUNCTION, event)
 
@@ -314,6 +293,33 @@ class LocalRuntime:
         body = {"action": {"name": name}, "input": data, "session_variables": session, "request_query": ""}
         response = self.invoke(START_FUNCTION, function_url_event(json.dumps(body), secret or self.action_secret))
         return response["statusCode"], json.loads(response["body"])
+
+
+def status_change_event(execution: dict[str, Any], *, account: str, region: str) -> dict[str, Any]:
+    """The EventBridge "Step Functions Execution Status Change" event AWS sends for ``execution``
+    (a ``DescribeExecution`` answer)."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": account,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [execution["executionArn"]],
+        "detail": {
+            "executionArn": execution["executionArn"],
+            "stateMachineArn": execution["stateMachineArn"],
+            "name": execution["name"],
+            "status": execution["status"],
+            "startDate": int(execution["startDate"].timestamp() * 1000),
+            "stopDate": int(execution.get("stopDate", datetime.now(UTC)).timestamp() * 1000),
+            "input": execution.get("input"),
+            "output": execution.get("output"),
+            "error": execution.get("error"),
+            "cause": execution.get("cause"),
+        },
+    }
 
 
 def function_url_event(body: str, secret: str | None, *, method: str = "POST") -> dict[str, Any]:

@@ -42,12 +42,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 from worldgen import contracts
+from worldgen.local.runtime import status_change_event
 from worldgen.settings import Settings
 from worldgen.tools.assembly import (
     LAMBDA_UNZIPPED_LIMIT_BYTES,
@@ -404,7 +404,6 @@ class Rehearsal:
         self.workers: dict[str, Worker] = {}
         self.by_arn: dict[str, Worker] = {}
         self.report = Report(env)
-        self.secret_values: dict[str, str] = {}
         self.failing_campaign: str | None = None  # its phase INJECTED_PHASE raises INJECTED_ERROR
         self._stack = ExitStack()
 
@@ -443,7 +442,6 @@ class Rehearsal:
         import boto3
 
         boto3.setup_default_session(region_name=self.region)
-        self.boto3 = boto3
         self.sfn = boto3.client("stepfunctions", region_name=self.region)
         self.secretsmanager = boto3.client("secretsmanager", region_name=self.region)
         assert boto3.DEFAULT_SESSION is not None
@@ -501,7 +499,6 @@ class Rehearsal:
             value = secrets.token_urlsafe(36)
             arn = self.secretsmanager.create_secret(Name=name, SecretString=value)["ARN"]
             self.resolve.refs[logical_id] = arn
-            self.secret_values[logical_id] = value
         database_arn = self._database_secret_arn()
         store = secretsmanager_backends[self.account][self.region].secrets
         for arn in sorted(set(re.findall(r"arn:aws:secretsmanager:[^\"*]+-[A-Za-z0-9]{6}", json.dumps(self.template)))):
@@ -692,7 +689,7 @@ class Rehearsal:
 
             answer = self._start_failing_world(bad)
             execution = self.wait(answer["execution_arn"])
-            event = status_change_event(execution, self.account, self.region)
+            event = status_change_event(execution, account=self.account, region=self.region)
             matched = self._rule_matches(event)
             succeeded_event = {**event, "detail": {**event["detail"], "status": "SUCCEEDED"}}
             if self._rule_matches(succeeded_event):
@@ -900,32 +897,6 @@ def database_secret_value(conninfo: str) -> str:
     dbname = quote(str(info.pop("dbname", "postgres")))
     auth = f"{user}:{quote(str(password))}" if password else user
     return f"postgresql://{auth}@/{dbname}?{urlencode({k: str(v) for k, v in info.items()})}"
-
-
-def status_change_event(execution: dict[str, Any], account: str, region: str) -> dict[str, Any]:
-    """The EventBridge "Step Functions Execution Status Change" event AWS sends for ``execution``."""
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Step Functions Execution Status Change",
-        "source": "aws.states",
-        "account": account,
-        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": region,
-        "resources": [execution["executionArn"]],
-        "detail": {
-            "executionArn": execution["executionArn"],
-            "stateMachineArn": execution["stateMachineArn"],
-            "name": execution["name"],
-            "status": execution["status"],
-            "startDate": int(execution["startDate"].timestamp() * 1000),
-            "stopDate": int(execution.get("stopDate", datetime.now(UTC)).timestamp() * 1000),
-            "input": execution.get("input"),
-            "output": execution.get("output"),
-            "error": execution.get("error"),
-            "cause": execution.get("cause"),
-        },
-    }
 
 
 # -- command line -----------------------------------------------------------------------------------
