@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ENV ?= dev
 
 .PHONY: chaos install demo test test-fast lint format asl schemas hasura-metadata export-schema report-demo browser \
-	synth layers bench bench-save bench-engine bench-serve bench-models clean
+	lock synth layers rehearse bench bench-save bench-engine bench-serve bench-models clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,16 +57,26 @@ browser:
 report-demo: $(STAMP) browser
 	$(BIN)/python -m benchmarks.report_demo
 
-# The third-party layer, built for the Lambda runtime (Python 3.12 on arm64), not for this machine.
+# Pin the dependency layer from pyproject.toml (uv pip compile for Python 3.12 on arm64, with hashes).
+lock: $(STAMP)
+	$(BIN)/python -m worldgen.tools.lock
+
+# The third-party layer, built for the Lambda runtime (Python 3.12 on arm64), not for this machine,
+# from the pinned, hashed lock; no bytecode (it would be compiled for this machine's Python).
 layers/dependencies/python: layers/dependencies/requirements.txt
 	rm -rf $@
-	$(PYTHON) -m pip install --quiet --platform manylinux2014_aarch64 --only-binary=:all: \
+	$(PYTHON) -m pip install --quiet --no-compile --require-hashes --no-deps \
+		--platform manylinux2014_aarch64 --only-binary=:all: \
 		--implementation cp --python-version 3.12 --target $@ -r $<
 
 layers: layers/dependencies/python
 
 synth: $(STAMP) layers/dependencies/python
 	CDK_OUTDIR=cdk.out/$(ENV) $(BIN)/python infra/app.py -c env=$(ENV)
+
+# Run a whole world from the synthesized cloud assembly (docs: infra/README.md, "Deploy rehearsal").
+rehearse: $(STAMP)
+	$(BIN)/python -m worldgen.tools.rehearse --env $(ENV)
 
 bench: bench-save bench-engine bench-serve
 

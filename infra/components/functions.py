@@ -19,14 +19,9 @@ from infra.components.nag import acknowledge
 from infra.components.secrets import WorldgenSecrets
 from infra.config import EnvironmentConfig, NetworkConfig
 from infra.paths import FUNCTIONS_DIR
+from worldgen.contracts import POWERTOOLS_ENVIRONMENT, settings_env_name
 from worldgen.functions_registry import ALL_FUNCTIONS, START_FUNCTION, LambdaFunction
 from worldgen.settings import Settings
-
-POWERTOOLS_ENVIRONMENT = {
-    "POWERTOOLS_SERVICE_NAME": "worldgen",
-    "POWERTOOLS_METRICS_NAMESPACE": "Worldgen",
-    "POWERTOOLS_LOG_LEVEL": "INFO",
-}
 
 
 def settings_environment(**values: str | None) -> dict[str, str]:
@@ -38,8 +33,7 @@ def settings_environment(**values: str | None) -> dict[str, str]:
     unknown = sorted(set(values) - set(Settings.model_fields))
     if unknown:
         raise ValueError(f"not fields of worldgen.settings.Settings: {unknown}")
-    prefix = Settings.model_config.get("env_prefix", "")
-    return {f"{prefix}{name}".upper(): value for name, value in values.items() if value is not None}
+    return {settings_env_name(name): value for name, value in values.items() if value is not None}
 
 
 class WorldgenFunctions(Construct):

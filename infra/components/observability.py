@@ -17,27 +17,31 @@ from constructs import Construct
 
 from infra.components.nag import acknowledge
 from infra.config import EnvironmentConfig
+from worldgen.contracts import (
+    COST_USD,
+    METRICS_NAMESPACE,
+    PHASE_DIMENSION,
+    PHASE_ROWS,
+    SERVICE_NAME,
+    TOKEN_METRICS,
+    MetricSpec,
+)
 from worldgen.errors import TRANSIENT_ERRORS
 from worldgen.functions_registry import PHASE_FUNCTIONS
 from worldgen.phases import PHASES_BY_ID
 
-METRICS_NAMESPACE = "Worldgen"
-SERVICE = "worldgen"
-# Emitted by the phase handlers (Powertools Metrics), dimensions service=worldgen and phase=<id>.
-TOKEN_METRICS = ("InputTokens", "OutputTokens", "CacheReadInputTokens")
-COST_METRIC = "CostUsd"
-ROWS_METRIC = "PhaseRows"
 DURATION_ALARM_FRACTION = 0.8
 # Metric-filter metric per phase: errors the state machine does not retry (namespace Worldgen, no dimensions).
 FAILING_ERRORS_METRIC = "PhaseErrorsNotRetried"
 PERIOD = Duration.minutes(5)
 
 
-def phase_metric(metric_name: str, phase_id: str) -> cloudwatch.Metric:
+def phase_metric(metric: MetricSpec, phase_id: str) -> cloudwatch.Metric:
+    """A metric the phase handlers emit (Powertools Metrics), dimensions service and phase."""
     return cloudwatch.Metric(
         namespace=METRICS_NAMESPACE,
-        metric_name=metric_name,
-        dimensions_map={"service": SERVICE, "phase": phase_id},
+        metric_name=metric.name,
+        dimensions_map={"service": SERVICE_NAME, PHASE_DIMENSION: phase_id},
         statistic="Sum",
         period=PERIOD,
         label=phase_id,
@@ -197,22 +201,22 @@ class Observability(Construct):
         )
         tokens = [
             cloudwatch.GraphWidget(
-                title=f"{metric_name} by phase",
-                left=[phase_metric(metric_name, phase_id) for phase_id in phase_ids],
+                title=f"{metric.name} by phase",
+                left=[phase_metric(metric, phase_id) for phase_id in phase_ids],
                 stacked=True,
                 width=8,
             )
-            for metric_name in TOKEN_METRICS
+            for metric in TOKEN_METRICS
         ]
         cost = cloudwatch.GraphWidget(
             title="Model cost (USD) by phase",
-            left=[phase_metric(COST_METRIC, phase_id) for phase_id in phase_ids],
+            left=[phase_metric(COST_USD, phase_id) for phase_id in phase_ids],
             stacked=True,
             width=12,
         )
         rows = cloudwatch.GraphWidget(
             title="Rows saved by phase",
-            left=[phase_metric(ROWS_METRIC, phase_id) for phase_id in phase_ids],
+            left=[phase_metric(PHASE_ROWS, phase_id) for phase_id in phase_ids],
             stacked=True,
             width=12,
         )

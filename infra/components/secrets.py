@@ -8,8 +8,7 @@ from constructs import Construct
 
 from infra.components.nag import acknowledge
 from infra.config import EnvironmentConfig
-
-ACTION_SECRET_HEADER = "x-worldgen-action-secret"
+from worldgen.contracts import ACTION_SECRET_ENV, ACTION_SECRET_HEADER
 
 
 class WorldgenSecrets(Construct):
@@ -52,6 +51,6 @@ class WorldgenSecrets(Construct):
             self.action,
             "AwsSolutions-SMG4",
             "Hasura reads the shared secret from its own environment "
-            "(WORLDGEN_ACTION_SECRET); rotating it needs a coordinated Hasura redeploy, "
+            f"({ACTION_SECRET_ENV}); rotating it needs a coordinated Hasura redeploy, "
             "done by hand (infra/README.md).",
         )

@@ -12,9 +12,10 @@ from infra.components.functions import WorldgenFunctions, settings_environment
 from infra.components.layers import WorldgenLayers
 from infra.components.network import InterfaceEndpoints
 from infra.components.observability import Observability
-from infra.components.secrets import ACTION_SECRET_HEADER, WorldgenSecrets
+from infra.components.secrets import WorldgenSecrets
 from infra.components.state_machine import GenerationStateMachine
 from infra.config import EnvironmentConfig
+from worldgen.contracts import ACTION_SECRET_ENV, ACTION_SECRET_HEADER
 from worldgen.functions_registry import FAILURE_FUNCTION
 
 NOT_DEPLOYABLE = " [synthesized WITHOUT the dependencies layer (skip_dependencies_layer): NOT deployable]"
@@ -64,7 +65,7 @@ class WorldgenStack(Stack):
             self,
             "ActionSecretArn",
             value=secrets.action.secret_arn,
-            description=f"Secret Hasura sends in {ACTION_SECRET_HEADER}: WORLDGEN_ACTION_SECRET",
+            description=f"Secret Hasura sends in {ACTION_SECRET_HEADER}: {ACTION_SECRET_ENV}",
         )
         CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
         CfnOutput(self, "OperatorsPolicyArn", value=generation.operators_policy.managed_policy_arn)

@@ -8,8 +8,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
-SERVICE = "worldgen"
-NAMESPACE = "Worldgen"
+from worldgen.contracts import METRICS_NAMESPACE, SERVICE_NAME, MetricSpec
+
 MASK = "*****"
 # Header names whose values are credentials (the action secret, Hasura's admin secret, a bearer
 # token, an API key, a cookie): masked wherever an event or a log record carries them.
@@ -40,7 +40,12 @@ class MaskSecrets(logging.Filter):
         return True
 
 
-logger = Logger(service=SERVICE)
+logger = Logger(service=SERVICE_NAME)
 logger.addFilter(MaskSecrets())
-tracer = Tracer(service=SERVICE)
-metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+tracer = Tracer(service=SERVICE_NAME)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
+
+
+def add_metric(spec: MetricSpec, value: float) -> None:
+    """Emit one of the metrics of ``worldgen.contracts`` with its declared unit."""
+    metrics.add_metric(name=spec.name, unit=spec.unit, value=value)

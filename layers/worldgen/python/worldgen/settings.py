@@ -13,12 +13,14 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from worldgen.contracts import SETTINGS_ENV_PREFIX
+
 ModelProvider = Literal["procedural", "anthropic", "bedrock"]
 MODEL_PROVIDERS: tuple[str, ...] = ("procedural", "anthropic", "bedrock")
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="WORLDGEN_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=SETTINGS_ENV_PREFIX, extra="ignore")
 
     # Database: a URL, else a Secrets Manager secret, else (locally) the embedded server.
     database_url: str | None = Field(

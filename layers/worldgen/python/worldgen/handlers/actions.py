@@ -22,6 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from worldgen import state
+from worldgen.contracts import ACTION_SECRET_HEADER as SECRET_HEADER
 from worldgen.db.connection import shared_connection
 from worldgen.db.leases import execution_lease_held
 from worldgen.errors import ConfigurationError, DatabaseUnavailable
@@ -30,7 +31,6 @@ from worldgen.phases import PHASES_BY_ID, descendants
 from worldgen.settings import get_settings
 
 ACTION_NAMES = ("generateWorld", "resumeGeneration", "regenerateFromPhase", "cancelGeneration", "revertGeneration")
-SECRET_HEADER = "x-worldgen-action-secret"
 MAX_BODY_BYTES = 64 * 1024
 
 

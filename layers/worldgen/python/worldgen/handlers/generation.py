@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from worldgen import generations, state
+from worldgen import contracts, generations, state
 from worldgen.db.connection import database_errors, shared_connection
 from worldgen.handlers.events import ExecutionStatusChange, GenerationEvent, RollbackEvent
-from worldgen.observability import logger, metrics, tracer
+from worldgen.observability import add_metric, logger, metrics, tracer
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -27,7 +26,7 @@ def complete_generation(event: dict[str, Any], context: LambdaContext) -> dict[s
     if not moved.moved:  # a cancel won the race: the generation stays as the cancel left it
         logger.warning("generation not completed", extra={"status": moved.status, "reason": moved.detail})
         return {"status": moved.status, **brief}
-    metrics.add_metric(name="GenerationsSucceeded", unit=MetricUnit.Count, value=1)
+    add_metric(contracts.GENERATIONS_SUCCEEDED, 1)
     logger.info("generation succeeded", extra=brief)
     return {"status": "succeeded", **brief}
 
@@ -45,7 +44,7 @@ def rollback_generation(event: dict[str, Any], context: LambdaContext) -> dict[s
         moved = state.fail_generation(
             shared_connection(), request.generation_id, request.error.Error, request.error.Cause, redrivable=False
         )
-    metrics.add_metric(name="GenerationsRolledBack", unit=MetricUnit.Count, value=1)
+    add_metric(contracts.GENERATIONS_ROLLED_BACK, 1)
     logger.warning("generation failed", extra={"error": request.error.Error, "status": moved.status})
     return {"status": moved.status}
 
@@ -71,6 +70,6 @@ def record_generation_failure(event: dict[str, Any], context: LambdaContext) -> 
             execution_arn=detail.executionArn,
         )
     if moved.moved:  # idempotent: a second delivery of the same event changes nothing
-        metrics.add_metric(name="GenerationsFailed", unit=MetricUnit.Count, value=1)
+        add_metric(contracts.GENERATIONS_FAILED, 1)
     logger.warning("execution ended", extra={"execution_status": detail.status, "generation_status": moved.status})
     return {"status": moved.status}

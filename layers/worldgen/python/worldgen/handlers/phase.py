@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from worldgen import contracts
 from worldgen.db.connection import database_errors, shared_connection
 from worldgen.handlers.events import PhaseEvent
 from worldgen.model.base import WorldModel
-from worldgen.observability import logger, metrics, tracer
+from worldgen.observability import add_metric, logger, metrics, tracer
 from worldgen.pipeline import run_phase
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
@@ -32,15 +32,13 @@ def make_phase_handler(model_factory: Callable[[], WorldModel | None] = lambda: 
         )
         with database_errors():
             outcome = run_phase(shared_connection(), request.generation_id, request.phase, model_factory())
-        metrics.add_dimension(name="phase", value=request.phase)
+        metrics.add_dimension(name=contracts.PHASE_DIMENSION, value=request.phase)
         if not outcome.replayed and outcome.status == "succeeded":
-            metrics.add_metric(name="PhaseRows", unit=MetricUnit.Count, value=outcome.rows_total)
-            metrics.add_metric(name="InputTokens", unit=MetricUnit.Count, value=outcome.input_tokens)
-            metrics.add_metric(name="OutputTokens", unit=MetricUnit.Count, value=outcome.output_tokens)
-            metrics.add_metric(
-                name="CacheReadInputTokens", unit=MetricUnit.Count, value=outcome.cache_read_input_tokens
-            )
-            metrics.add_metric(name="CostUsd", unit=MetricUnit.Count, value=outcome.cost_usd)
+            add_metric(contracts.PHASE_ROWS, outcome.rows_total)
+            add_metric(contracts.INPUT_TOKENS, outcome.input_tokens)
+            add_metric(contracts.OUTPUT_TOKENS, outcome.output_tokens)
+            add_metric(contracts.CACHE_READ_INPUT_TOKENS, outcome.cache_read_input_tokens)
+            add_metric(contracts.COST_USD, outcome.cost_usd)
         logger.info("phase finished", extra=outcome.payload())
         return outcome.payload()
 

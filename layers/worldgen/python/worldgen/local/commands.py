@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from worldgen import contracts
 from worldgen.db.connection import connect
 from worldgen.local.campaigns import (
     SAMPLE_CAMPAIGN,
@@ -24,16 +25,16 @@ from worldgen.settings import get_settings
 
 
 def _runtime(args: argparse.Namespace, url: str) -> LocalRuntime:
-    environment = {"WORLDGEN_DATABASE_URL": url}
+    environment = {contracts.DATABASE_URL_ENV: url}
     configured_secret = get_settings().action_secret
     if configured_secret is not None and configured_secret.get_secret_value():
-        environment["WORLDGEN_ACTION_SECRET"] = configured_secret.get_secret_value()
+        environment[contracts.ACTION_SECRET_ENV] = configured_secret.get_secret_value()
     if getattr(args, "model", None):
-        environment["WORLDGEN_MODEL_PROVIDER"] = args.model
+        environment[contracts.MODEL_PROVIDER_ENV] = args.model
     if getattr(args, "seed", None) is not None:
-        environment["WORLDGEN_SEED"] = str(args.seed)
+        environment[contracts.SEED_ENV] = str(args.seed)
     if getattr(args, "scale", None) is not None:
-        environment["WORLDGEN_SCALE"] = str(args.scale)
+        environment[contracts.SCALE_ENV] = str(args.scale)
     return LocalRuntime(environment=environment)
 
 

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
+from worldgen import contracts
 from worldgen.db.connection import connect, release_thread_connection
 from worldgen.db.leases import acquire_execution_lease, release_execution_lease
 from worldgen.functions_registry import ALL_FUNCTIONS, FAILURE_FUNCTION, START_FUNCTION, LambdaFunction
@@ -118,16 +119,16 @@ class LocalRuntime:
     def __enter__(self) -> LocalRuntime:
         from moto import mock_aws
 
-        self.action_secret = self.environment.get("WORLDGEN_ACTION_SECRET") or secrets.token_urlsafe(24)
+        self.action_secret = self.environment.get(contracts.ACTION_SECRET_ENV) or secrets.token_urlsafe(24)
         env = {
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
             "AWS_DEFAULT_REGION": REGION,
             "AWS_REGION": REGION,
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_METRICS_DISABLED": "true",
-            "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
-            "WORLDGEN_ACTION_SECRET": self.action_secret,
+            contracts.POWERTOOLS_TRACE_DISABLED_ENV: "true",
+            contracts.POWERTOOLS_METRICS_DISABLED_ENV: "true",
+            contracts.POWERTOOLS_LOG_LEVEL_ENV: os.environ.get(contracts.POWERTOOLS_LOG_LEVEL_ENV, "WARNING"),
+            contracts.ACTION_SECRET_ENV: self.action_secret,
             **self.environment,
         }
         # Parallel branches share one Metrics object in one process here (one per process on AWS).
@@ -143,7 +144,7 @@ class LocalRuntime:
         self.state_machine_arn = self.sfn.create_state_machine(
             name=STATE_MACHINE_NAME, definition=substituted_definition(self.definition), roleArn=role
         )["stateMachineArn"]
-        self._set_env({"WORLDGEN_STATE_MACHINE_ARN": self.state_machine_arn})
+        self._set_env({contracts.STATE_MACHINE_ARN_ENV: self.state_machine_arn})
         self._refresh_cached_clients()
         self._watcher = threading.Thread(target=self._watch, name="worldgen-execution-watcher", daemon=True)
         self._watcher.start()
@@ -343,29 +344,8 @@ class LocalRuntime:
         return count
 
     def deliver_status_change(self, execution: dict[str, Any]) -> Any:
-        """The EventBridge "Step Functions Execution Status Change" event, as AWS sends it."""
-        event = {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": "Step Functions Execution Status Change",
-            "source": "aws.states",
-            "account": ACCOUNT,
-            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "region": REGION,
-            "resources": [execution["executionArn"]],
-            "detail": {
-                "executionArn": execution["executionArn"],
-                "stateMachineArn": execution["stateMachineArn"],
-                "name": execution["name"],
-                "status": execution["status"],
-                "startDate": int(execution["startDate"].timestamp() * 1000),
-                "stopDate": int(execution.get("stopDate", datetime.now(UTC)).timestamp() * 1000),
-                "input": execution.get("input"),
-                "output": execution.get("output"),
-                "error": execution.get("error"),
-                "cause": execution.get("cause"),
-            },
-        }
+        """Deliver the execution's status-change event to the failure recorder, as the rule does on AWS."""
+        event = status_change_event(execution, account=ACCOUNT, region=REGION)
         result = self.invoke(FAILURE_FUNCTION, event)
         self.delivered_failures.append(event)  # only once it was recorded
         return result
@@ -405,11 +385,38 @@ class LocalRuntime:
         return response["statusCode"], json.loads(response["body"])
 
 
+def status_change_event(execution: dict[str, Any], *, account: str, region: str) -> dict[str, Any]:
+    """The EventBridge "Step Functions Execution Status Change" event AWS sends for ``execution``
+    (a ``DescribeExecution`` answer)."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": account,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [execution["executionArn"]],
+        "detail": {
+            "executionArn": execution["executionArn"],
+            "stateMachineArn": execution["stateMachineArn"],
+            "name": execution["name"],
+            "status": execution["status"],
+            "startDate": int(execution["startDate"].timestamp() * 1000),
+            "stopDate": int(execution.get("stopDate", datetime.now(UTC)).timestamp() * 1000),
+            "input": execution.get("input"),
+            "output": execution.get("output"),
+            "error": execution.get("error"),
+            "cause": execution.get("cause"),
+        },
+    }
+
+
 def function_url_event(body: str, secret: str | None, *, method: str = "POST") -> dict[str, Any]:
     """The event a Lambda Function URL delivers for an HTTP request (payload format 2.0)."""
     headers = {"content-type": "application/json"}
     if secret is not None:
-        headers["x-worldgen-action-secret"] = secret
+        headers[contracts.ACTION_SECRET_HEADER] = secret
     return {
         "version": "2.0",
         "rawPath": "/",

@@ -228,6 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-connections", type=int, default=32, help="requests handled at once (others wait)")
     serve.add_argument("--read-timeout", type=float, default=10.0, help="seconds a client may take to send")
     serve.set_defaults(func=_generation("serve"))
+    rehearse = sub.add_parser("rehearse", help="run worlds from the synthesized cloud assembly (make rehearse)")
+    rehearse.add_argument("--env", default="dev", help="the environment to synthesize and rehearse")
+    rehearse.add_argument("--cdk-out", default=None, metavar="DIR", help="an already synthesized assembly")
+    rehearse.add_argument("--database-url", default=None, help="a migrated database (default: embedded server)")
+    rehearse.set_defaults(func=_rehearse)
     return parser
 
 
@@ -254,6 +259,15 @@ def error_line(exc: BaseException) -> str:
     else:
         text = f"{type(exc).__name__}: {exc} (run again with --verbose for the traceback)"
     return "error: " + " ".join(text.split())[:1000]
+
+
+def _rehearse(args: argparse.Namespace) -> int:
+    from worldgen.tools import rehearse
+
+    argv = ["--env", args.env]
+    argv += ["--cdk-out", args.cdk_out] if args.cdk_out else []
+    argv += ["--database-url", args.database_url] if args.database_url else []
+    return rehearse.main(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
