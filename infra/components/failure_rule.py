@@ -6,8 +6,11 @@ from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
+
+from infra.components.nag import acknowledge
 
 FAILED_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
 
@@ -26,6 +29,22 @@ class GenerationFailureRule(Construct):
         recorder: lambda_.IFunction,
     ) -> None:
         super().__init__(scope, construct_id)
+        # An event the recorder could not take after its retries (a long database outage) waits here
+        # instead of being dropped; an alarm pages on it, and the recorder is idempotent, so an
+        # operator can replay it (infra/README.md).
+        self.dead_letters = sqs.Queue(
+            self,
+            "DeadLetters",
+            retention_period=Duration.days(14),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+        )
+        acknowledge(
+            self.dead_letters,
+            "AwsSolutions-SQS3",
+            "This queue IS a dead-letter queue (the failure rule target's); a DLQ of a DLQ would only move "
+            "the same events one step further.",
+        )
         self.rule = events.Rule(
             self,
             "Rule",
@@ -38,5 +57,9 @@ class GenerationFailureRule(Construct):
                     "stateMachineArn": [state_machine.state_machine_arn],
                 },
             ),
-            targets=[targets.LambdaFunction(recorder, retry_attempts=8, max_event_age=Duration.hours(6))],
+            targets=[
+                targets.LambdaFunction(
+                    recorder, retry_attempts=8, max_event_age=Duration.hours(6), dead_letter_queue=self.dead_letters
+                )
+            ],
         )

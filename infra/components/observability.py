@@ -12,6 +12,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -61,6 +62,7 @@ class Observability(Construct):
         config: EnvironmentConfig,
         state_machine: sfn.StateMachine,
         functions: Mapping[str, lambda_.Function],
+        failure_dead_letters: sqs.IQueue | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.topic = sns.Topic(self, "Alarms", display_name=f"{config.stack_name} alarms", enforce_ssl=True)
@@ -77,6 +79,14 @@ class Observability(Construct):
             self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
         self.alarms: list[cloudwatch.Alarm] = []
         self._execution_alarms(state_machine)
+        if failure_dead_letters is not None:
+            self._alarm(
+                "FailureEventsUndelivered",
+                failure_dead_letters.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
+                1,
+                "An execution's failure event could not be recorded (its generation may still say running): "
+                "replay it to the failure recorder once the database is back (infra/README.md)",
+            )
         for spec in PHASE_FUNCTIONS:
             self._phase_alarms(spec.id, str(spec.phase), functions[spec.id], spec.timeout_seconds)
         notify = actions.SnsAction(self.topic)

@@ -40,7 +40,7 @@ class WorldgenStack(Stack):
         self._network(config, secrets)
         generation = GenerationStateMachine(self, "Generation", config=config, functions=self.functions.by_id)
         self.state_machine = generation.state_machine
-        GenerationFailureRule(
+        failure_rule = GenerationFailureRule(
             self,
             "FailureRule",
             state_machine=self.state_machine,
@@ -53,6 +53,7 @@ class WorldgenStack(Stack):
             config=config,
             state_machine=self.state_machine,
             functions=self.functions.by_id,
+            failure_dead_letters=failure_rule.dead_letters,
         )
 
         CfnOutput(

@@ -123,6 +123,24 @@ def test_failure_rule_sends_failed_timed_out_and_aborted_executions_to_the_recor
     assert target["Arn"] == {"Fn::GetAtt": [FAILURE_FUNCTION.id, "Arn"]}
 
 
+def test_a_failure_event_the_recorder_cannot_take_waits_in_a_dead_letter_queue_with_an_alarm(
+    synthesized: Synthesized,
+) -> None:
+    (rule,) = synthesized.of_type("AWS::Events::Rule").values()
+    (target,) = rule["Properties"]["Targets"]
+    (queue_id,) = synthesized.of_type("AWS::SQS::Queue")
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [queue_id, "Arn"]}}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] == 8
+    alarms = [
+        a["Properties"]
+        for a in synthesized.of_type("AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
+    ]
+    assert len(alarms) == 1
+    assert alarms[0]["Dimensions"][0]["Value"] == {"Fn::GetAtt": [queue_id, "QueueName"]}
+    assert alarms[0]["AlarmActions"]
+
+
 def test_action_endpoint_is_a_public_function_url_on_start_generation(synthesized: Synthesized) -> None:
     synthesized.template.has_resource_properties(
         "AWS::Lambda::Url",
