@@ -275,15 +275,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     _quiet_unless_verbose(args.verbose)
-    if args.command in ("demo", "generate", "status", "resume", "regenerate", "cancel", "serve"):
-        from worldgen.local.preflight import preflight
-
-        problems = preflight(args)
-        for problem in problems:
-            print(f"error: {problem}", file=sys.stderr)
-        if problems:
-            return 2
     try:
+        if args.command in ("demo", "generate", "status", "resume", "regenerate", "cancel", "revert", "serve"):
+            from worldgen.local.preflight import preflight
+
+            problems = preflight(args)
+            for problem in problems:
+                print(f"error: {problem}", file=sys.stderr)
+            if problems:
+                return 2
         return int(args.func(args))
     except KeyboardInterrupt:
         return 130

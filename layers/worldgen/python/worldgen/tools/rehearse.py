@@ -80,6 +80,7 @@ SETTINGS_WITH_PRODUCTION_DEFAULTS = frozenset(
         "default_model",
         "anthropic_base_url",
         "bedrock_region",
+        "database_proxy_endpoint",  # unset means no RDS Proxy: what an environment without one wants
     }
 )
 # One of each group is enough: a value, or the ARN of the secret holding it.
