@@ -92,13 +92,13 @@ def test_a_phase_that_uses_player_characters_gets_them(
     assert "Lost her brother to the Gray Guild." in context.render()
 
 
-def test_a_phase_that_does_not_use_player_characters_is_not_given_them(
+def test_the_first_phases_see_the_party_so_backstories_have_somewhere_to_land(
     conn: Conn, campaign_id: uuid.UUID, specs: dict[str, TableSpec]
 ) -> None:
-    assert not get_phase("1C").uses_player_characters
-    context = phase_context(conn, campaign_id, get_phase("1C"), specs)
-    assert context.player_characters == []
-    assert "Lyra Ashdown" not in context.render()
+    for phase_id in ("1A", "1B", "1C"):
+        context = phase_context(conn, campaign_id, get_phase(phase_id), specs)
+        assert [pc["name"] for pc in context.player_characters] == ["Brother Tam", "Lyra Ashdown"], phase_id
+        assert "Lost her brother to the Gray Guild." in context.render(), phase_id
 
 
 def test_a_generous_budget_keeps_every_row(conn: Conn, campaign_id: uuid.UUID, specs: dict[str, TableSpec]) -> None:

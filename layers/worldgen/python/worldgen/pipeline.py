@@ -29,9 +29,9 @@ from worldgen.errors import (
 from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage, WorldModel, get_model
 from worldgen.observability import logger
 from worldgen.phases import WORLD_TABLES, Phase, get_phase
-from worldgen.prompts import phase_prompt, system_prompt
+from worldgen.prompts import phase_prompt, size_hint, system_prompt
 from worldgen.schema.spec import TableSpec
-from worldgen.schema.tools import load_tool, strict_variant, with_key_enums
+from worldgen.schema.tools import load_tool, strict_variant, with_key_enums, with_row_targets
 from worldgen.settings import get_settings
 
 
@@ -141,10 +141,6 @@ def _insert_model_calls(
         )
 
 
-def _size_hint(phase: Phase) -> str:
-    return f"Aim for 3 to 8 rows per table (at most {phase.max_rows_per_table}); more where the story needs it."
-
-
 def _repair_messages(response: ModelResponse, problems: list[str]) -> list[dict[str, Any]]:
     listing = "\n".join(f"- {p}" for p in problems)
     text = f"The tool input was rejected. Fix every problem below and call the tool again with ALL tables:\n{listing}"
@@ -221,11 +217,13 @@ def model_request(
 
     ``tool`` defaults to the committed tool with references to earlier rows narrowed to their keys.
     """
+    pc_count = len(context.keys.get("player_characters", []))
+    tool = tool if tool is not None else with_key_enums(load_tool(phase), phase, specs, context.keys)
     return ModelRequest(
         phase=phase,
         system=system_prompt(),
-        messages=[{"role": "user", "content": phase_prompt(phase, context, _size_hint(phase))}],
-        tool=tool if tool is not None else with_key_enums(load_tool(phase), phase, specs, context.keys),
+        messages=[{"role": "user", "content": phase_prompt(phase, context, size_hint(phase, pc_count))}],
+        tool=with_row_targets(tool, phase, pc_count),
         max_tokens=phase.max_tokens,
         context=context,
         references={t: {c.property_name: c.references or "" for c in specs[t].foreign_keys} for t in phase.tables},

@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from worldgen.db import rules
 from worldgen.errors import InvalidModelOutput
 from worldgen.phases import Phase
 from worldgen.schema.spec import ColumnSpec, TableSpec
@@ -228,7 +229,7 @@ def save_phase_rows(
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (campaign_lock_id(campaign_id),))
         known = existing_keys(conn, campaign_id, external_tables(phase, specs))
-        problems = validate_phase_input(phase, specs, tool_input, known)
+        problems = rules.validate(conn, phase, specs, tool_input, known)
         if problems:
             raise InvalidModelOutput(
                 f"phase {phase.id} tool input has {len(problems)} problem(s): "
@@ -249,14 +250,7 @@ def save_phase_rows(
                 try:
                     _copy_rows(conn, specs[table], rows, ids, known, campaign_id, generation_id, phase)
                 except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
-                    # A rule only the database knows (a CHECK across columns, a unique pair):
-                    # the model gets PostgreSQL's own words and can repair the rows.
-                    diag = exc.diag
-                    detail = diag.message_detail or ""
-                    raise InvalidModelOutput(
-                        f"{table}: {diag.message_primary} ({diag.constraint_name}) {detail}".strip(),
-                        problems=[f"{table}: {diag.message_primary} {detail}".strip()],
-                    ) from exc
+                    raise rules.database_error(table, exc, ids, known) from exc  # by key, never a UUID
         if before_commit:
             before_commit(conn, result)
     return result

@@ -13,7 +13,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from worldgen.phases import PHASES, Phase
+from worldgen.phases import PHASES, Phase, row_target
 from worldgen.schema.spec import ColumnSpec, TableSpec
 
 # Package data: read through importlib.resources, wherever the package is laid out (repo or /opt/python).
@@ -123,6 +123,21 @@ def with_key_enums(
         elif prop not in item["required"]:
             del item["properties"][prop]
     return narrowed
+
+
+TARGET_MARKER = " Target for this party: "
+
+
+def with_row_targets(tool: dict[str, Any], phase: Phase, pc_count: int) -> dict[str, Any]:
+    """A copy of ``tool`` whose table descriptions end with the row target for ``pc_count`` PCs."""
+    sized = copy.deepcopy(tool)
+    for table, schema in sized["input_schema"]["properties"].items():
+        if table not in phase.tables:
+            continue
+        description = schema.get("description", "").split(TARGET_MARKER)[0]
+        target = row_target(table, pc_count, phase.max_rows_per_table)
+        schema["description"] = f"{description}{TARGET_MARKER}about {target} row(s) for {pc_count} PC(s)."
+    return sized
 
 
 def strict_variant(tool: dict[str, Any]) -> dict[str, Any]:
