@@ -125,6 +125,44 @@ def with_key_enums(
     return narrowed
 
 
+# Anthropic's strict tool use compiles every strict schema of a request into one grammar, with
+# limits per request (Structured outputs > JSON Schema limitations): checked when settings load.
+STRICT_MAX_OPTIONAL_PARAMETERS = 24
+STRICT_MAX_UNION_PARAMETERS = 16
+
+
+def strict_limit_problems(tool: dict[str, Any]) -> list[str]:
+    """The limits of Anthropic's strict tool use that ``tool`` breaks, each naming the limit."""
+    optional = unions = 0
+
+    def visit(node: Any) -> None:
+        nonlocal optional, unions
+        if isinstance(node, dict):
+            if isinstance(node.get("properties"), dict):
+                required = set(node.get("required", []))
+                optional += sum(name not in required for name in node["properties"])
+            if "anyOf" in node or isinstance(node.get("type"), list):
+                unions += 1
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(tool.get("input_schema", {}))
+    problems = []
+    if optional > STRICT_MAX_OPTIONAL_PARAMETERS:
+        problems.append(
+            f"{optional} optional parameters; strict tool use allows at most {STRICT_MAX_OPTIONAL_PARAMETERS}"
+            " per request"
+        )
+    if unions > STRICT_MAX_UNION_PARAMETERS:
+        problems.append(
+            f"{unions} parameters with union types; strict tool use allows at most {STRICT_MAX_UNION_PARAMETERS}"
+        )
+    return problems
+
+
 TARGET_MARKER = " Target for this party: "
 
 
