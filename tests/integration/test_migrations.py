@@ -104,11 +104,11 @@ def test_migrating_down_one_step_reverts_only_the_newest_migration(db_url: str) 
         columns = {
             r[0]
             for r in conn.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = 'generations'"
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'phase_runs'"
             ).fetchall()
         }
-    assert newest.name == "generation_state"
-    assert "replaced_world" not in columns and "status_changed_at" not in columns
+    assert newest.name == "phase_run_dropped_rows"
+    assert "dropped_rows" not in columns and "rows_total" in columns
     assert "pc_connections" in tables
 
 

@@ -163,3 +163,16 @@ def test_dropping_a_bad_row_drops_what_in_the_phase_refers_to_it(specs: dict[str
     assert [(d["table"], d["key"]) for d in dropped] == [("locations", "old-quay"), ("locations", "port-vell")]
     assert "refers to the dropped locations row 'port-vell'" in dropped[0]["reason"]
     assert rules.drop_rows(phase, specs, tool_input, [rules.RowProblem("locations", "missing")]) is None
+
+
+def test_schema_problems_name_the_missing_table_and_each_missing_field(specs: dict[str, TableSpec]) -> None:
+    phase = get_phase("2B")
+    tool_input = {"locations": [{"key": "north-reach", "kind": "region"}], "dungeons": []}
+
+    problems = {(p.table, p.key, p.column) for p in rules.schema_problems(phase, tool_input)}
+
+    assert problems == {
+        ("buildings", None, None),
+        ("locations", "north-reach", "name"),
+        ("locations", "north-reach", "description"),
+    }

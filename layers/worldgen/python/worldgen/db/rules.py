@@ -34,6 +34,7 @@ from worldgen.schema.tools import load_tool
 _NOT_EQUAL = re.compile(r"^CHECK \(\((\w+) <> (\w+)\)\)$")
 _EXACTLY_ONE = re.compile(r"^CHECK \(\(num_nonnulls\(([\w, ]+)\) = 1\)\)$")
 _ORDERED = re.compile(r"^CHECK \(\(\((\w+) IS NULL\) OR \((\w+) IS NULL\) OR \((\w+) <= (\w+)\)\)\)$")
+_REQUIRED = re.compile(r"^'(.+)' is a required property$")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 _CONSTRAINTS = """
@@ -215,8 +216,13 @@ def schema_problems(phase: Phase, tool_input: Any) -> list[RowProblem]:
         index = path[1] if len(path) > 1 and isinstance(path[1], int) else None
         column = str(path[2]) if len(path) > 2 else None
         row = error.instance if index is not None and len(path) == 2 else None
-        if error.validator == "required" and isinstance(row, dict):
-            column = next((p for p in error.validator_value if p not in row), None)
+        named = _REQUIRED.match(error.message)
+        if not path and error.validator == "required" and named:  # a whole table is missing: name it
+            table = named[1]
+        elif not path and error.validator == "additionalProperties" and isinstance(tool_input, dict):
+            table = next((t for t in tool_input if t not in phase.tables), table)
+        elif error.validator == "required" and isinstance(row, dict):
+            column = named[1] if named else None
         elif error.validator == "additionalProperties" and isinstance(row, dict):
             column = next((p for p in row if p not in error.schema.get("properties", {})), None)
         key = None
