@@ -106,7 +106,7 @@ def test_invalid_tool_input_is_sent_back_as_an_error_tool_result_then_saved(
     assert user["role"] == "user"
     assert result["type"] == "tool_result" and result["is_error"] is True
     assert result["tool_use_id"] == tool_use["id"]
-    assert "planes" in result["content"] and "Not A Slug" in result["content"]
+    assert "planes" in result["content"] and "calendar_systems[key=not-a-slug]" in result["content"]  # keys slugged
     # The repair round re-sends the same tool and system prompt, so it reads them from the cache.
     usages = [r.usage for r in claude_env.message_requests]
     assert usages[0]["cache_creation_input_tokens"] > 0 and usages[0]["cache_read_input_tokens"] == 0

@@ -95,13 +95,13 @@ def test_a_phase_that_uses_player_characters_gets_them(
     assert "Lost her brother to the Gray Guild." in context.render()
 
 
-def test_a_phase_that_does_not_use_player_characters_is_not_given_them(
+def test_the_first_phases_see_the_party_so_backstories_have_somewhere_to_land(
     conn: Conn, campaign_id: uuid.UUID, specs: dict[str, TableSpec]
 ) -> None:
-    assert not get_phase("1C").uses_player_characters
-    context = phase_context(conn, campaign_id, get_phase("1C"), specs)
-    assert context.player_characters == []
-    assert "Lyra Ashdown" not in context.render()
+    for phase_id in ("1A", "1B", "1C"):
+        context = phase_context(conn, campaign_id, get_phase(phase_id), specs)
+        assert [pc["name"] for pc in context.player_characters] == ["Brother Tam", "Lyra Ashdown"], phase_id
+        assert "Lost her brother to the Gray Guild." in context.render(), phase_id
 
 
 def test_a_generous_budget_keeps_every_row(conn: Conn, campaign_id: uuid.UUID, specs: dict[str, TableSpec]) -> None:
@@ -146,3 +146,37 @@ def test_render_states_what_it_left_out(conn: Conn, campaign_id: uuid.UUID, spec
     for table, count in context.omitted.items():
         assert f"{table} {count}" in text.split("Rows left out for length (their keys are still valid references): ")[1]
         assert len(context.rows[table]) + count == len(context.keys[table])
+
+
+def test_the_tables_a_phase_references_come_first_and_whole(
+    conn: Conn, campaign_id: uuid.UUID, specs: dict[str, TableSpec]
+) -> None:
+    phase = get_phase("2B")  # references geography_regions, entities, factions (and the PCs)
+    referenced: set[str] = {c.references for t in phase.tables for c in specs[t].foreign_keys if c.references} - {
+        "player_characters",
+        *phase.tables,
+    }
+
+    context = phase_context(conn, campaign_id, phase, specs, token_budget=3000)
+
+    assert sum(context.omitted.values()) > 0, "the budget must cut rows for this test to mean anything"
+    for table in referenced:
+        assert context.omitted.get(table, 0) == 0, table
+        assert sorted(kept_keys(context, table)) == context.keys[table], table
+    assert any(context.omitted.get(t) for t in EARLIER_THAN_2B if t not in referenced)
+
+
+def test_a_pc_connected_row_keeps_its_whole_description(
+    conn: Conn, campaign_id: uuid.UUID, specs: dict[str, TableSpec]
+) -> None:
+    long_text = "A tide-priest who " + "remembers every drowned name " * 20 + "and the last one is Lyra's."
+    conn.execute(
+        "UPDATE entities SET description = %s WHERE key = (SELECT min(key) FROM entities"
+        " WHERE player_character_id IS NOT NULL)",
+        (long_text,),
+    )
+    conn.execute("UPDATE entities SET description = %s WHERE player_character_id IS NULL", (long_text,))
+
+    text = phase_context(conn, campaign_id, get_phase("2B"), specs, token_budget=1_000_000).render()
+
+    assert text.count(long_text) == 1  # the PC's NPC whole; the others summarised

@@ -321,7 +321,7 @@ def test_a_missing_table_and_a_table_of_another_phase_are_both_reported(
 # -- rules only the database knows ----------------------------------------------------------------
 
 
-def test_a_pc_connection_with_two_targets_becomes_invalid_model_output(
+def test_a_pc_connection_with_two_targets_is_refused_before_the_database_by_key(
     conn: Conn, campaign: Campaign, specs: dict[str, TableSpec]
 ) -> None:
     inputs = save_world(conn, campaign, specs, through="3B")
@@ -336,13 +336,15 @@ def test_a_pc_connection_with_two_targets_becomes_invalid_model_output(
     with pytest.raises(InvalidModelOutput) as raised:
         save(conn, campaign, phase, tool_input, specs)
 
-    assert isinstance(raised.value.__cause__, psycopg.errors.CheckViolation)
-    assert "pc_connections_one_target_check" in raised.value.message
-    assert raised.value.details["problems"][0].startswith("pc_connections[key=lyra-and-the-port]: ")
+    assert raised.value.__cause__ is None  # checked before the save, from the catalog's CHECK
+    assert raised.value.details["problems"] == [
+        "pc_connections[key=lyra-and-the-port]: give exactly one of entity_key, location_key, item_key,"
+        " faction_key, quest_hook_key (given: ['entity_key', 'location_key'])"
+    ]
     assert one_row(conn.execute("SELECT count(*) AS n FROM pc_connections"))["n"] == 0
 
 
-def test_a_dungeon_whose_min_level_exceeds_its_max_becomes_invalid_model_output(
+def test_a_dungeon_whose_min_level_exceeds_its_max_is_refused_before_the_database_by_key(
     conn: Conn, campaign: Campaign, specs: dict[str, TableSpec]
 ) -> None:
     phase = get_phase("2B")
@@ -356,8 +358,10 @@ def test_a_dungeon_whose_min_level_exceeds_its_max_becomes_invalid_model_output(
     with pytest.raises(InvalidModelOutput) as raised:
         save(conn, campaign, phase, tool_input, specs)
 
-    assert isinstance(raised.value.__cause__, psycopg.errors.CheckViolation)
-    assert raised.value.details["problems"][0].startswith("dungeons[key=drowned-vault]: ")
+    assert raised.value.__cause__ is None
+    assert raised.value.details["problems"] == [
+        "dungeons[key=drowned-vault]: recommended_min_level must not exceed recommended_max_level"
+    ]
     assert snapshot(conn, phase.tables) == {t: [] for t in phase.tables}
 
 

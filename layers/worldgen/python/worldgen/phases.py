@@ -8,6 +8,7 @@ the foreign keys of the migrated catalog.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,13 +18,85 @@ CORE_TABLES: tuple[str, ...] = ("campaigns", "player_characters", "generations",
 
 
 @dataclass(frozen=True)
+class RowTarget:
+    """How many rows a table should get: ``base`` plus ``per_pc`` for each player character."""
+
+    base: int
+    per_pc: float = 0.0
+    note: str = ""  # what the rows are for, shown to the model next to the number
+
+    def rows(self, pc_count: int) -> int:
+        return self.base + math.ceil(self.per_pc * pc_count)
+
+
+# THE row targets: declared once, read by the prompt (``pipeline._size_hint``) and the tool
+# description (``schema.tools.with_row_targets``). A table without an entry aims for 3.
+ROW_TARGETS: dict[str, RowTarget] = {
+    # 1A
+    "calendar_systems": RowTarget(1, note="one calendar, a second only for a rival culture"),
+    "planes": RowTarget(3),
+    "geography_regions": RowTarget(3, 0.5, "every PC homeland among them"),
+    "historical_periods": RowTarget(4),
+    "economic_systems": RowTarget(2),
+    "legal_systems": RowTarget(2),
+    "celestial_bodies": RowTarget(3),
+    # 1B
+    "races": RowTarget(2, 0.5, "every PC's race among them"),
+    "character_classes": RowTarget(2, 0.5, "every PC's class among them"),
+    "feats": RowTarget(4),
+    "backgrounds": RowTarget(2, 0.5, "one fitting each PC's backstory"),
+    # 1C
+    "languages": RowTarget(3),
+    "cultures": RowTarget(3, 0.5),
+    "factions": RowTarget(3, 1, "every house, order, guild or crew a backstory names"),
+    "pantheons": RowTarget(1),
+    "deities": RowTarget(4, 0.5, "every god a backstory names"),
+    # 2A
+    "entities": RowTarget(6, 3, "2 per PC from their backstory, the rest the supporting cast"),
+    # 2B
+    "locations": RowTarget(6, 1.5, "a hierarchy: regions > cities > districts > sites"),
+    "dungeons": RowTarget(2, 0.5),
+    "buildings": RowTarget(3, 1),
+    # 2C
+    "items": RowTarget(3, 1.5, "at least one made for or sought by each PC"),
+    "item_effects": RowTarget(3, 1),
+    "sentient_item_properties": RowTarget(1, note="at most one per item"),
+    # 3A
+    "quest_hooks": RowTarget(2, 1.5, "at least one per PC"),
+    "encounters": RowTarget(3, 1),
+    # 3B
+    "shops": RowTarget(3, 0.5),
+    "taverns": RowTarget(2, 0.5),
+    "temples": RowTarget(2, 0.5),
+    # 3C
+    "entity_relationships": RowTarget(4, 2),
+    "entity_locations": RowTarget(6, 1.5, "every NPC somewhere"),
+    "entity_factions": RowTarget(4, 1),
+    "entity_items": RowTarget(2, 1),
+    "entity_deities": RowTarget(2, 0.5),
+    "faction_relationships": RowTarget(3, 0.5),
+    "faction_locations": RowTarget(4, 0.5),
+    "location_connections": RowTarget(4, 1),
+    "quest_hook_entities": RowTarget(3, 1.5),
+    "quest_hook_locations": RowTarget(3, 1.5),
+    "pc_connections": RowTarget(0, 5, "per PC: an NPC, a place, an item, a quest and a faction"),
+}
+DEFAULT_ROW_TARGET = RowTarget(3)
+
+
+def row_target(table: str, pc_count: int, cap: int) -> int:
+    """The number of rows to aim for in ``table`` for a party of ``pc_count``, at most ``cap``."""
+    return min(cap, ROW_TARGETS.get(table, DEFAULT_ROW_TARGET).rows(pc_count))
+
+
+@dataclass(frozen=True)
 class Phase:
     id: str
     name: str
     tables: tuple[str, ...]  # insert order: a table's in-phase parents come first
     depends_on: tuple[str, ...]
     focus: str
-    uses_player_characters: bool = False
+    uses_player_characters: bool = True  # every phase sees the party (issue 11)
     lambda_timeout_seconds: int = 600
     memory_mb: int = 512
     max_rows_per_table: int = 40
@@ -72,28 +145,28 @@ PHASES: tuple[Phase, ...] = (
             "celestial_bodies",
         ),
         depends_on=(),
-        focus="world-independent foundations: time, planes, geography, history, economy, law, the sky",
+        focus="the foundations: time, planes, geography, history, economy, law and the sky, with the PCs' homelands",
     ),
     Phase(
         id="1B",
         name="Character building systems",
         tables=("races", "character_classes", "feats", "backgrounds"),
         depends_on=("1A",),
-        focus="player character options, rooted in the geography and history of phase 1A",
+        focus="character options rooted in phase 1A: every PC's race, class and background among them",
     ),
     Phase(
         id="1C",
         name="Social framework",
         tables=("languages", "cultures", "factions", "pantheons", "deities"),
         depends_on=("1A", "1B"),
-        focus="religion and society built on the races and regions",
+        focus="religion and society on the races and regions, with every house, faction and god a backstory names",
     ),
     Phase(
         id="2A",
         name="PC connected entities",
         tables=("entities",),
         depends_on=("1A", "1B", "1C"),
-        focus="NPCs that come straight out of the player characters' backstories",
+        focus="the NPCs of the PCs' backstories and the cast later phases need: rulers, villains, owners, priests",
         uses_player_characters=True,
     ),
     Phase(

@@ -14,10 +14,18 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from worldgen import state
+from worldgen.db import rules
 from worldgen.db.catalog import read_table_specs
 from worldgen.db.connection import connect
 from worldgen.db.context import PhaseContext, phase_context
-from worldgen.db.save import SaveResult, invalid_output, problem_listing, save_phase_rows
+from worldgen.db.save import (
+    SaveResult,
+    existing_keys,
+    external_tables,
+    invalid_output,
+    problem_listing,
+    save_phase_rows,
+)
 from worldgen.errors import (
     CampaignNotFound,
     DatabaseUnavailable,
@@ -29,9 +37,9 @@ from worldgen.errors import (
 from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage, WorldModel, get_model
 from worldgen.observability import logger
 from worldgen.phases import WORLD_TABLES, Phase, get_phase
-from worldgen.prompts import phase_prompt, system_prompt
+from worldgen.prompts import phase_prompt, size_hint, system_prompt
 from worldgen.schema.spec import TableSpec
-from worldgen.schema.tools import load_tool, strict_variant, with_key_enums
+from worldgen.schema.tools import load_tool, strict_variant, with_key_enums, with_row_targets
 from worldgen.settings import get_settings
 
 
@@ -47,6 +55,7 @@ class PhaseOutcome:
     cache_read_input_tokens: int = 0
     cost_usd: float = 0.0
     replayed: bool = False  # already succeeded for this generation: returned without a model call
+    rows_dropped: int = 0  # invalid rows left out after the repair rounds (partial success)
 
     def payload(self) -> dict[str, Any]:
         """What the Lambda returns to Step Functions: small, the data lives in PostgreSQL."""
@@ -141,10 +150,6 @@ def _insert_model_calls(
         )
 
 
-def _size_hint(phase: Phase) -> str:
-    return f"Aim for 3 to 8 rows per table (at most {phase.max_rows_per_table}); more where the story needs it."
-
-
 def _repair_messages(response: ModelResponse, problems: list[str], problem_count: int) -> list[dict[str, Any]]:
     """The rejected answer, then a user turn listing the problems (a tool_result for a tool call),
     bounded (MAX_PROBLEMS_LISTED, each clipped) however many and however large: 10,000 bad rows
@@ -231,11 +236,13 @@ def model_request(
 
     ``tool`` defaults to the committed tool with references to earlier rows narrowed to their keys.
     """
+    pc_count = len(context.keys.get("player_characters", []))
+    tool = tool if tool is not None else with_key_enums(load_tool(phase), phase, specs, context.keys)
     return ModelRequest(
         phase=phase,
         system=system_prompt(),
-        messages=[{"role": "user", "content": phase_prompt(phase, context, _size_hint(phase))}],
-        tool=tool if tool is not None else with_key_enums(load_tool(phase), phase, specs, context.keys),
+        messages=[{"role": "user", "content": phase_prompt(phase, context, size_hint(phase, pc_count))}],
+        tool=with_row_targets(tool, phase, pc_count),
         max_tokens=phase.max_tokens,
         context=context,
         references={t: {c.property_name: c.references or "" for c in specs[t].foreign_keys} for t in phase.tables},
@@ -262,6 +269,7 @@ def _generate(
         tool = strict_variant(tool)
     request = model_request(phase, context, specs, tool=tool, options=generation["options"])
     model_ms = 0.0
+    finish = partial(_finish, generation=generation, phase=phase, attempt=attempt, calls=calls, started=started)
     for round_number in range(1, settings.repair_rounds + 2):
         request = dataclasses.replace(request, round=round_number)
         call_started = time.perf_counter()
@@ -276,33 +284,31 @@ def _generate(
         finally:
             model_ms += time.perf_counter() - call_started
         calls.append(response.usage)
+        tool_input: Any = None
         if response.tool_input is None:
             problems = ["the answer did not call the tool"]
             problem_count = 1
         else:
+            tool_input, collisions = rules.slug_keys(phase, specs, response.tool_input)
+            problems = [str(p) for p in collisions]
+            problem_count = len(problems)
+        if tool_input is not None and not problems:
             try:
                 result = save_phase_rows(
-                    conn,
-                    generation["campaign_id"],
-                    generation["id"],
-                    phase,
-                    response.tool_input,
-                    specs,
-                    before_commit=partial(
-                        _finish,
-                        generation=generation,
-                        phase=phase,
-                        attempt=attempt,
-                        calls=calls,
-                        started=started,
-                        model_seconds=model_ms,
-                    ),
-                )
+                    conn, generation["campaign_id"], generation["id"], phase, tool_input, specs,
+                    before_commit=partial(finish, model_seconds=model_ms),
+                )  # fmt: skip
                 return _outcome(phase, result, calls)
             except InvalidModelOutput as exc:
                 problems = list(exc.details.get("problems") or [exc.message])
                 problem_count = int(exc.details.get("problem_count") or len(problems))
         if round_number > settings.repair_rounds:
+            if tool_input is not None:
+                saved = _save_partially(
+                    conn, generation, phase, specs, tool_input, partial(finish, model_seconds=model_ms)
+                )
+                if saved is not None:
+                    return _outcome(phase, saved, calls)
             raise invalid_output(
                 f"phase {phase.id}: tool input still invalid after {settings.repair_rounds} repair round(s)"
                 f" ({problem_count} problem(s))",
@@ -320,6 +326,35 @@ def _failed_call(model: WorldModel, phase: Phase) -> ModelUsage:
     model_id = getattr(model, "model_id", None)
     name = model_id(phase) if callable(model_id) else model.provider
     return ModelUsage(provider=model.provider, model=str(name), stop_reason="error")
+
+
+def _save_partially(
+    conn: psycopg.Connection[Any],
+    generation: dict[str, Any],
+    phase: Phase,
+    specs: dict[str, TableSpec],
+    tool_input: Any,
+    finish: Any,
+) -> SaveResult | None:
+    """Drop the rows still invalid after the repair rounds (and what in the phase refers to them) and
+    save the rest, when they are few (``partial_success_max_share`` of the phase's rows); else None."""
+    if not isinstance(tool_input, dict):
+        return None
+    known = existing_keys(conn, generation["campaign_id"], external_tables(phase, specs))
+    problems = rules.validate(conn, phase, specs, tool_input, known) + rules.slug_keys(phase, specs, tool_input)[1]
+    conn.commit()
+    trimmed = rules.drop_rows(phase, specs, tool_input, problems) if problems else None
+    if trimmed is None:
+        return None
+    kept, dropped = trimmed
+    total = sum(len(rows) for rows in tool_input.values() if isinstance(rows, list))
+    if len(dropped) > get_settings().partial_success_max_share * total:
+        return None
+    logger.warning("phase saved without its invalid rows", extra={"phase": phase.id, "dropped": dropped})
+    return save_phase_rows(
+        conn, generation["campaign_id"], generation["id"], phase, kept, specs,
+        before_commit=partial(finish, dropped=dropped),
+    )  # fmt: skip
 
 
 def _outcome(phase: Phase, result: SaveResult, calls: list[ModelUsage]) -> PhaseOutcome:
@@ -346,10 +381,11 @@ def _finish(
     calls: list[ModelUsage],
     started: float,
     model_seconds: float,
+    dropped: list[dict[str, str]] | None = None,
 ) -> None:
     """Inside the save's transaction: refuse to commit unless fenced in, then record."""
     state.fence_phase_commit(conn, generation["id"], phase, attempt)
-    outcome = _outcome(phase, result, calls)
+    outcome = dataclasses.replace(_outcome(phase, result, calls), rows_dropped=len(dropped or []))
     duration_ms = int((time.perf_counter() - started) * 1000)
     state.succeed_phase_run(
         conn,
@@ -362,6 +398,11 @@ def _finish(
         rows_total=result.rows_total,
         result=Jsonb(json.loads(json.dumps(asdict(outcome)))),
     )
+    if dropped:
+        conn.execute(
+            "UPDATE phase_runs SET dropped_rows = %s WHERE generation_id = %s AND phase = %s",
+            (Jsonb(dropped), generation["id"], phase.id),
+        )
     _insert_model_calls(conn, generation, phase, attempt, calls, None)
 
 

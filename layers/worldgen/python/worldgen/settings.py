@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worldgen.contracts import SETTINGS_ENV_PREFIX
@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = 240.0
     sdk_max_retries: int = 1
     repair_rounds: int = 2
+    # After the repair rounds: drop the invalid rows (and what refers to them) and save the rest when
+    # they are at most this share of the phase's rows; above it the phase fails.
+    partial_success_max_share: float = Field(default=0.10, ge=0.0, le=1.0)
     strict_phases: list[str] = Field(default_factory=list)  # phases whose tool is sent with strict: true
 
     @field_validator("default_model")
@@ -68,6 +71,24 @@ class Settings(BaseSettings):
     action_secret_arn: str | None = None
     aws_region: str = Field(default="us-east-1", validation_alias=AliasChoices("WORLDGEN_AWS_REGION", "AWS_REGION"))
 
+    @field_validator("strict_phases")
+    @classmethod
+    def _strict_phases_within_limits(cls, phases: list[str]) -> list[str]:
+        """A phase configured strict whose tool breaks a limit of strict tool use is refused here, with
+        the limit named, rather than by the API in the middle of a generation."""
+        from worldgen.phases import get_phase
+        from worldgen.schema.tools import load_tool, strict_limit_problems
+
+        for phase_id in phases:
+            try:
+                phase = get_phase(phase_id)
+            except KeyError as exc:
+                raise ValueError(str(exc.args[0])) from exc
+            problems = strict_limit_problems(load_tool(phase))
+            if problems:
+                raise ValueError(f"phase {phase.id} cannot use strict tools: " + "; ".join(problems))
+        return [phase.upper() for phase in phases]
+
 
 def _known_model(model: str, setting: str) -> str:
     """``model`` when the model family table knows it, else ConfigurationError listing the known ids.
@@ -84,4 +105,11 @@ def _known_model(model: str, setting: str) -> str:
 
 @cache
 def get_settings() -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:
+        from worldgen.errors import ConfigurationError
+
+        first = exc.errors()[0]
+        where = "WORLDGEN_" + "_".join(str(p) for p in first["loc"]).upper()
+        raise ConfigurationError(f"{where}: {first['msg'].removeprefix('Value error, ')}") from exc

@@ -31,6 +31,7 @@ class PhaseContext:
     # Rows of the phase's own tables a regeneration keeps (locked by the game master, or tied to a
     # locked row): the model must not recreate them or reuse their keys, and may refer to them.
     kept: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    omitted_keys: dict[str, list[str]] = field(default_factory=dict)  # the rows left out, by table
 
     def render(self) -> str:
         parts = [
@@ -80,13 +81,17 @@ def load_player_characters(conn: psycopg.Connection[Any], campaign_id: uuid.UUID
     return [{k: v for k, v in dict(r).items() if v is not None} for r in rows]
 
 
-def _compact(row: dict[str, Any], spec: TableSpec, id_to_key: Mapping[str, str]) -> dict[str, Any]:
+def _compact(
+    row: dict[str, Any], spec: TableSpec, id_to_key: Mapping[str, str], *, full_text: bool = False
+) -> dict[str, Any]:
+    """A row as the model reads it: key, name, a summary (the whole description when ``full_text``)."""
     compact: dict[str, Any] = {"key": row["key"]}
     if row.get("name"):
         compact["name"] = row["name"]
     if row.get("description"):
         text = row["description"]
-        compact["summary"] = text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1] + "…"
+        short = full_text or len(text) <= SUMMARY_CHARS
+        compact["summary"] = text if short else text[: SUMMARY_CHARS - 1] + "…"
     for column in spec.exposed_columns:
         value = row.get(column.name)
         if value is None or column.name in ("key", "name", "description"):
@@ -127,9 +132,10 @@ def phase_context(
     budget_chars = (token_budget or phase.context_token_budget) * CHARS_PER_TOKEN
     used = len(context.render())
     added: list[str] = []
-    for table, row, line in _by_priority(tables, raw, specs, id_to_key):
+    referenced = _referenced_tables(phase, specs)
+    for table, row, line in _by_priority(tables, raw, specs, id_to_key, referenced):
         if used + len(line) + 1 > budget_chars:
-            context.omitted[table] = context.omitted.get(table, 0) + 1
+            _leave_out(context, table, row)
             continue
         context.rows[table].append(row)
         added.append(table)
@@ -137,8 +143,7 @@ def phase_context(
     # Table headers and "left out" notes take room too: give back the last rows until it fits.
     while added and len(context.render()) > budget_chars:
         table = added.pop()
-        context.rows[table].pop()
-        context.omitted[table] = context.omitted.get(table, 0) + 1
+        _leave_out(context, table, context.rows[table].pop())
     return context
 
 
@@ -161,26 +166,42 @@ def _kept_rows(
     }
 
 
+def _leave_out(context: PhaseContext, table: str, row: dict[str, Any]) -> None:
+    context.omitted[table] = context.omitted.get(table, 0) + 1
+    context.omitted_keys.setdefault(table, []).append(row["key"])
+
+
+def _referenced_tables(phase: Phase, specs: Mapping[str, TableSpec]) -> set[str]:
+    """The earlier tables the phase's rows point at (its foreign keys): the context it needs most."""
+    return {c.references for t in phase.tables for c in specs[t].foreign_keys if c.references} - set(phase.tables)
+
+
 def _by_priority(
     tables: list[str],
     raw: dict[str, list[dict[str, Any]]],
     specs: Mapping[str, TableSpec],
     id_to_key: Mapping[str, str],
+    referenced: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> list[tuple[str, dict[str, Any], str]]:
-    """PC-connected rows first, then the rest; within a tier, round-robin over tables by key."""
-    tiers: list[list[tuple[str, dict[str, Any], str]]] = [[], []]
-    for tier in (0, 1):
+    """Relevance first: the tables the phase references (PC-connected rows first), then the other
+    PC-connected rows, then the rest; within a tier, round-robin over tables by key. PC-connected
+    rows keep their whole description."""
+    order = [(True, True), (True, False), (False, True), (False, False)]  # (referenced, PC-connected)
+    found: list[tuple[str, dict[str, Any], str]] = []
+    for wanted_referenced, wanted_pc in order:
         queues = []
         for table in tables:
+            if (table in referenced) != wanted_referenced:
+                continue
             pc_columns = [c.name for c in specs[table].foreign_keys if c.references == "player_characters"]
-            chosen = [r for r in raw[table] if any(r.get(c) for c in pc_columns) == (tier == 0)]
-            queues.append([(table, _compact(r, specs[table], id_to_key)) for r in chosen])
+            chosen = [r for r in raw[table] if any(r.get(c) for c in pc_columns) == wanted_pc]
+            queues.append([(table, _compact(r, specs[table], id_to_key, full_text=wanted_pc)) for r in chosen])
         while any(queues):
             for queue in queues:
                 if queue:
                     table, row = queue.pop(0)
-                    tiers[tier].append((table, row, json.dumps(row, ensure_ascii=False)))
-    return tiers[0] + tiers[1]
+                    found.append((table, row, json.dumps(row, ensure_ascii=False)))
+    return found
 
 
 def _rows_of(

@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from worldgen.db import rules
 from worldgen.errors import DatabaseUnavailable, InvalidModelOutput
 from worldgen.phases import WORLD_TABLES, Phase
 from worldgen.schema.spec import ColumnSpec, TableSpec
@@ -350,7 +351,7 @@ def save_phase_rows(
         known = existing_keys(conn, campaign_id, external_tables(phase, specs))
         kept = delete_previous_rows_keeping_locked(conn, campaign_id, phase, specs)
         known.update(kept)  # in-phase references may name a kept row; new rows may not reuse its key
-        problems = validate_phase_input(phase, specs, tool_input, known)
+        problems = rules.validate(conn, phase, specs, tool_input, known)
         if problems:
             raise invalid_output(
                 f"phase {phase.id} tool input has {len(problems)} problem(s)", [str(p) for p in problems]
@@ -363,7 +364,9 @@ def save_phase_rows(
             if rows:
                 try:
                     _copy_rows(conn, specs[table], rows, ids, known, campaign_id, generation_id, phase)
-                except psycopg.Error as exc:
+                except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
+                    raise rules.database_error(table, exc, ids, known) from exc  # by key, never a UUID
+                except psycopg.Error as exc:  # a limit (54), a lost connection (08), or a bug
                     typed = database_error(table, rows, exc)
                     if typed is exc:
                         raise

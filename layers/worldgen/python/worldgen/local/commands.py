@@ -125,6 +125,23 @@ def status(args: argparse.Namespace) -> int:
     return 0
 
 
+def audit(args: argparse.Namespace) -> int:
+    from worldgen.audit import audit_world, latest_generation
+
+    url = migrated_local_database()
+    with connect(url) as conn:
+        generation_id = args.generation_id or latest_generation(conn)
+        if generation_id is None:
+            print("no generations yet: run `worldgen demo`")
+            return 1
+        report = audit_world(conn, generation_id)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2, default=str))
+    else:
+        print(f"world of generation {generation_id}\n{report.render()}")
+    return 0
+
+
 def _admin_action(args: argparse.Namespace, name: str, data: dict[str, Any], follow: bool = True) -> int:
     url = migrated_local_database()
     with _runtime(args, url) as runtime:

@@ -117,4 +117,7 @@ def generation_report(conn: psycopg.Connection[Any], generation_id: uuid.UUID | 
         items = [f"{t} {n}" for t, n in tables.items()]
         for start in range(0, len(items), 4):
             lines.append("    " + ", ".join(items[start : start + 4]))
+    from worldgen.audit import audit_world
+
+    lines += ["", audit_world(conn, generation_id).render()]
     return "\n".join(lines)

@@ -6,7 +6,7 @@ from functools import cache
 from importlib import resources
 
 from worldgen.db.context import PhaseContext
-from worldgen.phases import Phase
+from worldgen.phases import ROW_TARGETS, Phase, row_target
 
 
 @cache
@@ -16,6 +16,17 @@ def _template(name: str) -> str:
 
 def system_prompt() -> str:
     return _template("system.txt").strip()
+
+
+def size_hint(phase: Phase, pc_count: int) -> str:
+    """The row targets of ``phase`` for a party of ``pc_count`` (from ``phases.ROW_TARGETS``)."""
+    lines = [f"Rows to aim for with {pc_count} player character(s) (more only where the story needs it):"]
+    for table in phase.tables:
+        note = ROW_TARGETS[table].note if table in ROW_TARGETS else ""
+        lines.append(
+            f"- {table}: about {row_target(table, pc_count, phase.max_rows_per_table)}" + (f" ({note})" if note else "")
+        )
+    return "\n".join(lines)
 
 
 def phase_prompt(phase: Phase, context: PhaseContext, size_hint: str) -> str:

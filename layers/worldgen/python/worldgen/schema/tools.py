@@ -13,7 +13,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from worldgen.phases import PHASES, Phase
+from worldgen.phases import PHASES, Phase, row_target
 from worldgen.schema.spec import ColumnSpec, TableSpec
 
 # Package data: read through importlib.resources, wherever the package is laid out (repo or /opt/python).
@@ -123,6 +123,59 @@ def with_key_enums(
         elif prop not in item["required"]:
             del item["properties"][prop]
     return narrowed
+
+
+# Anthropic's strict tool use compiles every strict schema of a request into one grammar, with
+# limits per request (Structured outputs > JSON Schema limitations): checked when settings load.
+STRICT_MAX_OPTIONAL_PARAMETERS = 24
+STRICT_MAX_UNION_PARAMETERS = 16
+
+
+def strict_limit_problems(tool: dict[str, Any]) -> list[str]:
+    """The limits of Anthropic's strict tool use that ``tool`` breaks, each naming the limit."""
+    optional = unions = 0
+
+    def visit(node: Any) -> None:
+        nonlocal optional, unions
+        if isinstance(node, dict):
+            if isinstance(node.get("properties"), dict):
+                required = set(node.get("required", []))
+                optional += sum(name not in required for name in node["properties"])
+            if "anyOf" in node or isinstance(node.get("type"), list):
+                unions += 1
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(tool.get("input_schema", {}))
+    problems = []
+    if optional > STRICT_MAX_OPTIONAL_PARAMETERS:
+        problems.append(
+            f"{optional} optional parameters; strict tool use allows at most {STRICT_MAX_OPTIONAL_PARAMETERS}"
+            " per request"
+        )
+    if unions > STRICT_MAX_UNION_PARAMETERS:
+        problems.append(
+            f"{unions} parameters with union types; strict tool use allows at most {STRICT_MAX_UNION_PARAMETERS}"
+        )
+    return problems
+
+
+TARGET_MARKER = " Target for this party: "
+
+
+def with_row_targets(tool: dict[str, Any], phase: Phase, pc_count: int) -> dict[str, Any]:
+    """A copy of ``tool`` whose table descriptions end with the row target for ``pc_count`` PCs."""
+    sized = copy.deepcopy(tool)
+    for table, schema in sized["input_schema"]["properties"].items():
+        if table not in phase.tables:
+            continue
+        description = schema.get("description", "").split(TARGET_MARKER)[0]
+        target = row_target(table, pc_count, phase.max_rows_per_table)
+        schema["description"] = f"{description}{TARGET_MARKER}about {target} row(s) for {pc_count} PC(s)."
+    return sized
 
 
 def strict_variant(tool: dict[str, Any]) -> dict[str, Any]:
