@@ -54,7 +54,7 @@ def test_alarm_metrics_live_in_the_namespaces_the_stack_owns(synthesized: Synthe
         alarm["Properties"].get("Namespace") for alarm in synthesized.of_type("AWS::CloudWatch::Alarm").values()
     }
     # Lambda and Step Functions metrics, and worldgen's own only under its contract namespace.
-    assert namespaces <= {"AWS/Lambda", "AWS/States", contracts.METRICS_NAMESPACE, None}
+    assert namespaces <= {"AWS/Lambda", "AWS/States", "AWS/SQS", contracts.METRICS_NAMESPACE, None}
 
 
 @pytest.mark.parametrize("synthesized", ["dev"], indirect=True)

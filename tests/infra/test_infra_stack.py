@@ -197,7 +197,8 @@ def test_alarms_cover_executions_and_errors_throttles_and_p95_duration_of_each_p
     synthesized: Synthesized,
 ) -> None:
     alarms = synthesized.of_type("AWS::CloudWatch::Alarm").values()
-    assert len(alarms) == 2 + 3 * len(PHASE_FUNCTIONS)
+    # executions failed and timed out, undelivered failure events, and 3 per phase
+    assert len(alarms) == 3 + 3 * len(PHASE_FUNCTIONS)
     durations = {
         alarm["Properties"]["Dimensions"][0]["Value"]["Ref"]: alarm["Properties"]["Threshold"]
         for alarm in alarms

@@ -71,9 +71,11 @@ class RowProblem:
     column: str | None = None
 
     def __str__(self) -> str:
+        from worldgen.db.save import clip
+
         where = self.table
         if self.key is not None:
-            where += f"[key={self.key}]"
+            where += f"[key={clip(self.key)}]"  # a 1 MB key must not crowd out what is wrong with it
         elif self.index is not None:
             where += f"[{self.index}]"
         if self.column:
@@ -266,7 +268,9 @@ def database_error(
     diag = exc.diag
     detail = _UUID.sub(lambda m: repr(by_id.get(m[0], "?")), diag.message_detail or "")
     row_key = next((by_id[m] for m in _UUID.findall(diag.message_detail or "") if m in ids.get(table, {})), None)
-    where = f"{table}[key={row_key}]" if row_key else table
+    from worldgen.db.save import clip
+
+    where = f"{table}[key={clip(row_key)}]" if row_key else table
     text = f"{where}: {diag.message_primary} ({diag.constraint_name or 'no constraint'}) {detail}".strip()
     return InvalidModelOutput(text, problems=[text])
 

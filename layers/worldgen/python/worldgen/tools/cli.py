@@ -275,10 +275,24 @@ def _rehearse(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Quieting is undone on the way out: main() also runs in-process (tests, other tools).
+    saved_level = os.environ.get("POWERTOOLS_LOG_LEVEL")
+    with warnings.catch_warnings():
+        _quiet_unless_verbose(args.verbose)
+        try:
+            return _run(args)
+        finally:
+            logging.disable(logging.NOTSET)
+            if saved_level is None:
+                os.environ.pop("POWERTOOLS_LOG_LEVEL", None)
+            else:
+                os.environ["POWERTOOLS_LOG_LEVEL"] = saved_level
+
+
+def _run(args: argparse.Namespace) -> int:
     from worldgen.errors import ConfigurationError
 
-    args = build_parser().parse_args(argv)
-    _quiet_unless_verbose(args.verbose)
     try:
         if args.command in ("demo", "generate", "status", "resume", "regenerate", "cancel", "revert", "serve"):
             from worldgen.local.preflight import preflight
