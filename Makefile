@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ENV ?= dev
 
-.PHONY: install demo test test-fast lint format asl schemas hasura-metadata synth layers bench bench-save bench-engine clean
+.PHONY: install demo test test-fast lint format asl schemas hasura-metadata synth layers bench bench-save bench-engine bench-world clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ bench-save: $(STAMP)
 
 bench-engine: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_engine
+
+# A real-size world at a real model's pace (the paced Claude simulator); prints, never asserts.
+bench-world: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_world
 
 clean:
 	rm -rf $(VENV) .worldgen cdk.out .pytest_cache .mypy_cache .ruff_cache

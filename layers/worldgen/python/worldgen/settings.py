@@ -13,8 +13,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ModelProvider = Literal["procedural", "anthropic", "bedrock"]
-MODEL_PROVIDERS: tuple[str, ...] = ("procedural", "anthropic", "bedrock")
+ModelProvider = Literal["procedural", "anthropic", "bedrock", "simulated"]
+MODEL_PROVIDERS: tuple[str, ...] = ("procedural", "anthropic", "bedrock", "simulated")
 
 
 class Settings(BaseSettings):
@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     sdk_max_retries: int = 1
     repair_rounds: int = 2
     strict_phases: list[str] = Field(default_factory=list)  # phases whose tool is sent with strict: true
+
+    # Simulated Claude (worldgen.local.simulator, started by the demo, the bench and tests)
+    simulator_url: str | None = None
+    simulator_time_factor: float = 1.0  # simulated seconds per real second
 
     # Procedural model
     seed: int = 7

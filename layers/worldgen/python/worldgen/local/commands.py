@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -16,10 +18,11 @@ from worldgen.local.campaigns import SAMPLE_CAMPAIGN, CampaignFile, insert_campa
 from worldgen.local.database import migrated_local_database
 from worldgen.local.progress import ProgressPrinter, generation_report, provider_label
 from worldgen.local.runtime import LocalRuntime, function_url_event
+from worldgen.local.simulator import ClaudeSimulator, FaultPlan
 from worldgen.settings import get_settings
 
 
-def _runtime(args: argparse.Namespace, url: str) -> LocalRuntime:
+def _runtime(args: argparse.Namespace, url: str, simulator: ClaudeSimulator | None = None) -> LocalRuntime:
     environment = {"WORLDGEN_DATABASE_URL": url}
     configured_secret = get_settings().action_secret
     if configured_secret is not None and configured_secret.get_secret_value():
@@ -30,7 +33,20 @@ def _runtime(args: argparse.Namespace, url: str) -> LocalRuntime:
         environment["WORLDGEN_SEED"] = str(args.seed)
     if getattr(args, "scale", None) is not None:
         environment["WORLDGEN_SCALE"] = str(args.scale)
+    if simulator is not None:
+        environment.update(simulator.environment())
     return LocalRuntime(environment=environment)
+
+
+@contextmanager
+def _simulator(args: argparse.Namespace) -> Iterator[ClaudeSimulator | None]:
+    """The paced Claude simulator when the model is ``simulated`` (it lives as long as the runtime)."""
+    if getattr(args, "model", None) != "simulated":
+        yield None
+        return
+    faults = FaultPlan.from_seed(args.faults) if getattr(args, "faults", None) is not None else None
+    with ClaudeSimulator(size=getattr(args, "size", "typical"), faults=faults) as simulator:
+        yield simulator
 
 
 def _follow(runtime: LocalRuntime, url: str, status: int, body: dict[str, Any]) -> int:
@@ -77,7 +93,7 @@ def generate_campaign(args: argparse.Namespace, campaign: CampaignFile) -> int:
     model = args.model or "procedural"
     print(f"campaign {campaign.name!r} ({campaign_id}), {len(campaign.player_characters)} player characters")
     print(f"model: {provider_label(model)}")
-    with _runtime(args, url) as runtime:
+    with _simulator(args) as simulator, _runtime(args, url, simulator) as runtime:
         status, body = runtime.action("generateWorld", {"campaign_id": str(campaign_id)}, user_id=campaign.owner_id)
         return _follow(runtime, url, status, body)
 
@@ -121,7 +137,7 @@ def status(args: argparse.Namespace) -> int:
 
 def _admin_action(args: argparse.Namespace, name: str, data: dict[str, Any], follow: bool = True) -> int:
     url = migrated_local_database()
-    with _runtime(args, url) as runtime:
+    with _simulator(args) as simulator, _runtime(args, url, simulator) as runtime:
         status_code, body = runtime.action(name, data, role="admin")
         if not follow or status_code != 200:
             print(json.dumps(body, indent=2))

@@ -73,6 +73,10 @@ def get_model(provider: str | None = None) -> WorldModel:
         from worldgen.model.claude import ClaudeModel
 
         model = ClaudeModel(provider=name)
+    elif name == "simulated":
+        from worldgen.model.simulated import SimulatedModel
+
+        model = SimulatedModel(settings)
     else:
         raise ConfigurationError(f"unknown model provider {name!r}; valid: {', '.join(MODEL_PROVIDERS)}")
     _models[(name, id(settings))] = model

@@ -229,6 +229,7 @@ class _PhaseGenerator:
         pc_props = [p for p in refs if refs[p] == "player_characters"]
 
         count = max(1, round(rng.randint(3, 8) * self.scale))
+        count = int(self.request.options.get("row_counts", {}).get(table, count))  # the simulator's sizes
         if pc_props and self.pcs:
             count = max(count, len(self.pcs))
         if is_edge and required_refs:
