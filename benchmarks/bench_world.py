@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import time
 import tracemalloc
 import uuid
@@ -111,8 +113,9 @@ def run_world(
     definition: str | None = None,
     wrap: Callable[[str, Any], Any] | None = None,
 ) -> tuple[World, ClaudeSimulator]:
+    campaign = campaign_for(pcs)
     with connect(url) as conn:
-        campaign_id = insert_campaign(conn, campaign_for(pcs))
+        campaign_id = insert_campaign(conn, campaign)
     simulator = ClaudeSimulator(Pace(time_factor=factor), size=size)
     with simulator:
         environment = {"WORLDGEN_DATABASE_URL": url, **simulator.environment()}
@@ -122,7 +125,7 @@ def run_world(
                     function = next(f for f in ALL_FUNCTIONS if f.id == phase.function_id)
                     runtime.overrides[phase.function_id] = wrap(phase.id, load_handler(function))
             started = time.perf_counter()
-            status, body = runtime.action("generateWorld", {"campaign_id": str(campaign_id)}, user_id="bench")
+            status, body = runtime.action("generateWorld", {"campaign_id": str(campaign_id)}, user_id=campaign.owner_id)
             if status != 200:
                 raise SystemExit(f"generateWorld refused: {body}")
             execution = runtime.wait(body["execution_arn"], timeout=3600)
@@ -141,6 +144,9 @@ def run_world(
     for run in runs:
         mine = [c for c in calls if c["phase"] == run["phase"]]
         model_seconds = sum(c["latency_ms"] for c in mine) / 1000
+        if run["status"] != "succeeded":  # a failed call may leave no ledger row: the simulator's clock
+            deadline = get_settings().request_timeout_seconds
+            model_seconds = sum(min(s.simulated_seconds, deadline) for s in simulator.served if s.phase == run["phase"])
         other = max(0, (run["duration_ms"] or 0) - (run["model_ms"] or 0)) / 1000
         served = [s for s in simulator.served if s.phase == run["phase"] and s.usage]
         world.phases[run["phase"]] = PhaseRow(
@@ -208,6 +214,8 @@ def main() -> None:
     parser.add_argument("--factor", type=float, default=TIME_FACTOR, help="simulated seconds per real second")
     parser.add_argument("--no-memory", action="store_true", help="skip the traced-memory runs")
     args = parser.parse_args()
+    os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"  # the table, not the handlers' logs
+    logging.getLogger("moto").setLevel(logging.CRITICAL)  # a failed Task's traceback: the table says it
     url = migrated_local_database()
     print(
         "bench-world: simulated Claude at 60 output tokens/s, 1.5 s to the first token,"

@@ -16,7 +16,7 @@ from worldgen.phases import PHASES
 from worldgen.pipeline import run_phase
 from worldgen.settings import get_settings
 
-FAST = 500.0  # simulated seconds per real second: a 60 tokens/s answer of 8K tokens takes 0.3 s
+FAST = 100.0  # simulated seconds per real second: a 60 tokens/s answer of 6K tokens streams in 1 s
 
 
 def make_generation(conn: psycopg.Connection[Any], phases: list[str], pcs: int = 4) -> str:
@@ -117,19 +117,19 @@ def test_an_answer_longer_than_max_tokens_is_cut_there(
 
     import worldgen.pipeline as pipeline
 
-    small = dataclasses.replace(PHASES[0], max_tokens=500)
+    small = dataclasses.replace(PHASES[0], expected_output_tokens=300)  # max_tokens 1000
     monkeypatch.setattr(pipeline, "get_phase", lambda _id: small)
     generation_id = make_generation(conn, ["1A"])
     with pytest.raises(ModelOutputTruncated):
         run_phase(conn, generation_id, "1A")
-    assert [s.usage["output_tokens"] for s in simulated_env.served] == [500, 1000]
+    assert [s.usage["output_tokens"] for s in simulated_env.served] == [1000, 2000]
 
 
 @pytest.mark.parametrize("simulator", [{("1A", 1): Fault("stall")}], indirect=True)
 def test_a_stalled_stream_times_out_as_a_transient_error(
     simulated_env: ClaudeSimulator, conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("WORLDGEN_REQUEST_TIMEOUT_SECONDS", "100")  # 0.2 s of real time at x500
+    monkeypatch.setenv("WORLDGEN_REQUEST_TIMEOUT_SECONDS", "100")  # 1 s of real time at x100: the stall lasts 6 s
     get_settings.cache_clear()
     generation_id = make_generation(conn, ["1A"])
     with pytest.raises(ModelTimeout):
@@ -143,3 +143,20 @@ def test_fault_plan_from_a_seed_is_reproducible_and_scripts_every_kind() -> None
     kinds = sorted(f.kind for f in plan.faults.values())
     assert kinds == ["invalid_rows", "max_tokens", "overloaded", "overloaded", "rate_limited", "stall"]
     assert json.dumps(sorted(map(list, plan.faults))) != json.dumps(sorted(map(list, FaultPlan.from_seed(4).faults)))
+
+
+def test_a_deadline_reached_while_streaming_is_a_truncation_not_a_timeout(
+    settings_env: str, conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow = Pace(output_tokens_per_second=10, time_factor=FAST)  # 1A's ~6K tokens take 600 s: past its deadline
+    with ClaudeSimulator(slow) as server:
+        for name, value in server.environment().items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("WORLDGEN_REQUEST_TIMEOUT_SECONDS", "3000")
+        get_settings.cache_clear()
+        generation_id = make_generation(conn, ["1A"])
+        with pytest.raises(ModelOutputTruncated, match="deadline"):
+            run_phase(conn, generation_id, "1A")
+    assert PHASES[0].stream_deadline_seconds < 600
+    failed = conn.execute("SELECT status, error_type FROM phase_runs WHERE generation_id = %s", (generation_id,))
+    assert failed.fetchone()["error_type"] == "ModelOutputTruncated"

@@ -8,10 +8,30 @@ the foreign keys of the migrated catalog.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
+
+# -- budgets -------------------------------------------------------------------------------------
+# Every call is set up to finish inside its stream deadline, every Lambda to outlive its calls, and
+# every state to outlive its Lambda (tests/unit/test_budgets.py checks the inequalities per phase).
+# Numbers from `make bench-world` (the paced simulator at the real size of a generous world).
+ASSUMED_OUTPUT_TOKENS_PER_SECOND = 45.0  # below the ~60 of Sonnet: a budget that survives a slow hour
+FIRST_TOKEN_ALLOWANCE_SECONDS = 20.0  # first token, after reading a prompt of up to ~20K tokens
+DEADLINE_MARGIN = 1.15  # the deadline over the time max_tokens takes at the assumed rate
+MAX_TOKENS_HEADROOM = 1.3  # max_tokens over the expected answer of a generous world
+SAVE_SECONDS = 40  # context read, validation and the save transaction, once per attempt
+REPAIR_ROUNDS = 2  # at most; fewer when the rounds of a long answer do not fit in the Lambda
+LAMBDA_MAX_SECONDS = 900  # AWS Lambda's limit
+
+
+def stream_deadline_seconds(max_tokens: int) -> int:
+    """How long a stream of up to ``max_tokens`` may take: at the assumed rate, with a margin."""
+    seconds = (max_tokens / ASSUMED_OUTPUT_TOKENS_PER_SECOND + FIRST_TOKEN_ALLOWANCE_SECONDS) * DEADLINE_MARGIN
+    return math.ceil(seconds)
+
 
 CORE_TABLES: tuple[str, ...] = ("campaigns", "player_characters", "generations", "phase_runs", "model_calls")
 
@@ -24,10 +44,10 @@ class Phase:
     depends_on: tuple[str, ...]
     focus: str
     uses_player_characters: bool = False
-    lambda_timeout_seconds: int = 600
+    # Output tokens of one call of a generous world (6 PCs), measured with `make bench-world`.
+    expected_output_tokens: int = 8000
     memory_mb: int = 512
     max_rows_per_table: int = 40
-    max_tokens: int = 16000
     # Claude model unless settings override it (WORLDGEN_PHASE_MODELS / WORLDGEN_DEFAULT_MODEL).
     # Sonnet 4.6: forced tool use, strong at long structured output; 4.5 retires on 2026-11-30.
     model: str = "claude-sonnet-4-6"
@@ -47,6 +67,27 @@ class Phase:
     def function_id(self) -> str:
         """Logical id of the Lambda function (CDK) and stem of the ASL placeholder."""
         return f"Phase{self.id}Function"
+
+    @property
+    def max_tokens(self) -> int:
+        """The expected answer with headroom, in thousands."""
+        return math.ceil(self.expected_output_tokens * MAX_TOKENS_HEADROOM / 1000) * 1000
+
+    @property
+    def stream_deadline_seconds(self) -> int:
+        return stream_deadline_seconds(self.max_tokens)
+
+    @property
+    def repair_rounds(self) -> int:
+        """The repair rounds whose calls fit in one Lambda after the first call (at most REPAIR_ROUNDS)."""
+        fitting = (LAMBDA_MAX_SECONDS - SAVE_SECONDS) // self.stream_deadline_seconds - 1
+        return max(0, min(REPAIR_ROUNDS, fitting))
+
+    @property
+    def lambda_timeout_seconds(self) -> int:
+        """Every round's call at its deadline, plus the save, rounded up to 10 s."""
+        needed = self.stream_deadline_seconds * (self.repair_rounds + 1) + SAVE_SECONDS
+        return min(LAMBDA_MAX_SECONDS, math.ceil(needed / 10) * 10)
 
     @property
     def state_timeout_seconds(self) -> int:
@@ -73,6 +114,7 @@ PHASES: tuple[Phase, ...] = (
         ),
         depends_on=(),
         focus="world-independent foundations: time, planes, geography, history, economy, law, the sky",
+        expected_output_tokens=10000,
     ),
     Phase(
         id="1B",
@@ -80,6 +122,7 @@ PHASES: tuple[Phase, ...] = (
         tables=("races", "character_classes", "feats", "backgrounds"),
         depends_on=("1A",),
         focus="player character options, rooted in the geography and history of phase 1A",
+        expected_output_tokens=10000,
     ),
     Phase(
         id="1C",
@@ -87,6 +130,7 @@ PHASES: tuple[Phase, ...] = (
         tables=("languages", "cultures", "factions", "pantheons", "deities"),
         depends_on=("1A", "1B"),
         focus="religion and society built on the races and regions",
+        expected_output_tokens=8000,
     ),
     Phase(
         id="2A",
@@ -94,6 +138,7 @@ PHASES: tuple[Phase, ...] = (
         tables=("entities",),
         depends_on=("1A", "1B", "1C"),
         focus="NPCs that come straight out of the player characters' backstories",
+        expected_output_tokens=9000,
         uses_player_characters=True,
     ),
     Phase(
@@ -102,6 +147,7 @@ PHASES: tuple[Phase, ...] = (
         tables=("locations", "dungeons", "buildings"),
         depends_on=("1A", "1B", "1C", "2A"),
         focus="the places those stories need: a hierarchy of regions, cities, districts and sites",
+        expected_output_tokens=12000,
         uses_player_characters=True,
     ),
     Phase(
@@ -110,6 +156,7 @@ PHASES: tuple[Phase, ...] = (
         tables=("items", "item_effects", "sentient_item_properties"),
         depends_on=("2B",),
         focus="the equipment and artifacts the stories need, some made for a player character",
+        expected_output_tokens=8500,
         uses_player_characters=True,
     ),
     Phase(
@@ -118,6 +165,7 @@ PHASES: tuple[Phase, ...] = (
         tables=("quest_hooks", "encounters"),
         depends_on=("2C",),
         focus="adventures tying the characters, places and items together",
+        expected_output_tokens=7500,
         uses_player_characters=True,
     ),
     Phase(
@@ -126,6 +174,7 @@ PHASES: tuple[Phase, ...] = (
         tables=("shops", "taverns", "temples"),
         depends_on=("2B",),
         focus="businesses and services in the locations: shops, taverns and temples",
+        expected_output_tokens=5500,
         uses_player_characters=True,
     ),
     Phase(
@@ -146,6 +195,7 @@ PHASES: tuple[Phase, ...] = (
         ),
         depends_on=("3A", "3B"),
         focus="the web of relationships between everything generated so far",
+        expected_output_tokens=21500,
         uses_player_characters=True,
         max_rows_per_table=80,
     ),

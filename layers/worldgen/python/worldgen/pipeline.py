@@ -6,6 +6,7 @@ import dataclasses
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import cache, partial
 from typing import Any
@@ -28,7 +29,7 @@ from worldgen.errors import (
 )
 from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage, WorldModel, get_model
 from worldgen.observability import logger
-from worldgen.phases import WORLD_TABLES, Phase, get_phase
+from worldgen.phases import SAVE_SECONDS, WORLD_TABLES, Phase, get_phase
 from worldgen.prompts import phase_prompt, system_prompt
 from worldgen.schema.spec import TableSpec
 from worldgen.schema.tools import load_tool, strict_variant, with_key_enums
@@ -177,8 +178,13 @@ def run_phase(
     generation_id: uuid.UUID | str,
     phase_id: str,
     model: WorldModel | None = None,
+    remaining_ms: Callable[[], int] | None = None,
 ) -> PhaseOutcome:
-    """Run one phase of a generation; idempotent (a succeeded phase returns its recorded result)."""
+    """Run one phase of a generation; idempotent (a succeeded phase returns its recorded result).
+
+    ``remaining_ms`` is the Lambda's remaining time (``context.get_remaining_time_in_millis``):
+    a repair round starts only if its call and the save still fit in it.
+    """
     phase = get_phase(phase_id)
     generation = load_generation(conn, generation_id)
     conn.commit()
@@ -198,7 +204,7 @@ def run_phase(
     started = time.perf_counter()
     calls: list[ModelUsage] = []
     try:
-        return _generate(conn, generation, phase, attempt, model, calls, started)
+        return _generate(conn, generation, phase, attempt, model, calls, started, remaining_ms)
     except WorldgenError as exc:
         if isinstance(exc.details.get("usage"), dict):  # a refused or truncated answer still cost tokens
             calls.append(ModelUsage(**exc.details["usage"]))
@@ -227,6 +233,7 @@ def model_request(
         messages=[{"role": "user", "content": phase_prompt(phase, context, _size_hint(phase))}],
         tool=tool if tool is not None else with_key_enums(load_tool(phase), phase, specs, context.keys),
         max_tokens=phase.max_tokens,
+        deadline_seconds=phase.stream_deadline_seconds,
         context=context,
         references={t: {c.property_name: c.references or "" for c in specs[t].foreign_keys} for t in phase.tables},
         options=options or {},
@@ -241,8 +248,10 @@ def _generate(
     model: WorldModel | None,
     calls: list[ModelUsage],
     started: float,
+    remaining_ms: Callable[[], int] | None = None,
 ) -> PhaseOutcome:
     settings = get_settings()
+    repair_rounds = min(settings.repair_rounds, phase.repair_rounds)  # the rounds the Lambda's budget holds
     model = model or get_model(generation["model_provider"])
     specs = table_specs(conn)
     context = phase_context(conn, generation["campaign_id"], phase, specs)
@@ -252,7 +261,7 @@ def _generate(
         tool = strict_variant(tool)
     request = model_request(phase, context, specs, tool=tool, options=generation["options"])
     model_ms = 0.0
-    for round_number in range(1, settings.repair_rounds + 2):
+    for round_number in range(1, repair_rounds + 2):
         request = dataclasses.replace(request, round=round_number)
         call_started = time.perf_counter()
         try:
@@ -284,14 +293,31 @@ def _generate(
                 return _outcome(phase, result, calls)
             except InvalidModelOutput as exc:
                 problems = list(exc.details.get("problems") or [exc.message])
-        if round_number > settings.repair_rounds:
+        if round_number > repair_rounds:
             raise InvalidModelOutput(
-                f"phase {phase.id}: tool input still invalid after {settings.repair_rounds} repair round(s): "
+                f"phase {phase.id}: tool input still invalid after {repair_rounds} repair round(s): "
                 + "; ".join(problems[:10]),
                 problems=problems,
             )
+        _check_time_for_a_round(phase, round_number + 1, remaining_ms, problems)
         request = dataclasses.replace(request, messages=request.messages + _repair_messages(response, problems))
     raise AssertionError("unreachable")
+
+
+def _check_time_for_a_round(
+    phase: Phase, round_number: int, remaining_ms: Callable[[], int] | None, problems: list[str]
+) -> None:
+    """Stop cleanly (a permanent error, recorded) rather than be killed by the Lambda timeout mid-save."""
+    if remaining_ms is None:
+        return
+    left = remaining_ms() / 1000
+    needed = phase.stream_deadline_seconds + SAVE_SECONDS
+    if left < needed:
+        raise InvalidModelOutput(
+            f"phase {phase.id}: no time left for repair round {round_number - 1} ({left:.0f} s left in the"
+            f" Lambda, a round and the save need {needed} s): " + "; ".join(problems[:10]),
+            problems=problems,
+        )
 
 
 def _outcome(phase: Phase, result: SaveResult, calls: list[ModelUsage]) -> PhaseOutcome:

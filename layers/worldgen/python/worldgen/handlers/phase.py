@@ -31,7 +31,13 @@ def make_phase_handler(model_factory: Callable[[], WorldModel | None] = lambda: 
             phase=request.phase,
         )
         with database_errors():
-            outcome = run_phase(shared_connection(), request.generation_id, request.phase, model_factory())
+            outcome = run_phase(
+                shared_connection(),
+                request.generation_id,
+                request.phase,
+                model_factory(),
+                remaining_ms=context.get_remaining_time_in_millis,
+            )
         metrics.add_dimension(name="phase", value=request.phase)
         if not outcome.replayed and outcome.status == "succeeded":
             metrics.add_metric(name="PhaseRows", unit=MetricUnit.Count, value=outcome.rows_total)

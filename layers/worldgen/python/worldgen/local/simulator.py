@@ -72,10 +72,10 @@ SIZES: dict[str, int] = {
 }  # fmt: skip
 # Characters of JSON per row of a typical answer, per phase (long prose in the foundations).
 ROW_CHARS: dict[str, int] = {
-    "1A": 1400, "1B": 900, "1C": 900, "2A": 900, "2B": 800, "2C": 700, "3A": 1000, "3B": 650, "3C": 500,
+    "1A": 880, "1B": 750, "1C": 800, "2A": 700, "2B": 650, "2C": 600, "3A": 750, "3B": 550, "3C": 540,
 }  # fmt: skip
-GENEROUS_ROWS = 1.2
-GENEROUS_TEXT = 1.45
+GENEROUS_ROWS = 1.3
+GENEROUS_TEXT = 1.25
 BASE_PCS = 4
 
 

@@ -22,6 +22,7 @@ class ModelRequest:
     references: dict[str, dict[str, str]] = field(default_factory=dict)  # table -> {property: table}
     options: dict[str, Any] = field(default_factory=dict)  # the generation's options (seed, scale)
     round: int = 1
+    deadline_seconds: float | None = None  # the whole call, both streams of a max_tokens retry
 
 
 @dataclass

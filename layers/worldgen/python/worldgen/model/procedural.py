@@ -229,11 +229,11 @@ class _PhaseGenerator:
         pc_props = [p for p in refs if refs[p] == "player_characters"]
 
         count = max(1, round(rng.randint(3, 8) * self.scale))
-        count = int(self.request.options.get("row_counts", {}).get(table, count))  # the simulator's sizes
         if pc_props and self.pcs:
             count = max(count, len(self.pcs))
         if is_edge and required_refs:
             count = max(count, len(self.pool(table, required_refs[0], item)))
+        count = int(self.request.options.get("row_counts", {}).get(table, count))  # the simulator's sizes
         in_phase_required = [p for p in required_refs if refs[p] in self.request.phase.tables and refs[p] != table]
         for prop in in_phase_required:  # one child per parent row at most, e.g. one mind per item
             count = min(count, len(self.pool(table, prop, item)))

@@ -18,6 +18,7 @@ per real second). This provider only does the plumbing:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from typing import Any, Protocol
@@ -95,6 +96,8 @@ class SimulatedModel:
         for listener in listeners:
             listener.announce(request)
         before = sum(listener.simulated_seconds(digest) for listener in listeners)
+        if request.deadline_seconds is not None:  # on the compressed clock
+            request = dataclasses.replace(request, deadline_seconds=request.deadline_seconds / self.factor)
         try:
             response = self.claude.call(request)
         except WorldgenError as exc:
