@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from worldgen.errors import ConfigurationError, ModelOutputTruncated, ModelTimeout
+from worldgen.errors import ConfigurationError, InvalidModelOutput, ModelOutputTruncated, ModelTimeout
 from worldgen.local.simulator import SIZES, ClaudeSimulator, Fault, FaultPlan, Pace
 from worldgen.model.simulated import SimulatedModel
 from worldgen.phases import PHASES
@@ -160,3 +160,18 @@ def test_a_deadline_reached_while_streaming_is_a_truncation_not_a_timeout(
     assert PHASES[0].stream_deadline_seconds < 600
     failed = conn.execute("SELECT status, error_type FROM phase_runs WHERE generation_id = %s", (generation_id,))
     assert failed.fetchone()["error_type"] == "ModelOutputTruncated"
+
+
+@pytest.mark.parametrize("simulator", [{("1A", 1): Fault("invalid_rows")}], indirect=True)
+def test_no_repair_round_starts_without_the_time_for_its_call_and_the_save(
+    simulated_env: ClaudeSimulator, conn: psycopg.Connection[Any]
+) -> None:
+    generation_id = make_generation(conn, ["1A"])
+    with pytest.raises(InvalidModelOutput, match="no time left for repair round 1"):
+        run_phase(conn, generation_id, "1A", remaining_ms=lambda: 60_000)  # a minute: less than a round
+
+    assert len(simulated_env.served) == 1
+    recorded = conn.execute(
+        "SELECT status, error_type FROM phase_runs WHERE generation_id = %s", (generation_id,)
+    ).fetchone()
+    assert recorded["error_type"] == "InvalidModelOutput"
