@@ -156,14 +156,17 @@ def test_all_nine_phases_fill_every_table_with_one_ledger_row_per_call(
 
     outcomes = [run_phase(conn, generation_id, phase) for phase in phases]
 
-    assert all(o.status == "succeeded" and o.model_calls == 1 for o in outcomes)
+    calls = {p.id: len(p.table_groups) for p in PHASES}  # one call per part (3C comes in parts)
+    assert all(o.status == "succeeded" and o.model_calls == calls[o.phase] for o in outcomes)
     for phase in PHASES:
         for table in phase.tables:
             count = conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone()
             assert count is not None and count["n"] > 0, table
     rows = ledger(conn, generation_id)
-    assert len(rows) == len(claude_env.message_requests) == 9
-    assert [r["phase"] for r in rows] == phases
-    for row, request in zip(rows, claude_env.message_requests, strict=True):
-        assert {k: row[k] for k in request.usage} == request.usage
-        assert row["cost_usd"] == expected_cost("claude-sonnet-4-6", request.usage)
+    assert len(rows) == len(claude_env.message_requests) == sum(calls.values())
+    assert sorted(r["phase"] for r in rows) == sorted(p for p in phases for _ in range(calls[p]))
+    usages = [request.usage for request in claude_env.message_requests]  # parts answer in any order
+    for row in rows:
+        usage = {k: row[k] for k in usages[0]}
+        assert usage in usages
+        assert row["cost_usd"] == expected_cost("claude-sonnet-4-6", usage)

@@ -11,6 +11,7 @@ import pytest
 
 from worldgen.errors import ConfigurationError, InvalidModelOutput, ModelOutputTruncated, ModelTimeout
 from worldgen.local.simulator import SIZES, ClaudeSimulator, Fault, FaultPlan, Pace
+from worldgen.model.procedural import ProceduralModel
 from worldgen.model.simulated import SimulatedModel
 from worldgen.phases import PHASES
 from worldgen.pipeline import run_phase
@@ -175,3 +176,23 @@ def test_no_repair_round_starts_without_the_time_for_its_call_and_the_save(
         "SELECT status, error_type FROM phase_runs WHERE generation_id = %s", (generation_id,)
     ).fetchone()
     assert recorded["error_type"] == "InvalidModelOutput"
+
+
+@pytest.mark.parametrize("simulator", [{("3C", 1): Fault("invalid_rows")}], indirect=True)
+def test_a_phase_in_parts_repairs_the_failing_part_alone_and_saves_once(
+    simulated_env: ClaudeSimulator, conn: psycopg.Connection[Any]
+) -> None:
+    generation_id = make_generation(conn, [p.id for p in PHASES])
+    for phase in PHASES[:-1]:  # the world so far, quickly: the procedural model
+        run_phase(conn, generation_id, phase.id, ProceduralModel())
+    phase = PHASES[-1]
+    outcome = run_phase(conn, generation_id, phase.id)
+
+    parts = len(phase.parts)
+    assert parts > 1
+    assert outcome.model_calls == parts + 1  # every part once, the invalid one twice
+    assert len([s for s in simulated_env.served if s.phase == phase.id]) == parts + 1
+    assert set(outcome.rows_per_table) == set(phase.tables)
+    for table, rows in outcome.rows_per_table.items():
+        stored = conn.execute(f"SELECT count(*) AS n FROM {table} WHERE generation_id = %s", (generation_id,))
+        assert stored.fetchone()["n"] == rows > 0, table

@@ -216,7 +216,8 @@ class _PhaseGenerator:
     def generate(self) -> dict[str, Any]:
         properties = self.request.tool["input_schema"]["properties"]
         for table in self.request.phase.tables:
-            self.generated[table] = self.table_rows(table, properties[table])
+            if table in properties:  # a part of a phase asks for some of its tables
+                self.generated[table] = self.table_rows(table, properties[table])
         return dict(self.generated)
 
     def table_rows(self, table: str, table_schema: dict[str, Any]) -> list[dict[str, Any]]:
