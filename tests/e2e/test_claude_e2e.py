@@ -64,10 +64,13 @@ def test_full_generation_with_claude_fills_every_table_and_records_every_call(
             row = conn.execute(statement, (str(campaign_id),)).fetchone()
         assert row is not None and row["n"] > 0, table
     calls = query(settings_env, "SELECT * FROM model_calls WHERE generation_id = %s", body["generation_id"])
-    served = {r.body["tools"][0]["name"]: r.usage for r in standin.message_requests}
-    assert len(calls) == len(standin.message_requests) == len(PHASES)
+    served: dict[str, list[dict[str, int]]] = {}  # tool -> usages (a phase in parts calls its tool once per part)
+    for request in standin.message_requests:
+        served.setdefault(request.body["tools"][0]["name"], []).append(request.usage)
+    assert len(calls) == len(standin.message_requests) == sum(len(p.table_groups) for p in PHASES)
     for call in calls:
-        usage = served[f"record_phase_{call['phase'].lower()}"]
+        usages = served[f"record_phase_{call['phase'].lower()}"]
+        usage = next(u for u in usages if {k: call[k] for k in u} == u)
         assert (call["provider"], call["model"], call["stop_reason"]) == ("anthropic", "claude-sonnet-4-6", "tool_use")
         assert {k: call[k] for k in usage} == usage
         priced = cost_usd(call["model"], ModelUsage("anthropic", call["model"], **usage))  # type: ignore[arg-type]
