@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ENV ?= dev
 
 .PHONY: chaos install demo test test-fast lint format asl schemas hasura-metadata export-schema report-demo browser \
-	lock synth layers rehearse bench bench-save bench-engine bench-serve bench-models clean
+	lock synth layers rehearse bench bench-save bench-engine bench-serve bench-models bench-world clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -98,6 +98,10 @@ bench-serve: $(STAMP)
 # Cost per world of each Claude model family (ledger totals) against the loopback Messages API stand-in.
 bench-models: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_models
+
+# A real-size world at a real model's pace (the paced Claude simulator); prints, never asserts.
+bench-world: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_world
 
 clean:
 	rm -rf $(VENV) .worldgen cdk.out .pytest_cache .mypy_cache .ruff_cache

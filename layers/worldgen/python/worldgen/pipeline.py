@@ -6,6 +6,8 @@ import dataclasses
 import json
 import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import cache, partial
 from typing import Any
@@ -25,6 +27,7 @@ from worldgen.db.save import (
     invalid_output,
     problem_listing,
     save_phase_rows,
+    validate_phase_input,
 )
 from worldgen.errors import (
     CampaignNotFound,
@@ -36,7 +39,7 @@ from worldgen.errors import (
 )
 from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage, WorldModel, get_model
 from worldgen.observability import logger
-from worldgen.phases import WORLD_TABLES, Phase, get_phase
+from worldgen.phases import SAVE_SECONDS, WORLD_TABLES, Phase, get_phase
 from worldgen.prompts import phase_prompt, size_hint, system_prompt
 from worldgen.schema.spec import TableSpec
 from worldgen.schema.tools import load_tool, strict_variant, with_key_enums, with_row_targets
@@ -194,8 +197,13 @@ def run_phase(
     generation_id: uuid.UUID | str,
     phase_id: str,
     model: WorldModel | None = None,
+    remaining_ms: Callable[[], int] | None = None,
 ) -> PhaseOutcome:
-    """Run one phase of a generation; idempotent (a succeeded phase returns its recorded result)."""
+    """Run one phase of a generation; idempotent (a succeeded phase returns its recorded result).
+
+    ``remaining_ms`` is the Lambda's remaining time (``context.get_remaining_time_in_millis``):
+    a repair round starts only if its call and the save still fit in it.
+    """
     phase = get_phase(phase_id)
     generation = load_generation(conn, generation_id)
     conn.commit()
@@ -215,7 +223,7 @@ def run_phase(
     started = time.perf_counter()
     calls: list[ModelUsage] = []
     try:
-        return _generate(conn, generation, phase, attempt, model, calls, started)
+        return _generate(conn, generation, phase, attempt, model, calls, started, remaining_ms)
     except WorldgenError as exc:
         _record_failure(conn, generation, phase, attempt, calls, type(exc).__name__, exc.message)
         raise
@@ -244,6 +252,7 @@ def model_request(
         messages=[{"role": "user", "content": phase_prompt(phase, context, size_hint(phase, pc_count))}],
         tool=with_row_targets(tool, phase, pc_count),
         max_tokens=phase.max_tokens,
+        deadline_seconds=phase.stream_deadline_seconds,
         context=context,
         references={t: {c.property_name: c.references or "" for c in specs[t].foreign_keys} for t in phase.tables},
         options=options or {},
@@ -258,8 +267,10 @@ def _generate(
     model: WorldModel | None,
     calls: list[ModelUsage],
     started: float,
+    remaining_ms: Callable[[], int] | None = None,
 ) -> PhaseOutcome:
     settings = get_settings()
+    repair_rounds = min(settings.repair_rounds, phase.repair_rounds)  # the rounds the Lambda's budget holds
     model = model or get_model(generation["model_provider"])
     specs = table_specs(conn)
     context = phase_context(conn, generation["campaign_id"], phase, specs)
@@ -268,9 +279,12 @@ def _generate(
     if phase.strict_tools or phase.id in settings.strict_phases:
         tool = strict_variant(tool)
     request = model_request(phase, context, specs, tool=tool, options=generation["options"])
+    if len(phase.table_groups) > 1:
+        parts = _Parts(conn, generation, phase, attempt, model, calls, started, remaining_ms, specs, repair_rounds)
+        return parts.run(request)
     model_ms = 0.0
     finish = partial(_finish, generation=generation, phase=phase, attempt=attempt, calls=calls, started=started)
-    for round_number in range(1, settings.repair_rounds + 2):
+    for round_number in range(1, repair_rounds + 2):
         request = dataclasses.replace(request, round=round_number)
         call_started = time.perf_counter()
         try:
@@ -302,7 +316,7 @@ def _generate(
             except InvalidModelOutput as exc:
                 problems = list(exc.details.get("problems") or [exc.message])
                 problem_count = int(exc.details.get("problem_count") or len(problems))
-        if round_number > settings.repair_rounds:
+        if round_number > repair_rounds:
             if tool_input is not None:
                 saved = _save_partially(
                     conn, generation, phase, specs, tool_input, partial(finish, model_seconds=model_ms)
@@ -310,11 +324,12 @@ def _generate(
                 if saved is not None:
                     return _outcome(phase, saved, calls)
             raise invalid_output(
-                f"phase {phase.id}: tool input still invalid after {settings.repair_rounds} repair round(s)"
+                f"phase {phase.id}: tool input still invalid after {repair_rounds} repair round(s)"
                 f" ({problem_count} problem(s))",
                 problems,
                 problem_count,
             )
+        _check_time_for_a_round(phase, round_number + 1, remaining_ms, problems)
         request = dataclasses.replace(
             request, messages=request.messages + _repair_messages(response, problems, problem_count)
         )
@@ -355,6 +370,187 @@ def _save_partially(
         conn, generation["campaign_id"], generation["id"], phase, kept, specs,
         before_commit=partial(finish, dropped=dropped),
     )  # fmt: skip
+
+
+def part_request(request: ModelRequest, tables: tuple[str, ...]) -> ModelRequest:
+    """The phase's request narrowed to some of its tables: the same context, a tool with those
+    tables only, and a last line saying which tables this call fills."""
+    schema = request.tool["input_schema"]
+    tool = {
+        **request.tool,
+        "input_schema": {
+            **schema,
+            "properties": {t: schema["properties"][t] for t in tables},
+            "required": [t for t in schema.get("required", []) if t in tables],
+        },
+    }
+    first, *rest = request.messages
+    note = (
+        f"\n\nThis call fills only these tables of the phase: {', '.join(tables)}. "
+        "Other calls fill the phase's other tables at the same time; call the tool with these tables only."
+    )
+    messages = [{**first, "content": str(first["content"]) + note}, *rest]
+    return dataclasses.replace(request, tool=tool, messages=messages)
+
+
+class _Parts:
+    """A phase generated in parts (``Phase.parts``): one call per part, concurrently, each repaired
+    alone; the merged answer is validated and saved as one phase, in ONE transaction."""
+
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        generation: dict[str, Any],
+        phase: Phase,
+        attempt: int,
+        model: WorldModel,
+        calls: list[ModelUsage],
+        started: float,
+        remaining_ms: Callable[[], int] | None,
+        specs: dict[str, TableSpec],
+        repair_rounds: int,
+    ) -> None:
+        self.conn, self.generation, self.phase, self.attempt = conn, generation, phase, attempt
+        self.model, self.calls, self.started, self.remaining_ms = model, calls, started, remaining_ms
+        self.specs, self.repair_rounds = specs, repair_rounds
+        self.model_seconds = 0.0
+
+    def run(self, request: ModelRequest) -> PhaseOutcome:
+        groups = self.phase.table_groups
+        requests = {index: part_request(request, tables) for index, tables in enumerate(groups)}
+        answers: dict[int, dict[str, Any]] = {}
+        pending = list(requests)
+        for round_number in range(1, self.repair_rounds + 2):
+            responses = self._call(pending, requests, round_number)
+            problems = self._problems(responses, groups, answers)
+            if not problems:
+                merged = {table: rows for answer in answers.values() for table, rows in answer.items()}
+                try:
+                    return self._save(merged)
+                except InvalidModelOutput as exc:  # a rule only PostgreSQL knows: back to its part
+                    problems = self._by_part(list(exc.details.get("problems") or [exc.message]), groups)
+                    for index in problems:
+                        answers.pop(index, None)
+            listing = [f"{', '.join(groups[i])}: {p}" for i, found in problems.items() for p in found]
+            if round_number > self.repair_rounds:
+                raise InvalidModelOutput(
+                    f"phase {self.phase.id}: tool input still invalid after {self.repair_rounds} repair round(s): "
+                    + "; ".join(listing[:10]),
+                    problems=listing,
+                )
+            _check_time_for_a_round(self.phase, round_number + 1, self.remaining_ms, listing)
+            for index, found in problems.items():
+                response = responses.get(index)
+                if response is not None:
+                    repaired = requests[index].messages + _repair_messages(response, found, len(found))
+                    requests[index] = dataclasses.replace(requests[index], messages=repaired)
+            pending = sorted(problems)
+        raise AssertionError("unreachable")
+
+    def _call(
+        self, pending: list[int], requests: dict[int, ModelRequest], round_number: int
+    ) -> dict[int, ModelResponse]:
+        """The pending parts' calls, concurrently; every answered call reaches the ledger, even
+        when another part's call failed (then the first failure is raised)."""
+        began = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=len(pending), thread_name_prefix=f"phase-{self.phase.slug}") as pool:
+            futures = {
+                i: pool.submit(self.model.call, dataclasses.replace(requests[i], round=round_number)) for i in pending
+            }
+        self.model_seconds += time.perf_counter() - began
+        responses: dict[int, ModelResponse] = {}
+        failure: Exception | None = None
+        for index, future in futures.items():
+            try:
+                responses[index] = future.result()
+            except Exception as exc:
+                if isinstance(exc, WorldgenError) and isinstance(exc.details.get("usage"), dict):
+                    self.calls.append(ModelUsage(**exc.details.pop("usage")))
+                else:  # every request made reaches the ledger, an API error with zero tokens
+                    self.calls.append(_failed_call(self.model, self.phase))
+                failure = failure or exc
+                continue
+            self.calls.append(responses[index].usage)
+            extra = {
+                "phase": self.phase.id,
+                "part": index + 1,
+                "round": round_number,
+                "tables": list(self.phase.table_groups[index]),
+                "output_tokens": responses[index].usage.output_tokens,
+            }
+            logger.info("phase part answered", extra=extra)
+        if failure is not None:
+            raise failure
+        return responses
+
+    def _problems(
+        self,
+        responses: dict[int, ModelResponse],
+        groups: tuple[tuple[str, ...], ...],
+        answers: dict[int, dict[str, Any]],
+    ) -> dict[int, list[str]]:
+        """Validate each answered part against its own tables; keep the valid ones in ``answers``."""
+        phase_tables = set(self.phase.tables)
+        with self.conn.transaction():
+            known = existing_keys(self.conn, self.generation["campaign_id"], external_tables(self.phase, self.specs))
+        problems: dict[int, list[str]] = {}
+        for index, response in responses.items():
+            view = dataclasses.replace(self.phase, tables=groups[index])
+            if response.tool_input is None:
+                problems[index] = ["the answer did not call the tool"]
+                continue
+            extra = [t for t in response.tool_input if t in phase_tables and t not in groups[index]]
+            found = [str(p) for p in validate_phase_input(view, self.specs, response.tool_input, known)]
+            found += [f"{t}: not a table of this call" for t in extra]
+            if found:
+                problems[index] = found
+            else:
+                answers[index] = {t: response.tool_input[t] for t in groups[index]}
+        return problems
+
+    def _by_part(self, problems: list[str], groups: tuple[tuple[str, ...], ...]) -> dict[int, list[str]]:
+        found: dict[int, list[str]] = {}
+        for problem in problems:
+            table = problem.split(":", 1)[0].split("[", 1)[0].strip()
+            index = next((i for i, tables in enumerate(groups) if table in tables), 0)
+            found.setdefault(index, []).append(problem)
+        return found
+
+    def _save(self, merged: dict[str, Any]) -> PhaseOutcome:
+        result = save_phase_rows(
+            self.conn,
+            self.generation["campaign_id"],
+            self.generation["id"],
+            self.phase,
+            merged,
+            self.specs,
+            before_commit=partial(
+                _finish,
+                generation=self.generation,
+                phase=self.phase,
+                attempt=self.attempt,
+                calls=self.calls,
+                started=self.started,
+                model_seconds=self.model_seconds,
+            ),
+        )
+        return _outcome(self.phase, result, self.calls)
+
+
+def _check_time_for_a_round(
+    phase: Phase, round_number: int, remaining_ms: Callable[[], int] | None, problems: list[str]
+) -> None:
+    """Stop cleanly (a permanent error, recorded) rather than be killed by the Lambda timeout mid-save."""
+    if remaining_ms is None:
+        return
+    left = remaining_ms() / 1000
+    needed = phase.stream_deadline_seconds + SAVE_SECONDS
+    if left < needed:
+        raise InvalidModelOutput(
+            f"phase {phase.id}: no time left for repair round {round_number - 1} ({left:.0f} s left in the"
+            f" Lambda, a round and the save need {needed} s): " + "; ".join(problems[:10]),
+            problems=problems,
+        )
 
 
 def _outcome(phase: Phase, result: SaveResult, calls: list[ModelUsage]) -> PhaseOutcome:

@@ -15,8 +15,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worldgen.contracts import SETTINGS_ENV_PREFIX
 
-ModelProvider = Literal["procedural", "anthropic", "bedrock"]
-MODEL_PROVIDERS: tuple[str, ...] = ("procedural", "anthropic", "bedrock")
+ModelProvider = Literal["procedural", "anthropic", "bedrock", "simulated"]
+MODEL_PROVIDERS: tuple[str, ...] = ("procedural", "anthropic", "bedrock", "simulated")
 
 
 class Settings(BaseSettings):
@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     @classmethod
     def _phase_models_are_known(cls, models: dict[str, str]) -> dict[str, str]:
         return {phase: _known_model(model, f"WORLDGEN_PHASE_MODELS[{phase}]") for phase, model in models.items()}
+
+    # Simulated Claude (worldgen.local.simulator, started by the demo, the bench and tests)
+    simulator_url: str | None = None
+    simulator_time_factor: float = 1.0  # simulated seconds per real second
 
     # Procedural model
     seed: int = 7

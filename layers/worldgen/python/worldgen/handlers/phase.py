@@ -31,7 +31,13 @@ def make_phase_handler(model_factory: Callable[[], WorldModel | None] = lambda: 
             phase=request.phase,
         )
         with database_errors():
-            outcome = run_phase(shared_connection(), request.generation_id, request.phase, model_factory())
+            outcome = run_phase(
+                shared_connection(),
+                request.generation_id,
+                request.phase,
+                model_factory(),
+                remaining_ms=context.get_remaining_time_in_millis,
+            )
         metrics.add_dimension(name=contracts.PHASE_DIMENSION, value=request.phase)
         if not outcome.replayed and outcome.status == "succeeded":
             add_metric(contracts.PHASE_ROWS, outcome.rows_total)

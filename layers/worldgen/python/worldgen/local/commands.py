@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +23,11 @@ from worldgen.local.campaigns import (
 from worldgen.local.database import migrated_local_database
 from worldgen.local.progress import ProgressPrinter, generation_report, provider_label
 from worldgen.local.runtime import LocalRuntime
+from worldgen.local.simulator import ClaudeSimulator, FaultPlan
 from worldgen.settings import get_settings
 
 
-def _runtime(args: argparse.Namespace, url: str) -> LocalRuntime:
+def _runtime(args: argparse.Namespace, url: str, simulator: ClaudeSimulator | None = None) -> LocalRuntime:
     environment = {contracts.DATABASE_URL_ENV: url}
     configured_secret = get_settings().action_secret
     if configured_secret is not None and configured_secret.get_secret_value():
@@ -35,7 +38,20 @@ def _runtime(args: argparse.Namespace, url: str) -> LocalRuntime:
         environment[contracts.SEED_ENV] = str(args.seed)
     if getattr(args, "scale", None) is not None:
         environment[contracts.SCALE_ENV] = str(args.scale)
+    if simulator is not None:
+        environment.update(simulator.environment())
     return LocalRuntime(environment=environment)
+
+
+@contextmanager
+def _simulator(args: argparse.Namespace) -> Iterator[ClaudeSimulator | None]:
+    """The paced Claude simulator when the model is ``simulated`` (it lives as long as the runtime)."""
+    if getattr(args, "model", None) != "simulated":
+        yield None
+        return
+    faults = FaultPlan.from_seed(args.faults) if getattr(args, "faults", None) is not None else None
+    with ClaudeSimulator(size=getattr(args, "size", "typical"), faults=faults) as simulator:
+        yield simulator
 
 
 def _follow(runtime: LocalRuntime, url: str, status: int, body: dict[str, Any]) -> int:
@@ -82,7 +98,7 @@ def generate_campaign(args: argparse.Namespace, campaign: CampaignFile) -> int:
     model = args.model or "procedural"
     print(f"campaign {campaign.name!r} ({campaign_id}), {len(campaign.player_characters)} player characters")
     print(f"model: {provider_label(model)}")
-    with _runtime(args, url) as runtime:
+    with _simulator(args) as simulator, _runtime(args, url, simulator) as runtime:
         status, body = runtime.action("generateWorld", {"campaign_id": str(campaign_id)}, user_id=campaign.owner_id)
         return _follow(runtime, url, status, body)
 
@@ -144,7 +160,7 @@ def audit(args: argparse.Namespace) -> int:
 
 def _admin_action(args: argparse.Namespace, name: str, data: dict[str, Any], follow: bool = True) -> int:
     url = migrated_local_database()
-    with _runtime(args, url) as runtime:
+    with _simulator(args) as simulator, _runtime(args, url, simulator) as runtime:
         status_code, body = runtime.action(name, data, role="admin")
         if status_code != 200:
             print(refusal_line(status_code, body), file=sys.stderr)

@@ -17,6 +17,8 @@ _MARK = {"running": "…", "succeeded": "✓", "failed": "✗", "rolled_back": "
 def provider_label(provider: str) -> str:
     if provider == "procedural":
         return "procedural (offline generator, not Claude)"
+    if provider == "simulated":
+        return "simulated (paced Claude simulator on loopback, procedural answers, not Claude)"
     return provider
 
 

@@ -22,6 +22,7 @@ class ModelRequest:
     references: dict[str, dict[str, str]] = field(default_factory=dict)  # table -> {property: table}
     options: dict[str, Any] = field(default_factory=dict)  # the generation's options (seed, scale)
     round: int = 1
+    deadline_seconds: float | None = None  # the whole call, both streams of a max_tokens retry
 
 
 @dataclass
@@ -78,6 +79,10 @@ def get_model(provider: str | None = None) -> WorldModel:
         from worldgen.model.claude import ClaudeModel
 
         model = ClaudeModel(provider=name)
+    elif name == "simulated":
+        from worldgen.model.simulated import SimulatedModel
+
+        model = SimulatedModel(settings)
     else:
         raise ConfigurationError(f"unknown model provider {name!r}; valid: {', '.join(MODEL_PROVIDERS)}")
     _models[(name, id(settings))] = model

@@ -262,14 +262,16 @@ class ClaudeModel:
         started = time.perf_counter()
         budget = request.max_tokens
         usage = ModelUsage(provider=self.provider, model=model)
-        message = self._stream(client, request_params(request, model, budget), usage)
+        # One deadline for the whole call (both streams of a max_tokens retry): the phase budgets it.
+        deadline = time.monotonic() + (request.deadline_seconds or self.settings.request_timeout_seconds)
+        message = self._stream(client, request_params(request, model, budget), usage, deadline)
         if message.stop_reason == "max_tokens":
             larger = min(budget * 2, family.max_output_tokens)
             if larger > budget:
                 extra = {"phase": request.phase.id, "max_tokens": budget, "retry_max_tokens": larger}
                 logger.info("answer hit max_tokens; retrying with a larger budget", extra=extra)
                 budget = larger
-                message = self._stream(client, request_params(request, model, budget), usage)
+                message = self._stream(client, request_params(request, model, budget), usage, deadline)
         usage.latency_ms = int((time.perf_counter() - started) * 1000)
         usage.stop_reason = message.stop_reason
         usage.cost_usd = cost_usd(usage.model, usage)
@@ -278,25 +280,54 @@ class ClaudeModel:
             return _tool_response(message, request.tool["name"], usage)
         return _structured_response(message, usage)
 
-    def _stream(self, client: Any, params: dict[str, Any], usage: ModelUsage) -> Any:
-        """Stream one request to its final message within the deadline; add its usage to ``usage``."""
+    def _stream(self, client: Any, params: dict[str, Any], usage: ModelUsage, deadline: float) -> Any:
+        """Stream one request to its final message before ``deadline``; add its usage to ``usage``.
+
+        The deadline reached while the answer is still streaming is a truncation (permanent: a
+        retry streams as long again); a stream that stalls (no bytes within the SDK's read
+        timeout) is an APITimeoutError, ModelTimeout (transient).
+        """
         import anthropic
 
-        deadline = time.monotonic() + self.settings.request_timeout_seconds
         try:
             with client.messages.stream(**params) as stream:
                 for _event in stream:
                     if time.monotonic() > deadline:
-                        raise ModelTimeout(
-                            f"model {params['model']} streamed for longer than "
-                            f"{self.settings.request_timeout_seconds:g}s (WORLDGEN_REQUEST_TIMEOUT_SECONDS)",
-                            model=params["model"],
+                        _add_usage(usage, stream.current_message_snapshot)
+                        usage.cost_usd = cost_usd(usage.model, usage)
+                        raise ModelOutputTruncated(
+                            f"model {params['model']} was still streaming at the call's deadline"
+                            f" (max_tokens={params['max_tokens']}); the phase's budget does not fit its answer",
+                            max_tokens=params["max_tokens"],
+                            usage=asdict(usage),
                         )
                 message = stream.get_final_message()
         except anthropic.AnthropicError as exc:
             raise model_error(exc, params["model"], structured_output="output_config" in params) from exc
+        except Exception as exc:  # the SDK wraps transport errors of the request, not of the stream's body
+            cause = _transport_cause(exc)
+            if cause is None:
+                raise
+            error = ModelTimeout if isinstance(cause, TimeoutError) else ModelUnavailable
+            raise error(
+                f"the stream from model {params['model']} broke off: {type(exc).__name__}: {exc}"
+                + (" (no bytes within WORLDGEN_REQUEST_TIMEOUT_SECONDS)" if error is ModelTimeout else ""),
+                model=params["model"],
+            ) from exc
         _add_usage(usage, message)
         return message
+
+
+def _transport_cause(exc: BaseException) -> OSError | None:
+    """The socket error (TimeoutError is one) behind an HTTP client error raised mid-stream, if any."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, OSError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _add_usage(usage: ModelUsage, message: Any) -> None:

@@ -216,7 +216,8 @@ class _PhaseGenerator:
     def generate(self) -> dict[str, Any]:
         properties = self.request.tool["input_schema"]["properties"]
         for table in self.request.phase.tables:
-            self.generated[table] = self.table_rows(table, properties[table])
+            if table in properties:  # a part of a phase asks for some of its tables
+                self.generated[table] = self.table_rows(table, properties[table])
         return dict(self.generated)
 
     def table_rows(self, table: str, table_schema: dict[str, Any]) -> list[dict[str, Any]]:
@@ -233,6 +234,7 @@ class _PhaseGenerator:
             count = max(count, len(self.pcs))
         if is_edge and required_refs:
             count = max(count, len(self.pool(table, required_refs[0], item)))
+        count = int(self.request.options.get("row_counts", {}).get(table, count))  # the simulator's sizes
         in_phase_required = [p for p in required_refs if refs[p] in self.request.phase.tables and refs[p] != table]
         for prop in in_phase_required:  # one child per parent row at most, e.g. one mind per item
             count = min(count, len(self.pool(table, prop, item)))

@@ -197,9 +197,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     def with_model(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        command.add_argument("--model", type=model_choice, default=None, help="procedural | anthropic | bedrock")
+        command.add_argument("--model", type=model_choice, default=None, help=" | ".join(MODEL_PROVIDERS))
         command.add_argument("--seed", type=int, default=None, help="procedural model seed")
         command.add_argument("--scale", type=float, default=None, help="procedural rows multiplier")
+        command.add_argument(
+            "--size", choices=("typical", "generous"), default="typical", help="simulated model: world size"
+        )
+        command.add_argument(
+            "--faults", type=int, default=None, metavar="SEED", help="simulated model: scripted faults from a seed"
+        )
         return command
 
     with_model(add_command("demo", help="generate the sample campaign's world")).set_defaults(func=_generation("demo"))

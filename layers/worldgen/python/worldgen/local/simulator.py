@@ -1,0 +1,433 @@
+"""The paced Claude simulator: a loopback Messages API server answering at a real model's size and pace.
+
+``ClaudeSimulator`` runs a ThreadingHTTPServer on 127.0.0.1 that speaks ``POST /v1/messages`` with
+the streaming SSE events of the real API (message_start, content_block_start, input_json_delta
+content_block_delta, content_block_stop, message_delta, message_stop, plus ping), so the real
+anthropic SDK and ``ClaudeModel`` run unchanged against it through the ``simulated`` provider
+(``worldgen.model.simulated``). Not in the Lambda layer: a tool for the demo, the bench and tests.
+
+Answers. The provider announces each request in-process (the HTTP body does not carry the phase's
+context); the simulator answers it with the procedural model at the real size of a world: rows
+per table from ``SIZES`` (scaled by the campaign's number of player characters for the phases that
+grow with them) and descriptions padded to the text length of a real answer. A ``typical`` world
+of the 4-PC sample campaign is about 250 rows and 44K output tokens, a ``generous`` 6-PC one about
+440 rows and 94K (the sizes measured from real answers, issue 12).
+
+Pace. Each answer takes ``first_token_seconds`` + input tokens / ``input_tokens_per_second``
+before its first event, then streams at ``output_tokens_per_second``; ``time_factor`` compresses
+the clock (50: a 10-minute world runs in 12 s) and the provider reports simulated durations.
+An answer longer than the request's ``max_tokens`` is cut there (stop_reason ``max_tokens``), as
+Claude does.
+
+Tokens are counted as the ledger counts them: the ledger records the ``usage`` the API returns,
+and the simulator returns characters / 4 of the JSON it receives (tools, system, messages) and
+of the tool input it streams, with prompt caching as the API does it (the prefix up to each
+``cache_control`` breakpoint written once, read afterwards, when at least 1024 tokens long).
+
+Faults (``FaultPlan.from_seed``): per phase and request number, a 429 or 529 burst, a stream
+that stalls (no bytes until the client's read timeout), an answer cut at ``max_tokens``, and a
+few invalid rows (a duplicate key, a missing name) in the first answer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import itertools
+import json
+import random
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from worldgen.model import simulated
+from worldgen.model.base import ModelRequest
+from worldgen.model.procedural import ProceduralModel
+from worldgen.phases import PHASES
+
+CHARS_PER_TOKEN = 4
+MIN_CACHEABLE_TOKENS = 1024
+EVENT_CHARS = 64  # characters of tool input per input_json_delta event
+_ids = itertools.count(1)
+
+# Rows per table of a 4-PC campaign (typical world). Phases that use the player characters grow
+# with their number; a generous world asks for GENEROUS_ROWS times as many rows.
+SIZES: dict[str, int] = {
+    "calendar_systems": 1, "planes": 4, "geography_regions": 6, "historical_periods": 6,
+    "economic_systems": 3, "legal_systems": 3, "celestial_bodies": 4,
+    "races": 6, "character_classes": 8, "feats": 10, "backgrounds": 8,
+    "languages": 6, "cultures": 6, "factions": 8, "pantheons": 2, "deities": 8,
+    "entities": 20,
+    "locations": 16, "dungeons": 4, "buildings": 8,
+    "items": 10, "item_effects": 12, "sentient_item_properties": 2,
+    "quest_hooks": 8, "encounters": 8,
+    "shops": 8, "taverns": 4, "temples": 4,
+    "entity_relationships": 10, "entity_locations": 8, "entity_factions": 6, "entity_items": 4,
+    "entity_deities": 4, "faction_relationships": 5, "faction_locations": 5, "location_connections": 6,
+    "quest_hook_entities": 4, "quest_hook_locations": 4, "pc_connections": 8,
+}  # fmt: skip
+# Characters of JSON per row of a typical answer, per phase (long prose in the foundations).
+ROW_CHARS: dict[str, int] = {
+    "1A": 880, "1B": 750, "1C": 800, "2A": 700, "2B": 650, "2C": 600, "3A": 750, "3B": 550, "3C": 540,
+}  # fmt: skip
+GENEROUS_ROWS = 1.3
+GENEROUS_TEXT = 1.25
+BASE_PCS = 4
+
+
+@dataclass
+class Pace:
+    output_tokens_per_second: float = 60.0
+    first_token_seconds: float = 1.5
+    input_tokens_per_second: float = 20_000.0
+    time_factor: float = 50.0  # simulated seconds per real second
+
+    def real(self, simulated_seconds: float) -> float:
+        return simulated_seconds / self.time_factor
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str  # rate_limited | overloaded | stall | max_tokens | invalid_rows
+
+
+@dataclass
+class FaultPlan:
+    """(phase id, request number of that phase, counted from 1 across attempts) -> fault."""
+
+    faults: dict[tuple[str, int], Fault] = field(default_factory=dict)
+
+    @classmethod
+    def none(cls) -> FaultPlan:
+        return cls()
+
+    @classmethod
+    def from_seed(cls, seed: int, phases: tuple[str, ...] | None = None) -> FaultPlan:
+        """One phase each gets a 529 burst (2 requests), a 429, a stall, a cut answer, invalid rows."""
+        rng = random.Random(seed)
+        ids = list(phases or [p.id for p in PHASES])
+        rng.shuffle(ids)
+        kinds = ["overloaded", "rate_limited", "stall", "max_tokens", "invalid_rows"]
+        plan: dict[tuple[str, int], Fault] = {}
+        for phase_id, kind in zip(itertools.cycle(ids), kinds, strict=False):
+            plan[(phase_id, 1)] = Fault(kind)
+            if kind == "overloaded":
+                plan[(phase_id, 2)] = Fault(kind)
+        return cls(plan)
+
+    def fault_for(self, phase_id: str, number: int) -> Fault | None:
+        return self.faults.get((phase_id, number))
+
+
+@dataclass
+class Served:
+    """One answered HTTP request, for the bench and tests."""
+
+    digest: str
+    phase: str
+    number: int
+    fault: str | None
+    status: int
+    stop_reason: str | None = None
+    usage: dict[str, int] = field(default_factory=dict)
+    simulated_seconds: float = 0.0
+
+
+class ClaudeSimulator:
+    """The server; use as a context manager. ``environment()`` is what the provider needs."""
+
+    def __init__(
+        self,
+        pace: Pace | None = None,
+        *,
+        size: str = "typical",
+        faults: FaultPlan | None = None,
+        stall_seconds: float = 900.0,
+    ) -> None:
+        if size not in ("typical", "generous"):
+            raise ValueError(f"simulator size must be 'typical' or 'generous', not {size!r}")
+        self.pace = pace or Pace()
+        self.size = size
+        self.faults = faults or FaultPlan.none()
+        self.stall_seconds = stall_seconds
+        self.served: list[Served] = []
+        self._requests: OrderedDict[str, ModelRequest] = OrderedDict()
+        self._numbers: dict[str, int] = {}
+        self.left_out: dict[str, int] = {}  # phase -> context rows left out for length, last request
+        self._cached: set[str] = set()
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="claude-simulator", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def environment(self) -> dict[str, str]:
+        return {
+            "WORLDGEN_MODEL_PROVIDER": "simulated",
+            "WORLDGEN_SIMULATOR_URL": self.url,
+            "WORLDGEN_SIMULATOR_TIME_FACTOR": str(self.pace.time_factor),
+        }
+
+    def start(self) -> ClaudeSimulator:
+        simulated.listen(self)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        simulated.stop_listening(self)
+        self._closing.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> ClaudeSimulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def announce(self, request: ModelRequest) -> None:
+        digest = simulated.request_digest(request.tool["name"], request.messages)
+        with self._lock:
+            self._requests[digest] = request
+            self.left_out[request.phase.id] = sum(request.context.omitted.values())
+            while len(self._requests) > 512:
+                self._requests.popitem(last=False)
+
+    def simulated_seconds(self, digest: str) -> float:
+        with self._lock:
+            return sum(s.simulated_seconds for s in self.served if s.digest == digest)
+
+    def request_for(self, body: dict[str, Any]) -> tuple[str, ModelRequest | None]:
+        tool_name = ((body.get("tools") or [{}])[0]).get("name", "")
+        digest = simulated.request_digest(tool_name, body.get("messages") or [])
+        with self._lock:
+            return digest, self._requests.get(digest)
+
+    def next_number(self, phase_id: str) -> int:
+        with self._lock:
+            self._numbers[phase_id] = self._numbers.get(phase_id, 0) + 1
+            return self._numbers[phase_id]
+
+    def record(self, served: Served) -> None:
+        with self._lock:
+            self.served.append(served)
+
+    # -- answers -------------------------------------------------------------------------------
+
+    def row_counts(self, request: ModelRequest) -> dict[str, int]:
+        pcs = len(request.context.player_characters) or BASE_PCS
+        grow = pcs / BASE_PCS if request.phase.uses_player_characters else 1.0
+        factor = grow * (GENEROUS_ROWS if self.size == "generous" else 1.0)
+        return {t: max(1, round(SIZES.get(t, 5) * factor)) for t in request.phase.tables}
+
+    def tool_input(self, request: ModelRequest) -> dict[str, Any]:
+        """The procedural answer at the real size: row counts as asked, text as long as asked."""
+        options = {**request.options, "row_counts": self.row_counts(request)}
+        sized = dataclasses.replace(request, options=options, round=1)
+        answer = ProceduralModel().call(sized).tool_input or {}
+        target = ROW_CHARS.get(request.phase.id, 800) * (GENEROUS_TEXT if self.size == "generous" else 1.0)
+        filler = _filler(request)
+        for rows in answer.values():
+            for row in rows:
+                _pad(row, int(target), filler)
+        return answer
+
+    def usage_for(self, body: dict[str, Any], output_chars: int) -> dict[str, int]:
+        """Input and cache tokens from the request's size and cache breakpoints (see the module doc)."""
+        tools_text = json.dumps(body.get("tools", []))
+        system_text = json.dumps(body.get("system", ""))
+        total = (len(tools_text) + len(system_text) + len(json.dumps(body.get("messages", [])))) // CHARS_PER_TOKEN
+        breakpoints: list[tuple[str, int]] = []
+        prefix = json.dumps(body.get("model")) + tools_text
+        if any(isinstance(t, dict) and t.get("cache_control") for t in body.get("tools", [])):
+            breakpoints.append((_digest(prefix), len(tools_text) // CHARS_PER_TOKEN))
+        system = body.get("system")
+        if isinstance(system, list) and any(isinstance(b, dict) and b.get("cache_control") for b in system):
+            breakpoints.append((_digest(prefix + system_text), (len(tools_text) + len(system_text)) // CHARS_PER_TOKEN))
+        breakpoints = [(d, t) for d, t in breakpoints if t >= MIN_CACHEABLE_TOKENS]
+        with self._lock:
+            read = max((t for d, t in breakpoints if d in self._cached), default=0)
+            created = max((t for _, t in breakpoints), default=0) - read
+            self._cached.update(d for d, _ in breakpoints)
+        return {
+            "input_tokens": total - read - created,
+            "output_tokens": max(1, output_chars // CHARS_PER_TOKEN),
+            "cache_creation_input_tokens": created,
+            "cache_read_input_tokens": read,
+        }
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _filler(request: ModelRequest) -> list[str]:
+    campaign = request.context.campaign
+    words = f"{campaign.get('setting', '')} {campaign.get('tone', '')}".split()
+    return words or ["the", "world", "turns"]
+
+
+def _pad(row: dict[str, Any], target_chars: int, filler: list[str]) -> None:
+    """Lengthen the row's description until the row's JSON is about ``target_chars`` long."""
+    if "description" not in row:
+        return
+    missing = target_chars - len(json.dumps(row))
+    if missing <= 0:
+        return
+    offset = len(str(row.get("key", ""))) % len(filler)
+    words: list[str] = []
+    length = 0
+    for word in itertools.islice(itertools.cycle(filler), offset, None):
+        if length >= missing:
+            break
+        words.append(word)
+        length += len(word) + 1
+    row["description"] = f"{row['description']} {' '.join(words)}".strip()
+
+
+def _invalidate(tool_input: dict[str, Any]) -> list[str]:
+    """A few invalid rows, as a model sometimes writes them: a duplicate key and a missing name."""
+    broken: list[str] = []
+    for table, rows in tool_input.items():
+        if len(rows) >= 2 and "key" in rows[0]:
+            rows[1]["key"] = rows[0]["key"]
+            broken.append(f"{table}: duplicate key")
+            named = [row for row in rows if "name" in row]
+            if named:
+                del named[-1]["name"]
+                broken.append(f"{table}: missing name")
+            return broken
+    return broken
+
+
+# -- HTTP --------------------------------------------------------------------------------------
+
+
+def _handler_for(simulator: ClaudeSimulator) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("content-length", "0"))
+            body = json.loads(self.rfile.read(length) or b"{}")
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up (its timeout)
+                self._answer(body)
+
+        def _answer(self, body: dict[str, Any]) -> None:
+            digest, request = simulator.request_for(body)
+            if request is None:
+                self._error(400, "invalid_request_error", "the simulator was not told about this request")
+                return
+            phase_id = request.phase.id
+            number = simulator.next_number(phase_id)
+            fault = simulator.faults.fault_for(phase_id, number)
+            kind = fault.kind if fault else None
+            pace = simulator.pace
+            if kind == "overloaded":
+                simulator.record(Served(digest, phase_id, number, kind, 529))
+                self._error(529, "overloaded_error", "simulated overload")
+                return
+            if kind == "rate_limited":
+                simulator.record(Served(digest, phase_id, number, kind, 429))
+                self._error(429, "rate_limit_error", "simulated rate limit", {"retry-after": "1"})
+                return
+            tool_input = simulator.tool_input(request)
+            if kind == "invalid_rows" and request.round == 1:
+                _invalidate(tool_input)
+            text = json.dumps(tool_input)
+            budget = int(body.get("max_tokens") or 4096) * CHARS_PER_TOKEN
+            if kind == "max_tokens":
+                budget = min(budget, len(text) // 2)
+            stop_reason = "tool_use"
+            if len(text) > budget:
+                text, stop_reason = text[:budget], "max_tokens"
+            usage = simulator.usage_for(body, len(text))
+            input_seconds = (
+                usage["input_tokens"] + usage["cache_creation_input_tokens"]
+            ) / pace.input_tokens_per_second
+            wait = pace.first_token_seconds + input_seconds
+            seconds_per_char = 1 / (pace.output_tokens_per_second * CHARS_PER_TOKEN)
+            stall_at = len(text) // 3 // EVENT_CHARS * EVENT_CHARS if kind == "stall" else None
+            streamed = len(text) if stall_at is None else stall_at
+            served = Served(digest, phase_id, number, kind, 200, stop_reason, usage)
+            served.simulated_seconds = (
+                wait + streamed * seconds_per_char + (0 if stall_at is None else simulator.stall_seconds)
+            )
+            simulator.record(served)
+            time.sleep(pace.real(wait))
+            message: dict[str, Any] = {
+                "id": f"msg_sim_{next(_ids)}",
+                "type": "message",
+                "role": "assistant",
+                "model": body.get("model"),
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": {**usage, "output_tokens": 1},
+            }
+            tool_use = {"type": "tool_use", "id": f"toolu_sim_{next(_ids)}", "name": request.tool["name"], "input": {}}
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.send_header("request-id", f"req_sim_{next(_ids)}")
+            self.send_header("connection", "close")
+            self.end_headers()
+            self._event({"type": "message_start", "message": message})
+            self._event({"type": "content_block_start", "index": 0, "content_block": tool_use})
+            self._event({"type": "ping"})
+            started = time.monotonic()
+            for start in range(0, len(text), EVENT_CHARS):
+                if start == stall_at:
+                    simulator._closing.wait(pace.real(simulator.stall_seconds))  # no bytes: the client times out
+                    return
+                chunk = text[start : start + EVENT_CHARS]
+                self._event(
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "input_json_delta", "partial_json": chunk},
+                    }
+                )
+                due = started + pace.real((start + len(chunk)) * seconds_per_char)
+                if due > time.monotonic():
+                    time.sleep(due - time.monotonic())
+            self._event({"type": "content_block_stop", "index": 0})
+            self._event(
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                    "usage": {"output_tokens": usage["output_tokens"]},
+                }
+            )
+            self._event({"type": "message_stop"})
+            self.close_connection = True
+
+        def _event(self, event: dict[str, Any]) -> None:
+            self.wfile.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
+            self.wfile.flush()
+
+        def _error(self, status: int, error_type: str, message: str, headers: dict[str, str] | None = None) -> None:
+            data = json.dumps({"type": "error", "error": {"type": error_type, "message": message}}).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("request-id", f"req_sim_{next(_ids)}")
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler
