@@ -414,6 +414,7 @@ class _Parts:
         self.model, self.calls, self.started, self.remaining_ms = model, calls, started, remaining_ms
         self.specs, self.repair_rounds = specs, repair_rounds
         self.model_seconds = 0.0
+        self.latest: dict[int, dict[str, Any]] = {}  # each part's last answer, for a partial save
 
     def run(self, request: ModelRequest) -> PhaseOutcome:
         groups = self.phase.table_groups
@@ -433,6 +434,9 @@ class _Parts:
                         answers.pop(index, None)
             listing = [f"{', '.join(groups[i])}: {p}" for i, found in problems.items() for p in found]
             if round_number > self.repair_rounds:
+                saved = self._save_partially(groups)
+                if saved is not None:
+                    return saved
                 raise InvalidModelOutput(
                     f"phase {self.phase.id}: tool input still invalid after {self.repair_rounds} repair round(s): "
                     + "; ".join(listing[:10]),
@@ -471,6 +475,9 @@ class _Parts:
                 failure = failure or exc
                 continue
             self.calls.append(responses[index].usage)
+            answered = responses[index].tool_input
+            if isinstance(answered, dict):
+                self.latest[index] = answered
             extra = {
                 "phase": self.phase.id,
                 "part": index + 1,
@@ -515,6 +522,23 @@ class _Parts:
             index = next((i for i, tables in enumerate(groups) if table in tables), 0)
             found.setdefault(index, []).append(problem)
         return found
+
+    def _save_partially(self, groups: tuple[tuple[str, ...], ...]) -> PhaseOutcome | None:
+        """The parts' last answers merged, saved without their few invalid rows (issue 11), or None."""
+        if len(self.latest) != len(groups):
+            return None
+        merged = {t: self.latest[i].get(t, []) for i, tables in enumerate(groups) for t in tables}
+        finish = partial(
+            _finish,
+            generation=self.generation,
+            phase=self.phase,
+            attempt=self.attempt,
+            calls=self.calls,
+            started=self.started,
+            model_seconds=self.model_seconds,
+        )
+        saved = _save_partially(self.conn, self.generation, self.phase, self.specs, merged, finish)
+        return _outcome(self.phase, saved, self.calls) if saved is not None else None
 
     def _save(self, merged: dict[str, Any]) -> PhaseOutcome:
         result = save_phase_rows(

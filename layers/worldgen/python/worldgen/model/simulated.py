@@ -61,6 +61,9 @@ def request_digest(tool_name: str, messages: list[dict[str, Any]]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+SIMULATED_MODEL = "claude-sonnet-4-6"
+
+
 class SimulatedModel:
     """The WorldModel of the simulator: a ClaudeModel on a compressed clock."""
 
@@ -86,6 +89,10 @@ class SimulatedModel:
                 "anthropic_api_key": SecretStr("simulated"),
                 "anthropic_api_key_secret_arn": None,
                 "request_timeout_seconds": settings.request_timeout_seconds / self.factor,
+                # The simulator speaks the forced-tool dialect (it finds a request by its tool); pace
+                # and size, what it measures, do not depend on the dialect.
+                "default_model": SIMULATED_MODEL,
+                "phase_models": {},
             }
         )
         self.claude = ClaudeModel(provider="anthropic", settings=scaled)
