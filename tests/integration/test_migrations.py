@@ -101,11 +101,15 @@ def test_migrating_down_one_step_reverts_only_the_newest_migration(db_url: str) 
     assert recorded_versions(db_url) == ALL_VERSIONS[:-1]
     with psycopg.connect(db_url) as conn:
         tables = public_tables(conn)
-        locked = conn.execute(
-            "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'public' AND column_name = 'locked'"
+        generated = conn.execute(
+            "SELECT is_generated FROM information_schema.columns"
+            " WHERE table_name = 'player_characters' AND column_name = 'key'"
         ).fetchone()
-    assert newest.name == "locked_world_rows"
-    assert locked == (0,)
+        trigger = conn.execute(
+            "SELECT count(*) FROM pg_trigger WHERE tgname = 'player_characters_default_key'"
+        ).fetchone()
+    assert newest.name == "player_character_keys"
+    assert generated == ("ALWAYS",) and trigger == (0,)  # the key is the generated column again
     assert "pc_connections" in tables
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 import uuid
 from pathlib import Path
 from typing import Annotated, Any
@@ -40,9 +41,12 @@ Backstory = Annotated[str, Field(min_length=10, max_length=MAX_BACKSTORY), NoNul
 Goals = Annotated[str, Field(max_length=MAX_GOALS), NoNul]
 
 
-def player_character_key(name: str) -> str:
-    """The key PostgreSQL derives from a PC's name (player_characters.key, a generated column)."""
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+def player_character_key(name: str, number: int = 1) -> str:
+    """A PC's key: the name slugged with its accents transliterated (Unicode NFKD, as the
+    ``player_characters_default_key`` trigger does), else ``pc-<number>`` for a name with no Latin
+    letter or digit (``Ярослав``)."""
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-") or f"pc-{number}"
 
 
 class PlayerCharacterFile(BaseModel):
@@ -65,17 +69,12 @@ class CampaignFile(BaseModel):
     player_characters: list[PlayerCharacterFile] = Field(min_length=1, max_length=MAX_PLAYER_CHARACTERS)
 
     @model_validator(mode="after")
-    def _keys_are_distinct_and_not_empty(self) -> CampaignFile:
+    def _keys_are_distinct(self) -> CampaignFile:
         seen: dict[str, str] = {}
         problems = []
-        for pc in self.player_characters:
-            key = player_character_key(pc.name)
-            if not key:
-                problems.append(
-                    f"the name {pc.name!r} has no Latin letter or digit to make its key from; "
-                    f"add a Latin form, e.g. {pc.name + ' (Anna)'!r}"
-                )
-            elif key in seen:
+        for number, pc in enumerate(self.player_characters, start=1):
+            key = player_character_key(pc.name, number)
+            if key in seen:
                 same = "the same name" if seen[key] == pc.name else f"the same key {key!r} as {seen[key]!r}"
                 problems.append(f"the name {pc.name!r} gives {same}; player characters need distinct names")
             else:
@@ -128,11 +127,12 @@ def insert_campaign(conn: psycopg.Connection[Any], campaign: CampaignFile) -> uu
         assert row is not None
         with conn.cursor() as cur:
             cur.executemany(
-                "INSERT INTO player_characters (campaign_id, name, race, character_class, level, backstory, goals,"
-                " player_name) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                "INSERT INTO player_characters (campaign_id, key, name, race, character_class, level, backstory,"
+                " goals, player_name) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 [
                     (
                         row["id"],
+                        player_character_key(pc.name, number),
                         pc.name,
                         pc.race,
                         pc.character_class,
@@ -141,7 +141,7 @@ def insert_campaign(conn: psycopg.Connection[Any], campaign: CampaignFile) -> uu
                         pc.goals,
                         pc.player_name,
                     )
-                    for pc in campaign.player_characters
+                    for number, pc in enumerate(campaign.player_characters, start=1)
                 ],
             )
     return uuid.UUID(str(row["id"]))
