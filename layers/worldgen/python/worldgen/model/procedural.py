@@ -13,9 +13,12 @@ import hashlib
 import random
 import re
 import time
+from collections import Counter
 from typing import Any
 
+from worldgen.audit import RELATIONSHIP_TABLES, ROLE_LIMIT
 from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage
+from worldgen.phases import row_target
 
 PROVIDER = "procedural"
 MODEL_NAME = "procedural-v1"
@@ -199,6 +202,20 @@ class _PhaseGenerator:
             s.strip() for s in re.split(r"(?<=[.!?])\s+", self.campaign["setting"]) if len(s.strip()) > 20
         ] or [self.campaign["setting"]]
         self.generated: dict[str, list[dict[str, Any]]] = {}
+        self.npc_roles = self._npc_roles_so_far()
+
+    def _npc_roles_so_far(self) -> Counter[str]:
+        """Roles (ruler, owner, priest, quest giver, ...) each NPC already holds in earlier phases, so
+        this phase hands new roles to the least busy NPCs (the audit's NPC load)."""
+        rows = self.request.context.rows
+        npcs = {row["key"] for row in rows.get("entities", [])}
+        roles: Counter[str] = Counter()
+        for table, table_rows in rows.items():
+            if table in RELATIONSHIP_TABLES or table == "entities":
+                continue
+            for row in table_rows:
+                roles.update(v for p, v in row.items() if p.endswith("_key") and p != "key" and v in npcs)
+        return roles
 
     # -- pools ---------------------------------------------------------------------------------
 
@@ -230,6 +247,8 @@ class _PhaseGenerator:
         pc_props = [p for p in refs if refs[p] == "player_characters"]
 
         count = max(1, round(rng.randint(3, 8) * self.scale))
+        if table == "entities":  # the PCs' NPCs and the supporting cast later phases give roles to
+            count = max(count, round(row_target(table, len(self.pcs), table_schema.get("maxItems", 40)) * self.scale))
         if pc_props and self.pcs:
             count = max(count, len(self.pcs))
         if is_edge and required_refs:
@@ -332,6 +351,13 @@ class _PhaseGenerator:
         pool = self.pool(table, prop, item)
         if not pool:
             return None
+        if refs[prop] == "entities" and not is_edge and table != "entities":
+            # A role for an NPC: the least busy one, and an optional role only while one has room.
+            npc = min(pool, key=lambda key: (self.npc_roles[key], (pool.index(key) - position) % len(pool)))
+            if prop not in item["required"] and self.npc_roles[npc] >= ROLE_LIMIT:
+                return None
+            self.npc_roles[npc] += 1
+            return npc
         ends = [p for p in item["required"] if p in refs]
         if refs[prop] == "player_characters" or not is_edge or prop not in ends[1:]:
             return pool[position % len(pool)]
