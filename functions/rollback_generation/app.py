@@ -1,4 +1,4 @@
-"""Lambda adapter: the Catch branch; removes what the failed generation wrote and marks it failed."""
+"""Lambda adapter: the Catch branch; marks the generation failed (the phases that succeeded stay for resume)."""
 
 from worldgen.handlers.generation import rollback_generation
 

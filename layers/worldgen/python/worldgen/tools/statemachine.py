@@ -195,7 +195,7 @@ def build_definition(phases: Sequence[Phase] = PHASES) -> dict[str, Any]:
     states[ROLLBACK_STATE] = rollback
     states[FAILED_STATE] = {
         "Type": "Fail",
-        "Comment": "A phase failed permanently; the generation was rolled back",
+        "Comment": "A phase failed permanently; the generation is marked failed, its succeeded phases kept for resume",
         "ErrorPath": "$.error.Error",
         "CausePath": "$.error.Cause",
     }
