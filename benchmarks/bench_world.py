@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from worldgen.audit import audit_world
 from worldgen.db.connection import connect
 from worldgen.functions_registry import ALL_FUNCTIONS
 from worldgen.local.campaigns import SAMPLE_CAMPAIGN, CampaignFile, insert_campaign, read_campaign_file
@@ -81,6 +82,7 @@ class World:
     phases: dict[str, PhaseRow] = field(default_factory=dict)
     real_seconds: float = 0.0
     memory: dict[str, float] = field(default_factory=dict)
+    audit: str = ""  # worldgen.audit of the generated world (issue 11's quality targets)
 
     @property
     def critical_path(self) -> float:
@@ -141,6 +143,7 @@ def run_world(
             "SELECT phase, round, output_tokens, latency_ms, cost_usd FROM model_calls WHERE generation_id = %s",
             (body["generation_id"],),
         ).fetchall()
+        world.audit = audit_world(conn, body["generation_id"]).render()
     for run in runs:
         mine = sorted((c for c in calls if c["phase"] == run["phase"]), key=lambda c: c["round"])
         parts = len(PHASES_BY_ID[run["phase"]].table_groups)
@@ -214,6 +217,8 @@ def print_world(world: World, factor: float) -> None:
         f" phases in a line {line:.0f} s; line / DAG = {line / critical if critical else 0:.3f}"
     )
     print(f"  output tokens {tokens}, cost ${cost:.3f} (ledger, list prices)")
+    if world.audit:
+        print(world.audit)
 
 
 def main() -> None:

@@ -116,3 +116,20 @@ def test_a_world_failing_permanently_at_3a_keeps_1a_to_2c_and_finishes_with_resu
     parts_3c = len(get_phase("3C").table_groups)
     assert sorted(model.calls[calls_before:]) == ["3A"] + ["3C"] * parts_3c  # what succeeded is not paid again
     assert world(settings_env, campaign_id)["entities"] == kept["entities"]  # 2A's rows were never rewritten
+
+
+def test_discarding_a_failed_generation_removes_every_row_it_wrote_and_nothing_else(
+    make_runtime, settings_env, campaign_id
+):
+    runtime = make_runtime(ScriptedModel({"3A": [InvalidModelOutput("never valid")]}))
+    failed = start_and_wait(runtime, campaign_id)
+    assert failed["execution"]["status"] == "FAILED"
+    assert any(world(settings_env, campaign_id)[t] for t in get_phase("2C").tables)
+
+    status, body = runtime.action("discardGeneration", {"generation_id": failed["generation_id"]}, role="admin")
+
+    assert status == 200, body
+    assert body["status"] == "discarded" == generation_status(settings_env, failed["generation_id"])
+    assert not any(world(settings_env, campaign_id).values())
+    again = runtime.action("discardGeneration", {"generation_id": failed["generation_id"]}, role="admin")
+    assert again[0] == 409

@@ -235,7 +235,8 @@ def actions_schema_fields() -> dict[str, Any]:
 def test_actions_graphql_and_actions_yaml_declare_the_same_actions() -> None:
     declared = {action["name"] for action in load_yaml(METADATA / "actions.yaml")["actions"]}
     assert set(actions_schema_fields()) == declared == {
-        "generateWorld", "resumeGeneration", "regenerateFromPhase", "cancelGeneration", "revertGeneration"
+        "generateWorld", "resumeGeneration", "regenerateFromPhase", "cancelGeneration", "revertGeneration",
+        "discardGeneration",
     }  # fmt: skip
 
 

@@ -101,15 +101,11 @@ def test_migrating_down_one_step_reverts_only_the_newest_migration(db_url: str) 
     assert recorded_versions(db_url) == ALL_VERSIONS[:-1]
     with psycopg.connect(db_url) as conn:
         tables = public_tables(conn)
-        generated = conn.execute(
-            "SELECT is_generated FROM information_schema.columns"
-            " WHERE table_name = 'player_characters' AND column_name = 'key'"
+        check = conn.execute(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'generations_status_check'"
         ).fetchone()
-        trigger = conn.execute(
-            "SELECT count(*) FROM pg_trigger WHERE tgname = 'player_characters_default_key'"
-        ).fetchone()
-    assert newest.name == "player_character_keys"
-    assert generated == ("ALWAYS",) and trigger == (0,)  # the key is the generated column again
+    assert newest.name == "generation_discarded"
+    assert check is not None and "'reverted'" in check[0] and "'discarded'" not in check[0]
     assert "pc_connections" in tables
 
 

@@ -15,7 +15,7 @@ from worldgen.errors import AttemptSuperseded, GenerationCancelled
 from worldgen.local.campaigns import SAMPLE_CAMPAIGN, insert_campaign, read_campaign_file
 from worldgen.phases import get_phase
 
-STATUSES = ("pending", "running", "succeeded", "failed", "cancelled", "reverted")
+STATUSES = ("pending", "running", "succeeded", "failed", "cancelled", "reverted", "discarded")
 SUMMARY = {"rows_total": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0, "phases": [], "model_calls": []}
 
 
@@ -37,6 +37,7 @@ EVENTS = {
     "fail": lambda conn, g: state.fail_generation(conn, g, "Boom", "it broke", redrivable=True),
     "cancel": lambda conn, g: state.cancel_generation(conn, g),
     "revert": lambda conn, g: state.revert_generation(conn, g),
+    "discard": lambda conn, g: state.discard_generation(conn, g),
 }
 
 

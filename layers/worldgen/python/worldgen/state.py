@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from worldgen.db.snapshot import capture_world, restore_world, tables_of
@@ -25,7 +26,7 @@ from worldgen.phases import PHASES, Phase
 
 ACTIVE_STATUSES = ("pending", "running")
 ANY_EXECUTION: Any = object()  # no condition on the generation's current execution
-TERMINAL_STATUSES = ("succeeded", "failed", "cancelled", "reverted")
+TERMINAL_STATUSES = ("succeeded", "failed", "cancelled", "reverted", "discarded")
 
 # event -> (statuses it may start from, status it ends in). Written once; tests walk it.
 GENERATION_TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -35,6 +36,7 @@ GENERATION_TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "fail": (("pending", "running"), "failed"),
     "cancel": (("pending", "running", "failed"), "cancelled"),
     "revert": (("failed", "cancelled"), "reverted"),
+    "discard": (("failed", "cancelled"), "discarded"),
 }
 PHASE_RUN_TRANSITIONS: dict[str, tuple[tuple[str | None, ...], str]] = {
     "start_attempt": ((None, "running", "failed", "rolled_back"), "running"),
@@ -287,6 +289,26 @@ def revert_generation(conn: psycopg.Connection[Any], generation_id: uuid.UUID | 
         moved = _move(conn, generation, "revert", finished_at=NOW)
         if moved.moved:
             _restore(conn, generation)
+        return moved
+
+
+def discard_generation(conn: psycopg.Connection[Any], generation_id: uuid.UUID | str) -> Transition:
+    """failed/cancelled -> discarded: every row the generation wrote is removed (a clean slate for
+    those who do not want to resume it); rows of other generations stay."""
+    with conn.transaction():
+        generation = _locked_generation(conn, generation_id)
+        moved = _move(conn, generation, "discard", finished_at=NOW)
+        if moved.moved:
+            for table in reversed(tables_of(generation["phases"])):
+                conn.execute(
+                    sql.SQL("DELETE FROM {} WHERE generation_id = %s").format(sql.Identifier(table)),
+                    (generation["id"],),
+                )
+            conn.execute(
+                "UPDATE phase_runs SET status = 'rolled_back', finished_at = coalesce(finished_at, now())"
+                " WHERE generation_id = %s",
+                (generation["id"],),
+            )
         return moved
 
 

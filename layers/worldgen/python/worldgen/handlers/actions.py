@@ -30,7 +30,14 @@ from worldgen.observability import logger, metrics, tracer
 from worldgen.phases import PHASES_BY_ID, descendants
 from worldgen.settings import get_settings
 
-ACTION_NAMES = ("generateWorld", "resumeGeneration", "regenerateFromPhase", "cancelGeneration", "revertGeneration")
+ACTION_NAMES = (
+    "generateWorld",
+    "resumeGeneration",
+    "regenerateFromPhase",
+    "cancelGeneration",
+    "revertGeneration",
+    "discardGeneration",
+)
 MAX_BODY_BYTES = 64 * 1024
 
 
@@ -336,12 +343,26 @@ def revert_generation(conn: psycopg.Connection[Any], data: dict[str, Any], calle
     return {"generation_id": str(request.generation_id), "execution_arn": None, "status": moved.status}
 
 
+def discard_generation(conn: psycopg.Connection[Any], data: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    request = GenerationInput.model_validate(data)
+    _load_generation(conn, request.generation_id, caller)
+    moved = state.discard_generation(conn, request.generation_id)
+    if not moved.moved:
+        raise ActionError(
+            409,
+            "not-discardable",
+            f"generation {request.generation_id} is {moved.status}; only a failed or cancelled one is discarded",
+        )
+    return {"generation_id": str(request.generation_id), "execution_arn": None, "status": moved.status}
+
+
 ACTIONS: dict[str, Callable[[psycopg.Connection[Any], dict[str, Any], Caller], dict[str, Any]]] = {
     "generateWorld": generate_world,
     "resumeGeneration": resume_generation,
     "regenerateFromPhase": regenerate_from_phase,
     "cancelGeneration": cancel_generation,
     "revertGeneration": revert_generation,
+    "discardGeneration": discard_generation,
 }
 
 

@@ -183,6 +183,10 @@ def cancel(args: argparse.Namespace) -> int:
     return _admin_action(args, "cancelGeneration", {"generation_id": args.generation_id}, follow=False)
 
 
+def discard(args: argparse.Namespace) -> int:
+    return _admin_action(args, "discardGeneration", {"generation_id": args.generation_id}, follow=False)
+
+
 def revert(args: argparse.Namespace) -> int:
     return _admin_action(args, "revertGeneration", {"generation_id": args.generation_id}, follow=False)
 

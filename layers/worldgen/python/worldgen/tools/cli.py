@@ -233,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     revert = add_command("revert", help="undo a failed or cancelled generation: the world it replaced, exactly")
     revert.add_argument("generation_id", type=uuid_argument)
     revert.set_defaults(func=_generation("revert"))
+    discard = add_command("discard", help="remove every row a failed or cancelled generation wrote")
+    discard.add_argument("generation_id", type=uuid_argument)
+    discard.set_defaults(func=_generation("discard"))
     serve = with_model(add_command("serve", help="serve the Hasura actions on 127.0.0.1"))
     serve.add_argument("--port", type=int, default=8089)
     serve.add_argument("--max-connections", type=int, default=32, help="requests handled at once (others wait)")
@@ -296,11 +299,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                 os.environ["POWERTOOLS_LOG_LEVEL"] = saved_level
 
 
+# Commands that need a database (and, for some, a model key or a campaign file) checked first.
+PREFLIGHT_COMMANDS = ("demo", "generate", "status", "resume", "regenerate", "cancel", "revert", "discard", "serve")
+
+
 def _run(args: argparse.Namespace) -> int:
     from worldgen.errors import ConfigurationError
 
     try:
-        if args.command in ("demo", "generate", "status", "resume", "regenerate", "cancel", "revert", "serve"):
+        if args.command in (
+            "demo",
+            "generate",
+            "status",
+            "resume",
+            "regenerate",
+            "cancel",
+            "revert",
+            "discard",
+            "serve",
+        ):
             from worldgen.local.preflight import preflight
 
             problems = preflight(args)
