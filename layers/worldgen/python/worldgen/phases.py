@@ -194,7 +194,7 @@ PHASES: tuple[Phase, ...] = (
         ),
         depends_on=(),
         focus="the foundations: time, planes, geography, history, economy, law and the sky, with the PCs' homelands",
-        expected_output_tokens=12500,  # 6 PCs now in 1A: 14,950 tokens measured after issue 11
+        expected_output_tokens=10000,
     ),
     Phase(
         id="1B",
@@ -202,7 +202,7 @@ PHASES: tuple[Phase, ...] = (
         tables=("races", "character_classes", "feats", "backgrounds"),
         depends_on=("1A",),
         focus="character options rooted in phase 1A: every PC's race, class and background among them",
-        expected_output_tokens=12500,
+        expected_output_tokens=10000,
     ),
     Phase(
         id="1C",
@@ -210,7 +210,7 @@ PHASES: tuple[Phase, ...] = (
         tables=("languages", "cultures", "factions", "pantheons", "deities"),
         depends_on=("1A", "1B"),
         focus="religion and society on the races and regions, with every house, faction and god a backstory names",
-        expected_output_tokens=10000,
+        expected_output_tokens=8000,
     ),
     Phase(
         id="2A",
@@ -218,7 +218,7 @@ PHASES: tuple[Phase, ...] = (
         tables=("entities",),
         depends_on=("1A", "1B", "1C"),
         focus="the NPCs of the PCs' backstories and the cast later phases need: rulers, villains, owners, priests",
-        expected_output_tokens=11000,
+        expected_output_tokens=9000,
         uses_player_characters=True,
     ),
     Phase(
