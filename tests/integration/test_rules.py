@@ -154,7 +154,7 @@ def test_dropping_a_bad_row_drops_what_in_the_phase_refers_to_it(specs: dict[str
         location("port-vell", "metropolis", parent="north-reach"),
         location("old-quay", "district", parent="port-vell"),
     ]
-    problem = rules.RowProblem("locations", "'metropolis' is not one of ...", 1, "port-vell", "kind")
+    problem = rules.Problem("locations", "'metropolis' is not one of ...", 1, "port-vell", "kind")
 
     result = rules.drop_rows(phase, specs, tool_input, [problem])
 
@@ -163,7 +163,7 @@ def test_dropping_a_bad_row_drops_what_in_the_phase_refers_to_it(specs: dict[str
     assert [r["key"] for r in kept["locations"]] == ["north-reach"]
     assert [(d["table"], d["key"]) for d in dropped] == [("locations", "old-quay"), ("locations", "port-vell")]
     assert "refers to the dropped locations row 'port-vell'" in dropped[0]["reason"]
-    assert rules.drop_rows(phase, specs, tool_input, [rules.RowProblem("locations", "missing")]) is None
+    assert rules.drop_rows(phase, specs, tool_input, [rules.Problem("locations", "missing")]) is None
 
 
 def test_schema_problems_name_the_missing_table_and_each_missing_field(specs: dict[str, TableSpec]) -> None:

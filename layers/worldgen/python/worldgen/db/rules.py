@@ -26,6 +26,7 @@ from typing import Any
 import jsonschema
 import psycopg
 
+from worldgen.db.problems import Problem, clip
 from worldgen.errors import InvalidModelOutput
 from worldgen.phases import Phase
 from worldgen.schema.spec import TableSpec
@@ -60,41 +61,18 @@ class Rule:
     nulls_distinct: bool = True
 
 
-@dataclass(frozen=True)
-class RowProblem:
-    """A problem located at a row (``key``, else ``index``) of a table; str() is what the model reads."""
-
-    table: str
-    problem: str
-    index: int | None = None
-    key: str | None = None
-    column: str | None = None
-
-    def __str__(self) -> str:
-        from worldgen.db.save import clip
-
-        where = self.table
-        if self.key is not None:
-            where += f"[key={clip(self.key)}]"  # a 1 MB key must not crowd out what is wrong with it
-        elif self.index is not None:
-            where += f"[{self.index}]"
-        if self.column:
-            where += f".{self.column}"
-        return f"{where}: {self.problem}"
-
-
 def slug(text: str) -> str:
     """``Île-d'Or`` -> ``ile-d-or``; ``Iron_Marches`` and ``iron marches`` -> ``iron-marches``."""
     plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
     return re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-")
 
 
-def slug_keys(phase: Phase, specs: Mapping[str, TableSpec], tool_input: Any) -> tuple[Any, list[RowProblem]]:
+def slug_keys(phase: Phase, specs: Mapping[str, TableSpec], tool_input: Any) -> tuple[Any, list[Problem]]:
     """A copy of ``tool_input`` with every key and key reference slugged, and the keys that collide."""
     if not isinstance(tool_input, dict):
         return tool_input, []
     slugged = copy.deepcopy(tool_input)
-    problems: list[RowProblem] = []
+    problems: list[Problem] = []
     for table in phase.tables:
         rows = slugged.get(table)
         if not isinstance(rows, list) or table not in specs:
@@ -113,7 +91,7 @@ def slug_keys(phase: Phase, specs: Mapping[str, TableSpec], tool_input: Any) -> 
                 first = written.setdefault(row["key"], original)
                 if first != original:
                     problems.append(
-                        RowProblem(
+                        Problem(
                             table,
                             f"keys {first!r} and {original!r} are the same key {row['key']!r} once written as a"
                             " slug: give them different keys",
@@ -159,8 +137,8 @@ def table_rules(conn: psycopg.Connection[Any], phase: Phase, specs: Mapping[str,
     return rules
 
 
-def rule_problems(rules: list[Rule], tool_input: dict[str, Any]) -> list[RowProblem]:
-    problems: list[RowProblem] = []
+def rule_problems(rules: list[Rule], tool_input: dict[str, Any]) -> list[Problem]:
+    problems: list[Problem] = []
     for rule in rules:
         rows = tool_input.get(rule.table)
         if not isinstance(rows, list):
@@ -180,20 +158,20 @@ def rule_problems(rules: list[Rule], tool_input: dict[str, Any]) -> list[RowProb
                 if values in seen:
                     what = "parent" if len(values) == 1 else "combination"
                     problems.append(
-                        RowProblem(rule.table, f"same {listed} as row {seen[values]!r}: one row per {what}", index, key)
+                        Problem(rule.table, f"same {listed} as row {seen[values]!r}: one row per {what}", index, key)
                     )
                 else:
                     seen[values] = key or f"#{index}"
             elif rule.kind == "distinct" and values[0] is not None and values[0] == values[1]:
-                problems.append(RowProblem(rule.table, f"{listed} must differ (an edge needs two ends)", index, key))
+                problems.append(Problem(rule.table, f"{listed} must differ (an edge needs two ends)", index, key))
             elif rule.kind == "exactly_one" and sum(v is not None for v in values) != 1:
                 given = [p for p, v in zip(rule.properties, values, strict=True) if v is not None]
                 problems.append(
-                    RowProblem(rule.table, f"give exactly one of {listed} (given: {given or 'none'})", index, key)
+                    Problem(rule.table, f"give exactly one of {listed} (given: {given or 'none'})", index, key)
                 )
             elif rule.kind == "ordered" and _numbers(values) and values[0] > values[1]:  # type: ignore[operator]
                 problems.append(
-                    RowProblem(rule.table, f"{rule.properties[0]} must not exceed {rule.properties[1]}", index, key)
+                    Problem(rule.table, f"{rule.properties[0]} must not exceed {rule.properties[1]}", index, key)
                 )
     return problems
 
@@ -209,7 +187,7 @@ def _validator(phase_id: str) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(load_tool(get_phase(phase_id))["input_schema"])
 
 
-def schema_problems(phase: Phase, tool_input: Any) -> list[RowProblem]:
+def schema_problems(phase: Phase, tool_input: Any) -> list[Problem]:
     """What the committed tool schema says, checked by jsonschema, located by table, row and field."""
     problems = []
     for error in _validator(phase.id).iter_errors(tool_input):
@@ -233,7 +211,7 @@ def schema_problems(phase: Phase, tool_input: Any) -> list[RowProblem]:
             if isinstance(rows, list) and index < len(rows) and isinstance(rows[index], dict):
                 found = rows[index].get("key")
                 key = found if isinstance(found, str) else None
-        problems.append(RowProblem(table, error.message[:300], index, key, column))
+        problems.append(Problem(table, error.message[:300], index, key, column))
     return problems
 
 
@@ -243,13 +221,11 @@ def validate(
     specs: Mapping[str, TableSpec],
     tool_input: Any,
     known_keys: Mapping[str, Mapping[str, Any]],
-) -> list[RowProblem]:
+) -> list[Problem]:
     """Every problem of ``tool_input`` at once: the saver's checks, the schema's, the catalog's rules."""
     from worldgen.db.save import validate_phase_input
 
-    found = [RowProblem(p.table, p.problem, p.index, p.key, p.column) for p in validate_phase_input(
-        phase, specs, tool_input, known_keys
-    )]  # fmt: skip
+    found = validate_phase_input(phase, specs, tool_input, known_keys)
     located = {(p.table, p.index, p.column) for p in found}
     found += [p for p in schema_problems(phase, tool_input) if (p.table, p.index, p.column) not in located]
     if isinstance(tool_input, dict):
@@ -268,14 +244,12 @@ def database_error(
     diag = exc.diag
     detail = _UUID.sub(lambda m: repr(by_id.get(m[0], "?")), diag.message_detail or "")
     row_key = next((by_id[m] for m in _UUID.findall(diag.message_detail or "") if m in ids.get(table, {})), None)
-    from worldgen.db.save import clip
-
     where = f"{table}[key={clip(row_key)}]" if row_key else table
     text = f"{where}: {diag.message_primary} ({diag.constraint_name or 'no constraint'}) {detail}".strip()
     return InvalidModelOutput(text, problems=[text])
 
 
-def rows_touched(problems: list[RowProblem]) -> set[tuple[str, str]] | None:
+def rows_touched(problems: list[Problem]) -> set[tuple[str, str]] | None:
     """(table, key) of every row a problem is about; None when one is about no row (a whole table, the input)."""
     touched = set()
     for problem in problems:
@@ -286,7 +260,7 @@ def rows_touched(problems: list[RowProblem]) -> set[tuple[str, str]] | None:
 
 
 def drop_rows(
-    phase: Phase, specs: Mapping[str, TableSpec], tool_input: dict[str, Any], problems: list[RowProblem]
+    phase: Phase, specs: Mapping[str, TableSpec], tool_input: dict[str, Any], problems: list[Problem]
 ) -> tuple[dict[str, Any], list[dict[str, str]]] | None:
     """``tool_input`` without the rows ``problems`` are about and the rows of the phase that refer to them.
 

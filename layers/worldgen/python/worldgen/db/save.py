@@ -20,6 +20,7 @@ import psycopg
 from psycopg import sql
 
 from worldgen.db import rules
+from worldgen.db.problems import Problem, clip
 from worldgen.errors import DatabaseUnavailable, InvalidModelOutput
 from worldgen.phases import WORLD_TABLES, Phase
 from worldgen.schema.spec import ColumnSpec, TableSpec
@@ -37,7 +38,6 @@ MAX_TEXT_LENGTH = 8000
 # (256 KB) list at most this many problems, each value quoted in at most MAX_QUOTED_CHARS.
 MAX_PROBLEMS_LISTED = 50
 MAX_PROBLEM_CHARS = 400
-MAX_QUOTED_CHARS = 120
 
 _INTEGER_RANGES = {"smallint": (-(2**15), 2**15 - 1), "integer": (-(2**31), 2**31 - 1), "bigint": (-(2**63), 2**63 - 1)}
 _PY_TYPES: dict[str, tuple[type, ...]] = {
@@ -52,32 +52,6 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
     "jsonb": (dict,),
     "text[]": (list,),
 }
-
-
-@dataclass(frozen=True)
-class Problem:
-    table: str
-    problem: str
-    index: int | None = None
-    key: str | None = None
-    column: str | None = None
-
-    def __str__(self) -> str:
-        where = self.table
-        if self.key is not None:
-            where += f"[key={clip(self.key)}]"
-        elif self.index is not None:
-            where += f"[{self.index}]"
-        if self.column:
-            where += f".{self.column}"
-        return f"{where}: {self.problem}"
-
-
-def clip(text: str, limit: int = MAX_QUOTED_CHARS) -> str:
-    """``text`` cut to ``limit`` characters, saying how much was left out."""
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 def quoted(value: Any) -> str:

@@ -329,31 +329,46 @@ def cancel_generation(conn: psycopg.Connection[Any], data: dict[str, Any], calle
     }
 
 
-def revert_generation(conn: psycopg.Connection[Any], data: dict[str, Any], caller: Caller) -> dict[str, Any]:
+def _undo(
+    conn: psycopg.Connection[Any],
+    data: dict[str, Any],
+    caller: Caller,
+    transition: Callable[[psycopg.Connection[Any], uuid.UUID], state.Transition],
+    code: str,
+    refusal: Callable[[uuid.UUID, state.Transition], str],
+) -> dict[str, Any]:
+    """Revert or discard a failed or cancelled generation; a 409 saying why when it does not move."""
     request = GenerationInput.model_validate(data)
     _load_generation(conn, request.generation_id, caller)
-    moved = state.revert_generation(conn, request.generation_id)
+    moved = transition(conn, request.generation_id)
     if not moved.moved:
-        raise ActionError(
-            409,
-            "not-revertible",
-            f"generation {request.generation_id} cannot be reverted ({moved.detail}); only the campaign's latest"
-            " failed or cancelled generation can",
-        )
+        raise ActionError(409, code, refusal(request.generation_id, moved))
     return {"generation_id": str(request.generation_id), "execution_arn": None, "status": moved.status}
+
+
+def revert_generation(conn: psycopg.Connection[Any], data: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    return _undo(
+        conn,
+        data,
+        caller,
+        state.revert_generation,
+        "not-revertible",
+        lambda g, moved: (
+            f"generation {g} cannot be reverted ({moved.detail}); only the campaign's latest"
+            " failed or cancelled generation can"
+        ),
+    )
 
 
 def discard_generation(conn: psycopg.Connection[Any], data: dict[str, Any], caller: Caller) -> dict[str, Any]:
-    request = GenerationInput.model_validate(data)
-    _load_generation(conn, request.generation_id, caller)
-    moved = state.discard_generation(conn, request.generation_id)
-    if not moved.moved:
-        raise ActionError(
-            409,
-            "not-discardable",
-            f"generation {request.generation_id} is {moved.status}; only a failed or cancelled one is discarded",
-        )
-    return {"generation_id": str(request.generation_id), "execution_arn": None, "status": moved.status}
+    return _undo(
+        conn,
+        data,
+        caller,
+        state.discard_generation,
+        "not-discardable",
+        lambda g, moved: f"generation {g} is {moved.status}; only a failed or cancelled one is discarded",
+    )
 
 
 ACTIONS: dict[str, Callable[[psycopg.Connection[Any], dict[str, Any], Caller], dict[str, Any]]] = {

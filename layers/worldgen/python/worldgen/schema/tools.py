@@ -25,7 +25,7 @@ STRICT_UNSUPPORTED_KEYWORDS = frozenset(
      "maxLength", "maxItems", "uniqueItems", "minProperties", "maxProperties"}
 )  # fmt: skip
 
-_JSON_TYPES = {
+JSON_TYPES = {
     "text": "string",
     "integer": "integer",
     "bigint": "integer",
@@ -48,8 +48,8 @@ def column_schema(column: ColumnSpec) -> dict[str, Any]:
         return {"type": "string", "description": description}
     if column.pg_type.endswith("[]"):
         schema: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
-    elif column.pg_type in _JSON_TYPES:
-        schema = {"type": _JSON_TYPES[column.pg_type]}
+    elif column.pg_type in JSON_TYPES:
+        schema = {"type": JSON_TYPES[column.pg_type]}
     else:
         raise ValueError(f"column {column.name} has type {column.pg_type}, which no tool schema maps")
     if column.enum:

@@ -23,6 +23,7 @@ from psycopg.types.json import Jsonb
 from worldgen.db.catalog import read_table_specs
 from worldgen.phases import CORE_TABLES, WORLD_TABLES
 from worldgen.schema.spec import ColumnSpec, TableSpec
+from worldgen.schema.tools import JSON_TYPES
 
 FORMAT = "worldgen-export"
 VERSION = 1
@@ -34,19 +35,8 @@ PC_TABLE = "player_characters"
 _LOCAL_COLUMNS = frozenset({"id", "campaign_id"})
 # The audit of a generation, nested under it in the file.
 _AUDIT_TABLES = ("phase_runs", "model_calls")
-_JSON_TYPES = {
-    "text": "string",
-    "integer": "integer",
-    "bigint": "integer",
-    "smallint": "integer",
-    "numeric": "number",
-    "real": "number",
-    "double precision": "number",
-    "boolean": "boolean",
-    "timestamptz": "string",
-    "date": "string",
-    "uuid": "string",
-}
+# The tool schemas' column types, plus the audit columns the model never writes.
+_JSON_TYPES = {**JSON_TYPES, "timestamptz": "string", "date": "string", "uuid": "string"}
 
 
 class ExportError(Exception):
