@@ -79,3 +79,19 @@ def settings_env(monkeypatch: pytest.MonkeyPatch, db_url: str) -> Iterator[str]:
     yield db_url
     get_settings.cache_clear()
     reset_shared_connection()
+
+
+@pytest.fixture
+def one_call_phases(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every phase as one call (no outline, no parts) with a one-call budget, for tests of the
+    single-call path (a phase the registry declares without parts)."""
+    import dataclasses
+
+    import worldgen.pipeline as pipeline
+    from worldgen.phases import get_phase
+
+    def whole(phase_id: str) -> Any:
+        phase = get_phase(phase_id)
+        return dataclasses.replace(phase, parts=(), outline=False, expected_output_tokens=10000)
+
+    monkeypatch.setattr(pipeline, "get_phase", whole)

@@ -49,7 +49,9 @@ def test_full_generation_fills_every_world_table_with_a_connected_world(make_run
     assert generation["status"] == "succeeded"
     assert generation["total_rows"] == sum(count(settings_env, t, campaign_id) for t in WORLD_TABLES)
     calls = query(settings_env, "SELECT phase, provider FROM model_calls WHERE generation_id = %s", generation["id"])
-    assert sorted(c["phase"] for c in calls) == sorted(p.id for p in PHASES for _ in p.table_groups)  # a call per part
+    assert sorted(c["phase"] for c in calls) == sorted(
+        p.id for p in PHASES for _ in range(p.planned_calls)
+    )  # a call per part
     assert {c["provider"] for c in calls} == {"procedural"}
 
     # No reference crosses campaigns or points nowhere (the FKs guarantee existence; this checks scope).
@@ -138,7 +140,8 @@ def test_transient_error_that_clears_on_the_second_attempt_succeeds_with_one_cop
     started = start_and_wait(runtime, campaign_id)
 
     assert started["execution"]["status"] == "SUCCEEDED"
-    assert model.calls.count("3B") == 2
+    # The retried attempt calls only the part that failed: the others' answers were recorded (reused).
+    assert model.calls.count("3B") == get_phase("3B").planned_calls + 1
     run = query(
         settings_env, "SELECT attempt, rows_total FROM phase_runs WHERE generation_id = %s AND phase = '3B'",
         started["generation_id"],
@@ -171,7 +174,9 @@ def test_transient_error_that_never_clears_fails_at_the_phase_then_resume_comple
     assert status == 200, body
     assert runtime.wait(body["execution_arn"])["status"] == "SUCCEEDED"
     resumed = ["2B", "2C", "3A", "3B", "3C"]
-    assert sorted(healthy.calls) == sorted(p for p in resumed for _ in get_phase(p).table_groups)  # a call per part
+    assert sorted(healthy.calls) == sorted(
+        p for p in resumed for _ in range(get_phase(p).planned_calls)
+    )  # a call per part
     assert query(settings_env, "SELECT status FROM generations WHERE id = %s", body["generation_id"])[0] == {
         "status": "succeeded"
     }

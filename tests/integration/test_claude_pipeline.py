@@ -169,7 +169,7 @@ def test_all_nine_phases_fill_every_table_with_one_ledger_row_per_call(
 
     outcomes = [run_phase(conn, generation_id, phase) for phase in phases]
 
-    calls = {p.id: len(p.table_groups) for p in PHASES}  # one call per part (3C comes in parts)
+    calls = {p.id: p.planned_calls for p in PHASES}  # one call per part (3C comes in parts)
     assert all(o.status == "succeeded" and o.model_calls == calls[o.phase] for o in outcomes)
     for phase in PHASES:
         for table in phase.tables:
@@ -265,7 +265,7 @@ def test_all_nine_phases_on_sonnet_5_5_fill_every_table_without_a_forced_tool(
 
     outcomes = [run_phase(conn, generation_id, phase) for phase in phases]
 
-    assert all(o.status == "succeeded" and o.model_calls == len(get_phase(o.phase).table_groups) for o in outcomes)
+    assert all(o.status == "succeeded" and o.model_calls == get_phase(o.phase).planned_calls for o in outcomes)
     for phase in PHASES:
         for table in phase.tables:
             count = conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone()
@@ -275,7 +275,7 @@ def test_all_nine_phases_on_sonnet_5_5_fill_every_table_without_a_forced_tool(
         assert "tools" not in request.body and "tool_choice" not in request.body
         assert request.body["thinking"] == {"type": "between_tools"}
     rows = ledger(conn, generation_id)
-    assert sorted(r["phase"] for r in rows) == sorted(p for p in phases for _ in get_phase(p).table_groups)
+    assert sorted(r["phase"] for r in rows) == sorted(p for p in phases for _ in range(get_phase(p).planned_calls))
     usages = [request.usage for request in sonnet_5_5_env.message_requests]  # parts answer in any order
     for row in rows:
         usage = {k: row[k] for k in usages[0]}

@@ -44,7 +44,7 @@ def generation(settings_env: str, conn: Any) -> dict[str, Any]:
     return {"campaign_id": campaign_id, "generation_id": generation_id}
 
 
-def test_repair_loop_sends_every_problem_back_and_saves_the_repaired_answer(conn, generation):
+def test_repair_loop_sends_every_problem_back_and_saves_the_repaired_answer(conn, generation, one_call_phases):
     run_phase(conn, generation["generation_id"], "1A")
     model = FirstInvalidThenValid()
     outcome = run_phase(conn, generation["generation_id"], "1B", model)
@@ -122,7 +122,7 @@ def test_the_whole_chain_of_phases_runs_in_registry_order(conn, generation):
     assert all(o.status == "succeeded" and o.rows_total > 0 for o in outcomes)
 
 
-def test_ten_thousand_bad_rows_make_a_bounded_repair_prompt_and_a_bounded_error(conn, generation):
+def test_ten_thousand_bad_rows_make_a_bounded_repair_prompt_and_a_bounded_error(conn, generation, one_call_phases):
     """Issue 17: 10,000 bad rows made a 2.4 MB repair prompt and an error over Step Functions' 256 KB."""
 
     class TenThousandBadRows:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -14,7 +15,7 @@ from worldgen.errors import ConfigurationError, InvalidModelOutput, ModelOutputT
 from worldgen.local.simulator import SIZES, ClaudeSimulator, Fault, FaultPlan, Pace
 from worldgen.model.procedural import ProceduralModel
 from worldgen.model.simulated import SimulatedModel
-from worldgen.phases import PHASES
+from worldgen.phases import PHASES, get_phase
 from worldgen.pipeline import run_phase
 from worldgen.settings import get_settings
 
@@ -59,6 +60,17 @@ def simulated_env(settings_env: str, simulator: ClaudeSimulator, monkeypatch: py
     return simulator
 
 
+@pytest.fixture
+def one_call_1a(monkeypatch: pytest.MonkeyPatch) -> None:
+    """1A as one call (no outline, no parts) with its one-call budget: these tests are about a call."""
+    import dataclasses
+
+    import worldgen.pipeline as pipeline
+
+    whole = dataclasses.replace(PHASES[0], parts=(), outline=False, expected_output_tokens=10000)
+    monkeypatch.setattr(pipeline, "get_phase", lambda phase_id: whole if phase_id == "1A" else get_phase(phase_id))
+
+
 def test_a_phase_answers_at_the_real_size_and_the_ledger_counts_what_was_streamed(
     simulated_env: ClaudeSimulator, conn: psycopg.Connection[Any]
 ) -> None:
@@ -70,15 +82,23 @@ def test_a_phase_answers_at_the_real_size_and_the_ledger_counts_what_was_streame
     assert outcome.rows_per_table["planes"] == SIZES["planes"]
     calls = conn.execute("SELECT * FROM model_calls WHERE generation_id = %s", (generation_id,)).fetchall()
     served = simulated_env.served
-    assert len(calls) == len(served) == 1
-    assert calls[0]["provider"] == "simulated"
-    assert calls[0]["output_tokens"] == served[0].usage["output_tokens"] > 4000  # a real 1A answer, not 2 rows
-    assert calls[0]["input_tokens"] + calls[0]["cache_creation_input_tokens"] == (
-        served[0].usage["input_tokens"] + served[0].usage["cache_creation_input_tokens"]
-    )
-    # latency is reported in simulated milliseconds: the first token, then the answer at 60 tokens/s
-    assert calls[0]["latency_ms"] == int(served[0].simulated_seconds * 1000)
-    assert served[0].simulated_seconds > 1.5 + served[0].usage["output_tokens"] / 60
+    assert len(calls) == len(served) == get_phase("1A").planned_calls  # the outline, then the parts
+    assert all(call["provider"] == "simulated" for call in calls)
+    calls = sorted(calls, key=lambda c: c["output_tokens"])
+    served = sorted(served, key=lambda s: s.usage["output_tokens"])
+    assert [c["output_tokens"] for c in calls] == [s.usage["output_tokens"] for s in served]
+    assert sum(c["output_tokens"] for c in calls) > 4000  # a real 1A answer, not 2 rows
+    for call, answer in zip(calls, served, strict=True):
+        assert call["input_tokens"] + call["cache_creation_input_tokens"] + call["cache_read_input_tokens"] == (
+            answer.usage["input_tokens"]
+            + answer.usage["cache_creation_input_tokens"]
+            + answer.usage["cache_read_input_tokens"]
+        )
+        # latency is reported in simulated milliseconds: the first token, then the answer at 60 tokens/s
+        assert call["latency_ms"] == int(answer.simulated_seconds * 1000)
+        assert answer.simulated_seconds > 1.5 + answer.usage["output_tokens"] / 60
+    # the parts read the phase's prompt and context from the cache the outline call wrote
+    assert sum(c["cache_read_input_tokens"] > 0 for c in calls) == len(calls) - 1
 
 
 def test_the_provider_refuses_to_start_without_a_simulator(settings_env: str) -> None:
@@ -89,7 +109,7 @@ def test_the_provider_refuses_to_start_without_a_simulator(settings_env: str) ->
 
 @pytest.mark.parametrize("simulator", [{("1A", 1): Fault("invalid_rows")}], indirect=True)
 def test_invalid_rows_are_repaired_in_a_second_round(
-    simulated_env: ClaudeSimulator, conn: psycopg.Connection[Any]
+    simulated_env: ClaudeSimulator, conn: psycopg.Connection[Any], one_call_1a: None
 ) -> None:
     generation_id = make_generation(conn, ["1A"])
     outcome = run_phase(conn, generation_id, "1A")
@@ -103,7 +123,7 @@ def test_invalid_rows_are_repaired_in_a_second_round(
 
 @pytest.mark.parametrize("simulator", [{("1A", 1): Fault("max_tokens")}], indirect=True)
 def test_an_answer_cut_at_max_tokens_is_asked_again_with_a_larger_budget(
-    simulated_env: ClaudeSimulator, conn: psycopg.Connection[Any]
+    simulated_env: ClaudeSimulator, conn: psycopg.Connection[Any], one_call_1a: None
 ) -> None:
     generation_id = make_generation(conn, ["1A"])
     outcome = run_phase(conn, generation_id, "1A")
@@ -119,7 +139,7 @@ def test_an_answer_longer_than_max_tokens_is_cut_there(
 
     import worldgen.pipeline as pipeline
 
-    small = dataclasses.replace(PHASES[0], expected_output_tokens=300)  # max_tokens 1000
+    small = dataclasses.replace(PHASES[0], parts=(), outline=False, expected_output_tokens=300)  # max_tokens 1000
     monkeypatch.setattr(pipeline, "get_phase", lambda _id: small)
     generation_id = make_generation(conn, ["1A"])
     with pytest.raises(ModelOutputTruncated):
@@ -129,7 +149,7 @@ def test_an_answer_longer_than_max_tokens_is_cut_there(
 
 @pytest.mark.parametrize("simulator", [{("1A", 1): Fault("stall")}], indirect=True)
 def test_a_stalled_stream_times_out_as_a_transient_error(
-    simulated_env: ClaudeSimulator, conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+    simulated_env: ClaudeSimulator, conn: psycopg.Connection[Any], one_call_1a: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WORLDGEN_REQUEST_TIMEOUT_SECONDS", "100")  # 1 s of real time at x100: the stall lasts 6 s
     get_settings.cache_clear()
@@ -148,7 +168,7 @@ def test_fault_plan_from_a_seed_is_reproducible_and_scripts_every_kind() -> None
 
 
 def test_a_deadline_reached_while_streaming_is_a_truncation_not_a_timeout(
-    settings_env: str, conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+    settings_env: str, conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch, one_call_1a: None
 ) -> None:
     slow = Pace(output_tokens_per_second=10, time_factor=FAST)  # 1A's ~6K tokens take 600 s: past its deadline
     with ClaudeSimulator(slow) as server:
@@ -159,14 +179,14 @@ def test_a_deadline_reached_while_streaming_is_a_truncation_not_a_timeout(
         generation_id = make_generation(conn, ["1A"])
         with pytest.raises(ModelOutputTruncated, match="deadline"):
             run_phase(conn, generation_id, "1A")
-    assert PHASES[0].stream_deadline_seconds < 600
+    assert dataclasses.replace(PHASES[0], expected_output_tokens=10000).stream_deadline_seconds < 600
     failed = conn.execute("SELECT status, error_type FROM phase_runs WHERE generation_id = %s", (generation_id,))
     assert one_row(failed)["error_type"] == "ModelOutputTruncated"
 
 
 @pytest.mark.parametrize("simulator", [{("1A", 1): Fault("invalid_rows")}], indirect=True)
 def test_no_repair_round_starts_without_the_time_for_its_call_and_the_save(
-    simulated_env: ClaudeSimulator, conn: psycopg.Connection[Any]
+    simulated_env: ClaudeSimulator, conn: psycopg.Connection[Any], one_call_1a: None
 ) -> None:
     generation_id = make_generation(conn, ["1A"])
     with pytest.raises(InvalidModelOutput, match="no time left for repair round 1"):

@@ -270,22 +270,53 @@ def _digest(text: str) -> str:
 # -- the schema-driven filler ------------------------------------------------------------------
 
 
-def fill_tool_input(input_schema: dict[str, Any], rows_per_table: int = 2) -> dict[str, Any]:
+def fill_tool_input(
+    input_schema: dict[str, Any],
+    rows_per_table: int = 2,
+    outline: dict[str, list[dict[str, str]]] | None = None,
+    assigned: dict[str, list[dict[str, str]]] | None = None,
+) -> dict[str, Any]:
     """A valid tool input for a phase tool schema: ``rows_per_table`` rows in every table.
 
     Keys are unique slugs; enums take their first value, except references (enums of existing
     keys, or keys of rows of an earlier table of the same phase, named in the description as
     "(Key of a row of <table>.)") which rotate so that the two ends of an edge differ. A row sets
     at most one optional reference (link tables such as pc_connections need exactly one).
+    A part of an outlined phase (``assigned``, read from its message) writes exactly its rows,
+    and may refer to every row of the ``outline``.
     """
-    tables: dict[str, list[dict[str, Any]]] = {}
+    tables: dict[str, list[dict[str, Any]]] = {
+        t: [dict(r) for r in rows] for t, rows in (outline or {}).items() if t not in (assigned or {})
+    }
     for table, table_schema in input_schema["properties"].items():
+        if assigned is not None and table not in assigned:
+            continue
         item = table_schema["items"]
         rows: list[dict[str, Any]] = []
-        for index in range(rows_per_table):
-            rows.append(_fill_row(table, item, index, tables, rows))
+        given = assigned[table] if assigned is not None else None
+        for index in range(len(given) if given is not None else rows_per_table):
+            row = _fill_row(table, item, index, tables, rows)
+            if given is not None:
+                row.update(key=given[index]["key"], **({"name": given[index]["name"]} if "name" in row else {}))
+            rows.append(row)
         tables[table] = rows
+    if assigned is not None:
+        return {t: tables[t] for t in assigned}
     return tables
+
+
+def outlined_part(body: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The outline and the rows a part of an outlined phase writes, from the lines of its message."""
+    from worldgen.outline import ASSIGNED_MARKER, OUTLINE_MARKER
+
+    found: dict[str, Any] = {}
+    for message in body.get("messages", []):
+        if message.get("role") == "user" and isinstance(message.get("content"), str):
+            for line in message["content"].splitlines():
+                for marker in (OUTLINE_MARKER, ASSIGNED_MARKER):
+                    if line.startswith(marker):
+                        found[marker] = json.loads(line[len(marker) :])
+    return found.get(OUTLINE_MARKER), found.get(ASSIGNED_MARKER)
 
 
 def _fill_row(
@@ -461,7 +492,9 @@ _STOP_REASONS = {
 def _content(answer: Answer, body: dict[str, Any], rows_per_table: int) -> tuple[list[dict[str, Any]], str]:
     """The answer's content blocks and stop reason, in the dialect of the request."""
     output_format = (body.get("output_config") or {}).get("format")
-    tool = (body.get("tools") or [{}])[0]
+    forced = (body.get("tool_choice") or {}).get("name")
+    tools = body.get("tools") or [{}]
+    tool = next((t for t in tools if t.get("name") == forced), tools[0])
     thinking = (
         [{"type": "thinking", "thinking": answer.thinking, "signature": "sig-standin"}] if answer.thinking else []
     )
@@ -472,7 +505,7 @@ def _content(answer: Answer, body: dict[str, Any], rows_per_table: int) -> tuple
     rows = answer.tool_input
     if rows is None:
         schema = output_format["schema"] if output_format else tool["input_schema"]
-        rows = fill_tool_input(schema, rows_per_table)
+        rows = fill_tool_input(schema, rows_per_table, *outlined_part(body))
     stop_reason = _STOP_REASONS.get(answer.kind)
     if output_format is not None:
         text = json.dumps(rows)

@@ -1,5 +1,7 @@
-"""Parts of a phase (``Phase.parts``) are generated independently: they must partition the phase's
-tables, and no part may refer to a table another part fills."""
+"""Parts of a phase (``Phase.parts``) are generated concurrently: together they cover the phase's
+tables; without an outline each table is in one part and no part refers to a table another part
+fills; with one (``Phase.outline``) a table may be dealt out between parts, which then hold every
+row of the outline exactly once."""
 
 from __future__ import annotations
 
@@ -7,20 +9,22 @@ import re
 
 import pytest
 
-from worldgen.phases import PHASES, Phase
+from worldgen.outline import assigned_problems, check_outline, deal
+from worldgen.phases import PHASES, Phase, get_phase
 from worldgen.schema.tools import load_tool
 
 _REFERENCE = re.compile(r"Key of (?:a|the referenced) row of ([a-z_ ]+?)\.")
 
 
 @pytest.mark.parametrize("phase", [p for p in PHASES if p.parts], ids=lambda p: p.id)
-def test_parts_partition_the_phase_tables(phase: Phase) -> None:
+def test_parts_cover_the_phase_tables(phase: Phase) -> None:
     listed = [table for part in phase.parts for table in part]
-    assert sorted(listed) == sorted(phase.tables)
-    assert len(listed) == len(set(listed))
+    assert set(listed) == set(phase.tables)
+    if not phase.outline:
+        assert len(listed) == len(set(listed))
 
 
-@pytest.mark.parametrize("phase", [p for p in PHASES if p.parts], ids=lambda p: p.id)
+@pytest.mark.parametrize("phase", [p for p in PHASES if p.parts and not p.outline], ids=lambda p: p.id)
 def test_no_part_refers_to_a_table_of_another_part(phase: Phase) -> None:
     tables = load_tool(phase)["input_schema"]["properties"]
     for part in phase.parts:
@@ -32,4 +36,53 @@ def test_no_part_refers_to_a_table_of_another_part(phase: Phase) -> None:
 
 
 def test_a_phase_without_parts_is_one_call_with_every_table() -> None:
-    assert PHASES[0].table_groups == (PHASES[0].tables,)
+    plain = [p for p in PHASES if not p.parts]
+    for phase in plain:
+        assert phase.table_groups == (phase.tables,) and phase.planned_calls == 1
+
+
+@pytest.mark.parametrize("phase", [p for p in PHASES if p.outline], ids=lambda p: p.id)
+def test_the_outline_is_dealt_out_every_row_to_exactly_one_part(phase: Phase) -> None:
+    outline = {t: [{"key": f"{t}-{n}", "name": f"{t} {n}"} for n in range(7)] for t in phase.tables}
+    dealt = deal(phase, outline)
+    assert len(dealt) == len(phase.table_groups)
+    for table in phase.tables:
+        keys = [k for part in dealt for k in part.get(table, [])]
+        assert sorted(keys) == sorted(r["key"] for r in outline[table])
+    for part, group in zip(dealt, phase.table_groups, strict=True):
+        assert set(part) <= set(group)
+    sizes = [len(part.get("entities", [])) for part in deal(get_phase("2A"), {"entities": outline_rows(10)})]
+    assert sizes == [3, 3, 2, 2]  # a table split between parts: in turn, evenly
+
+
+def outline_rows(count: int) -> list[dict[str, str]]:
+    return [{"key": f"npc-{n}", "name": f"Npc {n}"} for n in range(count)]
+
+
+def test_the_outline_check_slugs_keys_and_reports_every_problem_by_row() -> None:
+    phase = get_phase("2A")
+    answer = {
+        "entities": [
+            {"key": "Iron_Warden", "name": "The Iron Warden"},
+            {"key": "iron warden", "name": "Another"},
+            {"key": "kept-one", "name": "Kept"},
+            {"key": "nameless"},
+        ]
+    }
+    outline, problems = check_outline(phase, answer, {"entities": {"kept-one"}})
+    assert outline == {"entities": [{"key": "iron-warden", "name": "The Iron Warden"}]}
+    assert problems == [
+        "entities[1] 'iron-warden': duplicate key in this table",
+        "entities[2] 'kept-one': key taken by a kept (locked) row: choose another",
+        "entities[3] 'nameless': a name is required",
+    ]
+    assert check_outline(phase, {}, {})[1] == ["entities: missing: give an array of rows (it may be empty)"]
+
+
+def test_a_part_must_write_exactly_its_rows() -> None:
+    answer = {"entities": [{"key": "npc-1"}, {"key": "npc-9"}]}
+    assert assigned_problems(answer, {"entities": ["npc-1", "npc-2"]}) == [
+        "entities: keys not among this call's rows: ['npc-9']; write exactly ['npc-1', 'npc-2']",
+        "entities: rows missing for the outline's keys ['npc-2']",
+    ]
+    assert assigned_problems({"entities": [{"key": "npc-1"}]}, {"entities": ["npc-1"]}) == []

@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from worldgen import outline as outlines
 from worldgen import state
 from worldgen.db import rules
 from worldgen.db.catalog import read_table_specs
@@ -395,7 +396,8 @@ def part_request(request: ModelRequest, tables: tuple[str, ...]) -> ModelRequest
 
 class _Parts:
     """A phase generated in parts (``Phase.parts``): one call per part, concurrently, each repaired
-    alone; the merged answer is validated and saved as one phase, in ONE transaction."""
+    alone; the merged answer is validated and saved as one phase, in ONE transaction. An outlined
+    phase (``Phase.outline``) first fixes every row's key and name in one short call."""
 
     def __init__(
         self,
@@ -415,26 +417,43 @@ class _Parts:
         self.specs, self.repair_rounds = specs, repair_rounds
         self.model_seconds = 0.0
         self.latest: dict[int, dict[str, Any]] = {}  # each part's last answer, for a partial save
+        self.tables: dict[int, tuple[str, ...]] = {}  # the tables each part writes
+        self.outline: outlines.Outline = {}
+        self.assigned: dict[int, dict[str, list[str]]] = {}  # outlined: the keys each part writes
 
     def run(self, request: ModelRequest) -> PhaseOutcome:
         groups = self.phase.table_groups
-        requests = {index: part_request(request, tables) for index, tables in enumerate(groups)}
-        answers: dict[int, dict[str, Any]] = {}
-        pending = list(requests)
+        recorded = self._recorded()
+        if self.phase.outline:
+            self.outline = recorded.get("outline") or self._outline(request)
+            dealt = outlines.deal(self.phase, self.outline)
+            self.assigned = {i: rows for i, rows in enumerate(dealt) if rows}
+            requests = {i: outlines.part_request(request, self.outline, rows) for i, rows in self.assigned.items()}
+            self.tables = {i: tuple(rows) for i, rows in self.assigned.items()}
+        else:
+            requests = {index: part_request(request, tables) for index, tables in enumerate(groups)}
+            self.tables = dict(enumerate(groups))
+        # A retried attempt reuses what an earlier attempt already got (same generation, same context).
+        answers = {int(i): rows for i, rows in recorded.get("answers", {}).items() if int(i) in requests}
+        self.latest.update(answers)
+        if answers:
+            logger.info("phase parts reused", extra={"phase": self.phase.id, "parts": sorted(i + 1 for i in answers)})
+        pending = [i for i in requests if i not in answers]
         for round_number in range(1, self.repair_rounds + 2):
-            responses = self._call(pending, requests, round_number)
-            problems = self._problems(responses, groups, answers)
+            responses, failure = self._call(pending, requests, round_number) if pending else ({}, None)
+            problems = self._problems(responses, answers)  # records the valid answers, for a retry
+            if failure is not None:
+                raise failure
             if not problems:
-                merged = {table: rows for answer in answers.values() for table, rows in answer.items()}
                 try:
-                    return self._save(merged)
+                    return self._save(self._merged(answers))
                 except InvalidModelOutput as exc:  # a rule only PostgreSQL knows: back to its part
-                    problems = self._by_part(list(exc.details.get("problems") or [exc.message]), groups)
+                    problems = self._by_part(list(exc.details.get("problems") or [exc.message]))
                     for index in problems:
                         answers.pop(index, None)
-            listing = [f"{', '.join(groups[i])}: {p}" for i, found in problems.items() for p in found]
+            listing = [f"{', '.join(self.tables[i])}: {p}" for i, found in problems.items() for p in found]
             if round_number > self.repair_rounds:
-                saved = self._save_partially(groups)
+                saved = self._save_partially(len(requests))
                 if saved is not None:
                     return saved
                 raise InvalidModelOutput(
@@ -451,11 +470,53 @@ class _Parts:
             pending = sorted(problems)
         raise AssertionError("unreachable")
 
+    def _outline(self, request: ModelRequest) -> outlines.Outline:
+        """The outline call, repaired like a phase's answer; every problem is the outline's own."""
+        asked = outlines.outline_request(request)
+        taken = {t: {r["key"] for r in rows} for t, rows in request.context.kept.items()}
+        for round_number in range(1, self.repair_rounds + 2):
+            began = time.perf_counter()
+            try:
+                response = self.model.call(dataclasses.replace(asked, round=round_number))
+            except WorldgenError as exc:
+                usage = exc.details.get("usage")
+                self.calls.append(
+                    ModelUsage(**usage) if isinstance(usage, dict) else _failed_call(self.model, self.phase)
+                )
+                raise
+            finally:
+                self.model_seconds += time.perf_counter() - began
+            self.calls.append(response.usage)
+            outline, problems = outlines.check_outline(self.phase, response.tool_input, taken)
+            if response.tool_input is None:
+                problems = [response.problem or "the answer did not call the tool"]
+            rows = sum(len(r) for r in outline.values())
+            extra = {"phase": self.phase.id, "round": round_number, "rows": rows, "problems": len(problems)}
+            logger.info("phase outline answered", extra={**extra, "output_tokens": response.usage.output_tokens})
+            if not problems:
+                self._record({"outline": outline})
+                return outline
+            if round_number > self.repair_rounds:
+                raise invalid_output(
+                    f"phase {self.phase.id}: the outline is still invalid after {self.repair_rounds} repair round(s)",
+                    problems,
+                    len(problems),
+                )
+            _check_time_for_a_round(self.phase, round_number + 1, self.remaining_ms, problems)
+            asked = dataclasses.replace(
+                asked, messages=asked.messages + _repair_messages(response, problems, len(problems))
+            )
+        raise AssertionError("unreachable")
+
+    def _merged(self, answers: dict[int, dict[str, Any]]) -> dict[str, list[Any]]:
+        """The parts' rows as one phase answer, every table present, in the order of the parts."""
+        return {t: [row for i in sorted(answers) for row in answers[i].get(t, [])] for t in self.phase.tables}
+
     def _call(
         self, pending: list[int], requests: dict[int, ModelRequest], round_number: int
-    ) -> dict[int, ModelResponse]:
-        """The pending parts' calls, concurrently; every answered call reaches the ledger, even
-        when another part's call failed (then the first failure is raised)."""
+    ) -> tuple[dict[int, ModelResponse], Exception | None]:
+        """The pending parts' calls, concurrently, and the first failure among them; every answered
+        call reaches the ledger, and its answer is checked and recorded, even when another failed."""
         began = time.perf_counter()
         with ThreadPoolExecutor(max_workers=len(pending), thread_name_prefix=f"phase-{self.phase.slug}") as pool:
             futures = {
@@ -482,52 +543,99 @@ class _Parts:
                 "phase": self.phase.id,
                 "part": index + 1,
                 "round": round_number,
-                "tables": list(self.phase.table_groups[index]),
+                "tables": list(self.tables[index]),
                 "output_tokens": responses[index].usage.output_tokens,
             }
             logger.info("phase part answered", extra=extra)
-        if failure is not None:
-            raise failure
-        return responses
+        return responses, failure
+
+    def _known(self, index: int) -> dict[str, dict[str, Any]]:
+        """The keys a part may refer to: earlier phases' rows, and the outline's rows of other parts."""
+        with self.conn.transaction():
+            found = existing_keys(self.conn, self.generation["campaign_id"], external_tables(self.phase, self.specs))
+        known: dict[str, dict[str, Any]] = dict(found)
+        mine = self.assigned.get(index, {})
+        for table, rows in self.outline.items():
+            others = {r["key"]: None for r in rows if r["key"] not in mine.get(table, [])}
+            known[table] = {**known.get(table, {}), **others}
+        return known
 
     def _problems(
-        self,
-        responses: dict[int, ModelResponse],
-        groups: tuple[tuple[str, ...], ...],
-        answers: dict[int, dict[str, Any]],
+        self, responses: dict[int, ModelResponse], answers: dict[int, dict[str, Any]]
     ) -> dict[int, list[str]]:
         """Validate each answered part against its own tables; keep the valid ones in ``answers``."""
         phase_tables = set(self.phase.tables)
-        with self.conn.transaction():
-            known = existing_keys(self.conn, self.generation["campaign_id"], external_tables(self.phase, self.specs))
         problems: dict[int, list[str]] = {}
         for index, response in responses.items():
-            view = dataclasses.replace(self.phase, tables=groups[index])
+            tables = self.tables[index]
+            view = dataclasses.replace(self.phase, tables=tables)
             if response.tool_input is None:
-                problems[index] = ["the answer did not call the tool"]
+                problems[index] = [response.problem or "the answer did not call the tool"]
                 continue
-            extra = [t for t in response.tool_input if t in phase_tables and t not in groups[index]]
-            found = [str(p) for p in validate_phase_input(view, self.specs, response.tool_input, known)]
+            given, collisions = rules.slug_keys(view, self.specs, response.tool_input)
+            extra = [t for t, rows in given.items() if t in phase_tables and t not in tables and rows]
+            own = {t: given[t] for t in given if t not in phase_tables or t in tables}
+            found = [str(p) for p in [*collisions, *validate_phase_input(view, self.specs, own, self._known(index))]]
             found += [f"{t}: not a table of this call" for t in extra]
+            if index in self.assigned:
+                found += outlines.assigned_problems(own, self.assigned[index])
             if found:
                 problems[index] = found
             else:
-                answers[index] = {t: response.tool_input[t] for t in groups[index]}
+                answers[index] = {t: own[t] for t in tables}
+        valid = {str(i): answers[i] for i in responses if i in answers}
+        if valid:
+            self._record({"answers": valid})
         return problems
 
-    def _by_part(self, problems: list[str], groups: tuple[tuple[str, ...], ...]) -> dict[int, list[str]]:
+    def _recorded(self) -> dict[str, Any]:
+        """What earlier attempts of this phase run recorded (``phase_runs.parts``), or nothing."""
+        with self.conn.transaction():
+            row = self.conn.execute(
+                "SELECT parts FROM phase_runs WHERE generation_id = %s AND phase = %s",
+                (self.generation["id"], self.phase.id),
+            ).fetchone()
+        return dict(row["parts"] or {}) if row else {}
+
+    def _record(self, progress: dict[str, Any]) -> None:
+        """Add to ``phase_runs.parts`` (answers merged by part), if this attempt is still the current one."""
+        with self.conn.transaction():
+            self.conn.execute(
+                """
+                UPDATE phase_runs
+                   SET parts = coalesce(parts, '{}'::jsonb) || %(progress)s
+                       || jsonb_build_object('answers', coalesce(parts -> 'answers', '{}'::jsonb)
+                                                        || coalesce(%(progress)s -> 'answers', '{}'::jsonb),
+                                             'total', %(total)s::int)
+                 WHERE generation_id = %(generation)s AND phase = %(phase)s AND attempt = %(attempt)s
+                """,
+                {
+                    "progress": Jsonb(progress),
+                    "total": len(self.tables) or len(self.phase.table_groups),
+                    "generation": self.generation["id"],
+                    "phase": self.phase.id,
+                    "attempt": self.attempt,
+                },
+            )
+
+    def _by_part(self, problems: list[str]) -> dict[int, list[str]]:
+        """The merged answer's problems, each back to the part that wrote the row (by table and key)."""
         found: dict[int, list[str]] = {}
         for problem in problems:
-            table = problem.split(":", 1)[0].split("[", 1)[0].strip()
-            index = next((i for i, tables in enumerate(groups) if table in tables), 0)
+            where = problem.split(":", 1)[0]
+            table = where.split("[", 1)[0].split(".", 1)[0].strip()
+            key = where.split("[key=", 1)[1].split("]", 1)[0] if "[key=" in where else None
+            holders = [i for i, tables in self.tables.items() if table in tables]
+            owner = next((i for i in holders if key in self.assigned.get(i, {}).get(table, [])), None)
+            index = owner if owner is not None else (holders[0] if holders else min(self.tables))
             found.setdefault(index, []).append(problem)
         return found
 
-    def _save_partially(self, groups: tuple[tuple[str, ...], ...]) -> PhaseOutcome | None:
+    def _save_partially(self, parts: int) -> PhaseOutcome | None:
         """The parts' last answers merged, saved without their few invalid rows (issue 11), or None."""
-        if len(self.latest) != len(groups):
+        if len(self.latest) != parts:
             return None
-        merged = {t: self.latest[i].get(t, []) for i, tables in enumerate(groups) for t in tables}
+        merged = self._merged({i: {t: answer.get(t, []) for t in self.tables[i]} for i, answer in self.latest.items()})
         finish = partial(
             _finish,
             generation=self.generation,
@@ -618,11 +726,10 @@ def _finish(
         rows_total=result.rows_total,
         result=Jsonb(json.loads(json.dumps(asdict(outcome)))),
     )
-    if dropped:
-        conn.execute(
-            "UPDATE phase_runs SET dropped_rows = %s WHERE generation_id = %s AND phase = %s",
-            (Jsonb(dropped), generation["id"], phase.id),
-        )
+    conn.execute(
+        "UPDATE phase_runs SET dropped_rows = %s, parts = NULL WHERE generation_id = %s AND phase = %s",
+        (Jsonb(dropped or []), generation["id"], phase.id),
+    )
     _insert_model_calls(conn, generation, phase, attempt, calls, None)
 
 

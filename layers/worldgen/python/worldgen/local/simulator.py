@@ -209,7 +209,7 @@ class ClaudeSimulator:
             return sum(s.simulated_seconds for s in self.served if s.digest == digest)
 
     def request_for(self, body: dict[str, Any]) -> tuple[str, ModelRequest | None]:
-        tool_name = ((body.get("tools") or [{}])[0]).get("name", "")
+        tool_name = (body.get("tool_choice") or {}).get("name") or ((body.get("tools") or [{}])[0]).get("name", "")
         digest = simulated.request_digest(tool_name, body.get("messages") or [])
         with self._lock:
             return digest, self._requests.get(digest)

@@ -23,6 +23,13 @@ class ModelRequest:
     options: dict[str, Any] = field(default_factory=dict)  # the generation's options (seed, scale)
     round: int = 1
     deadline_seconds: float | None = None  # the whole call, both streams of a max_tokens retry
+    # An outlined phase (``Phase.outline``): every call of the phase sends the same tools and the same
+    # cached system prefix (``shared_prompt``: the phase prompt with its context), differing only in
+    # the forced tool and the last user message, so the calls after the outline read it from the cache.
+    shared_prompt: str | None = None
+    tools: list[dict[str, Any]] = field(default_factory=list)  # every tool listed; ``tool`` is the forced one
+    outline: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # table -> the outline's rows
+    assigned: dict[str, list[str]] = field(default_factory=dict)  # table -> the keys this call writes
 
 
 @dataclass

@@ -100,20 +100,27 @@ def request_params(request: ModelRequest, model: str, max_tokens: int) -> dict[s
     """Keyword arguments of ``messages.stream`` for one phase request, in the dialect of the family.
 
     Forced tool: cache breakpoints on the tool (tools come first in the prompt) and on the system
-    prompt, so a repair round or a retry of the same phase reads tool + system from the cache.
+    prompt, so a repair round or a retry of the same phase reads tool + system from the cache; an
+    outlined phase lists the same tools in every call and adds its shared prompt (the phase prompt
+    and context) as a third breakpoint, so its parts read what the outline call wrote.
     Structured output: no tools; the schema in ``output_config.format``, the family's thinking and
     effort, and the breakpoint on the system prompt (the schema is part of the cached prefix). Never
     sampling parameters, a thinking budget or an assistant prefill.
     """
     family = model_family(model)
+    shared = (
+        [{"type": "text", "text": request.shared_prompt, "cache_control": EPHEMERAL}] if request.shared_prompt else []
+    )
     if family.request_mode == FORCED_TOOL:
-        tool = {**request.tool, "cache_control": EPHEMERAL}
+        tools = [dict(t) for t in request.tools or [request.tool]]
+        tools[-1] = {**tools[-1], "cache_control": EPHEMERAL}
+        system: list[dict[str, Any]] = [{"type": "text", "text": request.system, "cache_control": EPHEMERAL}]
         return {
             "model": model,
             "max_tokens": max_tokens,
-            "system": [{"type": "text", "text": request.system, "cache_control": EPHEMERAL}],
+            "system": system + shared,
             "messages": request.messages,
-            "tools": [tool],
+            "tools": tools,
             "tool_choice": {"type": "tool", "name": request.tool["name"], "disable_parallel_tool_use": True},
         }
     note = STRUCTURED_OUTPUT_NOTE.format(
@@ -128,6 +135,7 @@ def request_params(request: ModelRequest, model: str, max_tokens: int) -> dict[s
         "system": [
             {"type": "text", "text": request.system},
             {"type": "text", "text": note, "cache_control": EPHEMERAL},
+            *shared,
         ],
         "messages": request.messages,
         "output_config": output_config,

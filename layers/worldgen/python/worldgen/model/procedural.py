@@ -187,7 +187,7 @@ class _PhaseGenerator:
         self.campaign = context.campaign
         self.pcs = {pc["key"]: pc for pc in context.player_characters}
         self.names: dict[str, str] = {pc["key"]: pc["name"] for pc in context.player_characters}
-        for rows in context.rows.values():
+        for rows in [*context.rows.values(), *request.outline.values()]:
             for row in rows:
                 self.names[row["key"]] = row.get("name") or row["key"].replace("-", " ")
         # Words after an article or preposition are mostly nouns ("the sunken capital" -> capital).
@@ -226,6 +226,8 @@ class _PhaseGenerator:
         target = self.request.references.get(table, {}).get(prop)
         if target is None:
             return []
+        if target not in self.generated and target in self.request.outline:  # another part's rows
+            return [row["key"] for row in self.request.outline[target]]
         return [row["key"] for row in self.generated.get(target, [])]
 
     # -- tables --------------------------------------------------------------------------------
@@ -233,7 +235,8 @@ class _PhaseGenerator:
     def generate(self) -> dict[str, Any]:
         properties = self.request.tool["input_schema"]["properties"]
         for table in self.request.phase.tables:
-            if table in properties:  # a part of a phase asks for some of its tables
+            if table in properties and (not self.request.assigned or table in self.request.assigned):
+                # a part of a phase asks for some of its tables (an outlined one: for given rows)
                 self.generated[table] = self.table_rows(table, properties[table])
         return dict(self.generated)
 
@@ -242,7 +245,9 @@ class _PhaseGenerator:
         item = table_schema["items"]
         refs = self.request.references.get(table, {})
         is_edge = "name" not in item["properties"]
-        required_refs = [p for p in item["required"] if p in refs]
+        # An outline's request lists the phase tool as well: its rows follow the same rules.
+        full = self.request.tools[0]["input_schema"]["properties"][table]["items"] if self.request.tools else item
+        required_refs = [p for p in full["required"] if p in refs]
         optional_refs = [p for p in refs if p not in item["required"] and p in item["properties"]]
         pc_props = [p for p in refs if refs[p] == "player_characters"]
 
@@ -254,9 +259,12 @@ class _PhaseGenerator:
         if is_edge and required_refs:
             count = max(count, len(self.pool(table, required_refs[0], item)))
         count = int(self.request.options.get("row_counts", {}).get(table, count))  # the simulator's sizes
+        assigned = self.request.assigned.get(table)
+        if assigned is not None:  # a part of an outlined phase: exactly the rows the outline gave it
+            count = len(assigned)
         in_phase_required = [p for p in required_refs if refs[p] in self.request.phase.tables and refs[p] != table]
-        for prop in in_phase_required:  # one child per parent row at most, e.g. one mind per item
-            count = min(count, len(self.pool(table, prop, item)))
+        for prop in in_phase_required if assigned is None else []:  # at most one child per parent row,
+            count = min(count, len(self.pool(table, prop, full)))  # e.g. one mind per item (outline's count)
         count = min(count, table_schema.get("maxItems", count))
 
         rows: list[dict[str, Any]] = []
@@ -280,6 +288,13 @@ class _PhaseGenerator:
                 if edge in used_edges or len(ends) != len(set(ends)):
                     continue
                 used_edges.add(edge)
+            if assigned is not None:
+                row["key"] = assigned[len(rows)]
+                if "name" in row:
+                    row["name"] = self.names.get(row["key"], row["name"])
+                row["description"] = self.description(table, row, refs, rng)
+                rows.append(row)
+                continue
             name = row.get("name")
             if name is not None:
                 while name in used_names or slug(name) in used_keys:
@@ -331,7 +346,8 @@ class _PhaseGenerator:
         if "name" in properties:
             row["name"] = self.name(table, rng)
         row["key"] = slug(row.get("name") or self.edge_key(table, row, refs, first_required, position))
-        row["description"] = self.description(table, row, refs, rng)
+        if "description" in properties:  # an outline asks for keys and names only
+            row["description"] = self.description(table, row, refs, rng)
         return row
 
     def reference(
@@ -347,6 +363,10 @@ class _PhaseGenerator:
         done: list[dict[str, Any]],
     ) -> str | None:
         if refs[prop] == table:  # a hierarchy: the first row is a root, later rows hang under earlier ones
+            outlined = [row["key"] for row in self.request.outline.get(table, [])]
+            if outlined and table in self.request.assigned:  # in the outline's order, across parts
+                at = outlined.index(self.request.assigned[table][position])
+                return outlined[(at - 1) // 2] if at else None
             return done[(position - 1) // 2]["key"] if done else None
         pool = self.pool(table, prop, item)
         if not pool:

@@ -1,0 +1,1 @@
+ALTER TABLE public.phase_runs DROP COLUMN parts;

@@ -1,0 +1,151 @@
+"""Outlined phases (``Phase.outline``): one short call fixes every row's key and name, then the
+phase's parts write the rows in parallel, each knowing every key of the phase.
+
+All calls of an outlined phase send the same tools (the phase tool with no table required, and the
+outline tool) and the same system prefix (the phase prompt with its context, cached), and differ
+only in the forced tool and the last user message: the parts read from the cache what the outline
+call wrote. A part's message lists the whole outline and the rows that part writes; the checks here
+hold it to them (the rows' keys are exactly the part's, and every one is written).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from worldgen.db.rules import slug
+from worldgen.model.base import ModelRequest
+from worldgen.phases import Phase
+
+# Lines of a part's message that the test stand-in reads (it answers from the HTTP body alone).
+OUTLINE_MARKER = "The phase's outline (JSON): "
+ASSIGNED_MARKER = "This call writes these rows (JSON): "
+
+Outline = dict[str, list[dict[str, str]]]
+
+
+def outline_tool(phase: Phase) -> dict[str, Any]:
+    row = {
+        "type": "object",
+        "properties": {
+            "key": {"type": "string", "description": "Slug of the row, e.g. 'iron-marches'; fixed from now on."},
+            "name": {"type": "string", "description": "The row's name."},
+        },
+        "required": ["key", "name"],
+        "additionalProperties": False,
+    }
+    return {
+        "name": f"{phase.tool_name}_outline",
+        "description": f"Record the outline of phase {phase.id}: the key and name of every row it will have.",
+        "input_schema": {
+            "type": "object",
+            "properties": {
+                t: {"type": "array", "items": row, "maxItems": phase.max_rows_per_table} for t in phase.tables
+            },
+            "required": list(phase.tables),
+            "additionalProperties": False,
+        },
+    }
+
+
+def rows_tool(tool: dict[str, Any]) -> dict[str, Any]:
+    """The phase tool as every part of an outlined phase sees it: the same for all, no table required."""
+    return {**tool, "input_schema": {**tool["input_schema"], "required": []}}
+
+
+def outline_request(request: ModelRequest) -> ModelRequest:
+    """The first call of an outlined phase, built from the phase's single-call request."""
+    tool = outline_tool(request.phase)
+    text = (
+        f"First the outline of phase {request.phase.id}: call {tool['name']} with the key and name of every row"
+        " each table will have, as many rows as the targets above ask for. Other calls then write the rows"
+        " in full from this outline, so choose names and keys you will keep."
+    )
+    return _shared(request, tool, text)
+
+
+def part_request(request: ModelRequest, outline: Outline, assigned: dict[str, list[str]]) -> ModelRequest:
+    """A part of an outlined phase: the rows of ``assigned`` (table -> keys), in full."""
+    names = {t: {r["key"]: r["name"] for r in rows} for t, rows in outline.items()}
+    writes = {t: [{"key": k, "name": names[t][k]} for k in keys] for t, keys in assigned.items()}
+    text = (
+        f"Now write rows of phase {request.phase.id} in full, with every field, by calling"
+        f" {request.phase.tool_name} with these tables only: {', '.join(assigned)}. Write exactly the rows"
+        " listed below, with their keys and names; other calls write the phase's other rows at the same"
+        " time. References may name any row of the outline or of the world so far.\n"
+        f"{OUTLINE_MARKER}{json.dumps(outline, ensure_ascii=False)}\n"
+        f"{ASSIGNED_MARKER}{json.dumps(writes, ensure_ascii=False)}"
+    )
+    shared = _shared(request, rows_tool(request.tool), text)
+    return dataclasses.replace(shared, outline=outline, assigned=assigned)
+
+
+def _shared(request: ModelRequest, tool: dict[str, Any], text: str) -> ModelRequest:
+    first = request.messages[0]
+    tools = [rows_tool(request.tool), outline_tool(request.phase)]
+    return dataclasses.replace(
+        request,
+        tool=tool,
+        tools=tools,
+        shared_prompt=str(first["content"]),
+        messages=[{"role": "user", "content": text}],
+    )
+
+
+def check_outline(phase: Phase, answer: Any, taken: dict[str, set[str]]) -> tuple[Outline, list[str]]:
+    """The outline with its keys slugged, and every problem of it (``taken``: keys of kept rows)."""
+    if not isinstance(answer, dict):
+        return {}, [f"(input): expected an object with the tables {list(phase.tables)}"]
+    outline: Outline = {}
+    problems: list[str] = [f"{t}: not a table of this phase" for t in answer if t not in phase.tables]
+    for table in phase.tables:
+        rows = answer.get(table)
+        if not isinstance(rows, list):
+            problems.append(f"{table}: missing: give an array of rows (it may be empty)")
+            continue
+        if len(rows) > phase.max_rows_per_table:
+            problems.append(f"{table}: {len(rows)} rows; at most {phase.max_rows_per_table}")
+        seen: set[str] = set()
+        outline[table] = []
+        for index, row in enumerate(rows):
+            key = slug(row.get("key", "")) if isinstance(row, dict) and isinstance(row.get("key"), str) else ""
+            name = row.get("name") if isinstance(row, dict) else None
+            before = len(problems)
+            if not key:
+                problems.append(f"{table}[{index}]: a key is required (a slug, e.g. 'iron-marches')")
+            elif key in seen:
+                problems.append(f"{table}[{index}] {key!r}: duplicate key in this table")
+            elif key in taken.get(table, set()):
+                problems.append(f"{table}[{index}] {key!r}: key taken by a kept (locked) row: choose another")
+            if not isinstance(name, str) or not name.strip():
+                problems.append(f"{table}[{index}] {key or '?'!r}: a name is required")
+            if len(problems) == before and isinstance(name, str):
+                seen.add(key)
+                outline[table].append({"key": key, "name": name.strip()})
+    return outline, problems
+
+
+def deal(phase: Phase, outline: Outline) -> list[dict[str, list[str]]]:
+    """Each part's rows (table -> keys): a table's outline rows dealt out between its parts in turn."""
+    parts: list[dict[str, list[str]]] = [{} for _ in phase.table_groups]
+    for table in phase.tables:
+        holders = [i for i, group in enumerate(phase.table_groups) if table in group]
+        for n, row in enumerate(outline.get(table, [])):
+            parts[holders[n % len(holders)]].setdefault(table, []).append(row["key"])
+    return parts
+
+
+def assigned_problems(answer: dict[str, Any], assigned: dict[str, list[str]]) -> list[str]:
+    """A part's rows against the keys it was given: none missing, none extra."""
+    problems = []
+    for table, keys in assigned.items():
+        rows = answer.get(table)
+        written = [r.get("key") for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+        extra = [k for k in written if k not in keys]
+        missing = [k for k in keys if k not in written]
+        if extra:
+            problems.append(f"{table}: keys not among this call's rows: {extra}; write exactly {keys}")
+        if missing:
+            problems.append(f"{table}: rows missing for the outline's keys {missing}")
+    return problems
