@@ -19,24 +19,27 @@ in a second, faster run) against the Lambda memory configured in the registry.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import logging
 import os
 import time
 import tracemalloc
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import worldgen.pipeline as pipeline
 from worldgen.audit import audit_world
 from worldgen.db.connection import connect
 from worldgen.functions_registry import ALL_FUNCTIONS
 from worldgen.local.campaigns import SAMPLE_CAMPAIGN, CampaignFile, insert_campaign, read_campaign_file
 from worldgen.local.database import migrated_local_database
 from worldgen.local.runtime import LocalRuntime, load_handler
-from worldgen.local.simulator import ClaudeSimulator, Pace
-from worldgen.phases import PHASES, PHASES_BY_ID
+from worldgen.local.simulator import ClaudeSimulator, Pace, Served
+from worldgen.phases import PHASES, PHASES_BY_ID, Phase, get_phase
 from worldgen.settings import get_settings
 
 TIME_FACTOR = 40.0
@@ -98,6 +101,39 @@ class World:
         return sum(r.seconds for r in self.phases.values())
 
 
+# The structure before outlines and parts (main until issue 12's parts): one call per phase with the
+# budgets measured for it, 3C in its four parts of then, no cache primer.
+ONE_CALL_OUTPUT_TOKENS = {
+    "1A": 10000, "1B": 10000, "1C": 8000, "2A": 9000, "2B": 12000, "2C": 8500, "3A": 7500, "3B": 5500,
+}  # fmt: skip
+BEFORE_3C_PARTS = (
+    ("entity_relationships", "entity_factions"),
+    ("entity_locations", "entity_items", "entity_deities"),
+    ("faction_relationships", "faction_locations", "location_connections"),
+    ("quest_hook_entities", "quest_hook_locations", "pc_connections"),
+)
+
+
+@contextlib.contextmanager
+def one_call_per_phase() -> Iterator[None]:
+    """Run the phases as the single-call structure did (the handlers call ``pipeline.get_phase``)."""
+
+    def whole(phase_id: str) -> Phase:
+        phase = get_phase(phase_id)
+        if phase.id not in ONE_CALL_OUTPUT_TOKENS:
+            return dataclasses.replace(phase, parts=BEFORE_3C_PARTS, expected_output_tokens=6000)
+        tokens = ONE_CALL_OUTPUT_TOKENS[phase.id]
+        return dataclasses.replace(phase, parts=(), outline=False, expected_output_tokens=tokens)
+
+    original, prime = pipeline.get_phase, pipeline._Parts._prime
+    pipeline.get_phase = whole
+    pipeline._Parts._prime = lambda self, request: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        pipeline.get_phase, pipeline._Parts._prime = original, prime  # type: ignore[method-assign]
+
+
 def campaign_for(pcs: int) -> CampaignFile:
     campaign = read_campaign_file(SAMPLE_CAMPAIGN)
     data = campaign.model_dump()
@@ -144,34 +180,41 @@ def run_world(
             (body["generation_id"],),
         ).fetchall()
         world.audit = audit_world(conn, body["generation_id"]).render()
+    deadline = get_settings().request_timeout_seconds
     for run in runs:
         mine = sorted((c for c in calls if c["phase"] == run["phase"]), key=lambda c: c["round"])
-        parts = len(PHASES_BY_ID[run["phase"]].table_groups)
-        # Parts run concurrently: the first batch takes its slowest call, the repairs after it theirs.
-        first, repairs = mine[:parts], mine[parts:]
-        model_seconds = sum(c["latency_ms"] for c in mine) / 1000
-        if parts > 1:
-            model_seconds = (
-                max((c["latency_ms"] for c in first), default=0) + max((c["latency_ms"] for c in repairs), default=0)
-            ) / 1000
-        if run["status"] != "succeeded":  # a failed call may leave no ledger row: the simulator's clock
-            deadline = get_settings().request_timeout_seconds
-            model_seconds = sum(min(s.simulated_seconds, deadline) for s in simulator.served if s.phase == run["phase"])
+        phase = pipeline.get_phase(run["phase"])  # the structure this world ran with
+        answered = [s for s in simulator.served if s.phase == run["phase"]]
+        model_seconds = phase_model_seconds(answered, deadline)
         other = max(0, (run["duration_ms"] or 0) - (run["model_ms"] or 0)) / 1000
-        served = [s for s in simulator.served if s.phase == run["phase"] and s.usage]
+        served = [s for s in answered if s.usage]
         world.phases[run["phase"]] = PhaseRow(
             phase=run["phase"],
             status=run["status"],
             seconds=model_seconds + other,
             calls=len(mine),
             largest_output=max((s.usage["output_tokens"] for s in served), default=0),
-            repairs=max(0, len(mine) - parts),  # the ledger's round numbers a phase's calls
+            repairs=max(0, len(mine) - phase.planned_calls),  # calls beyond the outline and one per part
             left_out=simulator.left_out.get(run["phase"], 0),
             output_tokens=sum(c["output_tokens"] for c in mine),
             cost=float(sum(c["cost_usd"] for c in mine)),
             error=run["error_type"],
         )
     return world, simulator
+
+
+def phase_model_seconds(served: list[Served], deadline: float) -> float:
+    """A phase's model time on the simulated clock, from what its requests were (not when they ran,
+    which a loaded machine skews): the outline rounds and the cache primer one after the other,
+    then each round of parts as long as its slowest part (a part's requests of a round add up: a
+    max_tokens retry). One attempt: the bench injects no faults."""
+    sequential = sum(min(s.simulated_seconds, deadline) for s in served if s.kind != "part")
+    rounds: dict[int, dict[str, float]] = {}
+    for s in served:
+        if s.kind == "part":
+            parts = rounds.setdefault(s.round, {})
+            parts[s.part] = parts.get(s.part, 0.0) + min(s.simulated_seconds, deadline)
+    return sequential + sum(max(parts.values()) for parts in rounds.values())
 
 
 def traced(memory: dict[str, float]) -> Callable[[str, Any], Any]:
@@ -221,6 +264,24 @@ def print_world(world: World, factor: float) -> None:
         print(world.audit)
 
 
+def compare(label: str, before: World, now: World) -> str:
+    def cost(world: World) -> float:
+        return sum(r.cost for r in world.phases.values())
+
+    def slowest(world: World) -> float:
+        return max((r.seconds for r in world.phases.values()), default=0.0)
+
+    def largest(world: World) -> int:
+        return max((r.largest_output for r in world.phases.values()), default=0)
+
+    ratio = cost(now) / cost(before) if cost(before) else 0.0
+    return (
+        f"{label}: {before.status} -> {now.status}; world {before.critical_path:.0f} s -> {now.critical_path:.0f} s;"
+        f" slowest phase {slowest(before):.0f} s -> {slowest(now):.0f} s; largest call {largest(before)} ->"
+        f" {largest(now)} tokens; cost ${cost(before):.3f} -> ${cost(now):.3f} ({ratio:.3f}x)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--factor", type=float, default=TIME_FACTOR, help="simulated seconds per real second")
@@ -233,8 +294,12 @@ def main() -> None:
         "bench-world: simulated Claude at 60 output tokens/s, 1.5 s to the first token,"
         f" clock x{args.factor:g}; durations in simulated seconds"
     )
+    summary: list[str] = []
     for label, pcs, size in (("typical world, 4 PCs", 4, "typical"), ("generous world, 6 PCs", 6, "generous")):
-        world, _ = run_world(url, label, pcs, size, args.factor)
+        with one_call_per_phase():
+            before, _ = run_world(url, f"{label}, one call per phase (before)", pcs, size, args.factor)
+        print_world(before, args.factor)
+        world, _ = run_world(url, f"{label}, outlines and parts (now)", pcs, size, args.factor)
         if not args.no_memory:
             memory: dict[str, float] = {}
             tracemalloc.start()
@@ -246,6 +311,10 @@ def main() -> None:
             if traced_world.status != "SUCCEEDED":
                 print(f"  ({label}: the traced-memory run ended {traced_world.status}; memory of the phases it ran)")
         print_world(world, args.factor)
+        summary.append(compare(label, before, world))
+    print("\n  before -> now (simulated; cost from the ledger)")
+    for line in summary:
+        print("  " + line)
     print(
         "\n  mem MB: peak Python allocations traced inside the phase's handler (tracemalloc, a second run;"
         "\n  2C/3A and 3B overlap in time, so their peaks include each other), against the Lambda's"

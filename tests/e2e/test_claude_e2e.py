@@ -13,14 +13,13 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
-from support.standin import Answer, StandIn, forbidden_settings
+from support.standin import Answer, StandIn, forbidden_settings, requests_for
 
 from worldgen.local.campaigns import SAMPLE_CAMPAIGN, insert_campaign, read_campaign_file
 from worldgen.local.runtime import LocalRuntime
 from worldgen.model.base import ModelUsage
 from worldgen.model.pricing import cost_usd
-from worldgen.outline import deal
-from worldgen.phases import PHASES, WORLD_TABLES, Phase
+from worldgen.phases import PHASES, WORLD_TABLES
 from worldgen.settings import get_settings
 
 pytestmark = pytest.mark.xdist_group("e2e")
@@ -31,14 +30,6 @@ OWNER = "demo-game-master"
 def standin() -> Iterator[StandIn]:
     with StandIn() as server:
         yield server
-
-
-def first_attempt_calls(phase: Phase) -> int:
-    """The calls of a phase when the stand-in writes 2 rows per table: a part with no rows is not called."""
-    if not phase.outline:
-        return len(phase.table_groups)
-    two = {t: [{"key": f"{t}-{n}", "name": t} for n in range(2)] for t in phase.tables}
-    return 1 + sum(1 for part in deal(phase, two) if part)
 
 
 def query(url: str, text: str, *params: Any) -> list[dict[str, Any]]:
@@ -84,9 +75,9 @@ def test_full_generation_fills_every_table_with_a_repair_round_and_records_every
     )  # fmt: skip
     requests = standin.message_requests
     # every phase in parts (an outline first where declared), and 1A's outline repaired once
-    assert len(calls) == len(requests) == sum(first_attempt_calls(p) for p in PHASES) + 1
+    assert len(calls) == len(requests) == sum(requests_for(p) for p in PHASES) + 1
     rounds = [c["round"] for c in calls if c["phase"] == "1A"]
-    assert sorted(rounds) == list(range(1, first_attempt_calls(PHASES[0]) + 2))
+    assert sorted(rounds) == list(range(1, requests_for(PHASES[0]) + 2))
     for request in requests:
         assert request.body["model"] == model and forbidden_settings(request.body) == [] and not request.rejected
         if dialect == "forced_tool":

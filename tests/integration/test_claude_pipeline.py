@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from support.standin import Answer, StandIn, forbidden_settings
+from support.standin import Answer, StandIn, forbidden_settings, requests_for
 
 from worldgen.errors import ModelRefused
 from worldgen.model.base import ModelUsage
@@ -87,7 +87,7 @@ def expected_cost(model: str, usage: dict[str, int]) -> Decimal:
 
 
 def test_invalid_tool_input_is_sent_back_as_an_error_tool_result_then_saved(
-    claude_env: StandIn, conn: psycopg.Connection[Any]
+    claude_env: StandIn, conn: psycopg.Connection[Any], one_call_phases: None
 ) -> None:
     generation_id = make_generation(conn, ["1A"])
     claude_env.script(Answer.with_input({"calendar_systems": [{"key": "Not A Slug"}]}), Answer.valid())
@@ -114,7 +114,7 @@ def test_invalid_tool_input_is_sent_back_as_an_error_tool_result_then_saved(
 
 
 def test_ledger_has_one_row_per_call_with_tokens_cost_and_stop_reason(
-    claude_env: StandIn, conn: psycopg.Connection[Any]
+    claude_env: StandIn, conn: psycopg.Connection[Any], one_call_phases: None
 ) -> None:
     generation_id = make_generation(conn, ["1A"])
     claude_env.script(Answer.text_only(), Answer.valid())
@@ -147,7 +147,7 @@ def test_a_refusal_fails_the_phase_permanently(claude_env: StandIn, conn: psycop
 
 
 def test_phase_models_setting_picks_the_model_per_phase(
-    claude_env: StandIn, conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+    claude_env: StandIn, conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch, one_call_phases: None
 ) -> None:
     monkeypatch.setenv("WORLDGEN_PHASE_MODELS", '{"1A": "claude-haiku-4-5"}')
     get_settings.cache_clear()
@@ -169,7 +169,7 @@ def test_all_nine_phases_fill_every_table_with_one_ledger_row_per_call(
 
     outcomes = [run_phase(conn, generation_id, phase) for phase in phases]
 
-    calls = {p.id: p.planned_calls for p in PHASES}  # one call per part (3C comes in parts)
+    calls = {p.id: requests_for(p) for p in PHASES}  # the outline or the cache primer, and the parts
     assert all(o.status == "succeeded" and o.model_calls == calls[o.phase] for o in outcomes)
     for phase in PHASES:
         for table in phase.tables:
@@ -189,7 +189,7 @@ def test_all_nine_phases_fill_every_table_with_one_ledger_row_per_call(
 
 
 def test_a_rejected_json_answer_is_sent_back_then_a_user_turn_lists_the_problems(
-    sonnet_5_5_env: StandIn, conn: psycopg.Connection[Any]
+    sonnet_5_5_env: StandIn, conn: psycopg.Connection[Any], one_call_phases: None
 ) -> None:
     generation_id = make_generation(conn, ["1A"])
     sonnet_5_5_env.script(Answer.with_input({"calendar_systems": [{"key": "Not A Slug"}]}), Answer.valid())
@@ -217,7 +217,7 @@ def test_a_rejected_json_answer_is_sent_back_then_a_user_turn_lists_the_problems
 
 
 def test_an_answer_that_is_not_json_gets_a_repair_round_naming_the_parse_error(
-    sonnet_5_5_env: StandIn, conn: psycopg.Connection[Any]
+    sonnet_5_5_env: StandIn, conn: psycopg.Connection[Any], one_call_phases: None
 ) -> None:
     generation_id = make_generation(conn, ["1A"])
     sonnet_5_5_env.script(Answer.text_only("Here is your world, in prose."), Answer.valid())
@@ -243,7 +243,7 @@ def test_a_sonnet_5_5_refusal_fails_the_phase_permanently_and_is_in_the_ledger(
 
 
 def test_per_phase_override_mixes_dialects_in_one_generation(
-    sonnet_5_5_env: StandIn, conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+    sonnet_5_5_env: StandIn, conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch, one_call_phases: None
 ) -> None:
     monkeypatch.setenv("WORLDGEN_PHASE_MODELS", '{"1B": "claude-haiku-4-5"}')
     get_settings.cache_clear()
@@ -265,7 +265,7 @@ def test_all_nine_phases_on_sonnet_5_5_fill_every_table_without_a_forced_tool(
 
     outcomes = [run_phase(conn, generation_id, phase) for phase in phases]
 
-    assert all(o.status == "succeeded" and o.model_calls == get_phase(o.phase).planned_calls for o in outcomes)
+    assert all(o.status == "succeeded" and o.model_calls == requests_for(get_phase(o.phase)) for o in outcomes)
     for phase in PHASES:
         for table in phase.tables:
             count = conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone()
@@ -275,7 +275,7 @@ def test_all_nine_phases_on_sonnet_5_5_fill_every_table_without_a_forced_tool(
         assert "tools" not in request.body and "tool_choice" not in request.body
         assert request.body["thinking"] == {"type": "between_tools"}
     rows = ledger(conn, generation_id)
-    assert sorted(r["phase"] for r in rows) == sorted(p for p in phases for _ in range(get_phase(p).planned_calls))
+    assert sorted(r["phase"] for r in rows) == sorted(p for p in phases for _ in range(requests_for(get_phase(p))))
     usages = [request.usage for request in sonnet_5_5_env.message_requests]  # parts answer in any order
     for row in rows:
         usage = {k: row[k] for k in usages[0]}

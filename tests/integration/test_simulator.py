@@ -199,7 +199,7 @@ def test_no_repair_round_starts_without_the_time_for_its_call_and_the_save(
     assert recorded["error_type"] == "InvalidModelOutput"
 
 
-@pytest.mark.parametrize("simulator", [{("3C", 1): Fault("invalid_rows")}], indirect=True)
+@pytest.mark.parametrize("simulator", [{("3C", 2): Fault("invalid_rows")}], indirect=True)  # 1: the primer
 def test_a_phase_in_parts_repairs_the_failing_part_alone_and_saves_once(
     simulated_env: ClaudeSimulator, conn: psycopg.Connection[Any]
 ) -> None:
@@ -211,8 +211,11 @@ def test_a_phase_in_parts_repairs_the_failing_part_alone_and_saves_once(
 
     parts = len(phase.parts)
     assert parts > 1
-    assert outcome.model_calls == parts + 1  # every part once, the invalid one twice
-    assert len([s for s in simulated_env.served if s.phase == phase.id]) == parts + 1
+    assert outcome.model_calls == 1 + parts + 1  # the cache primer, every part once, the invalid one twice
+    served = [s for s in simulated_env.served if s.phase == phase.id]
+    assert len(served) == 1 + parts + 1
+    assert served[0].stop_reason == "max_tokens" and served[0].usage["output_tokens"] == 1  # the primer
+    assert all(s.usage["cache_read_input_tokens"] > 0 for s in served[1:])  # the parts read what it wrote
     assert set(outcome.rows_per_table) == set(phase.tables)
     for table, rows in outcome.rows_per_table.items():
         stored = conn.execute(f"SELECT count(*) AS n FROM {table} WHERE generation_id = %s", (generation_id,))

@@ -293,7 +293,7 @@ def fill_tool_input(
             continue
         item = table_schema["items"]
         rows: list[dict[str, Any]] = []
-        given = assigned[table] if assigned is not None else None
+        given = assigned.get(table) if assigned is not None else None  # None: rows of its own choosing
         for index in range(len(given) if given is not None else rows_per_table):
             row = _fill_row(table, item, index, tables, rows)
             if given is not None:
@@ -306,16 +306,19 @@ def fill_tool_input(
 
 
 def outlined_part(body: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """The outline and the rows a part of an outlined phase writes, from the lines of its message."""
-    from worldgen.outline import ASSIGNED_MARKER, OUTLINE_MARKER
+    """The outline and the rows a part of a phase writes, from the lines of its message (a part
+    without an outline names its tables: each gets rows, none fixed)."""
+    from worldgen.outline import ASSIGNED_MARKER, OUTLINE_MARKER, TABLES_MARKER
 
     found: dict[str, Any] = {}
     for message in body.get("messages", []):
         if message.get("role") == "user" and isinstance(message.get("content"), str):
             for line in message["content"].splitlines():
-                for marker in (OUTLINE_MARKER, ASSIGNED_MARKER):
+                for marker in (OUTLINE_MARKER, ASSIGNED_MARKER, TABLES_MARKER):
                     if line.startswith(marker):
                         found[marker] = json.loads(line[len(marker) :])
+    if TABLES_MARKER in found and ASSIGNED_MARKER not in found:
+        return None, {t: None for t in found[TABLES_MARKER]}
     return found.get(OUTLINE_MARKER), found.get(ASSIGNED_MARKER)
 
 
@@ -604,3 +607,15 @@ def _log(path: str | None, record: RecordedRequest) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def requests_for(phase: Any, rows_per_table: int = 2) -> int:
+    """The requests a phase sends the stand-in on a first attempt without repairs: the outline and
+    a part per group with rows (a table dealt out to more parts than it has rows leaves some
+    empty), or, for parts without an outline, the one-token cache primer and a call per part."""
+    from worldgen.outline import deal
+
+    if not phase.outline:
+        return len(phase.table_groups) + (1 if len(phase.table_groups) > 1 else 0)
+    rows = {t: [{"key": f"{t}-{n}", "name": t} for n in range(rows_per_table)] for t in phase.tables}
+    return 1 + sum(1 for part in deal(phase, rows) if part)

@@ -21,6 +21,7 @@ from worldgen.phases import Phase
 # Lines of a part's message that the test stand-in reads (it answers from the HTTP body alone).
 OUTLINE_MARKER = "The phase's outline (JSON): "
 ASSIGNED_MARKER = "This call writes these rows (JSON): "
+TABLES_MARKER = "This call writes these tables (JSON): "
 
 Outline = dict[str, list[dict[str, str]]]
 
@@ -62,28 +63,53 @@ def outline_request(request: ModelRequest) -> ModelRequest:
         " each table will have, as many rows as the targets above ask for. Other calls then write the rows"
         " in full from this outline, so choose names and keys you will keep."
     )
-    return _shared(request, tool, text)
+    return shared_request(request, tool, text)
 
 
 def part_request(request: ModelRequest, outline: Outline, assigned: dict[str, list[str]]) -> ModelRequest:
-    """A part of an outlined phase: the rows of ``assigned`` (table -> keys), in full."""
+    """A part of an outlined phase: the rows of ``assigned`` (table -> keys), in full. Its message
+    lists the outline's rows its tables may refer to (not the whole outline: every part pays for
+    its own message) and the rows it writes."""
     names = {t: {r["key"]: r["name"] for r in rows} for t, rows in outline.items()}
     writes = {t: [{"key": k, "name": names[t][k]} for k in keys] for t, keys in assigned.items()}
+    referred = {
+        target for table in assigned for target in request.references.get(table, {}).values() if target in outline
+    }
+    visible = {t: [{"key": r["key"]} for r in rows] for t, rows in outline.items() if t in referred}  # keys suffice
     text = (
         f"Now write rows of phase {request.phase.id} in full, with every field, by calling"
         f" {request.phase.tool_name} with these tables only: {', '.join(assigned)}. Write exactly the rows"
         " listed below, with their keys and names; other calls write the phase's other rows at the same"
-        " time. References may name any row of the outline or of the world so far.\n"
-        f"{OUTLINE_MARKER}{json.dumps(outline, ensure_ascii=False)}\n"
+        " time. References may name the rows of the outline below or of the world so far.\n"
+        f"{OUTLINE_MARKER}{json.dumps(visible, ensure_ascii=False)}\n"
         f"{ASSIGNED_MARKER}{json.dumps(writes, ensure_ascii=False)}"
     )
-    shared = _shared(request, rows_tool(request.tool), text)
-    return dataclasses.replace(shared, outline=outline, assigned=assigned)
+    shared = shared_request(request, rows_tool(request.tool), text)
+    own = {t: outline[t] for t in assigned}  # the procedural model names its rows from the outline
+    return dataclasses.replace(shared, outline={**visible, **own}, assigned=assigned, tables=tuple(assigned))
 
 
-def _shared(request: ModelRequest, tool: dict[str, Any], text: str) -> ModelRequest:
+def table_part_request(request: ModelRequest, tables: tuple[str, ...]) -> ModelRequest:
+    """A part of a phase without an outline (no part refers to another's tables): some of its tables."""
+    text = (
+        f"Write rows of phase {request.phase.id} by calling {request.phase.tool_name} with these tables only:"
+        f" {', '.join(tables)}. Other calls fill the phase's other tables at the same time.\n"
+        f"{TABLES_MARKER}{json.dumps(list(tables))}"
+    )
+    return dataclasses.replace(shared_request(request, rows_tool(request.tool), text), tables=tables)
+
+
+def primer_request(request: ModelRequest) -> ModelRequest:
+    """The shared prefix of a phase's parts, sent once before them so they read it from the cache."""
+    text = "This request only prepares the prompt cache for the calls that follow; answer with nothing."
+    return dataclasses.replace(shared_request(request, rows_tool(request.tool), text), max_tokens=1)
+
+
+def shared_request(request: ModelRequest, tool: dict[str, Any], text: str) -> ModelRequest:
+    """``request`` laid out as every call of a phase in parts sends it: the same tools, the phase
+    prompt (with its context) as a cached system block, then ``text`` as the only user message."""
     first = request.messages[0]
-    tools = [rows_tool(request.tool), outline_tool(request.phase)]
+    tools = [rows_tool(request.tool)] + ([outline_tool(request.phase)] if request.phase.outline else [])
     return dataclasses.replace(
         request,
         tool=tool,

@@ -328,14 +328,17 @@ PHASES: tuple[Phase, ...] = (
         ),
         depends_on=("3A", "3B"),
         focus="the web of relationships between everything generated so far",
-        expected_output_tokens=6000,  # per part: a quarter of a generous world's 21.5K
+        expected_output_tokens=4000,  # per part: the largest of a generous world's 21.8K in 7
         uses_player_characters=True,
         max_rows_per_table=80,
         parts=(  # by kind of link, about the same number of rows each
-            ("entity_relationships", "entity_factions"),
-            ("entity_locations", "entity_items", "entity_deities"),
-            ("faction_relationships", "faction_locations", "location_connections"),
-            ("quest_hook_entities", "quest_hook_locations", "pc_connections"),
+            ("entity_relationships",),
+            ("entity_locations",),
+            ("entity_factions", "entity_items"),
+            ("entity_deities", "faction_relationships"),
+            ("faction_locations", "location_connections"),
+            ("quest_hook_entities", "quest_hook_locations"),
+            ("pc_connections",),
         ),
     ),
 )

@@ -431,7 +431,7 @@ class _Parts:
             requests = {i: outlines.part_request(request, self.outline, rows) for i, rows in self.assigned.items()}
             self.tables = {i: tuple(rows) for i, rows in self.assigned.items()}
         else:
-            requests = {index: part_request(request, tables) for index, tables in enumerate(groups)}
+            requests = {index: outlines.table_part_request(request, tables) for index, tables in enumerate(groups)}
             self.tables = dict(enumerate(groups))
         # A retried attempt reuses what an earlier attempt already got (same generation, same context).
         answers = {int(i): rows for i, rows in recorded.get("answers", {}).items() if int(i) in requests}
@@ -439,6 +439,8 @@ class _Parts:
         if answers:
             logger.info("phase parts reused", extra={"phase": self.phase.id, "parts": sorted(i + 1 for i in answers)})
         pending = [i for i in requests if i not in answers]
+        if pending and not self.phase.outline:  # the outline call wrote the cache an outlined phase's parts read
+            self._prime(request)
         for round_number in range(1, self.repair_rounds + 2):
             responses, failure = self._call(pending, requests, round_number) if pending else ({}, None)
             problems = self._problems(responses, answers)  # records the valid answers, for a retry
@@ -469,6 +471,23 @@ class _Parts:
                     requests[index] = dataclasses.replace(requests[index], messages=repaired)
             pending = sorted(problems)
         raise AssertionError("unreachable")
+
+    def _prime(self, request: ModelRequest) -> None:
+        """Write the parts' shared prefix to the prompt cache with a one-token request, so the
+        parts (sent at once) read it instead of each paying for it in full. Only a model with a
+        prompt cache (``prime``) does anything; a failure is logged and the parts go on without."""
+        prime = getattr(self.model, "prime", None)
+        if prime is None:
+            return
+        began = time.perf_counter()
+        try:
+            self.calls.append(prime(outlines.primer_request(request)))
+        except WorldgenError as exc:
+            usage = exc.details.get("usage")
+            self.calls.append(ModelUsage(**usage) if isinstance(usage, dict) else _failed_call(self.model, self.phase))
+            logger.warning("prompt cache not primed", extra={"phase": self.phase.id, "error": type(exc).__name__})
+        finally:
+            self.model_seconds += time.perf_counter() - began
 
     def _outline(self, request: ModelRequest) -> outlines.Outline:
         """The outline call, repaired like a phase's answer; every problem is the outline's own."""

@@ -14,6 +14,19 @@ from worldgen.phases import PHASES, PHASES_BY_ID
 _MARK = {"running": "…", "succeeded": "✓", "failed": "✗", "rolled_back": "↺"}
 
 
+def parts_label(phase_id: str, status: str, outline_kept: bool, parts_kept: int) -> str:
+    """How a phase is generated (``outline + 5`` parts, ``1`` call) and, while it runs or after it
+    failed, what it already has: the outline and the parts answered, which a retry reuses."""
+    phase = PHASES_BY_ID[phase_id]
+    planned = (f"outline + {len(phase.table_groups)}" if phase.outline else f"{len(phase.table_groups)}") + " parts"
+    if len(phase.table_groups) == 1 and not phase.outline:
+        planned = "1 call"
+    if status == "succeeded" or not (outline_kept or parts_kept):
+        return planned
+    done = (["outline"] if outline_kept else []) + [f"{parts_kept}/{len(phase.table_groups)} parts"]
+    return f"{planned}; has {', '.join(done)}"
+
+
 def provider_label(provider: str) -> str:
     if provider == "procedural":
         return "procedural (offline generator, not Claude)"
@@ -28,7 +41,7 @@ class ProgressPrinter:
     def __init__(self, url: str, generation_id: uuid.UUID | str, out: TextIO = sys.stdout):
         self.url, self.generation_id, self.out = url, str(generation_id), out
         self.conn: psycopg.Connection[Any] | None = None
-        self.seen: dict[str, tuple[str, int]] = {}
+        self.seen: dict[str, tuple[str, int, bool, int]] = {}
         self.started = time.perf_counter()
         self.database_away = False
 
@@ -41,8 +54,10 @@ class ProgressPrinter:
             if self.conn is None or self.conn.closed or self.conn.broken:
                 self.conn = connect(self.url)
             rows = self.conn.execute(
-                "SELECT phase, status, attempt, rows_total, duration_ms, error_type FROM phase_runs"
-                " WHERE generation_id = %s",
+                "SELECT phase, status, attempt, rows_total, duration_ms, error_type,"
+                " coalesce(parts ? 'outline', false) AS outline_kept,"
+                " (SELECT count(*) FROM jsonb_object_keys(coalesce(parts -> 'answers', '{}'::jsonb))) AS parts_kept"
+                " FROM phase_runs WHERE generation_id = %s",
                 (self.generation_id,),
             ).fetchall()
         except Exception:  # psycopg errors and DatabaseUnavailable alike
@@ -55,7 +70,7 @@ class ProgressPrinter:
             return
         self.database_away = False
         for row in sorted(rows, key=lambda r: [p.id for p in PHASES].index(r["phase"])):
-            seen = (row["status"], row["attempt"])
+            seen = (row["status"], row["attempt"], row["outline_kept"], row["parts_kept"])
             if self.seen.get(row["phase"]) == seen:
                 continue
             self.seen[row["phase"]] = seen
@@ -63,6 +78,8 @@ class ProgressPrinter:
             line = f"  {_MARK.get(row['status'], '?')} {phase.id} {phase.name:<28} {row['status']:<11}"
             if row["status"] == "succeeded":
                 line += f" {row['rows_total']:>5} rows  {(row['duration_ms'] or 0) / 1000:6.2f} s"
+            elif row["outline_kept"] or row["parts_kept"]:  # a phase in parts, as its answers arrive
+                line += "  " + parts_label(phase.id, row["status"], row["outline_kept"], row["parts_kept"])
             if row["attempt"] > 1:
                 line += f"  (attempt {row['attempt']})"
             if row["error_type"]:
@@ -95,7 +112,7 @@ def generation_report(conn: psycopg.Connection[Any], generation_id: uuid.UUID | 
         f"  model: {provider_label(generation['model_provider'])}",
         "",
         f"  {'phase':<6}{'status':<12}{'rows':>6}{'seconds':>9}{'model s':>9}{'db s':>7}{'calls':>6}"
-        f"{'in tok':>9}{'out tok':>9}{'cost $':>10}",
+        f"{'in tok':>9}{'out tok':>9}{'cost $':>10}  parts",
     ]
     calls = {c["phase"]: c for c in summary["model_calls"]}
     for run in summary["phases"]:
@@ -104,7 +121,8 @@ def generation_report(conn: psycopg.Connection[Any], generation_id: uuid.UUID | 
             f"  {run['phase']:<6}{run['status']:<12}{run['rows_total'] or 0:>6}"
             f"{(run['duration_ms'] or 0) / 1000:>9.2f}{(run['model_ms'] or 0) / 1000:>9.2f}"
             f"{(run['db_ms'] or 0) / 1000:>7.2f}{call.get('calls', 0):>6}{int(call.get('input_tokens') or 0):>9}"
-            f"{int(call.get('output_tokens') or 0):>9}{float(call.get('cost_usd') or 0):>10.4f}"
+            f"{int(call.get('output_tokens') or 0):>9}{float(call.get('cost_usd') or 0):>10.4f}  "
+            + parts_label(run["phase"], run["status"], run["outline_kept"], run["parts_kept"])
         )
     lines.append(
         f"  {'total':<18}{summary['rows_total']:>6}{'':>31}{summary['input_tokens']:>9}"

@@ -135,6 +135,11 @@ class Served:
     stop_reason: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
     simulated_seconds: float = 0.0
+    started: float = field(default_factory=time.monotonic)  # real clock, when the request arrived
+    # what the request was, for the bench's critical path: outline | primer | part, its round, its part
+    kind: str = "part"
+    round: int = 1
+    part: str = ""
 
 
 class ClaudeSimulator:
@@ -268,6 +273,13 @@ class ClaudeSimulator:
         }
 
 
+def _describe(request: ModelRequest) -> dict[str, Any]:
+    """What a request is within its phase: the outline, the cache primer, or a part (and which)."""
+    kind = "outline" if request.tool["name"].endswith("_outline") else "primer" if request.max_tokens == 1 else "part"
+    part = ",".join(request.tables) + ":" + ",".join(k for keys in request.assigned.values() for k in keys[:1])
+    return {"kind": kind, "round": request.round, "part": part}
+
+
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -363,7 +375,7 @@ def _handler_for(simulator: ClaudeSimulator) -> type[BaseHTTPRequestHandler]:
             seconds_per_char = 1 / (pace.output_tokens_per_second * CHARS_PER_TOKEN)
             stall_at = len(text) // 3 // EVENT_CHARS * EVENT_CHARS if kind == "stall" else None
             streamed = len(text) if stall_at is None else stall_at
-            served = Served(digest, phase_id, number, kind, 200, stop_reason, usage)
+            served = Served(digest, phase_id, number, kind, 200, stop_reason, usage, **_describe(request))
             served.simulated_seconds = (
                 wait + streamed * seconds_per_char + (0 if stall_at is None else simulator.stall_seconds)
             )

@@ -30,6 +30,7 @@ class ModelRequest:
     tools: list[dict[str, Any]] = field(default_factory=list)  # every tool listed; ``tool`` is the forced one
     outline: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # table -> the outline's rows
     assigned: dict[str, list[str]] = field(default_factory=dict)  # table -> the keys this call writes
+    tables: tuple[str, ...] = ()  # the tables this call writes, when not every table of its tool
 
 
 @dataclass

@@ -288,6 +288,19 @@ class ClaudeModel:
             return _tool_response(message, request.tool["name"], usage)
         return _structured_response(message, usage)
 
+    def prime(self, request: ModelRequest) -> ModelUsage:
+        """Send ``request`` for one output token: the API writes its cache breakpoints (the shared
+        prefix of a phase's parts) and the parts sent next read them. Returns what it cost."""
+        model = self.model_id(request.phase)
+        usage = ModelUsage(provider=self.provider, model=model)
+        started = time.perf_counter()
+        deadline = time.monotonic() + (request.deadline_seconds or self.settings.request_timeout_seconds)
+        message = self._stream(self.client, request_params(request, model, 1), usage, deadline)
+        usage.latency_ms = int((time.perf_counter() - started) * 1000)
+        usage.stop_reason = message.stop_reason
+        usage.cost_usd = cost_usd(usage.model, usage)
+        return usage
+
     def _stream(self, client: Any, params: dict[str, Any], usage: ModelUsage, deadline: float) -> Any:
         """Stream one request to its final message before ``deadline``; add its usage to ``usage``.
 

@@ -203,6 +203,9 @@ class _PhaseGenerator:
         ] or [self.campaign["setting"]]
         self.generated: dict[str, list[dict[str, Any]]] = {}
         self.npc_roles = self._npc_roles_so_far()
+        # A part of a phase (some of its tables, or some rows) hands out roles from its own offset.
+        own = [*request.tables, *(k for keys in request.assigned.values() for k in keys)]
+        self.spread = int(hashlib.sha256("|".join(own).encode()).hexdigest(), 16) % 9973
 
     def _npc_roles_so_far(self) -> Counter[str]:
         """Roles (ruler, owner, priest, quest giver, ...) each NPC already holds in earlier phases, so
@@ -235,7 +238,7 @@ class _PhaseGenerator:
     def generate(self) -> dict[str, Any]:
         properties = self.request.tool["input_schema"]["properties"]
         for table in self.request.phase.tables:
-            if table in properties and (not self.request.assigned or table in self.request.assigned):
+            if table in properties and (not self.request.tables or table in self.request.tables):
                 # a part of a phase asks for some of its tables (an outlined one: for given rows)
                 self.generated[table] = self.table_rows(table, properties[table])
         return dict(self.generated)
@@ -373,7 +376,8 @@ class _PhaseGenerator:
             return None
         if refs[prop] == "entities" and not is_edge and table != "entities":
             # A role for an NPC: the least busy one, and an optional role only while one has room.
-            npc = min(pool, key=lambda key: (self.npc_roles[key], (pool.index(key) - position) % len(pool)))
+            start = position + self.spread  # parts of a phase run side by side: each starts elsewhere
+            npc = min(pool, key=lambda key: (self.npc_roles[key], (pool.index(key) - start) % len(pool)))
             if prop not in item["required"] and self.npc_roles[npc] >= ROLE_LIMIT:
                 return None
             self.npc_roles[npc] += 1

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from pydantic import SecretStr
 
 from worldgen.errors import ConfigurationError, WorldgenError
-from worldgen.model.base import ModelRequest, ModelResponse
+from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage
 from worldgen.model.claude import ClaudeModel
 from worldgen.settings import Settings, get_settings
 
@@ -119,6 +119,21 @@ class SimulatedModel:
         response.usage.provider = PROVIDER
         response.usage.latency_ms = self._simulated_ms(response.usage.latency_ms, spent)
         return response
+
+    def prime(self, request: ModelRequest) -> ModelUsage:
+        """ClaudeModel.prime against the simulator, on the compressed clock."""
+        listeners = list(_listeners)
+        digest = request_digest(request.tool["name"], request.messages)
+        for listener in listeners:
+            listener.announce(request)
+        before = sum(listener.simulated_seconds(digest) for listener in listeners)
+        if request.deadline_seconds is not None:
+            request = dataclasses.replace(request, deadline_seconds=request.deadline_seconds / self.factor)
+        usage = self.claude.prime(request)
+        spent = sum(listener.simulated_seconds(digest) for listener in listeners) - before
+        usage.provider = PROVIDER
+        usage.latency_ms = self._simulated_ms(usage.latency_ms, spent)
+        return usage
 
     def _simulated_ms(self, real_ms: int, spent_seconds: float) -> int:
         return int(spent_seconds * 1000) if spent_seconds > 0 else int(real_ms * self.factor)

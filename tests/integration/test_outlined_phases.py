@@ -1,0 +1,187 @@
+"""Outlined phases in parts (issue 12): the outline fixes the rows, the parts write exactly them in
+parallel, a part is repaired alone, and a retried attempt reuses what the failed one already got."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.shared import one_row
+from worldgen import state
+from worldgen.errors import InvalidModelOutput, ModelOverloaded
+from worldgen.local.campaigns import SAMPLE_CAMPAIGN, insert_campaign, read_campaign_file
+from worldgen.local.progress import generation_report
+from worldgen.model.base import ModelRequest, ModelResponse
+from worldgen.model.procedural import ProceduralModel
+from worldgen.phases import get_phase
+from worldgen.pipeline import run_phase
+
+
+class Recording:
+    """The procedural model, recording every request; ``tamper`` may change an answer or raise."""
+
+    provider = "procedural"
+
+    def __init__(self, tamper: Callable[[ModelRequest, ModelResponse, int], None] | None = None) -> None:
+        self.requests: list[ModelRequest] = []
+        self.inner = ProceduralModel()
+        self.tamper = tamper
+        self.lock = threading.Lock()
+
+    def call(self, request: ModelRequest) -> ModelResponse:
+        with self.lock:
+            self.requests.append(request)
+            number = len(self.requests)
+        response = self.inner.call(request)
+        if self.tamper is not None:
+            self.tamper(request, response, number)
+        return response
+
+    def outline_requests(self) -> list[ModelRequest]:
+        return [r for r in self.requests if r.tool["name"].endswith("_outline")]
+
+    def part_requests(self) -> list[ModelRequest]:
+        return [r for r in self.requests if not r.tool["name"].endswith("_outline")]
+
+
+@pytest.fixture
+def generation(settings_env: str, conn: Any) -> dict[str, Any]:
+    campaign_id = insert_campaign(conn, read_campaign_file(SAMPLE_CAMPAIGN))
+    generation_id = state.create_generation(conn, campaign_id, provider="procedural")
+    run_phase(conn, generation_id, "1A")
+    return {"campaign_id": campaign_id, "generation_id": generation_id}
+
+
+def keys(conn: Any, table: str, generation_id: Any) -> list[str]:
+    rows = conn.execute(f"SELECT key FROM {table} WHERE generation_id = %s", (generation_id,)).fetchall()
+    conn.commit()
+    return sorted(r["key"] for r in rows)
+
+
+def test_the_parts_write_exactly_the_rows_of_the_outline_sharing_one_prompt_prefix(conn, generation):
+    model = Recording()
+    outcome = run_phase(conn, generation["generation_id"], "1B", model)
+
+    phase = get_phase("1B")
+    assert outcome.status == "succeeded" and outcome.model_calls == phase.planned_calls
+    outline = model.outline_requests()
+    assert len(outline) == 1 and model.requests[0] is outline[0]  # the outline first, then the parts
+    outline_answer = model.inner.call(outline[0]).tool_input
+    assert outline_answer is not None
+    for table in phase.tables:
+        assert keys(conn, table, generation["generation_id"]) == sorted(r["key"] for r in outline_answer[table])
+    parts = model.part_requests()
+    # every call sends the same tools and the same cached prefix, differing only in the forced tool and message
+    assert {r.shared_prompt for r in model.requests} == {outline[0].shared_prompt}
+    assert all(r.tools == outline[0].tools for r in parts)
+    assert sorted(k for r in parts for k in r.assigned.get("feats", [])) == keys(
+        conn, "feats", generation["generation_id"]
+    )
+    split = [r.assigned["feats"] for r in parts if "feats" in r.assigned]
+    assert len(split) == 2 and not set(split[0]) & set(split[1])  # a table dealt out between two parts
+
+
+def test_an_invalid_outline_is_repaired_before_any_part_is_called(conn, generation):
+    def duplicate_a_race(request: ModelRequest, response: ModelResponse, number: int) -> None:
+        if number == 1:
+            assert response.tool_input is not None
+            races = response.tool_input["races"]
+            races.append({"key": races[0]["key"], "name": "Another"})
+            races.append({"key": "nameless"})
+
+    model = Recording(duplicate_a_race)
+    outcome = run_phase(conn, generation["generation_id"], "1B", model)
+
+    assert outcome.status == "succeeded"
+    assert [r.tool["name"].endswith("_outline") for r in model.requests[:2]] == [True, True]
+    repair = model.requests[1].messages[-1]["content"][0]
+    assert repair["type"] == "tool_result" and repair["is_error"] is True
+    assert "duplicate key" in repair["content"] and "'nameless': a name is required" in repair["content"]
+    assert outcome.model_calls == get_phase("1B").planned_calls + 1
+
+
+def test_a_part_is_repaired_alone_and_must_keep_to_its_rows(conn, generation):
+    def stray_key(request: ModelRequest, response: ModelResponse, number: int) -> None:
+        if request.assigned.get("races") and request.round == 1:
+            assert response.tool_input is not None
+            response.tool_input["races"][0]["key"] = "a-race-nobody-outlined"
+
+    model = Recording(stray_key)
+    outcome = run_phase(conn, generation["generation_id"], "1B", model)
+
+    assert outcome.status == "succeeded"
+    repaired = [r for r in model.part_requests() if r.round == 2]
+    assert len(repaired) == 1 and list(repaired[0].assigned) == ["races"]
+    text = repaired[0].messages[-1]["content"][0]["content"]
+    assert "keys not among this call's rows: ['a-race-nobody-outlined']" in text
+    assert "rows missing for the outline's keys" in text
+    assert "a-race-nobody-outlined" not in keys(conn, "races", generation["generation_id"])
+
+
+def test_a_retried_attempt_reuses_the_outline_and_the_parts_already_answered(conn, generation):
+    failed_once: list[str] = []
+
+    def overload_the_backgrounds(request: ModelRequest, response: ModelResponse, number: int) -> None:
+        if request.assigned.get("backgrounds") and not failed_once:
+            failed_once.append("yes")
+            raise ModelOverloaded("529 overloaded")
+
+    first = Recording(overload_the_backgrounds)
+    with pytest.raises(ModelOverloaded):
+        run_phase(conn, generation["generation_id"], "1B", first)
+    run = one_row(
+        conn.execute(
+            "SELECT status, parts FROM phase_runs WHERE generation_id = %s AND phase = '1B'",
+            (generation["generation_id"],),
+        )
+    )
+    conn.commit()
+    phase = get_phase("1B")
+    assert run["status"] == "failed" and run["parts"]["outline"]
+    assert len(run["parts"]["answers"]) == len(phase.table_groups) - 1  # all but the part that failed
+    report = generation_report(conn, generation["generation_id"])
+    assert f"has outline, {len(phase.table_groups) - 1}/{len(phase.table_groups)} parts" in report
+
+    second = Recording()
+    outcome = run_phase(conn, generation["generation_id"], "1B", second)
+
+    assert outcome.status == "succeeded"
+    assert second.outline_requests() == []  # the outline was paid for once
+    assert [list(r.assigned) for r in second.requests] == [["backgrounds"]]  # only the part that failed
+    for table in phase.tables:
+        stored = keys(conn, table, generation["generation_id"])
+        assert stored and len(stored) == len(set(stored))
+    run = one_row(
+        conn.execute(
+            "SELECT parts, attempt FROM phase_runs WHERE generation_id = %s AND phase = '1B'",
+            (generation["generation_id"],),
+        )
+    )
+    conn.commit()
+    assert run["parts"] is None and run["attempt"] == 2  # cleared once the phase succeeded
+    ledger = conn.execute(
+        "SELECT count(*) AS n FROM model_calls WHERE generation_id = %s AND phase = '1B'",
+        (generation["generation_id"],),
+    )
+    assert one_row(ledger)["n"] == phase.planned_calls + 1  # every call paid for, once
+
+
+def test_a_part_with_ten_thousand_bad_rows_gets_a_bounded_repair_prompt_and_error(conn, generation):
+    def flood(request: ModelRequest, response: ModelResponse, number: int) -> None:
+        if request.assigned.get("races"):
+            assert response.tool_input is not None
+            response.tool_input["races"] = [{"key": f"race-{n}", "name": "x" * 300} for n in range(10_000)]
+
+    model = Recording(flood)
+    with pytest.raises(InvalidModelOutput) as raised:
+        run_phase(conn, generation["generation_id"], "1B", model)
+
+    repairs = [r for r in model.part_requests() if r.round > 1 and "races" in r.assigned]
+    assert repairs
+    for request in repairs:
+        text = request.messages[-1]["content"][0]["content"]
+        assert len(text) < 40_000
+    assert len(str(raised.value)) < 8_000
