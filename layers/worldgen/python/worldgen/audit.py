@@ -8,6 +8,7 @@ foreign keys, so a new table is audited without a change here.
 
 from __future__ import annotations
 
+import math
 import statistics
 import uuid
 from collections import Counter, defaultdict
@@ -35,7 +36,18 @@ KINDS = ("npc", "place", "item", "quest", "faction")
 REQUIRED_KINDS = ("npc", "place", "quest")  # the target: every PC has at least one of each
 RELATIONSHIP_TABLES = get_phase("3C").tables
 ROLE_LIMIT = 3  # an NPC with more roles (ruler, owner, priest, quest giver, ...) is overloaded
+# The tables whose rows give an NPC a role (a foreign key to entities outside the relationship
+# tables), for those who plan a world's cast: the audit itself reads them from the catalog, and a
+# test checks this declaration against it.
+ROLE_TABLES = frozenset({"locations", "dungeons", "buildings", "quest_hooks", "shops", "taverns", "temples"})
 SHORT_DESCRIPTION = 80
+
+
+def cast_for_roles(role_rows: int) -> int:
+    """The NPCs a world needs for ``role_rows`` roles: two roles each on average, which leaves every
+    NPC a role of room for the phases that hand out roles side by side (3A and 3B do not see each
+    other's rows)."""
+    return math.ceil(role_rows / (ROLE_LIMIT - 1))
 
 
 @dataclass
