@@ -9,7 +9,8 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from tests.shared import one_row
-from worldgen.audit import ROLE_LIMIT, audit_world
+from worldgen.audit import RELATIONSHIP_TABLES, ROLE_LIMIT, ROLE_TABLES, audit_world
+from worldgen.db.catalog import foreign_key_edges
 from worldgen.errors import CampaignNotFound
 
 Conn = psycopg.Connection[dict[str, Any]]
@@ -76,3 +77,9 @@ def test_the_audit_reports_the_rows_partial_success_dropped(conn: Conn, world: d
 def test_auditing_an_unknown_generation_is_a_clear_error(conn: Conn) -> None:
     with pytest.raises(CampaignNotFound, match="does not exist"):
         audit_world(conn, "00000000-0000-0000-0000-000000000000")
+
+
+def test_the_declared_role_tables_are_the_catalogs_references_to_npcs(conn: Conn) -> None:
+    from_catalog = {t for t, _, ref in foreign_key_edges(conn) if ref == "entities" and t not in RELATIONSHIP_TABLES}
+
+    assert from_catalog == ROLE_TABLES

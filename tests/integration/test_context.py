@@ -181,3 +181,30 @@ def test_a_pc_connected_row_keeps_its_whole_description(
     text = phase_context(conn, campaign_id, get_phase("2B"), specs, token_budget=1_000_000).render()
 
     assert text.count(long_text) == 1  # the PC's NPC whole; the others summarised
+
+
+ROLE_COLUMNS = {"locations": "ruler_entity_id", "dungeons": "boss_entity_id", "buildings": "owner_entity_id"}
+
+
+@pytest.mark.parametrize("budget", [None, 1500])
+def test_an_npc_in_the_context_counts_every_role_it_holds_even_in_rows_left_out(
+    conn: Conn, campaign_id: uuid.UUID, specs: dict[str, TableSpec], budget: int | None
+) -> None:
+    generation = one_row(conn.execute("SELECT id FROM generations WHERE campaign_id = %s", (campaign_id,)))["id"]
+    phase = get_phase("2B")
+    request = model_request(phase, phase_context(conn, campaign_id, phase, specs), specs)
+    save_phase_rows(conn, campaign_id, generation, phase, ProceduralModel(seed=5).call(request).tool_input or {}, specs)
+    held: dict[str, int] = {}
+    for table, column in ROLE_COLUMNS.items():
+        for row in conn.execute(
+            f"SELECT e.key FROM {table} t JOIN entities e ON e.id = t.{column} WHERE t.campaign_id = %s", (campaign_id,)
+        ):
+            held[row["key"]] = held.get(row["key"], 0) + 1
+
+    context = phase_context(conn, campaign_id, get_phase("3B"), specs, token_budget=budget)
+
+    shown = {row["key"]: row.get("roles", 0) for row in context.rows["entities"]}
+    assert shown and any(shown.values())
+    assert shown == {key: held.get(key, 0) for key in shown}
+    if budget is not None:  # the cut leaves out role rows, not the counts
+        assert any(context.omitted.get(t) for t in ROLE_COLUMNS), context.omitted

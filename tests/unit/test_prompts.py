@@ -6,6 +6,7 @@ from importlib import resources
 
 import pytest
 
+from worldgen.audit import ROLE_LIMIT, ROLE_TABLES, cast_for_roles
 from worldgen.db.context import PhaseContext
 from worldgen.phases import PHASES, ROW_TARGETS, get_phase, row_target
 from worldgen.prompts import phase_prompt, size_hint
@@ -43,6 +44,17 @@ def test_row_targets_grow_with_the_party_and_reach_prompt_and_tool(pcs: int) -> 
     assert f"- entities: about {expected} (" in prompt
     assert f"about {expected} row(s) for {pcs} PC(s)" in tool["input_schema"]["properties"]["entities"]["description"]
     assert row_target("entities", 8, 40) > row_target("entities", 1, 40)
+
+
+@pytest.mark.parametrize("pcs", range(1, 9))
+def test_the_cast_2a_is_asked_for_holds_the_roles_later_phases_hand_out_with_room(pcs: int) -> None:
+    phase = get_phase("2A")
+    roles = sum(row_target(t, pcs, 40) for t in ROLE_TABLES)
+
+    cast = row_target("entities", pcs, phase.max_rows_per_table)
+
+    assert cast >= cast_for_roles(roles)
+    assert cast * (ROLE_LIMIT - 1) >= roles  # two roles each on average: a role of room for 3A beside 3B
 
 
 def test_row_targets_in_the_tool_are_replaced_not_appended_when_applied_twice() -> None:

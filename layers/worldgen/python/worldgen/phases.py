@@ -71,7 +71,8 @@ ROW_TARGETS: dict[str, RowTarget] = {
     "pantheons": RowTarget(1),
     "deities": RowTarget(4, 0.5, "every god a backstory names"),
     # 2A
-    "entities": RowTarget(6, 3, "2 per PC from their backstory, the rest the supporting cast"),
+    # The cast: about two roles per NPC for the rows below that need one (audit.cast_for_roles).
+    "entities": RowTarget(12, 3, "2 per PC from their backstory, the rest the supporting cast"),
     # 2B
     "locations": RowTarget(6, 1.5, "a hierarchy: regions > cities > districts > sites"),
     "dungeons": RowTarget(2, 0.5),
@@ -259,6 +260,7 @@ PHASES: tuple[Phase, ...] = (
         outline=True,
         parts=(("entities",), ("entities",), ("entities",), ("entities",)),
         uses_player_characters=True,
+        max_rows_per_table=60,  # a generous world's cast: its 100 roles at two per NPC
     ),
     Phase(
         id="2B",

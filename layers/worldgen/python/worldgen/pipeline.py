@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 
 from worldgen import outline as outlines
 from worldgen import state
+from worldgen.audit import ROLE_TABLES, role_room
 from worldgen.db import rules
 from worldgen.db.catalog import read_table_specs
 from worldgen.db.connection import connect
@@ -40,7 +41,7 @@ from worldgen.errors import (
 )
 from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage, WorldModel, get_model
 from worldgen.observability import logger
-from worldgen.phases import SAVE_SECONDS, WORLD_TABLES, Phase, get_phase
+from worldgen.phases import SAVE_SECONDS, WORLD_TABLES, Phase, get_phase, row_target
 from worldgen.prompts import phase_prompt, size_hint, system_prompt
 from worldgen.schema.spec import TableSpec
 from worldgen.schema.tools import load_tool, strict_variant, with_key_enums, with_row_targets
@@ -433,6 +434,7 @@ class _Parts:
         else:
             requests = {index: outlines.table_part_request(request, tables) for index, tables in enumerate(groups)}
             self.tables = dict(enumerate(groups))
+        requests = self._deal_roles(requests, request)
         # A retried attempt reuses what an earlier attempt already got (same generation, same context).
         answers = {int(i): rows for i, rows in recorded.get("answers", {}).items() if int(i) in requests}
         self.latest.update(answers)
@@ -471,6 +473,44 @@ class _Parts:
                     requests[index] = dataclasses.replace(requests[index], messages=repaired)
             pending = sorted(problems)
         raise AssertionError("unreachable")
+
+    def _deal_roles(self, requests: dict[int, ModelRequest], request: ModelRequest) -> dict[int, ModelRequest]:
+        """Calls side by side cannot see each other's rows: each NPC's room for new roles (a ruler,
+        an owner, a boss, a priest, a quest giver; at most ROLE_LIMIT in all, shared with the
+        phases beside this one) is dealt out between the parts that hand roles out, in proportion
+        to their role rows, least busy NPCs first, and each part is told whom it may choose."""
+        givers = {i: self._role_rows(requests[i]) for i in requests if ROLE_TABLES.intersection(self.tables[i])}
+        npcs = request.context.npc_roles  # every NPC, also those the context left out for length
+        if not givers or not npcs:
+            return requests
+        units = [
+            npc
+            for npc, roles in sorted(npcs.items(), key=lambda item: (item[1], item[0]))
+            for _ in range(role_room(self.phase.id, npc, roles))
+        ]
+        quota: dict[int, list[str]] = {i: [] for i in givers}
+        for npc in units:  # to the part furthest from its need, in proportion
+            index = min(givers, key=lambda i: (len(quota[i]) / max(givers[i], 1), i))
+            quota[index].append(npc)
+        for index, chosen in quota.items():
+            counts = {npc: chosen.count(npc) for npc in dict.fromkeys(chosen)}
+            listing = ", ".join(f"{npc} (up to {n})" if n > 1 else npc for npc, n in counts.items()) or "none"
+            line = (
+                "\nNPCs this call may give a new role to (ruler, owner, boss, priest, quest giver); calls running"
+                f" beside it give roles to others. Leave an optional role empty rather than use anyone else: {listing}."
+            )
+            first, *rest = requests[index].messages
+            messages = [{**first, "content": str(first["content"]) + line}, *rest]
+            requests[index] = dataclasses.replace(requests[index], role_npcs=tuple(chosen), messages=messages)
+        return requests
+
+    def _role_rows(self, request: ModelRequest) -> int:
+        """The rows a part will write in the tables that give roles: its outline rows, or its targets."""
+        tables = [t for t in request.tables or self.phase.tables if t in ROLE_TABLES]
+        if request.assigned:
+            return sum(len(request.assigned.get(t, [])) for t in tables)
+        pcs = len(request.context.player_characters)
+        return sum(row_target(t, pcs, self.phase.max_rows_per_table) for t in tables)
 
     def _prime(self, request: ModelRequest) -> None:
         """Write the parts' shared prefix to the prompt cache with a one-token request, so the

@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from worldgen.audit import RELATIONSHIP_TABLES
 from worldgen.db.save import rows_kept_on_regeneration
 from worldgen.errors import CampaignNotFound
 from worldgen.phases import PHASES, Phase, ancestors
@@ -32,6 +33,7 @@ class PhaseContext:
     # locked row): the model must not recreate them or reuse their keys, and may refer to them.
     kept: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     omitted_keys: dict[str, list[str]] = field(default_factory=dict)  # the rows left out, by table
+    npc_roles: dict[str, int] = field(default_factory=dict)  # every NPC's roles so far, by key (none cut)
 
     def render(self) -> str:
         parts = [
@@ -82,9 +84,15 @@ def load_player_characters(conn: psycopg.Connection[Any], campaign_id: uuid.UUID
 
 
 def _compact(
-    row: dict[str, Any], spec: TableSpec, id_to_key: Mapping[str, str], *, full_text: bool = False
+    row: dict[str, Any],
+    spec: TableSpec,
+    id_to_key: Mapping[str, str],
+    *,
+    full_text: bool = False,
+    roles: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
-    """A row as the model reads it: key, name, a summary (the whole description when ``full_text``)."""
+    """A row as the model reads it: key, name, a summary (the whole description when ``full_text``),
+    and for an NPC the roles it already holds (``roles``, by row id)."""
     compact: dict[str, Any] = {"key": row["key"]}
     if row.get("name"):
         compact["name"] = row["name"]
@@ -100,7 +108,25 @@ def _compact(
             compact[column.property_name] = id_to_key.get(str(value), str(value))
         elif column.enum or column.pg_type in ("integer", "numeric", "boolean"):
             compact[column.name] = value
+    if roles and roles.get(str(row["id"])):
+        compact["roles"] = roles[str(row["id"])]
     return compact
+
+
+def _npc_roles(raw: Mapping[str, list[dict[str, Any]]], specs: Mapping[str, TableSpec]) -> dict[str, int]:
+    """Roles (ruler, boss, owner, quest giver, priest) each NPC holds in ``raw``, by entity id: every
+    row counted, including rows the context leaves out for length, so a phase handing out roles
+    sees each NPC's load (the audit's NPC load)."""
+    roles: dict[str, int] = {}
+    for table, rows in raw.items():
+        if table in RELATIONSHIP_TABLES:
+            continue
+        columns = [c.name for c in specs[table].foreign_keys if c.references == "entities"]
+        for row in rows:
+            for value in (row.get(c) for c in columns):
+                if value is not None:
+                    roles[str(value)] = roles.get(str(value), 0) + 1
+    return roles
 
 
 def phase_context(
@@ -133,7 +159,9 @@ def phase_context(
     used = len(context.render())
     added: list[str] = []
     referenced = _referenced_tables(phase, specs)
-    for table, row, line in _by_priority(tables, raw, specs, id_to_key, referenced):
+    roles = _npc_roles(raw, specs)
+    context.npc_roles = {r["key"]: roles.get(str(r["id"]), 0) for r in raw.get("entities", [])}
+    for table, row, line in _by_priority(tables, raw, specs, id_to_key, referenced, roles):
         if used + len(line) + 1 > budget_chars:
             _leave_out(context, table, row)
             continue
@@ -182,6 +210,7 @@ def _by_priority(
     specs: Mapping[str, TableSpec],
     id_to_key: Mapping[str, str],
     referenced: set[str] = frozenset(),  # type: ignore[assignment]
+    roles: Mapping[str, int] | None = None,
 ) -> list[tuple[str, dict[str, Any], str]]:
     """Relevance first: the tables the phase references (PC-connected rows first), then the other
     PC-connected rows, then the rest; within a tier, round-robin over tables by key. PC-connected
@@ -195,7 +224,9 @@ def _by_priority(
                 continue
             pc_columns = [c.name for c in specs[table].foreign_keys if c.references == "player_characters"]
             chosen = [r for r in raw[table] if any(r.get(c) for c in pc_columns) == wanted_pc]
-            queues.append([(table, _compact(r, specs[table], id_to_key, full_text=wanted_pc)) for r in chosen])
+            queues.append(
+                [(table, _compact(r, specs[table], id_to_key, full_text=wanted_pc, roles=roles)) for r in chosen]
+            )
         while any(queues):
             for queue in queues:
                 if queue:

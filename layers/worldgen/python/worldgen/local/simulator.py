@@ -44,10 +44,11 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from worldgen.audit import ROLE_TABLES, cast_for_roles
 from worldgen.model import simulated
 from worldgen.model.base import ModelRequest
 from worldgen.model.procedural import ProceduralModel
-from worldgen.phases import PHASES
+from worldgen.phases import PHASES, phase_of_table
 
 CHARS_PER_TOKEN = 4
 MIN_CACHEABLE_TOKENS = 1024
@@ -231,10 +232,19 @@ class ClaudeSimulator:
     # -- answers -------------------------------------------------------------------------------
 
     def row_counts(self, request: ModelRequest) -> dict[str, int]:
+        """Rows per table of the request's phase; the cast (entities) as large as the roles later
+        phases will hand out need (``audit.cast_for_roles``), as 2A's prompt asks of a model."""
         pcs = len(request.context.player_characters) or BASE_PCS
-        grow = pcs / BASE_PCS if request.phase.uses_player_characters else 1.0
+        counts = {t: self.rows_of(t, pcs) for t in request.phase.tables}
+        if "entities" in counts:
+            counts["entities"] = max(counts["entities"], cast_for_roles(sum(self.rows_of(t, pcs) for t in ROLE_TABLES)))
+        return counts
+
+    def rows_of(self, table: str, pcs: int) -> int:
+        phase = phase_of_table(table)
+        grow = pcs / BASE_PCS if phase is not None and phase.uses_player_characters else 1.0
         factor = grow * (GENEROUS_ROWS if self.size == "generous" else 1.0)
-        return {t: max(1, round(SIZES.get(t, 5) * factor)) for t in request.phase.tables}
+        return max(1, round(SIZES.get(table, 5) * factor))
 
     def tool_input(self, request: ModelRequest) -> dict[str, Any]:
         """The procedural answer at the real size: row counts as asked, text as long as asked."""
@@ -413,9 +423,9 @@ def _handler_for(simulator: ClaudeSimulator) -> type[BaseHTTPRequestHandler]:
                         "delta": {"type": "input_json_delta", "partial_json": chunk},
                     }
                 )
-                due = started + pace.real((start + len(chunk)) * seconds_per_char)
-                if due > time.monotonic():
-                    time.sleep(due - time.monotonic())
+                ahead = started + pace.real((start + len(chunk)) * seconds_per_char) - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
             self._event({"type": "content_block_stop", "index": 0})
             self._event(
                 {

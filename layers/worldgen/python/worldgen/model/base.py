@@ -31,6 +31,7 @@ class ModelRequest:
     outline: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # table -> the outline's rows
     assigned: dict[str, list[str]] = field(default_factory=dict)  # table -> the keys this call writes
     tables: tuple[str, ...] = ()  # the tables this call writes, when not every table of its tool
+    role_npcs: tuple[str, ...] = ()  # parts side by side: the NPCs this one may give new roles to
 
 
 @dataclass

@@ -16,9 +16,9 @@ import time
 from collections import Counter
 from typing import Any
 
-from worldgen.audit import RELATIONSHIP_TABLES, ROLE_LIMIT
+from worldgen.audit import RELATIONSHIP_TABLES, ROLE_LIMIT, ROLE_TABLES
 from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage
-from worldgen.phases import row_target
+from worldgen.phases import PHASES, ancestors, row_target
 
 PROVIDER = "procedural"
 MODEL_NAME = "procedural-v1"
@@ -203,13 +203,17 @@ class _PhaseGenerator:
         ] or [self.campaign["setting"]]
         self.generated: dict[str, list[dict[str, Any]]] = {}
         self.npc_roles = self._npc_roles_so_far()
+        self.roles_before = Counter(self.npc_roles)
+        self.phases_beside = _role_phases_beside(request.phase.id)
+        self.quota = Counter(request.role_npcs)
         # A part of a phase (some of its tables, or some rows) hands out roles from its own offset.
         own = [*request.tables, *(k for keys in request.assigned.values() for k in keys)]
         self.spread = int(hashlib.sha256("|".join(own).encode()).hexdigest(), 16) % 9973
 
     def _npc_roles_so_far(self) -> Counter[str]:
         """Roles (ruler, owner, priest, quest giver, ...) each NPC already holds in earlier phases, so
-        this phase hands new roles to the least busy NPCs (the audit's NPC load)."""
+        this phase hands new roles to the least busy NPCs (the audit's NPC load): the context's count
+        on each NPC (it covers rows left out for length), or the rows in the context if more."""
         rows = self.request.context.rows
         npcs = {row["key"] for row in rows.get("entities", [])}
         roles: Counter[str] = Counter()
@@ -218,6 +222,8 @@ class _PhaseGenerator:
                 continue
             for row in table_rows:
                 roles.update(v for p, v in row.items() if p.endswith("_key") and p != "key" and v in npcs)
+        for npc in rows.get("entities", []):
+            roles[npc["key"]] = max(roles[npc["key"]], int(npc.get("roles", 0)))
         return roles
 
     # -- pools ---------------------------------------------------------------------------------
@@ -375,19 +381,42 @@ class _PhaseGenerator:
         if not pool:
             return None
         if refs[prop] == "entities" and not is_edge and table != "entities":
-            # A role for an NPC: the least busy one, and an optional role only while one has room.
-            start = position + self.spread  # parts of a phase run side by side: each starts elsewhere
-            npc = min(pool, key=lambda key: (self.npc_roles[key], (pool.index(key) - start) % len(pool)))
-            if prop not in item["required"] and self.npc_roles[npc] >= ROLE_LIMIT:
-                return None
-            self.npc_roles[npc] += 1
-            return npc
+            return self.role_holder(pool, position, required=prop in item["required"])
         ends = [p for p in item["required"] if p in refs]
         if refs[prop] == "player_characters" or not is_edge or prop not in ends[1:]:
-            return pool[position % len(pool)]
+            return pool[self.outline_position(table, position) % len(pool)]
         # The first end walks its pool so every row of it gets an edge; the other ends step away
         # from it (a different row of the same table) and further on each retry.
         return pool[(position + ends.index(prop) * (1 + attempt)) % len(pool)]
+
+    def outline_position(self, table: str, position: int) -> int:
+        """A row's place in its whole table: in a part of an outlined phase, its place in the outline
+        (the parts of a table side by side then walk a pool, e.g. the PCs, as one call would)."""
+        assigned = self.request.assigned.get(table)
+        outlined = [row["key"] for row in self.request.outline.get(table, [])]
+        if assigned and position < len(assigned) and assigned[position] in outlined:
+            return outlined.index(assigned[position])
+        return position
+
+    def role_holder(self, pool: list[str], position: int, *, required: bool) -> str | None:
+        """The NPC for a role: the least busy one with room; an optional role stays empty when none has."""
+        if self.request.role_npcs:  # the pipeline dealt out each NPC's room between the calls beside
+            with_room = [key for key in pool if self.npc_roles[key] - self.roles_before[key] < self.quota[key]]
+        else:
+            with_room = [key for key in pool if self.npc_roles[key] < self.role_cap(key)]
+        candidates = with_room or (pool if required else [])
+        if not candidates:
+            return None
+        start = position + self.spread  # parts of a phase run side by side: each starts elsewhere
+        npc = min(candidates, key=lambda key: (self.npc_roles[key], (pool.index(key) - start) % len(pool)))
+        self.npc_roles[npc] += 1
+        return npc
+
+    def role_cap(self, npc: str) -> int:
+        """The roles ``npc`` may hold after this phase: its room up to ROLE_LIMIT, shared evenly with
+        the phases that hand out roles beside this one (3A and 3B cannot see each other's rows)."""
+        before = self.roles_before[npc]
+        return before + max(0, ROLE_LIMIT - before) // (1 + self.phases_beside)
 
     def scalar(self, table: str, prop: str, schema: dict[str, Any], rng: random.Random, row: dict[str, Any]) -> Any:
         kind = schema.get("type")
@@ -473,6 +502,18 @@ class _PhaseGenerator:
             backstory = " ".join(pc.get("backstory", "").split()[:14])
             text += f" Rooted in {pc['name']}'s story: \u201c{backstory}\u2026\u201d"
         return text
+
+
+def _role_phases_beside(phase_id: str) -> int:
+    """The phases handing out NPC roles that run beside ``phase_id``: neither before nor after it."""
+    return sum(
+        1
+        for phase in PHASES
+        if phase.id != phase_id
+        and phase.id not in ancestors(phase_id)
+        and phase_id not in ancestors(phase.id)
+        and ROLE_TABLES.intersection(phase.tables)
+    )
 
 
 def _roman(number: int) -> str:

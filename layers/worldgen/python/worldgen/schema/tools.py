@@ -125,8 +125,13 @@ def with_key_enums(
     return narrowed
 
 
-# Anthropic's strict tool use compiles every strict schema of a request into one grammar, with
-# limits per request (Structured outputs > JSON Schema limitations): checked when settings load.
+# Anthropic compiles every strict schema of a request into one grammar, with limits per request
+# ("Schema complexity limits > Explicit limits" of
+# https://platform.claude.com/docs/en/build-with-claude/structured-outputs): 24 optional parameters
+# (every property not in `required`, at any depth) and 16 parameters with union types (`anyOf` or
+# a type array), summed over the request's strict tool schemas and JSON output schemas
+# (`output_config.format`); also 20 strict tools, never reached with one tool per request.
+# Checked for strict phases when settings load.
 STRICT_MAX_OPTIONAL_PARAMETERS = 24
 STRICT_MAX_UNION_PARAMETERS = 16
 
