@@ -114,7 +114,8 @@ def test_a_world_failing_permanently_at_3a_keeps_1a_to_2c_and_finishes_with_resu
     assert runtime.wait(body["execution_arn"])["status"] == "SUCCEEDED"
     assert generation_status(settings_env, generation) == "succeeded"
     parts_3c = len(get_phase("3C").table_groups)
-    assert sorted(model.calls[calls_before:]) == ["3A"] + ["3C"] * parts_3c  # what succeeded is not paid again
+    again = ["3A"] * get_phase("3A").planned_calls + ["3C"] * parts_3c
+    assert sorted(model.calls[calls_before:]) == again  # what succeeded is not paid again
     assert world(settings_env, campaign_id)["entities"] == kept["entities"]  # 2A's rows were never rewritten
 
 
