@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import worldgen.outline as outlines
 import worldgen.pipeline as pipeline
 from worldgen.audit import audit_world
 from worldgen.db.connection import connect
@@ -39,6 +40,7 @@ from worldgen.local.campaigns import SAMPLE_CAMPAIGN, CampaignFile, insert_campa
 from worldgen.local.database import migrated_local_database
 from worldgen.local.runtime import LocalRuntime, load_handler
 from worldgen.local.simulator import ClaudeSimulator, Pace, Served
+from worldgen.model.base import ModelRequest
 from worldgen.phases import PHASES, PHASES_BY_ID, Phase, get_phase
 from worldgen.settings import get_settings
 
@@ -114,6 +116,27 @@ BEFORE_3C_PARTS = (
 )
 
 
+def narrowed_part_request(request: ModelRequest, tables: tuple[str, ...]) -> ModelRequest:
+    """A part as the structure before sent it: the phase's request narrowed to some of its tables,
+    the same context in its message, a tool with those tables only (so no prefix shared)."""
+    schema = request.tool["input_schema"]
+    tool = {
+        **request.tool,
+        "input_schema": {
+            **schema,
+            "properties": {t: schema["properties"][t] for t in tables},
+            "required": [t for t in schema.get("required", []) if t in tables],
+        },
+    }
+    first, *rest = request.messages
+    note = (
+        f"\n\nThis call fills only these tables of the phase: {', '.join(tables)}. "
+        "Other calls fill the phase's other tables at the same time; call the tool with these tables only."
+    )
+    messages = [{**first, "content": str(first["content"]) + note}, *rest]
+    return dataclasses.replace(request, tool=tool, messages=messages)
+
+
 @contextlib.contextmanager
 def one_call_per_phase() -> Iterator[None]:
     """Run the phases as the single-call structure did (the handlers call ``pipeline.get_phase``)."""
@@ -125,13 +148,15 @@ def one_call_per_phase() -> Iterator[None]:
         tokens = ONE_CALL_OUTPUT_TOKENS[phase.id]
         return dataclasses.replace(phase, parts=(), outline=False, expected_output_tokens=tokens)
 
-    original, prime = pipeline.get_phase, pipeline._Parts._prime
+    original, prime, part = pipeline.get_phase, pipeline._Parts._prime, outlines.table_part_request
     pipeline.get_phase = whole
     pipeline._Parts._prime = lambda self, request: None  # type: ignore[method-assign]
+    outlines.table_part_request = narrowed_part_request  # each part its own tool, the context in its message
     try:
         yield
     finally:
         pipeline.get_phase, pipeline._Parts._prime = original, prime  # type: ignore[method-assign]
+        outlines.table_part_request = part
 
 
 def campaign_for(pcs: int) -> CampaignFile:

@@ -71,8 +71,8 @@ def test_the_parts_write_exactly_the_rows_of_the_outline_sharing_one_prompt_pref
     assert len(outline) == 1 and model.requests[0] is outline[0]  # the outline first, then the parts
     outline_answer = model.inner.call(outline[0]).tool_input
     assert outline_answer is not None
-    for table in phase.tables:
-        assert keys(conn, table, generation["generation_id"]) == sorted(r["key"] for r in outline_answer[table])
+    for table in phase.tables:  # the outline is keys, and exactly those rows were written
+        assert keys(conn, table, generation["generation_id"]) == sorted(outline_answer[table])
     parts = model.part_requests()
     # every call sends the same tools and the same cached prefix, differing only in the forced tool and message
     assert {r.shared_prompt for r in model.requests} == {outline[0].shared_prompt}
@@ -89,8 +89,8 @@ def test_an_invalid_outline_is_repaired_before_any_part_is_called(conn, generati
         if number == 1:
             assert response.tool_input is not None
             races = response.tool_input["races"]
-            races.append({"key": races[0]["key"], "name": "Another"})
-            races.append({"key": "nameless"})
+            races.append(races[0].replace("-", "_").upper())  # the same key once slugged
+            races.append("")
 
     model = Recording(duplicate_a_race)
     outcome = run_phase(conn, generation["generation_id"], "1B", model)
@@ -99,7 +99,7 @@ def test_an_invalid_outline_is_repaired_before_any_part_is_called(conn, generati
     assert [r.tool["name"].endswith("_outline") for r in model.requests[:2]] == [True, True]
     repair = model.requests[1].messages[-1]["content"][0]
     assert repair["type"] == "tool_result" and repair["is_error"] is True
-    assert "duplicate key" in repair["content"] and "'nameless': a name is required" in repair["content"]
+    assert "duplicate key" in repair["content"] and "a key is required" in repair["content"]
     assert outcome.model_calls == get_phase("1B").planned_calls + 1
 
 

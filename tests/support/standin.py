@@ -292,12 +292,15 @@ def fill_tool_input(
         if assigned is not None and table not in assigned:
             continue
         item = table_schema["items"]
+        if item.get("type") == "string":  # an outline: keys
+            tables[table] = [f"{table.replace('_', '-')}-{n + 1}" for n in range(rows_per_table)]  # type: ignore[misc]
+            continue
         rows: list[dict[str, Any]] = []
         given = assigned.get(table) if assigned is not None else None  # None: rows of its own choosing
         for index in range(len(given) if given is not None else rows_per_table):
             row = _fill_row(table, item, index, tables, rows)
             if given is not None:
-                row.update(key=given[index]["key"], **({"name": given[index]["name"]} if "name" in row else {}))
+                row["key"] = given[index]["key"]
             rows.append(row)
         tables[table] = rows
     if assigned is not None:
@@ -319,7 +322,10 @@ def outlined_part(body: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str
                         found[marker] = json.loads(line[len(marker) :])
     if TABLES_MARKER in found and ASSIGNED_MARKER not in found:
         return None, {t: None for t in found[TABLES_MARKER]}
-    return found.get(OUTLINE_MARKER), found.get(ASSIGNED_MARKER)
+    if ASSIGNED_MARKER not in found:
+        return None, None
+    outline = {t: [{"key": k} for k in keys] for t, keys in found.get(OUTLINE_MARKER, {}).items()}
+    return outline, {t: [{"key": k} for k in keys] for t, keys in found[ASSIGNED_MARKER].items()}
 
 
 def _fill_row(

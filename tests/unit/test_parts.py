@@ -43,7 +43,7 @@ def test_a_phase_without_parts_is_one_call_with_every_table() -> None:
 
 @pytest.mark.parametrize("phase", [p for p in PHASES if p.outline], ids=lambda p: p.id)
 def test_the_outline_is_dealt_out_every_row_to_exactly_one_part(phase: Phase) -> None:
-    outline = {t: [{"key": f"{t}-{n}", "name": f"{t} {n}"} for n in range(7)] for t in phase.tables}
+    outline = {t: [{"key": f"{t}-{n}"} for n in range(7)] for t in phase.tables}
     dealt = deal(phase, outline)
     assert len(dealt) == len(phase.table_groups)
     for table in phase.tables:
@@ -56,27 +56,20 @@ def test_the_outline_is_dealt_out_every_row_to_exactly_one_part(phase: Phase) ->
 
 
 def outline_rows(count: int) -> list[dict[str, str]]:
-    return [{"key": f"npc-{n}", "name": f"Npc {n}"} for n in range(count)]
+    return [{"key": f"npc-{n}"} for n in range(count)]
 
 
 def test_the_outline_check_slugs_keys_and_reports_every_problem_by_row() -> None:
     phase = get_phase("2A")
-    answer = {
-        "entities": [
-            {"key": "Iron_Warden", "name": "The Iron Warden"},
-            {"key": "iron warden", "name": "Another"},
-            {"key": "kept-one", "name": "Kept"},
-            {"key": "nameless"},
-        ]
-    }
+    answer = {"entities": ["Iron_Warden", "iron warden", "kept-one", "", {"key": "The Grey Abbot"}]}
     outline, problems = check_outline(phase, answer, {"entities": {"kept-one"}})
-    assert outline == {"entities": [{"key": "iron-warden", "name": "The Iron Warden"}]}
+    assert outline == {"entities": [{"key": "iron-warden"}, {"key": "the-grey-abbot"}]}
     assert problems == [
         "entities[1] 'iron-warden': duplicate key in this table",
         "entities[2] 'kept-one': key taken by a kept (locked) row: choose another",
-        "entities[3] 'nameless': a name is required",
+        "entities[3]: a key is required (a slug, e.g. 'iron-marches')",
     ]
-    assert check_outline(phase, {}, {})[1] == ["entities: missing: give an array of rows (it may be empty)"]
+    assert check_outline(phase, {}, {})[1] == ["entities: missing: give an array of keys (it may be empty)"]
 
 
 def test_a_part_must_write_exactly_its_rows() -> None:

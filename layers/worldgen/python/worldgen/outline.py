@@ -23,26 +23,20 @@ OUTLINE_MARKER = "The phase's outline (JSON): "
 ASSIGNED_MARKER = "This call writes these rows (JSON): "
 TABLES_MARKER = "This call writes these tables (JSON): "
 
-Outline = dict[str, list[dict[str, str]]]
+Outline = dict[str, list[dict[str, str]]]  # table -> [{"key": ...}]
 
 
 def outline_tool(phase: Phase) -> dict[str, Any]:
-    row = {
-        "type": "object",
-        "properties": {
-            "key": {"type": "string", "description": "Slug of the row, e.g. 'iron-marches'; fixed from now on."},
-            "name": {"type": "string", "description": "The row's name."},
-        },
-        "required": ["key", "name"],
-        "additionalProperties": False,
-    }
+    """Keys only: a slug says what a row is ("the-drowned-choir") and costs a few tokens; the part
+    that writes the row gives it its name and the rest."""
+    key = {"type": "string", "description": "Slug of a row, e.g. 'iron-marches'; fixed from now on."}
     return {
         "name": f"{phase.tool_name}_outline",
-        "description": f"Record the outline of phase {phase.id}: the key and name of every row it will have.",
+        "description": f"Record the outline of phase {phase.id}: the key of every row each table will have.",
         "input_schema": {
             "type": "object",
             "properties": {
-                t: {"type": "array", "items": row, "maxItems": phase.max_rows_per_table} for t in phase.tables
+                t: {"type": "array", "items": key, "maxItems": phase.max_rows_per_table} for t in phase.tables
             },
             "required": list(phase.tables),
             "additionalProperties": False,
@@ -59,9 +53,9 @@ def outline_request(request: ModelRequest) -> ModelRequest:
     """The first call of an outlined phase, built from the phase's single-call request."""
     tool = outline_tool(request.phase)
     text = (
-        f"First the outline of phase {request.phase.id}: call {tool['name']} with the key and name of every row"
-        " each table will have, as many rows as the targets above ask for. Other calls then write the rows"
-        " in full from this outline, so choose names and keys you will keep."
+        f"First the outline of phase {request.phase.id}: call {tool['name']} with the key of every row each"
+        " table will have (a slug that says what the row is, e.g. 'the-drowned-choir'), as many rows as the"
+        " targets above ask for. Other calls then write the rows in full from these keys."
     )
     return shared_request(request, tool, text)
 
@@ -70,22 +64,20 @@ def part_request(request: ModelRequest, outline: Outline, assigned: dict[str, li
     """A part of an outlined phase: the rows of ``assigned`` (table -> keys), in full. Its message
     lists the outline's rows its tables may refer to (not the whole outline: every part pays for
     its own message) and the rows it writes."""
-    names = {t: {r["key"]: r["name"] for r in rows} for t, rows in outline.items()}
-    writes = {t: [{"key": k, "name": names[t][k]} for k in keys] for t, keys in assigned.items()}
     referred = {
         target for table in assigned for target in request.references.get(table, {}).values() if target in outline
     }
-    visible = {t: [{"key": r["key"]} for r in rows] for t, rows in outline.items() if t in referred}  # keys suffice
+    visible = {t: rows for t, rows in outline.items() if t in referred}
     text = (
         f"Now write rows of phase {request.phase.id} in full, with every field, by calling"
         f" {request.phase.tool_name} with these tables only: {', '.join(assigned)}. Write exactly the rows"
-        " listed below, with their keys and names; other calls write the phase's other rows at the same"
-        " time. References may name the rows of the outline below or of the world so far.\n"
-        f"{OUTLINE_MARKER}{json.dumps(visible, ensure_ascii=False)}\n"
-        f"{ASSIGNED_MARKER}{json.dumps(writes, ensure_ascii=False)}"
+        " whose keys are listed below, one row per key; other calls write the phase's other rows at the"
+        " same time. References may name the rows of the outline below or of the world so far.\n"
+        f"{OUTLINE_MARKER}{json.dumps({t: [r['key'] for r in rows] for t, rows in visible.items()})}\n"
+        f"{ASSIGNED_MARKER}{json.dumps(assigned)}"
     )
     shared = shared_request(request, rows_tool(request.tool), text)
-    own = {t: outline[t] for t in assigned}  # the procedural model names its rows from the outline
+    own = {t: outline[t] for t in assigned}  # the procedural model walks its rows in outline order
     return dataclasses.replace(shared, outline={**visible, **own}, assigned=assigned, tables=tuple(assigned))
 
 
@@ -128,27 +120,24 @@ def check_outline(phase: Phase, answer: Any, taken: dict[str, set[str]]) -> tupl
     for table in phase.tables:
         rows = answer.get(table)
         if not isinstance(rows, list):
-            problems.append(f"{table}: missing: give an array of rows (it may be empty)")
+            problems.append(f"{table}: missing: give an array of keys (it may be empty)")
             continue
         if len(rows) > phase.max_rows_per_table:
             problems.append(f"{table}: {len(rows)} rows; at most {phase.max_rows_per_table}")
         seen: set[str] = set()
         outline[table] = []
         for index, row in enumerate(rows):
-            key = slug(row.get("key", "")) if isinstance(row, dict) and isinstance(row.get("key"), str) else ""
-            name = row.get("name") if isinstance(row, dict) else None
-            before = len(problems)
+            given = row.get("key") if isinstance(row, dict) else row  # a key, or a row with one
+            key = slug(given) if isinstance(given, str) else ""
             if not key:
                 problems.append(f"{table}[{index}]: a key is required (a slug, e.g. 'iron-marches')")
             elif key in seen:
                 problems.append(f"{table}[{index}] {key!r}: duplicate key in this table")
             elif key in taken.get(table, set()):
                 problems.append(f"{table}[{index}] {key!r}: key taken by a kept (locked) row: choose another")
-            if not isinstance(name, str) or not name.strip():
-                problems.append(f"{table}[{index}] {key or '?'!r}: a name is required")
-            if len(problems) == before and isinstance(name, str):
+            else:
                 seen.add(key)
-                outline[table].append({"key": key, "name": name.strip()})
+                outline[table].append({"key": key})
     return outline, problems
 
 

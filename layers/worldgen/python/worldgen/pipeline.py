@@ -374,27 +374,6 @@ def _save_partially(
     )  # fmt: skip
 
 
-def part_request(request: ModelRequest, tables: tuple[str, ...]) -> ModelRequest:
-    """The phase's request narrowed to some of its tables: the same context, a tool with those
-    tables only, and a last line saying which tables this call fills."""
-    schema = request.tool["input_schema"]
-    tool = {
-        **request.tool,
-        "input_schema": {
-            **schema,
-            "properties": {t: schema["properties"][t] for t in tables},
-            "required": [t for t in schema.get("required", []) if t in tables],
-        },
-    }
-    first, *rest = request.messages
-    note = (
-        f"\n\nThis call fills only these tables of the phase: {', '.join(tables)}. "
-        "Other calls fill the phase's other tables at the same time; call the tool with these tables only."
-    )
-    messages = [{**first, "content": str(first["content"]) + note}, *rest]
-    return dataclasses.replace(request, tool=tool, messages=messages)
-
-
 class _Parts:
     """A phase generated in parts (``Phase.parts``): one call per part, concurrently, each repaired
     alone; the merged answer is validated and saved as one phase, in ONE transaction. An outlined

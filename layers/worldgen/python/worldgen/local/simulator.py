@@ -22,7 +22,8 @@ Claude does.
 Tokens are counted as the ledger counts them: the ledger records the ``usage`` the API returns,
 and the simulator returns characters / 4 of the JSON it receives (tools, system, messages) and
 of the tool input it streams, with prompt caching as the API does it (the prefix up to each
-``cache_control`` breakpoint written once, read afterwards, when at least 1024 tokens long).
+``cache_control`` breakpoint written once and read by the requests that arrive after the writer's
+first token, when at least 1024 tokens long: parts sent at once all write it).
 
 Faults (``FaultPlan.from_seed``): per phase and request number, a 429 or 529 burst, a stream
 that stalls (no bytes until the client's read timeout), an answer cut at ``max_tokens``, and a
@@ -164,7 +165,7 @@ class ClaudeSimulator:
         self._requests: OrderedDict[str, ModelRequest] = OrderedDict()
         self._numbers: dict[str, int] = {}
         self.left_out: dict[str, int] = {}  # phase -> context rows left out for length, last request
-        self._cached: set[str] = set()
+        self._cached: dict[str, float] = {}  # prefix digest -> when it can be read (real clock)
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -271,10 +272,12 @@ class ClaudeSimulator:
         if isinstance(system, list) and any(isinstance(b, dict) and b.get("cache_control") for b in system):
             breakpoints.append((_digest(prefix + system_text), (len(tools_text) + len(system_text)) // CHARS_PER_TOKEN))
         breakpoints = [(d, t) for d, t in breakpoints if t >= MIN_CACHEABLE_TOKENS]
-        with self._lock:
-            read = max((t for d, t in breakpoints if d in self._cached), default=0)
+        now = time.monotonic()
+        with self._lock:  # a prefix written is read by requests arriving after its first token, as the API does
+            read = max((t for d, t in breakpoints if self._cached.get(d, now + 1) <= now), default=0)
             created = max((t for _, t in breakpoints), default=0) - read
-            self._cached.update(d for d, _ in breakpoints)
+            for d, _ in breakpoints:
+                self._cached.setdefault(d, now + self.pace.real(self.pace.first_token_seconds))
         return {
             "input_tokens": total - read - created,
             "output_tokens": max(1, output_chars // CHARS_PER_TOKEN),
@@ -286,7 +289,8 @@ class ClaudeSimulator:
 def _describe(request: ModelRequest) -> dict[str, Any]:
     """What a request is within its phase: the outline, the cache primer, or a part (and which)."""
     kind = "outline" if request.tool["name"].endswith("_outline") else "primer" if request.max_tokens == 1 else "part"
-    part = ",".join(request.tables) + ":" + ",".join(k for keys in request.assigned.values() for k in keys[:1])
+    tables = request.tables or tuple(request.tool["input_schema"]["properties"])
+    part = ",".join(tables) + ":" + ",".join(k for keys in request.assigned.values() for k in keys[:1])
     return {"kind": kind, "round": request.round, "part": part}
 
 
@@ -300,9 +304,9 @@ def _filler(request: ModelRequest) -> list[str]:
     return words or ["the", "world", "turns"]
 
 
-def _pad(row: dict[str, Any], target_chars: int, filler: list[str]) -> None:
+def _pad(row: Any, target_chars: int, filler: list[str]) -> None:
     """Lengthen the row's description until the row's JSON is about ``target_chars`` long."""
-    if "description" not in row:
+    if not isinstance(row, dict) or "description" not in row:  # an outline's key
         return
     missing = target_chars - len(json.dumps(row))
     if missing <= 0:
@@ -322,6 +326,9 @@ def _invalidate(tool_input: dict[str, Any]) -> list[str]:
     """A few invalid rows, as a model sometimes writes them: a duplicate key and a missing name."""
     broken: list[str] = []
     for table, rows in tool_input.items():
+        if len(rows) >= 2 and isinstance(rows[0], str):  # an outline: a key given twice
+            rows[1] = rows[0]
+            return [f"{table}: duplicate key"]
         if len(rows) >= 2 and "key" in rows[0]:
             rows[1]["key"] = rows[0]["key"]
             broken.append(f"{table}: duplicate key")

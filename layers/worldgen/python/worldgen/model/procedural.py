@@ -187,9 +187,12 @@ class _PhaseGenerator:
         self.campaign = context.campaign
         self.pcs = {pc["key"]: pc for pc in context.player_characters}
         self.names: dict[str, str] = {pc["key"]: pc["name"] for pc in context.player_characters}
-        for rows in [*context.rows.values(), *request.outline.values()]:
+        for rows in context.rows.values():
             for row in rows:
                 self.names[row["key"]] = row.get("name") or row["key"].replace("-", " ")
+        for rows in request.outline.values():  # an outline gives keys: a row's name says the same
+            for row in rows:
+                self.names.setdefault(row["key"], row["key"].replace("-", " ").title())
         # Words after an article or preposition are mostly nouns ("the sunken capital" -> capital).
         after = re.findall(
             r"\b(?:the|a|an|of|for|over|with|like|at|in|on)\s+(?:[a-z]+\s+)?([A-Za-z][a-z]{3,})\b",
@@ -243,10 +246,15 @@ class _PhaseGenerator:
 
     def generate(self) -> dict[str, Any]:
         properties = self.request.tool["input_schema"]["properties"]
+        outline = any(schema.get("items", {}).get("type") == "string" for schema in properties.values())
+        if outline:  # an outline asks for keys: the rows the phase tool would get, by key
+            properties = self.request.tools[0]["input_schema"]["properties"]
         for table in self.request.phase.tables:
             if table in properties and (not self.request.tables or table in self.request.tables):
                 # a part of a phase asks for some of its tables (an outlined one: for given rows)
                 self.generated[table] = self.table_rows(table, properties[table])
+        if outline:
+            return {table: [row["key"] for row in rows] for table, rows in self.generated.items()}
         return dict(self.generated)
 
     def table_rows(self, table: str, table_schema: dict[str, Any]) -> list[dict[str, Any]]:
@@ -355,8 +363,7 @@ class _PhaseGenerator:
         if "name" in properties:
             row["name"] = self.name(table, rng)
         row["key"] = slug(row.get("name") or self.edge_key(table, row, refs, first_required, position))
-        if "description" in properties:  # an outline asks for keys and names only
-            row["description"] = self.description(table, row, refs, rng)
+        row["description"] = self.description(table, row, refs, rng)
         return row
 
     def reference(
