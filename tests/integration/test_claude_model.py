@@ -12,6 +12,7 @@ from moto import mock_aws
 from pydantic import SecretStr
 from support.standin import Answer, StandIn, forbidden_settings
 
+from worldgen import outline
 from worldgen.db.context import PhaseContext
 from worldgen.errors import (
     ConfigurationError,
@@ -27,7 +28,7 @@ from worldgen.model.base import ModelRequest
 from worldgen.model.claude import ClaudeModel, output_schema
 from worldgen.model.pricing import cost_usd
 from worldgen.phases import get_phase
-from worldgen.schema.tools import load_tool, strict_variant
+from worldgen.schema.tools import load_tool, strict_limit_problems, strict_variant
 from worldgen.settings import Settings
 
 SONNET_5_5 = "claude-sonnet-5-5"
@@ -325,6 +326,21 @@ def test_sonnet_5_5_is_asked_by_structured_output_and_its_json_read_from_the_tex
     thinking, text = response.assistant_content
     assert thinking["type"] == "thinking" and thinking["thinking"] == "Plan: two calendars, one plane."
     assert text["type"] == "text" and response.tool_input == json.loads(text["text"])
+
+
+def test_a_part_on_sonnet_5_5_asks_for_its_tables_only_within_the_schema_limits(standin: StandIn) -> None:
+    model = ClaudeModel("anthropic", settings=settings_for(standin, default_model=SONNET_5_5))
+    whole = phase_request()
+    part = outline.table_part_request(whole, ("geography_regions",))
+
+    response = model.call(part)
+
+    schema = standin.message_requests[0].body["output_config"]["format"]["schema"]
+    assert list(schema["properties"]) == ["geography_regions"] and schema["required"] == ["geography_regions"]
+    assert strict_limit_problems({"input_schema": schema}) == []
+    assert not standin.message_requests[0].rejected
+    assert response.tool_input is not None and list(response.tool_input) == ["geography_regions"]
+    assert strict_limit_problems(strict_variant(whole.tool)) != []  # the whole phase in one request would not fit
 
 
 def test_sonnet_5_5_on_bedrock_ids_is_recognised_as_structured_output(standin: StandIn) -> None:

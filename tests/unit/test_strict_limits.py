@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
+import worldgen.phases as phases_module
 from worldgen.errors import ConfigurationError
-from worldgen.phases import PHASES, get_phase
-from worldgen.schema.tools import STRICT_MAX_OPTIONAL_PARAMETERS, load_tool, strict_limit_problems
+from worldgen.phases import PHASES, PHASES_BY_ID, get_phase
+from worldgen.schema.tools import STRICT_MAX_OPTIONAL_PARAMETERS, load_tool, part_limit_problems, strict_limit_problems
 from worldgen.settings import get_settings
 
 
@@ -17,7 +20,15 @@ def fresh_settings(monkeypatch: pytest.MonkeyPatch):
     get_settings.cache_clear()
 
 
-def test_a_strict_phase_over_the_optional_parameter_limit_is_refused_at_load(fresh_settings) -> None:
+@pytest.fixture
+def one_call_1a(fresh_settings):
+    """1A as one call: its whole tool in one request, over the limits (in its parts it is not)."""
+    whole = dataclasses.replace(get_phase("1A"), parts=(), outline=False)
+    fresh_settings.setitem(PHASES_BY_ID, "1A", whole)
+    return whole
+
+
+def test_a_strict_phase_over_the_optional_parameter_limit_is_refused_at_load(fresh_settings, one_call_1a) -> None:
     assert strict_limit_problems(load_tool(get_phase("1A")))  # 1A has more optional fields than strict allows
     fresh_settings.setenv("WORLDGEN_STRICT_PHASES", '["1A"]')
 
@@ -25,6 +36,27 @@ def test_a_strict_phase_over_the_optional_parameter_limit_is_refused_at_load(fre
         get_settings()
 
     assert raised.value.message.startswith("WORLDGEN_STRICT_PHASES: phase 1A cannot use strict tools: ")
+    assert f"at most {STRICT_MAX_OPTIONAL_PARAMETERS}" in raised.value.message
+
+
+def test_in_its_parts_every_request_of_a_wide_phase_fits_the_limits(fresh_settings) -> None:
+    phase = get_phase("1A")
+    assert strict_limit_problems(load_tool(phase)) and part_limit_problems(phase, load_tool(phase)) == []
+    fresh_settings.setenv("WORLDGEN_STRICT_PHASES", '["1A"]')
+    assert get_settings().strict_phases == ["1A"]
+
+
+def test_a_structured_output_model_whose_schema_breaks_a_limit_is_refused_at_load(fresh_settings) -> None:
+    fresh_settings.setenv("WORLDGEN_DEFAULT_MODEL", "claude-sonnet-5-5")
+    assert get_settings().default_model == "claude-sonnet-5-5"  # every part of every phase fits
+    get_settings.cache_clear()
+    whole = dataclasses.replace(get_phase("1A"), parts=(), outline=False)
+    fresh_settings.setattr(phases_module, "PHASES", tuple(whole if p.id == "1A" else p for p in PHASES))
+
+    with pytest.raises(ConfigurationError) as raised:
+        get_settings()
+
+    assert "phase 1A cannot run on claude-sonnet-5-5 (structured outputs)" in raised.value.message
     assert f"at most {STRICT_MAX_OPTIONAL_PARAMETERS}" in raised.value.message
 
 

@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worldgen.contracts import SETTINGS_ENV_PREFIX
@@ -81,17 +81,40 @@ class Settings(BaseSettings):
         """A phase configured strict whose tool breaks a limit of strict tool use is refused here, with
         the limit named, rather than by the API in the middle of a generation."""
         from worldgen.phases import get_phase
-        from worldgen.schema.tools import load_tool, strict_limit_problems
+        from worldgen.schema.tools import load_tool, part_limit_problems
 
         for phase_id in phases:
             try:
                 phase = get_phase(phase_id)
             except KeyError as exc:
                 raise ValueError(str(exc.args[0])) from exc
-            problems = strict_limit_problems(load_tool(phase))
+            problems = part_limit_problems(phase, load_tool(phase))
             if problems:
                 raise ValueError(f"phase {phase.id} cannot use strict tools: " + "; ".join(problems))
         return [phase.upper() for phase in phases]
+
+    @model_validator(mode="after")
+    def _structured_outputs_within_limits(self) -> Settings:
+        """A phase whose model answers in structured outputs (its schema compiled as strict tools'
+        are) must fit their limits in every part: refused here, never mid-generation."""
+        from worldgen.errors import ConfigurationError
+        from worldgen.model.families import STRUCTURED_OUTPUT, UnknownModel, family_of
+        from worldgen.phases import PHASES
+        from worldgen.schema.tools import load_tool, part_limit_problems
+
+        for phase in PHASES:
+            model = self.phase_models.get(phase.id) or self.default_model or phase.model
+            try:
+                structured = family_of(model).request_mode == STRUCTURED_OUTPUT
+            except UnknownModel:
+                continue  # reported by the model settings' own check
+            problems = part_limit_problems(phase, load_tool(phase)) if structured else []
+            if problems:
+                raise ConfigurationError(
+                    f"phase {phase.id} cannot run on {model} (structured outputs): " + "; ".join(problems),
+                    setting="WORLDGEN_PHASE_MODELS",
+                )
+        return self
 
 
 def _known_model(model: str, setting: str) -> str:

@@ -35,7 +35,7 @@ from worldgen.model.families import FORCED_TOOL, ModelFamily, UnknownModel, fami
 from worldgen.model.pricing import cost_usd
 from worldgen.observability import logger
 from worldgen.phases import Phase
-from worldgen.schema.tools import strict_variant
+from worldgen.schema.tools import narrowed, strict_variant
 from worldgen.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -113,6 +113,8 @@ def request_params(request: ModelRequest, model: str, max_tokens: int) -> dict[s
     )
     if family.request_mode == FORCED_TOOL:
         tools = [dict(t) for t in request.tools or [request.tool]]
+        if request.tool.get("strict") and request.tables:  # strict: each part's schema within the limits
+            tools = [narrowed(request.tool, request.tables)]
         tools[-1] = {**tools[-1], "cache_control": EPHEMERAL}
         system: list[dict[str, Any]] = [{"type": "text", "text": request.system, "cache_control": EPHEMERAL}]
         return {
@@ -126,7 +128,8 @@ def request_params(request: ModelRequest, model: str, max_tokens: int) -> dict[s
     note = STRUCTURED_OUTPUT_NOTE.format(
         tool_name=request.tool["name"], description=request.tool.get("description", "the phase's rows.")
     )
-    output_config: dict[str, Any] = {"format": {"type": "json_schema", "schema": output_schema(request.tool)}}
+    tool = narrowed(request.tool, request.tables) if request.tables else request.tool  # a part: its tables
+    output_config: dict[str, Any] = {"format": {"type": "json_schema", "schema": output_schema(tool)}}
     if family.effort is not None:
         output_config["effort"] = family.effort
     params: dict[str, Any] = {

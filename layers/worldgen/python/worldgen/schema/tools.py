@@ -168,6 +168,23 @@ def strict_limit_problems(tool: dict[str, Any]) -> list[str]:
     return problems
 
 
+def narrowed(tool: dict[str, Any], tables: tuple[str, ...]) -> dict[str, Any]:
+    """``tool`` with only ``tables``, all required: what one part of a phase asks for."""
+    schema = tool["input_schema"]
+    properties = {t: schema["properties"][t] for t in tables if t in schema["properties"]}
+    return {**tool, "input_schema": {**schema, "properties": properties, "required": list(properties)}}
+
+
+def part_limit_problems(phase: Phase, tool: dict[str, Any]) -> list[str]:
+    """The limits of strict tool use (and of structured outputs: the same grammar) that a request
+    of ``phase`` breaks: each part's schema is compiled alone, so each part is checked alone."""
+    problems = []
+    for tables in phase.table_groups:
+        found = strict_limit_problems(narrowed(tool, tables)) if tables else []
+        problems += [f"{', '.join(tables)}: {problem}" for problem in found]
+    return problems
+
+
 TARGET_MARKER = " Target for this party: "
 
 
