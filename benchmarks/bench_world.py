@@ -219,7 +219,8 @@ def run_world(
             seconds=model_seconds + other,
             calls=len(mine),
             largest_output=max((s.usage["output_tokens"] for s in served), default=0),
-            repairs=max(0, len(mine) - phase.planned_calls),  # calls beyond the outline and one per part
+            # calls beyond the cache primer, the outline and one per part
+            repairs=max(0, len(mine) - phase.planned_calls - sum(s.kind == "primer" for s in answered)),
             left_out=simulator.left_out.get(run["phase"], 0),
             output_tokens=sum(c["output_tokens"] for c in mine),
             cost=float(sum(c["cost_usd"] for c in mine)),

@@ -26,8 +26,19 @@ def test_a_call_reaches_max_tokens_inside_its_deadline_at_the_assumed_rate(phase
 @pytest.mark.parametrize("phase", PHASES, ids=lambda p: p.id)
 def test_the_lambda_outlives_every_round_at_its_deadline_plus_the_save(phase: Phase) -> None:
     rounds = phase.repair_rounds + 1
-    assert phase.lambda_timeout_seconds >= phase.stream_deadline_seconds * rounds + phases.SAVE_SECONDS
+    calls = phase.stream_deadline_seconds * rounds  # the parts of a round side by side
+    outline = phases.stream_deadline_seconds(phases.OUTLINE_MAX_TOKENS) * rounds if phase.outline else 0
+    primer = phases.stream_deadline_seconds(1) if phase.parts and not phase.outline else 0
+    assert phase.lambda_timeout_seconds >= calls + outline + primer + phases.SAVE_SECONDS
     assert phase.lambda_timeout_seconds <= phases.LAMBDA_MAX_SECONDS
+
+
+@pytest.mark.parametrize("phase", [p for p in PHASES if p.parts], ids=lambda p: p.id)
+def test_every_wide_phase_keeps_its_repair_rounds_and_the_outline_fits_its_budget(phase: Phase) -> None:
+    assert phase.repair_rounds == phases.REPAIR_ROUNDS  # in parts, short calls leave room for every round
+    assert phase.max_tokens <= 6000  # the largest call the customer wants
+    generous_outline_tokens = 60 * 12  # ~60 keys of about 12 tokens each
+    assert generous_outline_tokens * phases.MAX_TOKENS_HEADROOM <= phases.OUTLINE_MAX_TOKENS
 
 
 @pytest.mark.parametrize("phase", PHASES, ids=lambda p: p.id)

@@ -16,7 +16,7 @@ from typing import Any
 
 from worldgen.db.rules import slug
 from worldgen.model.base import ModelRequest
-from worldgen.phases import Phase
+from worldgen.phases import OUTLINE_MAX_TOKENS, PRIMER_MAX_TOKENS, Phase, stream_deadline_seconds
 
 # Lines of a part's message that the test stand-in reads (it answers from the HTTP body alone).
 OUTLINE_MARKER = "The phase's outline (JSON): "
@@ -57,7 +57,10 @@ def outline_request(request: ModelRequest) -> ModelRequest:
         " table will have (a slug that says what the row is, e.g. 'the-drowned-choir'), as many rows as the"
         " targets above ask for. Other calls then write the rows in full from these keys."
     )
-    return shared_request(request, tool, text)
+    asked = shared_request(request, tool, text)
+    return dataclasses.replace(
+        asked, max_tokens=OUTLINE_MAX_TOKENS, deadline_seconds=stream_deadline_seconds(OUTLINE_MAX_TOKENS)
+    )
 
 
 def part_request(request: ModelRequest, outline: Outline, assigned: dict[str, list[str]]) -> ModelRequest:
@@ -94,7 +97,10 @@ def table_part_request(request: ModelRequest, tables: tuple[str, ...]) -> ModelR
 def primer_request(request: ModelRequest) -> ModelRequest:
     """The shared prefix of a phase's parts, sent once before them so they read it from the cache."""
     text = "This request only prepares the prompt cache for the calls that follow; answer with nothing."
-    return dataclasses.replace(shared_request(request, rows_tool(request.tool), text), max_tokens=1)
+    primer = shared_request(request, rows_tool(request.tool), text)
+    return dataclasses.replace(
+        primer, max_tokens=PRIMER_MAX_TOKENS, deadline_seconds=stream_deadline_seconds(PRIMER_MAX_TOKENS)
+    )
 
 
 def shared_request(request: ModelRequest, tool: dict[str, Any], text: str) -> ModelRequest:

@@ -25,6 +25,8 @@ MAX_TOKENS_HEADROOM = 1.3  # max_tokens over the expected answer of a generous w
 SAVE_SECONDS = 40  # context read, validation and the save transaction, once per attempt
 REPAIR_ROUNDS = 2  # at most; fewer when the rounds of a long answer do not fit in the Lambda
 LAMBDA_MAX_SECONDS = 900  # AWS Lambda's limit
+OUTLINE_MAX_TOKENS = 2000  # an outline is keys: a generous phase's ~60 rows take about 800 tokens
+PRIMER_MAX_TOKENS = 1  # the request that writes a phase's shared prefix to the prompt cache
 
 
 def stream_deadline_seconds(max_tokens: int) -> int:
@@ -168,15 +170,31 @@ class Phase:
         return stream_deadline_seconds(self.max_tokens)
 
     @property
+    def outline_deadline_seconds(self) -> int:
+        """The outline call's deadline (0 without an outline)."""
+        return stream_deadline_seconds(OUTLINE_MAX_TOKENS) if self.outline else 0
+
+    @property
+    def primer_deadline_seconds(self) -> int:
+        """The cache primer's deadline: parts without an outline send one first (0 otherwise)."""
+        return stream_deadline_seconds(PRIMER_MAX_TOKENS) if len(self.table_groups) > 1 and not self.outline else 0
+
+    @property
+    def round_seconds(self) -> int:
+        """One round at its deadlines: the outline's call, if any, then the calls side by side."""
+        return self.outline_deadline_seconds + self.stream_deadline_seconds
+
+    @property
     def repair_rounds(self) -> int:
-        """The repair rounds whose calls fit in one Lambda after the first call (at most REPAIR_ROUNDS)."""
-        fitting = (LAMBDA_MAX_SECONDS - SAVE_SECONDS) // self.stream_deadline_seconds - 1
+        """The repair rounds that fit in one Lambda after the first round (at most REPAIR_ROUNDS):
+        the outline and the parts each get as many, one after the other."""
+        fitting = (LAMBDA_MAX_SECONDS - SAVE_SECONDS - self.primer_deadline_seconds) // self.round_seconds - 1
         return max(0, min(REPAIR_ROUNDS, fitting))
 
     @property
     def lambda_timeout_seconds(self) -> int:
-        """Every round's call at its deadline, plus the save, rounded up to 10 s."""
-        needed = self.stream_deadline_seconds * (self.repair_rounds + 1) + SAVE_SECONDS
+        """Every round's calls at their deadlines, the primer, and the save, rounded up to 10 s."""
+        needed = self.round_seconds * (self.repair_rounds + 1) + self.primer_deadline_seconds + SAVE_SECONDS
         return min(LAMBDA_MAX_SECONDS, math.ceil(needed / 10) * 10)
 
     @property

@@ -49,7 +49,7 @@ from worldgen.audit import ROLE_TABLES, cast_for_roles
 from worldgen.model import simulated
 from worldgen.model.base import ModelRequest
 from worldgen.model.procedural import ProceduralModel
-from worldgen.phases import PHASES, phase_of_table
+from worldgen.phases import PHASES, PRIMER_MAX_TOKENS, phase_of_table
 
 CHARS_PER_TOKEN = 4
 MIN_CACHEABLE_TOKENS = 1024
@@ -288,7 +288,13 @@ class ClaudeSimulator:
 
 def _describe(request: ModelRequest) -> dict[str, Any]:
     """What a request is within its phase: the outline, the cache primer, or a part (and which)."""
-    kind = "outline" if request.tool["name"].endswith("_outline") else "primer" if request.max_tokens == 1 else "part"
+    kind = (
+        "outline"
+        if request.tool["name"].endswith("_outline")
+        else "primer"
+        if request.max_tokens == PRIMER_MAX_TOKENS
+        else "part"
+    )
     tables = request.tables or tuple(request.tool["input_schema"]["properties"])
     part = ",".join(tables) + ":" + ",".join(k for keys in request.assigned.values() for k in keys[:1])
     return {"kind": kind, "round": request.round, "part": part}
