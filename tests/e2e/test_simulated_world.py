@@ -40,7 +40,9 @@ def query(url: str, text: str | sql.Composed, *params: Any) -> list[dict[str, An
 def test_a_real_size_world_with_faults_succeeds_with_exactly_one_copy_of_every_row(
     settings_env: str, campaign_id: uuid.UUID
 ) -> None:
-    with ClaudeSimulator(Pace(time_factor=100), faults=FAULTS, stall_seconds=600) as simulator:
+    with ClaudeSimulator(
+        Pace(time_factor=40), faults=FAULTS, stall_seconds=600
+    ) as simulator:  # x40: room for the client
         environment = {
             "WORLDGEN_DATABASE_URL": settings_env,
             "WORLDGEN_REQUEST_TIMEOUT_SECONDS": "120",  # the stall is noticed after 120 simulated s
