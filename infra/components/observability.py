@@ -21,6 +21,7 @@ from infra.config import EnvironmentConfig
 from worldgen.contracts import (
     COST_USD,
     METRICS_NAMESPACE,
+    MODEL_CALLS,
     PHASE_DIMENSION,
     PHASE_ROWS,
     SERVICE_NAME,
@@ -230,6 +231,12 @@ class Observability(Construct):
             stacked=True,
             width=12,
         )
+        calls = cloudwatch.GraphWidget(
+            title="Model calls by phase (outline or cache primer, parts, repairs)",
+            left=[phase_metric(MODEL_CALLS, phase_id) for phase_id in phase_ids],
+            stacked=True,
+            width=24,
+        )
         header = cloudwatch.TextWidget(
             markdown=f"# {config.stack_name}\nPhases: " + ", ".join(f"{p} {PHASES_BY_ID[p].name}" for p in phase_ids),
             width=24,
@@ -239,5 +246,5 @@ class Observability(Construct):
             self,
             "Dashboard",
             dashboard_name=config.stack_name,
-            widgets=[[header], [executions, durations], tokens, [cost, rows]],
+            widgets=[[header], [executions, durations], tokens, [cost, rows], [calls]],
         )

@@ -220,6 +220,7 @@ def test_dashboard_shows_executions_durations_tokens_cost_and_rows_per_phase(
         "CacheReadInputTokens",
         "CostUsd",
         "PhaseRows",
+        "ModelCalls",
     ):
         assert f'"{metric}"' in body, metric
     for phase in PHASES:

@@ -70,8 +70,11 @@ OUTPUT_TOKENS = MetricSpec("OutputTokens", "Count")
 CACHE_READ_INPUT_TOKENS = MetricSpec("CacheReadInputTokens", "Count")
 # US dollars: CloudWatch has no currency unit, so a plain number (NoUnit), never "Count".
 COST_USD = MetricSpec("CostUsd", "None")
+# A phase's model calls: its outline or cache primer, its parts and their repairs (a retried
+# attempt counts only the calls it made: what the failed attempt already got is reused).
+MODEL_CALLS = MetricSpec("ModelCalls", "Count")
 TOKEN_METRICS = (INPUT_TOKENS, OUTPUT_TOKENS, CACHE_READ_INPUT_TOKENS)
-PHASE_METRICS = (PHASE_ROWS, *TOKEN_METRICS, COST_USD)
+PHASE_METRICS = (PHASE_ROWS, *TOKEN_METRICS, COST_USD, MODEL_CALLS)
 
 # Generation and action metrics (dimension service).
 GENERATIONS_SUCCEEDED = MetricSpec("GenerationsSucceeded", "Count")

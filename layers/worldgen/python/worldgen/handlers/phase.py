@@ -45,6 +45,7 @@ def make_phase_handler(model_factory: Callable[[], WorldModel | None] = lambda: 
             add_metric(contracts.OUTPUT_TOKENS, outcome.output_tokens)
             add_metric(contracts.CACHE_READ_INPUT_TOKENS, outcome.cache_read_input_tokens)
             add_metric(contracts.COST_USD, outcome.cost_usd)
+            add_metric(contracts.MODEL_CALLS, outcome.model_calls)
         logger.info("phase finished", extra=outcome.payload())
         return outcome.payload()
 
