@@ -24,6 +24,7 @@ from worldgen.db.connection import connect
 from worldgen.db.context import PhaseContext, phase_context
 from worldgen.db.save import (
     SaveResult,
+    bounded_problems,
     existing_keys,
     external_tables,
     invalid_output,
@@ -294,8 +295,7 @@ def _generate(
         except WorldgenError as exc:
             # Every request made reaches the ledger: a refused or truncated answer with the tokens it
             # cost, an API error (429, 529, a timeout) with none.
-            usage = exc.details.get("usage")
-            calls.append(ModelUsage(**usage) if isinstance(usage, dict) else _failed_call(model, phase))
+            calls.append(_usage_of_failure(exc, model, phase))
             raise
         finally:
             model_ms += time.perf_counter() - call_started
@@ -338,6 +338,13 @@ def _generate(
     raise AssertionError("unreachable")
 
 
+def _usage_of_failure(exc: Exception, model: WorldModel, phase: Phase) -> ModelUsage:
+    """What a failed request cost, for the ledger: a refused or truncated answer with the tokens it
+    streamed (``details["usage"]``, taken so it is counted once), an API error with none."""
+    usage = exc.details.pop("usage", None) if isinstance(exc, WorldgenError) else None
+    return ModelUsage(**usage) if isinstance(usage, dict) else _failed_call(model, phase)
+
+
 def _failed_call(model: WorldModel, phase: Phase) -> ModelUsage:
     """The ledger entry of a request that ended in an error before any usage was known."""
     model_id = getattr(model, "model_id", None)
@@ -377,7 +384,8 @@ def _save_partially(
 class _Parts:
     """A phase generated in parts (``Phase.parts``): one call per part, concurrently, each repaired
     alone; the merged answer is validated and saved as one phase, in ONE transaction. An outlined
-    phase (``Phase.outline``) first fixes every row's key and name in one short call."""
+    phase (``Phase.outline``) first fixes every row's key in one short call; a retried attempt
+    reuses the outline and the part answers an earlier attempt recorded (``phase_runs.parts``)."""
 
     def __init__(
         self,
@@ -439,10 +447,11 @@ class _Parts:
                 saved = self._save_partially(len(requests))
                 if saved is not None:
                     return saved
-                raise InvalidModelOutput(
+                raise invalid_output(
                     f"phase {self.phase.id}: tool input still invalid after {self.repair_rounds} repair round(s): "
-                    + "; ".join(listing[:10]),
-                    problems=listing,
+                    + "; ".join(bounded_problems(listing, 10)),
+                    listing,
+                    len(listing),
                 )
             _check_time_for_a_round(self.phase, round_number + 1, self.remaining_ms, listing)
             for index, found in problems.items():
@@ -502,8 +511,7 @@ class _Parts:
         try:
             self.calls.append(prime(outlines.primer_request(request)))
         except WorldgenError as exc:
-            usage = exc.details.get("usage")
-            self.calls.append(ModelUsage(**usage) if isinstance(usage, dict) else _failed_call(self.model, self.phase))
+            self.calls.append(_usage_of_failure(exc, self.model, self.phase))
             logger.warning("prompt cache not primed", extra={"phase": self.phase.id, "error": type(exc).__name__})
         finally:
             self.model_seconds += time.perf_counter() - began
@@ -517,10 +525,7 @@ class _Parts:
             try:
                 response = self.model.call(dataclasses.replace(asked, round=round_number))
             except WorldgenError as exc:
-                usage = exc.details.get("usage")
-                self.calls.append(
-                    ModelUsage(**usage) if isinstance(usage, dict) else _failed_call(self.model, self.phase)
-                )
+                self.calls.append(_usage_of_failure(exc, self.model, self.phase))
                 raise
             finally:
                 self.model_seconds += time.perf_counter() - began
@@ -567,10 +572,7 @@ class _Parts:
             try:
                 responses[index] = future.result()
             except Exception as exc:
-                if isinstance(exc, WorldgenError) and isinstance(exc.details.get("usage"), dict):
-                    self.calls.append(ModelUsage(**exc.details.pop("usage")))
-                else:  # every request made reaches the ledger, an API error with zero tokens
-                    self.calls.append(_failed_call(self.model, self.phase))
+                self.calls.append(_usage_of_failure(exc, self.model, self.phase))
                 failure = failure or exc
                 continue
             self.calls.append(responses[index].usage)
