@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import worldgen.model.claude as claude
 import worldgen.outline as outlines
 import worldgen.pipeline as pipeline
 from worldgen.audit import audit_world
@@ -157,6 +158,26 @@ def one_call_per_phase() -> Iterator[None]:
     finally:
         pipeline.get_phase, pipeline._Parts._prime = original, prime  # type: ignore[method-assign]
         outlines.table_part_request = part
+
+
+@contextlib.contextmanager
+def without_prompt_cache() -> Iterator[None]:
+    """Today's structure with no cache breakpoint and no primer: what the shared prefix saves."""
+    original, prime = claude.request_params, pipeline._Parts._prime
+
+    def uncached(request: ModelRequest, model: str, max_tokens: int) -> dict[str, Any]:
+        params = original(request, model, max_tokens)
+        params["tools"] = [{k: v for k, v in t.items() if k != "cache_control"} for t in params.get("tools", [])]
+        params["system"] = [{k: v for k, v in b.items() if k != "cache_control"} for b in params["system"]]
+        return params
+
+    claude.request_params = uncached
+    pipeline._Parts._prime = lambda self, request: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        claude.request_params = original
+        pipeline._Parts._prime = prime  # type: ignore[method-assign]
 
 
 def campaign_for(pcs: int) -> CampaignFile:
@@ -338,6 +359,14 @@ def main() -> None:
                 print(f"  ({label}: the traced-memory run ended {traced_world.status}; memory of the phases it ran)")
         print_world(world, args.factor)
         summary.append(compare(label, before, world))
+        if size == "typical":
+            with without_prompt_cache():
+                uncached, _ = run_world(url, f"{label}, parts without the shared cache", pcs, size, args.factor)
+            saved = sum(r.cost for r in uncached.phases.values())
+            summary.append(
+                f"{label}, the same parts without the shared prompt cache: ${saved:.3f}"
+                f" (with it ${sum(r.cost for r in world.phases.values()):.3f})"
+            )
     print("\n  before -> now (simulated; cost from the ledger)")
     for line in summary:
         print("  " + line)
