@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from worldgen.phases import PHASES
+from worldgen.phases import ALL_PHASES
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ PHASE_FUNCTIONS: tuple[LambdaFunction, ...] = tuple(
         memory_mb=phase.memory_mb,
         phase=phase.id,
     )
-    for phase in PHASES
+    for phase in ALL_PHASES  # every profile's phases (the quick profile's Q1..Q3 too)
 )
 ROLLBACK_FUNCTION = LambdaFunction(
     "RollbackGenerationFunction", "rollback_generation", "Compensate a generation that failed permanently", 60

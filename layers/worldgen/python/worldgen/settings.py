@@ -70,10 +70,31 @@ class Settings(BaseSettings):
     scale: float = 1.0
 
     # Orchestration
-    state_machine_arn: str | None = None
+    state_machine_arn: str | None = None  # the full profile's state machine
+    quick_state_machine_arn: str | None = None  # the quick profile's state machine
+    default_profile: str = "full"  # the profile a generation follows when its request names none
     action_secret: SecretStr | None = None
     action_secret_arn: str | None = None
     aws_region: str = Field(default="us-east-1", validation_alias=AliasChoices("WORLDGEN_AWS_REGION", "AWS_REGION"))
+
+    @field_validator("default_profile")
+    @classmethod
+    def _default_profile_is_known(cls, profile: str) -> str:
+        from worldgen.phases import PROFILE_NAMES
+
+        if profile not in PROFILE_NAMES:
+            raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILE_NAMES)}")
+        return profile
+
+    def state_machine_arn_of(self, profile: str) -> str:
+        """The ARN of ``profile``'s state machine; ConfigurationError naming the setting when unset."""
+        from worldgen.errors import ConfigurationError
+
+        setting = "state_machine_arn" if profile == "full" else f"{profile}_state_machine_arn"
+        arn = getattr(self, setting, None)
+        if not arn:
+            raise ConfigurationError(f"WORLDGEN_{setting.upper()} is not set on the server")
+        return str(arn)
 
     @field_validator("strict_phases")
     @classmethod

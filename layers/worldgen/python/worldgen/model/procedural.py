@@ -248,7 +248,13 @@ class _PhaseGenerator:
 
         count = max(1, round(rng.randint(3, 8) * self.scale))
         if table == "entities":  # the PCs' NPCs and the supporting cast later phases give roles to
-            count = max(count, round(row_target(table, len(self.pcs), table_schema.get("maxItems", 40)) * self.scale))
+            count = max(
+                count,
+                round(
+                    row_target(table, len(self.pcs), table_schema.get("maxItems", 40), self.request.phase.profile)
+                    * self.scale
+                ),
+            )
         if pc_props and self.pcs:
             count = max(count, len(self.pcs))
         if is_edge and required_refs:

@@ -13,7 +13,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from worldgen.phases import PHASES, Phase, row_target
+from worldgen.phases import Phase, get_phase, row_target
 from worldgen.schema.spec import ColumnSpec, TableSpec
 
 # Package data: read through importlib.resources, wherever the package is laid out (repo or /opt/python).
@@ -173,7 +173,7 @@ def with_row_targets(tool: dict[str, Any], phase: Phase, pc_count: int) -> dict[
         if table not in phase.tables:
             continue
         description = schema.get("description", "").split(TARGET_MARKER)[0]
-        target = row_target(table, pc_count, phase.max_rows_per_table)
+        target = row_target(table, pc_count, phase.max_rows_per_table, phase.profile)
         schema["description"] = f"{description}{TARGET_MARKER}about {target} row(s) for {pc_count} PC(s)."
     return sized
 
@@ -201,7 +201,7 @@ def generated_name(phase: Phase) -> str:
 
 @cache
 def _committed_tool_text(phase_id: str) -> str:
-    phase = next(p for p in PHASES if p.id == phase_id)
+    phase = get_phase(phase_id)
     return resources.files(GENERATED_PACKAGE).joinpath(generated_name(phase)).read_text(encoding="utf-8")
 
 
