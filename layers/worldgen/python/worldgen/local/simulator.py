@@ -47,7 +47,7 @@ from typing import Any
 from worldgen.model import simulated
 from worldgen.model.base import ModelRequest
 from worldgen.model.procedural import ProceduralModel
-from worldgen.phases import PHASES
+from worldgen.phases import PHASES, row_target
 
 CHARS_PER_TOKEN = 4
 MIN_CACHEABLE_TOKENS = 1024
@@ -73,6 +73,7 @@ SIZES: dict[str, int] = {
 # Characters of JSON per row of a typical answer, per phase (long prose in the foundations).
 ROW_CHARS: dict[str, int] = {
     "1A": 880, "1B": 750, "1C": 800, "2A": 700, "2B": 650, "2C": 600, "3A": 750, "3B": 550, "3C": 540,
+    "Q1": 330, "Q2": 330, "Q3": 250,  # the quick profile: short descriptions, the fields that matter
 }  # fmt: skip
 GENEROUS_ROWS = 1.3
 GENEROUS_TEXT = 1.25
@@ -226,16 +227,27 @@ class ClaudeSimulator:
     # -- answers -------------------------------------------------------------------------------
 
     def row_counts(self, request: ModelRequest) -> dict[str, int]:
+        if request.phase.profile != "full":  # a lean profile's prompts ask for its own row targets
+            return self._profile_row_counts(request)
         pcs = len(request.context.player_characters) or BASE_PCS
         grow = pcs / BASE_PCS if request.phase.uses_player_characters else 1.0
         factor = grow * (GENEROUS_ROWS if self.size == "generous" else 1.0)
         return {t: max(1, round(SIZES.get(t, 5) * factor)) for t in request.phase.tables}
+
+    def _profile_row_counts(self, request: ModelRequest) -> dict[str, int]:
+        phase, pcs = request.phase, len(request.context.player_characters) or BASE_PCS
+        factor = GENEROUS_ROWS if self.size == "generous" else 1.0
+        return {
+            t: max(1, round(row_target(t, pcs, phase.max_rows_per_table, phase.profile) * factor)) for t in phase.tables
+        }
 
     def tool_input(self, request: ModelRequest) -> dict[str, Any]:
         """The procedural answer at the real size: row counts as asked, text as long as asked."""
         options = {**request.options, "row_counts": self.row_counts(request)}
         sized = dataclasses.replace(request, options=options, round=1)
         answer = ProceduralModel().call(sized).tool_input or {}
+        if request.phase.profile != "full":
+            _lean(answer, request.tool)
         target = ROW_CHARS.get(request.phase.id, 800) * (GENEROUS_TEXT if self.size == "generous" else 1.0)
         filler = _filler(request)
         for rows in answer.values():
@@ -276,6 +288,24 @@ def _filler(request: ModelRequest) -> list[str]:
     campaign = request.context.campaign
     words = f"{campaign.get('setting', '')} {campaign.get('tone', '')}".split()
     return words or ["the", "world", "turns"]
+
+
+LEAN_DESCRIPTION_CHARS = 200  # the quick prompts: one or two short sentences
+
+
+def _lean(answer: dict[str, Any], tool: dict[str, Any]) -> None:
+    """A lean profile's answer as its prompts ask for it: the required fields and the references,
+    no optional details, descriptions of one or two short sentences."""
+    properties = tool["input_schema"]["properties"]
+    for table, rows in answer.items():
+        required = set(properties[table]["items"].get("required", []))
+        for row in rows:
+            for field_name in [f for f in row if f not in required and not f.endswith("_key")]:
+                del row[field_name]
+            text = row.get("description")
+            if isinstance(text, str) and len(text) > LEAN_DESCRIPTION_CHARS:
+                cut = text[:LEAN_DESCRIPTION_CHARS].rsplit(". ", 1)[0].rstrip(".")
+                row["description"] = cut + "."
 
 
 def _pad(row: dict[str, Any], target_chars: int, filler: list[str]) -> None:
