@@ -29,7 +29,7 @@ from worldgen.contracts import (
 )
 from worldgen.errors import TRANSIENT_ERRORS
 from worldgen.functions_registry import PHASE_FUNCTIONS
-from worldgen.phases import PHASES_BY_ID
+from worldgen.phases import get_phase
 
 DURATION_ALARM_FRACTION = 0.8
 # Metric-filter metric per phase: errors the state machine does not retry (namespace Worldgen, no dimensions).
@@ -231,7 +231,7 @@ class Observability(Construct):
             width=12,
         )
         header = cloudwatch.TextWidget(
-            markdown=f"# {config.stack_name}\nPhases: " + ", ".join(f"{p} {PHASES_BY_ID[p].name}" for p in phase_ids),
+            markdown=f"# {config.stack_name}\nPhases: " + ", ".join(f"{p} {get_phase(p).name}" for p in phase_ids),
             width=24,
             height=2,
         )

@@ -451,7 +451,7 @@ class Rehearsal:
         self._stack.callback(events.unregister, "before-call.lambda.Invoke", self._dispatch)  # type: ignore[arg-type]
         self._name_resources()
         self._create_secrets()
-        self._create_state_machine()
+        self._create_state_machines()
         self._start_workers()
 
     def __exit__(self, *exc: object) -> None:
@@ -484,10 +484,13 @@ class Rehearsal:
                 self.resolve.refs[logical_id] = f"arn:aws:lambda:{self.region}:{self.account}:layer:{logical_id}:1"
 
     def _stack_name(self) -> str:
-        for resource in self.resources.values():
-            if resource["Type"] == "AWS::StepFunctions::StateMachine":
-                return str(resource["Properties"].get("StateMachineName", f"worldgen-{self.env}"))
-        return f"worldgen-{self.env}"
+        names = [
+            str(resource["Properties"].get("StateMachineName", f"worldgen-{self.env}"))
+            for resource in self.resources.values()
+            if resource["Type"] == "AWS::StepFunctions::StateMachine"
+        ]
+        # One machine per profile: the full profile's bears the stack's name, the others a suffix.
+        return min(names, key=len, default=f"worldgen-{self.env}")
 
     def _create_secrets(self) -> None:
         """The stack's own secrets, then every complete secret ARN the template names (imported)."""
@@ -522,12 +525,15 @@ class Rehearsal:
             if resource["Type"] == "AWS::Lambda::Function"
         }
 
-    def _create_state_machine(self) -> None:
-        (logical_id, machine), *others = [
-            (k, r) for k, r in self.resources.items() if r["Type"] == "AWS::StepFunctions::StateMachine"
-        ]
-        if others:
-            raise RehearsalFailed("more than one state machine in the template")
+    def _create_state_machines(self) -> None:
+        """Every state machine of the template (one per profile); the full profile's is the stack's name."""
+        machines = [(k, r) for k, r in self.resources.items() if r["Type"] == "AWS::StepFunctions::StateMachine"]
+        if not machines:
+            raise RehearsalFailed("no state machine in the template")
+        for logical_id, machine in machines:
+            self._create_state_machine(logical_id, machine)
+
+    def _create_state_machine(self, logical_id: str, machine: dict[str, Any]) -> None:
         props = machine["Properties"]
         if "DefinitionS3Location" in props:
             definition = (self.outdir / f"asset.{props['DefinitionS3Location']['Key']}").read_text()
@@ -544,12 +550,12 @@ class Rehearsal:
             raise RehearsalFailed(f"ASL placeholders with no function: {left}")
         name = props.get("StateMachineName", self._stack_name())
         role = str(self.resolve(props["RoleArn"]))
-        self.state_machine_arn = self.sfn.create_state_machine(name=name, definition=definition, roleArn=role)[
-            "stateMachineArn"
-        ]
-        self.resolve.refs[logical_id] = self.state_machine_arn
+        arn = self.sfn.create_state_machine(name=name, definition=definition, roleArn=role)["stateMachineArn"]
+        if name == self._stack_name():
+            self.state_machine_arn = arn
+        self.resolve.refs[logical_id] = arn
         self.resolve.attributes[(logical_id, "Name")] = name
-        self.resolve.attributes[(logical_id, "Arn")] = self.state_machine_arn
+        self.resolve.attributes[(logical_id, "Arn")] = arn
 
     def _start_workers(self) -> None:
         mount_opt = can_mount_opt()
