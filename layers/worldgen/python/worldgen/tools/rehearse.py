@@ -81,6 +81,7 @@ SETTINGS_WITH_PRODUCTION_DEFAULTS = frozenset(
         "anthropic_base_url",
         "bedrock_region",
         "database_proxy_endpoint",  # unset means no RDS Proxy: what an environment without one wants
+        "default_profile",  # full unless an environment chooses the quick profile for every request
     }
 )
 # One of each group is enough: a value, or the ARN of the secret holding it.
@@ -638,7 +639,7 @@ class Rehearsal:
             raise RehearsalFailed(f"expected one function with {name}, found {[w.function.logical_id for w in found]}")
         return found[0]
 
-    def start_world(self, campaign_id: uuid.UUID) -> dict[str, Any]:
+    def start_world(self, campaign_id: uuid.UUID, profile: str | None = None) -> dict[str, Any]:
         """A Hasura ``generateWorld`` request to the Function URL's handler, secret from Secrets Manager."""
         from worldgen.local.runtime import function_url_event
 
@@ -647,7 +648,7 @@ class Rehearsal:
         secret = self.secretsmanager.get_secret_value(SecretId=secret_arn)["SecretString"]
         body = {
             "action": {"name": "generateWorld"},
-            "input": {"campaign_id": str(campaign_id)},
+            "input": {"campaign_id": str(campaign_id), **({"profile": profile} if profile else {})},
             "session_variables": {"x-hasura-role": "user", "x-hasura-user-id": OWNER},
             "request_query": "mutation { generateWorld(campaign_id: $id) { generation_id } }",
         }
@@ -678,21 +679,24 @@ class Rehearsal:
         campaign = read_campaign_file(SAMPLE_CAMPAIGN).model_copy(update={"owner_id": OWNER})
         with psycopg.connect(self.database_url, autocommit=True, row_factory=psycopg.rows.dict_row) as conn:
             good, bad = insert_campaign(conn, campaign), insert_campaign(conn, campaign)
-            started = time.perf_counter()
-            answer = self.start_world(good)
-            execution = self.wait(answer["execution_arn"])
-            status = self._generation_status(conn, answer["generation_id"])
-            rows = conn.execute(
-                "SELECT total_rows AS rows FROM generations WHERE id = %s", (answer["generation_id"],)
-            ).fetchone()
-            self.report.worlds.append(
-                f"generateWorld -> execution {execution['status']}, generation {status}, "
-                f"{rows['rows'] if rows else '?'} rows, {time.perf_counter() - started:.1f} s"
-            )
-            if execution["status"] != "SUCCEEDED" or status != "succeeded":
-                raise RehearsalFailed(
-                    f"the world did not succeed: execution {execution['status']}, generation {status}"
+            quick = insert_campaign(conn, campaign)
+            for campaign_id, profile in ((good, None), (quick, "quick")):  # each profile's state machine
+                started = time.perf_counter()
+                answer = self.start_world(campaign_id, profile)
+                execution = self.wait(answer["execution_arn"])
+                status = self._generation_status(conn, answer["generation_id"])
+                rows = conn.execute(
+                    "SELECT total_rows AS rows FROM generations WHERE id = %s", (answer["generation_id"],)
+                ).fetchone()
+                label = f"generateWorld(profile: {profile})" if profile else "generateWorld"
+                self.report.worlds.append(
+                    f"{label} -> execution {execution['status']}, generation {status}, "
+                    f"{rows['rows'] if rows else '?'} rows, {time.perf_counter() - started:.1f} s"
                 )
+                if execution["status"] != "SUCCEEDED" or status != "succeeded":
+                    raise RehearsalFailed(
+                        f"the world did not succeed: execution {execution['status']}, generation {status}"
+                    )
 
             answer = self._start_failing_world(bad)
             execution = self.wait(answer["execution_arn"])
