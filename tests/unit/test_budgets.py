@@ -7,7 +7,7 @@ import pytest
 
 from worldgen import phases
 from worldgen.model.claude import max_output_tokens
-from worldgen.phases import ALL_PHASES, PHASES, Phase
+from worldgen.phases import ALL_PHASES, Phase
 from worldgen.settings import Settings
 
 
