@@ -106,3 +106,21 @@ def test_a_failed_quick_generation_resumes_and_regenerates_on_the_quick_machine(
 def test_both_profiles_write_exactly_the_same_tables():
     assert sorted(t for p in PROFILES["quick"] for t in p.tables) == sorted(WORLD_TABLES)
     assert sorted(t for p in PROFILES["full"] for t in p.tables) == sorted(WORLD_TABLES)
+
+
+def test_regenerating_a_full_world_from_a_quick_phase_is_refused_before_anything_starts(
+    make_runtime, settings_env, campaign_id
+):
+    runtime = make_runtime()
+    body, execution = generate(runtime, campaign_id)  # the full profile
+    assert execution["status"] == "SUCCEEDED"
+
+    status, answer = runtime.action(
+        "regenerateFromPhase", {"campaign_id": str(campaign_id), "phase": "Q3"}, role="admin"
+    )
+
+    assert status == 409
+    assert answer["extensions"]["code"] == "phase-dependency-missing"
+    assert "phases Q1, Q2 never succeeded" in answer["message"]
+    generations = query(settings_env, "SELECT id FROM generations WHERE campaign_id = %s", str(campaign_id))
+    assert [str(g["id"]) for g in generations] == [body["generation_id"]]

@@ -27,7 +27,7 @@ from worldgen.db.connection import shared_connection
 from worldgen.db.leases import execution_lease_held
 from worldgen.errors import ConfigurationError, DatabaseUnavailable
 from worldgen.observability import logger, metrics, tracer
-from worldgen.phases import ANY_PHASE_BY_ID, PROFILE_NAMES, descendants, get_phase
+from worldgen.phases import ANY_PHASE_BY_ID, PROFILE_NAMES, ancestors, descendants, get_phase
 from worldgen.settings import get_settings
 
 ACTION_NAMES = (
@@ -319,11 +319,35 @@ def regenerate_from_phase(conn: psycopg.Connection[Any], data: dict[str, Any], c
             400, "unknown-phase", f"unknown phase {request.phase!r}; valid phases: {', '.join(ANY_PHASE_BY_ID)}"
         )
     _load_campaign(conn, request.campaign_id, caller)
+    _check_world_has(conn, request.campaign_id, phase)
     settings = get_settings()
     # Another seed, so the procedural model makes a different world for the regenerated phases.
     options = {"regenerate_from": phase, "seed": settings.seed + 1, "scale": settings.scale}
     # The phase's profile runs the regeneration (Q2 regenerates with the quick machine).
     return _create_and_start(conn, request.campaign_id, options, descendants(phase), get_phase(phase).profile)
+
+
+def _check_world_has(conn: psycopg.Connection[Any], campaign_id: uuid.UUID, phase: str) -> None:
+    """A regeneration from ``phase`` keeps the phases before it: they must have succeeded for the
+    campaign, in the same profile (a quick world regenerates from Q1..Q3, a full one from 1A..3C)."""
+    done = {
+        row["phase"]
+        for row in conn.execute(
+            "SELECT DISTINCT phase FROM phase_runs WHERE campaign_id = %s AND status = 'succeeded'",
+            (str(campaign_id),),
+        ).fetchall()
+    }
+    conn.commit()
+    missing = sorted(ancestors(phase) - done)
+    if missing:
+        profile = get_phase(phase).profile
+        raise ActionError(
+            409,
+            "phase-dependency-missing",
+            f"cannot regenerate campaign {campaign_id} from {phase} ({profile} profile): phases {', '.join(missing)}"
+            " never succeeded for it; regenerate from a phase of the profile its world was generated with,"
+            " or generate the world again",
+        )
 
 
 def cancel_generation(conn: psycopg.Connection[Any], data: dict[str, Any], caller: Caller) -> dict[str, Any]:
