@@ -102,10 +102,14 @@ def test_migrating_down_one_step_reverts_only_the_newest_migration(db_url: str) 
     with psycopg.connect(db_url) as conn:
         tables = public_tables(conn)
         check = conn.execute(
-            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'generations_status_check'"
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'phase_runs_phase_check'"
         ).fetchone()
-    assert newest.name == "generation_discarded"
-    assert check is not None and "'reverted'" in check[0] and "'discarded'" not in check[0]
+        profile = conn.execute(
+            "SELECT 1 FROM information_schema.columns WHERE table_name = 'generations' AND column_name = 'profile'"
+        ).fetchone()
+    assert newest.name == "generation_profile"
+    assert check is not None and "'3C'" in check[0] and "'Q1'" not in check[0]
+    assert profile is None
     assert "pc_connections" in tables
 
 
