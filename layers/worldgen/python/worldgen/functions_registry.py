@@ -2,7 +2,8 @@
 
 Used by the ASL builder (placeholders), CDK (one function each, in a loop) and the local runtime
 (in-process dispatch). The phase functions (nine of the full profile, three of the quick one)
-share the code folder ``functions/phase``: they differ only in configuration (timeout, memory, alarms), so one adapter serves them all.
+share the code folder ``functions/phase``: they differ only in configuration (timeout, memory,
+alarms), so one adapter serves them all.
 """
 
 from __future__ import annotations
