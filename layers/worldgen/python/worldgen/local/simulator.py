@@ -247,7 +247,7 @@ class ClaudeSimulator:
         sized = dataclasses.replace(request, options=options, round=1)
         answer = ProceduralModel().call(sized).tool_input or {}
         if request.phase.profile != "full":
-            _lean(answer, request.tool)
+            _short_descriptions(answer)
         target = ROW_CHARS.get(request.phase.id, 800) * (GENEROUS_TEXT if self.size == "generous" else 1.0)
         filler = _filler(request)
         for rows in answer.values():
@@ -293,15 +293,11 @@ def _filler(request: ModelRequest) -> list[str]:
 LEAN_DESCRIPTION_CHARS = 200  # the quick prompts: one or two short sentences
 
 
-def _lean(answer: dict[str, Any], tool: dict[str, Any]) -> None:
-    """A lean profile's answer as its prompts ask for it: the required fields and the references,
-    no optional details, descriptions of one or two short sentences."""
-    properties = tool["input_schema"]["properties"]
-    for table, rows in answer.items():
-        required = set(properties[table]["items"].get("required", []))
+def _short_descriptions(answer: dict[str, Any]) -> None:
+    """A lean profile's descriptions as its prompts ask for them: one or two short sentences (its
+    tool already offers only the required fields, the references, key, name and description)."""
+    for rows in answer.values():
         for row in rows:
-            for field_name in [f for f in row if f not in required and not f.endswith("_key")]:
-                del row[field_name]
             text = row.get("description")
             if isinstance(text, str) and len(text) > LEAN_DESCRIPTION_CHARS:
                 cut = text[:LEAN_DESCRIPTION_CHARS].rsplit(". ", 1)[0].rstrip(".")

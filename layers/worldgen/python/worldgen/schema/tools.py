@@ -63,8 +63,15 @@ def column_schema(column: ColumnSpec) -> dict[str, Any]:
     return schema
 
 
-def table_schema(spec: TableSpec, max_items: int) -> dict[str, Any]:
-    columns = spec.exposed_columns
+LEAN_PROPERTIES = ("key", "name", "description")
+
+
+def table_schema(spec: TableSpec, max_items: int, *, lean: bool = False) -> dict[str, Any]:
+    """A table's array schema; ``lean`` (the quick profile) offers only the required columns, the
+    references and key, name and description: the model cannot spend tokens on optional details."""
+    columns = [
+        c for c in spec.exposed_columns if not lean or c.required or c.references or c.property_name in LEAN_PROPERTIES
+    ]
     item = {
         "type": "object",
         "properties": {c.property_name: column_schema(c) for c in columns},
@@ -89,7 +96,9 @@ def phase_tool(phase: Phase, specs: dict[str, TableSpec]) -> dict[str, Any]:
         ),
         "input_schema": {
             "type": "object",
-            "properties": {t: table_schema(specs[t], phase.max_rows_per_table) for t in phase.tables},
+            "properties": {
+                t: table_schema(specs[t], phase.max_rows_per_table, lean=phase.profile != "full") for t in phase.tables
+            },
             "required": list(phase.tables),
             "additionalProperties": False,
         },
