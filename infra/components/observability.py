@@ -63,6 +63,7 @@ class Observability(Construct):
         state_machine: sfn.StateMachine,
         functions: Mapping[str, lambda_.Function],
         failure_dead_letters: sqs.IQueue | None = None,
+        quick_state_machine: sfn.StateMachine | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.topic = sns.Topic(self, "Alarms", display_name=f"{config.stack_name} alarms", enforce_ssl=True)
@@ -79,6 +80,8 @@ class Observability(Construct):
             self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
         self.alarms: list[cloudwatch.Alarm] = []
         self._execution_alarms(state_machine)
+        if quick_state_machine is not None:  # the quick profile's machine pages the same way
+            self._execution_alarms(quick_state_machine, prefix="Quick")
         if failure_dead_letters is not None:
             self._alarm(
                 "FailureEventsUndelivered",
@@ -126,18 +129,19 @@ class Observability(Construct):
             )
         )
 
-    def _execution_alarms(self, state_machine: sfn.StateMachine) -> None:
+    def _execution_alarms(self, state_machine: sfn.StateMachine, prefix: str = "") -> None:
+        which = f"{prefix.lower()} " if prefix else ""
         self._alarm(
-            "ExecutionsFailed",
+            f"{prefix}ExecutionsFailed",
             state_machine.metric_failed(period=PERIOD, statistic="Sum"),
             1,
-            "A generation execution failed: see the failure recorder's log, fix, then Redrive",
+            f"A {which}generation execution failed: see the failure recorder's log, fix, then Redrive",
         )
         self._alarm(
-            "ExecutionsTimedOut",
+            f"{prefix}ExecutionsTimedOut",
             state_machine.metric_timed_out(period=PERIOD, statistic="Sum"),
             1,
-            "A generation execution timed out",
+            f"A {which}generation execution timed out",
         )
 
     def _phase_alarms(self, function_id: str, phase_id: str, function: lambda_.Function, timeout: int) -> None:

@@ -62,6 +62,7 @@ class WorldgenStack(Stack):
             state_machine=self.state_machine,
             functions=self.functions.by_id,
             failure_dead_letters=failure_rule.dead_letters,
+            quick_state_machine=self.quick_state_machine,
         )
 
         CfnOutput(

@@ -223,8 +223,14 @@ def test_alarms_cover_executions_and_errors_throttles_and_p95_duration_of_each_p
     synthesized: Synthesized,
 ) -> None:
     alarms = synthesized.of_type("AWS::CloudWatch::Alarm").values()
-    # executions failed and timed out, undelivered failure events, and 3 per phase
-    assert len(alarms) == 3 + 3 * len(PHASE_FUNCTIONS)
+    # executions failed and timed out (of each profile's machine), undelivered failure events, and 3 per phase
+    assert len(alarms) == 2 * len(PROFILES) + 1 + 3 * len(PHASE_FUNCTIONS)
+    failed = {
+        a["Properties"]["Dimensions"][0]["Value"]["Ref"]
+        for a in alarms
+        if a["Properties"].get("MetricName") == "ExecutionsFailed"
+    }
+    assert failed == {synthesized.state_machine_id(p) for p in PROFILES}
     durations = {
         alarm["Properties"]["Dimensions"][0]["Value"]["Ref"]: alarm["Properties"]["Threshold"]
         for alarm in alarms
