@@ -124,3 +124,13 @@ def test_regenerating_a_full_world_from_a_quick_phase_is_refused_before_anything
     assert "phases Q1, Q2 never succeeded" in answer["message"]
     generations = query(settings_env, "SELECT id FROM generations WHERE campaign_id = %s", str(campaign_id))
     assert [str(g["id"]) for g in generations] == [body["generation_id"]]
+
+
+def test_the_campaign_counts_the_phases_of_its_latest_generations_profile(make_runtime, settings_env, campaign_id):
+    runtime = make_runtime()
+    generate(runtime, campaign_id, profile="quick")
+    (campaign,) = query(settings_env, "SELECT total_phases FROM campaigns WHERE id = %s", str(campaign_id))
+    assert campaign["total_phases"] == 3
+    generate(runtime, campaign_id, profile="full")
+    (campaign,) = query(settings_env, "SELECT total_phases FROM campaigns WHERE id = %s", str(campaign_id))
+    assert campaign["total_phases"] == 9

@@ -153,6 +153,11 @@ def create_generation(
                     profile,
                 ),
             ).fetchone()
+            # What a client shows as "phase n of N": the generation's profile's phase count.
+            conn.execute(
+                "UPDATE campaigns SET total_phases = %s WHERE id = %s",
+                (len(profile_phases(profile)), str(campaign_id)),
+            )
     except psycopg.errors.UniqueViolation as exc:  # generations_one_active_per_campaign
         raise GenerationActive(f"campaign {campaign_id} already has a generation in progress") from exc
     assert row is not None

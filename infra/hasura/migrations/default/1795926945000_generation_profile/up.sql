@@ -5,3 +5,4 @@ COMMENT ON COLUMN public.generations.profile IS 'The phase profile the run follo
 ALTER TABLE public.phase_runs DROP CONSTRAINT phase_runs_phase_check;
 ALTER TABLE public.phase_runs ADD CONSTRAINT phase_runs_phase_check
   CHECK (phase IN ('1A', '1B', '1C', '2A', '2B', '2C', '3A', '3B', '3C', 'Q1', 'Q2', 'Q3'));
+COMMENT ON COLUMN public.campaigns.total_phases IS 'Number of phases of the profile of the campaign''s latest generation (9: 1A to 3C; quick: 3, Q1 to Q3).';
