@@ -344,6 +344,12 @@ PHASES: tuple[Phase, ...] = (
     ),
 )
 
+
+def _tables_of(*phase_ids: str) -> tuple[str, ...]:
+    """The tables of full-profile phases, in their insert order."""
+    return tuple(t for pid in phase_ids for t in next(p for p in PHASES if p.id == pid).tables)
+
+
 # The quick profile (the customer's fallback): the same tables in three calls, a lean world (its own
 # row targets, QUICK_ROW_TARGETS, and short descriptions). Grouped along the foreign keys: every
 # table's parents are in its own phase or an earlier one, so each phase is one call (no parts).
@@ -351,7 +357,7 @@ QUICK_PHASES: tuple[Phase, ...] = (
     Phase(
         id="Q1",
         name="Quick foundations",
-        tables=tuple(t for p in PHASES[:3] for t in p.tables),
+        tables=_tables_of("1A", "1B", "1C"),
         depends_on=(),
         focus="the world's foundations in brief: geography, history, economy, law, sky, character options,"
         " cultures, factions and gods, with every PC's homeland, race, class and background",
@@ -361,7 +367,7 @@ QUICK_PHASES: tuple[Phase, ...] = (
     Phase(
         id="Q2",
         name="Quick PC connected world",
-        tables=tuple(t for p in PHASES[3:6] for t in p.tables),
+        tables=_tables_of("2A", "2B", "2C"),
         depends_on=("Q1",),
         focus="the NPCs, places and items the PCs' backstories need, in brief",
         expected_output_tokens=2500,
@@ -370,7 +376,7 @@ QUICK_PHASES: tuple[Phase, ...] = (
     Phase(
         id="Q3",
         name="Quick population and relationships",
-        tables=tuple(t for p in PHASES[6:] for t in p.tables),
+        tables=_tables_of("3A", "3B", "3C"),
         depends_on=("Q2",),
         focus="quests, services and the links that tie every PC to an NPC, a place and a quest",
         expected_output_tokens=3000,
