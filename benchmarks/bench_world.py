@@ -6,8 +6,8 @@ Two campaigns through the real state machine (moto executing the committed ASL, 
 handlers, embedded PostgreSQL) with the ``simulated`` provider: the real anthropic SDK streaming
 from the paced Claude simulator (worldgen.local.simulator) at 60 output tokens/s, 1.5 s to the
 first token, the clock compressed by TIME_FACTOR. A 4-PC ``typical`` world and a 6-PC ``generous``
-one, then a 4-PC typical world of the ``quick`` profile (3 calls, a lean world; target under
-2 minutes). Every duration is in simulated seconds: a phase's model time is the ledger's latency
+one, then the same two campaigns in the ``quick`` profile (3 calls, a lean world; target under
+2 minutes for the typical one). Every duration is in simulated seconds: a phase's model time is the ledger's latency
 (simulated), its other time (context, validation, the save) is real and not scaled.
 
 Printed, never asserted: per phase the simulated wall time, calls, the largest HTTP call's output
@@ -242,6 +242,7 @@ def main() -> None:
         ("typical world, 4 PCs", 4, "typical", "full"),
         ("generous world, 6 PCs", 6, "generous", "full"),
         ("quick profile, typical world, 4 PCs (target: under 2 minutes)", 4, "typical", "quick"),
+        ("quick profile, generous world, 6 PCs", 6, "generous", "quick"),
     )
     for label, pcs, size, profile in worlds:
         if args.profile and profile != args.profile:

@@ -62,7 +62,7 @@ def test_the_quick_profile_has_its_own_leaner_row_targets_for_every_table() -> N
     assert sum(row_target(t, 4, 80, "quick") for t in WORLD_TABLES) < 0.3 * sum(
         row_target(t, 4, 80, "full") for t in WORLD_TABLES
     )
-    assert row_target("pc_connections", 4, 80, "quick") >= 3 * 4  # an NPC, a place and a quest per PC
+    assert row_target("pc_connections", 4, 80, "quick") >= 3 * 4  # at least an NPC, a place and a quest per PC
 
 
 def test_a_quick_prompt_asks_for_its_row_targets_and_short_descriptions() -> None:

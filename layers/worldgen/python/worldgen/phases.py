@@ -150,7 +150,7 @@ QUICK_ROW_TARGETS: dict[str, RowTarget] = {
     "location_connections": RowTarget(1),
     "quest_hook_entities": RowTarget(1),
     "quest_hook_locations": RowTarget(1),
-    "pc_connections": RowTarget(0, 3, "per PC: an NPC, a place and a quest"),
+    "pc_connections": RowTarget(0, 5, "per PC: an NPC, a place, an item, a quest and a faction"),
 }
 PROFILE_ROW_TARGETS: dict[str, dict[str, RowTarget]] = {"full": ROW_TARGETS, "quick": QUICK_ROW_TARGETS}
 
@@ -351,7 +351,8 @@ def _tables_of(*phase_ids: str) -> tuple[str, ...]:
 
 
 # The quick profile (the customer's fallback): the same tables in three calls, a lean world (its own
-# row targets, QUICK_ROW_TARGETS, and short descriptions). Grouped along the foreign keys: every
+# row targets, QUICK_ROW_TARGETS, and short descriptions); expected tokens from a generous (6-PC)
+# quick world of `make bench-world`'s simulator. Grouped along the foreign keys: every
 # table's parents are in its own phase or an earlier one, so each phase is one call (no parts).
 QUICK_PHASES: tuple[Phase, ...] = (
     Phase(
@@ -361,7 +362,7 @@ QUICK_PHASES: tuple[Phase, ...] = (
         depends_on=(),
         focus="the world's foundations in brief: geography, history, economy, law, sky, character options,"
         " cultures, factions and gods, with every PC's homeland, race, class and background",
-        expected_output_tokens=3000,
+        expected_output_tokens=3200,
         profile="quick",
     ),
     Phase(
@@ -370,7 +371,7 @@ QUICK_PHASES: tuple[Phase, ...] = (
         tables=_tables_of("2A", "2B", "2C"),
         depends_on=("Q1",),
         focus="the NPCs, places and items the PCs' backstories need, in brief",
-        expected_output_tokens=2500,
+        expected_output_tokens=1800,
         profile="quick",
     ),
     Phase(
@@ -379,7 +380,7 @@ QUICK_PHASES: tuple[Phase, ...] = (
         tables=_tables_of("3A", "3B", "3C"),
         depends_on=("Q2",),
         focus="quests, services and the links that tie every PC to an NPC, a place and a quest",
-        expected_output_tokens=3000,
+        expected_output_tokens=5000,
         profile="quick",
         max_rows_per_table=80,
     ),
