@@ -259,6 +259,10 @@ class _PhaseGenerator:
             count = max(count, len(self.pcs))
         if is_edge and required_refs:
             count = max(count, len(self.pool(table, required_refs[0], item)))
+        profile = self.request.phase.profile
+        if profile != "full":  # a lean profile: exactly its row targets, as the simulator sizes it
+            target = row_target(table, len(self.pcs) or 4, table_schema.get("maxItems", 40), profile)
+            count = max(1, round(target * self.scale))
         count = int(self.request.options.get("row_counts", {}).get(table, count))  # the simulator's sizes
         in_phase_required = [p for p in required_refs if refs[p] in self.request.phase.tables and refs[p] != table]
         for prop in in_phase_required:  # one child per parent row at most, e.g. one mind per item
