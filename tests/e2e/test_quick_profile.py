@@ -11,7 +11,7 @@ import pytest
 from tests.e2e.conftest import OWNER, ScriptedModel
 from worldgen.audit import audit_world
 from worldgen.errors import InvalidModelOutput
-from worldgen.phases import PROFILES, WORLD_TABLES
+from worldgen.phases import PROFILES, WORLD_TABLES, row_target
 
 pytestmark = pytest.mark.xdist_group("e2e")
 
@@ -44,6 +44,9 @@ def test_a_quick_world_runs_its_three_phases_on_its_own_machine_and_passes_the_w
     for table in WORLD_TABLES:  # the same tables as the full profile, every one filled
         (count,) = query(settings_env, f"SELECT count(*) AS n FROM {table} WHERE campaign_id = %s", str(campaign_id))
         assert count["n"] > 0, table
+    (total,) = query(settings_env, "SELECT total_rows FROM generations WHERE id = %s", body["generation_id"])
+    lean = sum(row_target(t, 4, 80, "quick") for t in WORLD_TABLES)
+    assert total["total_rows"] <= lean < 100  # a lean world: about its profile's row targets
     with psycopg.connect(settings_env, row_factory=psycopg.rows.dict_row) as conn:
         audit = audit_world(conn, body["generation_id"])
     assert audit.pcs_fully_linked == len(audit.pc_links) == 4  # every PC: an NPC, a place and a quest
