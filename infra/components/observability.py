@@ -95,7 +95,7 @@ class Observability(Construct):
         notify = actions.SnsAction(self.topic)
         for alarm in self.alarms:
             alarm.add_alarm_action(notify)
-        self.dashboard = self._dashboard(config, state_machine, functions)
+        self.dashboard = self._dashboard(config, state_machine, functions, quick_state_machine)
 
     def _alarms_may_publish(self) -> iam.PolicyStatement:
         """CloudWatch publishes for this account's alarms of this stack only (named ``<stack>-...``)."""
@@ -192,6 +192,7 @@ class Observability(Construct):
         config: EnvironmentConfig,
         state_machine: sfn.StateMachine,
         functions: Mapping[str, lambda_.Function],
+        quick_state_machine: sfn.StateMachine | None = None,
     ) -> cloudwatch.Dashboard:
         phase_ids = [str(spec.phase) for spec in PHASE_FUNCTIONS]
         executions = cloudwatch.GraphWidget(
@@ -203,6 +204,13 @@ class Observability(Construct):
                 state_machine.metric_timed_out(period=PERIOD, statistic="Sum", label="timed out"),
                 state_machine.metric_aborted(period=PERIOD, statistic="Sum", label="aborted"),
             ],
+            right=[  # the quick profile's machine, beside the full one
+                quick_state_machine.metric_started(period=PERIOD, statistic="Sum", label="quick started"),
+                quick_state_machine.metric_succeeded(period=PERIOD, statistic="Sum", label="quick succeeded"),
+                quick_state_machine.metric_failed(period=PERIOD, statistic="Sum", label="quick failed"),
+            ]
+            if quick_state_machine is not None
+            else [],
             width=12,
         )
         durations = cloudwatch.GraphWidget(

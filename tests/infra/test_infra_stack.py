@@ -256,6 +256,8 @@ def test_dashboard_shows_executions_durations_tokens_cost_and_rows_per_phase(
         assert f'"{metric}"' in body, metric
     for phase in ALL_PHASES:
         assert f'"phase","{phase.id}"' in body, phase.id
+    for profile in PROFILES:  # each profile's executions
+        assert f'"StateMachineArn","<{synthesized.state_machine_id(profile)}>"' in body, profile
 
 
 def test_stack_description_says_it_was_synthesized_without_the_dependencies_layer(
