@@ -6,7 +6,8 @@ Two campaigns through the real state machine (moto executing the committed ASL, 
 handlers, embedded PostgreSQL) with the ``simulated`` provider: the real anthropic SDK streaming
 from the paced Claude simulator (worldgen.local.simulator) at 60 output tokens/s, 1.5 s to the
 first token, the clock compressed by TIME_FACTOR. A 4-PC ``typical`` world and a 6-PC ``generous``
-one. Every duration is in simulated seconds: a phase's model time is the ledger's latency
+one, then the same two campaigns in the ``quick`` profile (3 calls, a lean world; target under
+2 minutes for the typical one). Every duration is in simulated seconds: a phase's model time is the ledger's latency
 (simulated), its other time (context, validation, the save) is real and not scaled.
 
 Printed, never asserted: per phase the simulated wall time, calls, the largest HTTP call's output
@@ -42,7 +43,7 @@ from worldgen.local.database import migrated_local_database
 from worldgen.local.runtime import LocalRuntime, load_handler
 from worldgen.local.simulator import ClaudeSimulator, Pace, Served
 from worldgen.model.base import ModelRequest
-from worldgen.phases import PHASES, PHASES_BY_ID, Phase, get_phase
+from worldgen.phases import Phase, get_phase, profile_phases
 from worldgen.settings import get_settings
 
 TIME_FACTOR = 40.0
@@ -89,11 +90,12 @@ class World:
     real_seconds: float = 0.0
     memory: dict[str, float] = field(default_factory=dict)
     audit: str = ""  # worldgen.audit of the generated world (issue 11's quality targets)
+    profile: str = "full"
 
     @property
     def critical_path(self) -> float:
         finish: dict[str, float] = {}
-        for phase in PHASES:
+        for phase in profile_phases(self.profile):
             row = self.phases.get(phase.id)
             start = max((finish.get(d, 0.0) for d in phase.depends_on), default=0.0)
             finish[phase.id] = start + (row.seconds if row else 0.0)
@@ -196,6 +198,7 @@ def run_world(
     factor: float,
     definition: str | None = None,
     wrap: Callable[[str, Any], Any] | None = None,
+    profile: str = "full",
 ) -> tuple[World, ClaudeSimulator]:
     campaign = campaign_for(pcs)
     with connect(url) as conn:
@@ -205,17 +208,18 @@ def run_world(
         environment = {"WORLDGEN_DATABASE_URL": url, **simulator.environment()}
         with LocalRuntime(definition=definition, environment=environment) as runtime:
             if wrap is not None:
-                for phase in PHASES:
+                for phase in profile_phases(profile):
                     function = next(f for f in ALL_FUNCTIONS if f.id == phase.function_id)
                     runtime.overrides[phase.function_id] = wrap(phase.id, load_handler(function))
             started = time.perf_counter()
-            status, body = runtime.action("generateWorld", {"campaign_id": str(campaign_id)}, user_id=campaign.owner_id)
+            request = {"campaign_id": str(campaign_id), "profile": profile}
+            status, body = runtime.action("generateWorld", request, user_id=campaign.owner_id)
             if status != 200:
                 raise SystemExit(f"generateWorld refused: {body}")
             execution = runtime.wait(body["execution_arn"], timeout=3600)
             real = time.perf_counter() - started
     get_settings.cache_clear()
-    world = World(label, execution["status"], real_seconds=real)
+    world = World(label, execution["status"], real_seconds=real, profile=profile)
     with connect(url) as conn:
         runs = conn.execute(
             "SELECT phase, status, duration_ms, model_ms, error_type FROM phase_runs WHERE generation_id = %s",
@@ -287,7 +291,7 @@ def print_world(world: World, factor: float) -> None:
         f"  {'phase':<6}{'status':<10}{'sim s':>8}{'calls':>6}{'max out':>9}{'repairs':>8}{'left out':>9}"
         f"{'out tok':>9}{'cost $':>8}{'mem MB':>8}{'of MB':>6}"
     )
-    for phase in PHASES:
+    for phase in profile_phases(world.profile):
         row = world.phases.get(phase.id)
         if row is None:
             print(f"  {phase.id:<6}{'not run':<10}")
@@ -297,7 +301,7 @@ def print_world(world: World, factor: float) -> None:
         print(
             f"  {row.phase:<6}{row.status:<10}{row.seconds:>8.1f}{row.calls:>6}{row.largest_output:>9}"
             f"{row.repairs:>8}{row.left_out:>9}{row.output_tokens:>9}{row.cost:>8.3f}{mem_text}"
-            f"{PHASES_BY_ID[phase.id].memory_mb:>6}" + (f"  {row.error}" if row.error else "")
+            f"{phase.memory_mb:>6}" + (f"  {row.error}" if row.error else "")
         )
     critical, line = world.critical_path, world.line
     tokens = sum(r.output_tokens for r in world.phases.values())
@@ -333,6 +337,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--factor", type=float, default=TIME_FACTOR, help="simulated seconds per real second")
     parser.add_argument("--no-memory", action="store_true", help="skip the traced-memory runs")
+    parser.add_argument("--profile", choices=("full", "quick"), default=None, help="only the worlds of one profile")
     args = parser.parse_args()
     os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"  # the table, not the handlers' logs
     logging.getLogger("moto").setLevel(logging.CRITICAL)  # a failed Task's traceback: the table says it
@@ -342,22 +347,41 @@ def main() -> None:
         f" clock x{args.factor:g}; durations in simulated seconds"
     )
     summary: list[str] = []
-    for label, pcs, size in (("typical world, 4 PCs", 4, "typical"), ("generous world, 6 PCs", 6, "generous")):
-        with one_call_per_phase():
-            before, _ = run_world(url, f"{label}, one call per phase (before)", pcs, size, args.factor)
-        print_world(before, args.factor)
-        world, _ = run_world(url, f"{label}, outlines and parts (now)", pcs, size, args.factor)
+    worlds = (
+        ("typical world, 4 PCs", 4, "typical", "full"),
+        ("generous world, 6 PCs", 6, "generous", "full"),
+        ("quick profile, typical world, 4 PCs (target: under 2 minutes)", 4, "typical", "quick"),
+        ("quick profile, generous world, 6 PCs", 6, "generous", "quick"),
+    )
+    for label, pcs, size, profile in worlds:
+        if args.profile and profile != args.profile:
+            continue
+        before: World | None = None
+        if profile == "full":  # the structure before parts, in the same run, for the before -> now line
+            with one_call_per_phase():
+                before, _ = run_world(url, f"{label}, one call per phase (before)", pcs, size, args.factor)
+            print_world(before, args.factor)
+        name = f"{label}, outlines and parts (now)" if before is not None else label
+        world, _ = run_world(url, name, pcs, size, args.factor, profile=profile)
         if not args.no_memory:
             memory: dict[str, float] = {}
             tracemalloc.start()
             try:
-                traced_world, _ = run_world(url, label, pcs, size, MEMORY_TIME_FACTOR, wrap=traced(memory))
+                traced_world, _ = run_world(
+                    url, name, pcs, size, MEMORY_TIME_FACTOR, wrap=traced(memory), profile=profile
+                )
             finally:
                 tracemalloc.stop()
             world.memory = memory
             if traced_world.status != "SUCCEEDED":
                 print(f"  ({label}: the traced-memory run ended {traced_world.status}; memory of the phases it ran)")
         print_world(world, args.factor)
+        if before is None:
+            summary.append(
+                f"{label}: {world.status}; world {world.critical_path:.0f} s;"
+                f" cost ${sum(r.cost for r in world.phases.values()):.3f}"
+            )
+            continue
         summary.append(compare(label, before, world))
         if size == "typical":
             with without_prompt_cache():
@@ -367,7 +391,7 @@ def main() -> None:
                 f"{label}, the same parts without the shared prompt cache: ${saved:.3f}"
                 f" (with it ${sum(r.cost for r in world.phases.values()):.3f})"
             )
-    print("\n  before -> now (simulated; cost from the ledger)")
+    print("\n  summary (simulated; cost from the ledger): before -> now, and the quick profile")
     for line in summary:
         print("  " + line)
     print(

@@ -14,7 +14,7 @@ from typing import Literal
 from aws_cdk import aws_logs as logs
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from worldgen.phases import PHASES, PHASES_BY_ID
+from worldgen.phases import ALL_PHASES, ANY_PHASE_BY_ID
 from worldgen.settings import ModelProvider
 
 EnvironmentName = Literal["dev", "staging", "prod"]
@@ -121,8 +121,9 @@ class EnvironmentConfig(_Frozen):
 
     @property
     def reserved_concurrency(self) -> int:
-        """Concurrent executions this stack reserves: every phase function and every service function."""
-        return len(PHASES) * (self.phase_reserved_concurrency or 0) + SERVICE_FUNCTION_COUNT * (
+        """Concurrent executions this stack reserves: every phase function (of every profile) and every
+        service function."""
+        return len(ALL_PHASES) * (self.phase_reserved_concurrency or 0) + SERVICE_FUNCTION_COUNT * (
             self.service_reserved_concurrency or 0
         )
 
@@ -154,9 +155,9 @@ class EnvironmentConfig(_Frozen):
 
     @model_validator(mode="after")
     def _phases_exist(self) -> EnvironmentConfig:
-        unknown = sorted(set(self.phase_models) - set(PHASES_BY_ID))
+        unknown = sorted(set(self.phase_models) - set(ANY_PHASE_BY_ID))
         if unknown:
-            raise ValueError(f"phase_models names unknown phases {unknown}; valid: {sorted(PHASES_BY_ID)}")
+            raise ValueError(f"phase_models names unknown phases {unknown}; valid: {sorted(ANY_PHASE_BY_ID)}")
         return self
 
     @model_validator(mode="after")
@@ -165,7 +166,8 @@ class EnvironmentConfig(_Frozen):
         if not needed:
             return self
         breakdown = (
-            f"{self.reserved_concurrency} reserved ({len(PHASES)} phases x {self.phase_reserved_concurrency or 0} + "
+            f"{self.reserved_concurrency} reserved ({len(ALL_PHASES)} phases x {self.phase_reserved_concurrency or 0}"
+            " + "
             f"{SERVICE_FUNCTION_COUNT} service functions x {self.service_reserved_concurrency or 0}) "
             f"+ {LAMBDA_MINIMUM_UNRESERVED} Lambda keeps unreserved"
         )

@@ -13,5 +13,7 @@ WORLDGEN_LAYER_DIR = REPO_ROOT / "layers" / "worldgen"
 DEPENDENCIES_LAYER_DIR = REPO_ROOT / "layers" / "dependencies"
 # The committed, generated ASL (`make asl` writes it here, the stack reads it from here).
 ASL_PATH = REPO_ROOT / "statemachine" / "generation.asl.json"
+QUICK_ASL_PATH = REPO_ROOT / "statemachine" / "generation-quick.asl.json"
+ASL_PATHS = {"full": ASL_PATH, "quick": QUICK_ASL_PATH}  # one state machine per profile
 # Not shipped: they need the repository (see worldgen/tools/__init__.py).
 LAYER_EXCLUDES = ("python/worldgen/local", "python/worldgen/tools", "**/__pycache__", "*.pyc")

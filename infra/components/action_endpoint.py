@@ -25,17 +25,26 @@ class ActionEndpoint(Construct):
         *,
         function: lambda_.Function,
         generation: GenerationStateMachine,
+        quick: GenerationStateMachine | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        state_machine = generation.state_machine
-        for name, value in settings_environment(state_machine_arn=state_machine.state_machine_arn).items():
+        machines = [generation, *([quick] if quick is not None else [])]
+        # One ARN setting per profile: state_machine_arn (full), quick_state_machine_arn.
+        arns = {
+            ("state_machine_arn" if m.profile == "full" else f"{m.profile}_state_machine_arn"): (
+                m.state_machine.state_machine_arn
+            )
+            for m in machines
+        }
+        for name, value in settings_environment(**arns).items():
             function.add_environment(name, value)
-        state_machine.grant_start_execution(function)
-        # cancel (StopExecution) and status (DescribeExecution) act on this machine's executions only
+        for machine in machines:
+            machine.state_machine.grant_start_execution(function)
+        # cancel (StopExecution) and status (DescribeExecution) act on these machines' executions only
         function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["states:StopExecution", "states:DescribeExecution"],
-                resources=[generation.executions_arn],
+                resources=[m.executions_arn for m in machines],
             )
         )
         self.function_url = function.add_function_url(auth_type=lambda_.FunctionUrlAuthType.NONE)
@@ -43,6 +52,6 @@ class ActionEndpoint(Construct):
             function.role or function,
             "AwsSolutions-IAM5",
             "Execution ARNs end in a run-time execution name; the wildcard covers only "
-            "executions of this one state machine (cancel and status).",
-            generation.executions_finding,
+            "executions of the generation state machines (cancel and status).",
+            *(m.executions_finding for m in machines),
         )

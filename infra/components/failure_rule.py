@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -27,6 +29,7 @@ class GenerationFailureRule(Construct):
         *,
         state_machine: sfn.IStateMachine,
         recorder: lambda_.IFunction,
+        others: Sequence[sfn.IStateMachine] = (),  # the other profiles' machines
     ) -> None:
         super().__init__(scope, construct_id)
         # An event the recorder could not take after its retries (a long database outage) waits here
@@ -54,7 +57,7 @@ class GenerationFailureRule(Construct):
                 detail_type=["Step Functions Execution Status Change"],
                 detail={
                     "status": list(FAILED_STATUSES),
-                    "stateMachineArn": [state_machine.state_machine_arn],
+                    "stateMachineArn": [m.state_machine_arn for m in (state_machine, *others)],
                 },
             ),
             targets=[

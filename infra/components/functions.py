@@ -1,4 +1,5 @@
-"""The 13 Lambda functions, made in one loop over ``worldgen.functions_registry.ALL_FUNCTIONS``."""
+"""The 16 Lambda functions (12 phases of the two profiles, 4 service functions), made in one loop
+over ``worldgen.functions_registry.ALL_FUNCTIONS``."""
 
 from __future__ import annotations
 

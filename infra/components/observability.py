@@ -30,7 +30,7 @@ from worldgen.contracts import (
 )
 from worldgen.errors import TRANSIENT_ERRORS
 from worldgen.functions_registry import PHASE_FUNCTIONS
-from worldgen.phases import PHASES_BY_ID
+from worldgen.phases import get_phase
 
 DURATION_ALARM_FRACTION = 0.8
 # Metric-filter metric per phase: errors the state machine does not retry (namespace Worldgen, no dimensions).
@@ -64,6 +64,7 @@ class Observability(Construct):
         state_machine: sfn.StateMachine,
         functions: Mapping[str, lambda_.Function],
         failure_dead_letters: sqs.IQueue | None = None,
+        quick_state_machine: sfn.StateMachine | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.topic = sns.Topic(self, "Alarms", display_name=f"{config.stack_name} alarms", enforce_ssl=True)
@@ -80,6 +81,8 @@ class Observability(Construct):
             self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
         self.alarms: list[cloudwatch.Alarm] = []
         self._execution_alarms(state_machine)
+        if quick_state_machine is not None:  # the quick profile's machine pages the same way
+            self._execution_alarms(quick_state_machine, prefix="Quick")
         if failure_dead_letters is not None:
             self._alarm(
                 "FailureEventsUndelivered",
@@ -93,7 +96,7 @@ class Observability(Construct):
         notify = actions.SnsAction(self.topic)
         for alarm in self.alarms:
             alarm.add_alarm_action(notify)
-        self.dashboard = self._dashboard(config, state_machine, functions)
+        self.dashboard = self._dashboard(config, state_machine, functions, quick_state_machine)
 
     def _alarms_may_publish(self) -> iam.PolicyStatement:
         """CloudWatch publishes for this account's alarms of this stack only (named ``<stack>-...``)."""
@@ -127,18 +130,19 @@ class Observability(Construct):
             )
         )
 
-    def _execution_alarms(self, state_machine: sfn.StateMachine) -> None:
+    def _execution_alarms(self, state_machine: sfn.StateMachine, prefix: str = "") -> None:
+        which = f"{prefix.lower()} " if prefix else ""
         self._alarm(
-            "ExecutionsFailed",
+            f"{prefix}ExecutionsFailed",
             state_machine.metric_failed(period=PERIOD, statistic="Sum"),
             1,
-            "A generation execution failed: see the failure recorder's log, fix, then Redrive",
+            f"A {which}generation execution failed: see the failure recorder's log, fix, then Redrive",
         )
         self._alarm(
-            "ExecutionsTimedOut",
+            f"{prefix}ExecutionsTimedOut",
             state_machine.metric_timed_out(period=PERIOD, statistic="Sum"),
             1,
-            "A generation execution timed out",
+            f"A {which}generation execution timed out",
         )
 
     def _phase_alarms(self, function_id: str, phase_id: str, function: lambda_.Function, timeout: int) -> None:
@@ -189,6 +193,7 @@ class Observability(Construct):
         config: EnvironmentConfig,
         state_machine: sfn.StateMachine,
         functions: Mapping[str, lambda_.Function],
+        quick_state_machine: sfn.StateMachine | None = None,
     ) -> cloudwatch.Dashboard:
         phase_ids = [str(spec.phase) for spec in PHASE_FUNCTIONS]
         executions = cloudwatch.GraphWidget(
@@ -200,6 +205,13 @@ class Observability(Construct):
                 state_machine.metric_timed_out(period=PERIOD, statistic="Sum", label="timed out"),
                 state_machine.metric_aborted(period=PERIOD, statistic="Sum", label="aborted"),
             ],
+            right=[  # the quick profile's machine, beside the full one
+                quick_state_machine.metric_started(period=PERIOD, statistic="Sum", label="quick started"),
+                quick_state_machine.metric_succeeded(period=PERIOD, statistic="Sum", label="quick succeeded"),
+                quick_state_machine.metric_failed(period=PERIOD, statistic="Sum", label="quick failed"),
+            ]
+            if quick_state_machine is not None
+            else [],
             width=12,
         )
         durations = cloudwatch.GraphWidget(
@@ -238,7 +250,7 @@ class Observability(Construct):
             width=24,
         )
         header = cloudwatch.TextWidget(
-            markdown=f"# {config.stack_name}\nPhases: " + ", ".join(f"{p} {PHASES_BY_ID[p].name}" for p in phase_ids),
+            markdown=f"# {config.stack_name}\nPhases: " + ", ".join(f"{p} {get_phase(p).name}" for p in phase_ids),
             width=24,
             height=2,
         )

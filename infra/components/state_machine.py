@@ -16,7 +16,8 @@ from constructs import Construct
 from infra import paths
 from infra.components.nag import acknowledge
 from infra.config import EnvironmentConfig
-from worldgen.functions_registry import STATE_MACHINE_FUNCTIONS
+from worldgen.functions_registry import STATE_MACHINE_FUNCTIONS, LambdaFunction
+from worldgen.phases import DEFAULT_PROFILE, get_phase
 from worldgen.tools.statemachine import placeholders
 
 
@@ -38,7 +39,14 @@ def definition_substitutions(asl_path: Path, values: Mapping[str, str]) -> dict[
     return dict(values)
 
 
+def profile_functions(profile: str) -> tuple[LambdaFunction, ...]:
+    """The functions ``profile``'s machine invokes: its phases' and the service functions."""
+    return tuple(f for f in STATE_MACHINE_FUNCTIONS if f.phase is None or get_phase(f.phase).profile == profile)
+
+
 class GenerationStateMachine(Construct):
+    """One profile's state machine (``worldgen-<env>`` for full, ``worldgen-<env>-<profile>`` otherwise)."""
+
     def __init__(
         self,
         scope: Construct,
@@ -47,15 +55,18 @@ class GenerationStateMachine(Construct):
         config: EnvironmentConfig,
         functions: Mapping[str, lambda_.IFunction],
         asl_path: Path | None = None,
+        profile: str = DEFAULT_PROFILE,
     ) -> None:
         super().__init__(scope, construct_id)
-        name = config.stack_name
-        asl_path = asl_path or paths.ASL_PATH
+        self.profile = profile
+        name = config.stack_name if profile == DEFAULT_PROFILE else f"{config.stack_name}-{profile}"
+        asl_path = asl_path or paths.ASL_PATHS[profile]
         if not asl_path.is_file():
             raise FileNotFoundError(f"{asl_path} is missing: run `make asl`")
-        invoked = [functions[spec.id] for spec in STATE_MACHINE_FUNCTIONS]
+        specs = profile_functions(profile)
+        invoked = [functions[spec.id] for spec in specs]
         substitutions = definition_substitutions(
-            asl_path, {spec.placeholder: functions[spec.id].function_arn for spec in STATE_MACHINE_FUNCTIONS}
+            asl_path, {spec.placeholder: functions[spec.id].function_arn for spec in specs}
         )
         log_group = logs.LogGroup(
             self,
@@ -88,7 +99,7 @@ class GenerationStateMachine(Construct):
             "AwsSolutions-IAM5",
             "lambda:InvokeFunction is scoped to this machine's own functions; <arn>:* adds only "
             "their versions and aliases.",
-            *(f"Resource::<{spec.id}.Arn>:*" for spec in STATE_MACHINE_FUNCTIONS),
+            *(f"Resource::<{spec.id}.Arn>:*" for spec in specs),
         )
         stack = Stack.of(self)
         # Built from the fixed name (not the state machine's Ref) so the policies read plainly.

@@ -40,13 +40,21 @@ class WorldgenStack(Stack):
         self._network(config, secrets)
         generation = GenerationStateMachine(self, "Generation", config=config, functions=self.functions.by_id)
         self.state_machine = generation.state_machine
+        # The quick profile's machine (issue 12): the same functions but its own phases Q1..Q3.
+        quick = GenerationStateMachine(
+            self, "QuickGeneration", config=config, functions=self.functions.by_id, profile="quick"
+        )
+        self.quick_state_machine = quick.state_machine
         failure_rule = GenerationFailureRule(
             self,
             "FailureRule",
             state_machine=self.state_machine,
             recorder=self.functions.by_id[FAILURE_FUNCTION.id],
+            others=[self.quick_state_machine],
         )
-        action = ActionEndpoint(self, "Action", function=self.functions.start_generation, generation=generation)
+        action = ActionEndpoint(
+            self, "Action", function=self.functions.start_generation, generation=generation, quick=quick
+        )
         observability = Observability(
             self,
             "Observability",
@@ -54,6 +62,7 @@ class WorldgenStack(Stack):
             state_machine=self.state_machine,
             functions=self.functions.by_id,
             failure_dead_letters=failure_rule.dead_letters,
+            quick_state_machine=self.quick_state_machine,
         )
 
         CfnOutput(
@@ -69,6 +78,7 @@ class WorldgenStack(Stack):
             description=f"Secret Hasura sends in {ACTION_SECRET_HEADER}: {ACTION_SECRET_ENV}",
         )
         CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
+        CfnOutput(self, "QuickStateMachineArn", value=self.quick_state_machine.state_machine_arn)
         CfnOutput(self, "OperatorsPolicyArn", value=generation.operators_policy.managed_policy_arn)
         CfnOutput(self, "AlarmTopicArn", value=observability.topic.topic_arn)
         if secrets.anthropic_api_key is not None:

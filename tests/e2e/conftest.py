@@ -18,7 +18,7 @@ from worldgen.local.campaigns import SAMPLE_CAMPAIGN, insert_campaign, read_camp
 from worldgen.local.runtime import LocalRuntime
 from worldgen.model.base import ModelRequest, ModelResponse
 from worldgen.model.procedural import ProceduralModel
-from worldgen.phases import PHASES
+from worldgen.phases import ALL_PHASES
 from worldgen.tools.statemachine import ASL_PATH
 
 OWNER = "demo-game-master"
@@ -87,7 +87,7 @@ def make_runtime(settings_env: str) -> Iterator[Callable[..., LocalRuntime]]:
         handlers = {}
         if model is not None:
             handler = make_phase_handler(lambda: model)
-            handlers = {phase.function_id: handler for phase in PHASES}
+            handlers = {phase.function_id: handler for phase in ALL_PHASES}  # every profile
         handlers.update(overrides)
         runtime = LocalRuntime(
             handlers, definition=definition, environment={"WORLDGEN_DATABASE_URL": settings_env}

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from worldgen.local.campaigns import SAMPLE_CAMPAIGN
-from worldgen.phases import PHASES
+from worldgen.phases import PHASES, PROFILES
 
 pytestmark = pytest.mark.xdist_group("e2e")
 
@@ -40,6 +40,27 @@ def test_demo_generates_the_sample_world_with_progress_and_a_labelled_summary(db
     assert status.returncode == 0
     assert "status: succeeded" in status.stdout
     assert "model: procedural" in status.stdout
+
+
+def test_demo_profile_quick_generates_a_lean_world_in_three_phases_that_passes_the_world_checks(db_url):
+    demo = worldgen("demo", "--profile", "quick", database_url=db_url)
+
+    assert demo.returncode == 0, demo.stderr
+    for phase in PROFILES["quick"]:
+        assert f"✓ {phase.id} {phase.name}" in demo.stdout
+    assert "✓ 1A" not in demo.stdout
+    assert "profile: quick" in demo.stdout
+    assert "execution SUCCEEDED" in demo.stdout
+    assert "PCs with an NPC, a place and a quest: 4/4" in demo.stdout
+    assert "orphans: 0" in demo.stdout
+    assert '"level"' not in demo.stdout + demo.stderr
+
+
+def test_an_unknown_profile_is_a_clear_cli_error_listing_the_valid_ones(db_url):
+    result = worldgen("demo", "--profile", "slow", database_url=db_url)
+
+    assert_one_clean_error(result, "'slow'")
+    assert "full" in result.stderr and "quick" in result.stderr
 
 
 def test_an_unknown_model_provider_is_a_clear_cli_error_listing_the_valid_ones(db_url):

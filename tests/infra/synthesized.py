@@ -27,13 +27,23 @@ class Synthesized:
     def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
         return {k: v for k, v in self.resources.items() if v["Type"] == resource_type}
 
-    def state_machine_properties(self) -> dict[str, Any]:
-        (machine,) = self.of_type("AWS::StepFunctions::StateMachine").values()
-        return dict(machine["Properties"])
+    def state_machine_name(self, profile: str = "full") -> str:
+        return f"worldgen-{self.env}" if profile == "full" else f"worldgen-{self.env}-{profile}"
 
-    def definition(self) -> dict[str, Any]:
+    def state_machine_id(self, profile: str = "full") -> str:
+        """The logical id of ``profile``'s state machine (one per profile)."""
+        machines = self.of_type("AWS::StepFunctions::StateMachine")
+        (machine_id,) = [
+            k for k, v in machines.items() if v["Properties"]["StateMachineName"] == self.state_machine_name(profile)
+        ]
+        return machine_id
+
+    def state_machine_properties(self, profile: str = "full") -> dict[str, Any]:
+        return dict(self.of_type("AWS::StepFunctions::StateMachine")[self.state_machine_id(profile)]["Properties"])
+
+    def definition(self, profile: str = "full") -> dict[str, Any]:
         """The ASL as deployed: the asset the template's DefinitionS3Location points at."""
-        key = self.state_machine_properties()["DefinitionS3Location"]["Key"]
+        key = self.state_machine_properties(profile)["DefinitionS3Location"]["Key"]
         return dict(json.loads((self.outdir / f"asset.{key}").read_text()))
 
 

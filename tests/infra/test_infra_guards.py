@@ -12,9 +12,9 @@ from pydantic import ValidationError
 from infra import paths
 from infra.components.functions import settings_environment
 from infra.components.layers import WorldgenLayers
-from infra.components.state_machine import definition_substitutions
+from infra.components.state_machine import definition_substitutions, profile_functions
 from infra.config import EnvironmentConfig, load_environments
-from worldgen.functions_registry import STATE_MACHINE_FUNCTIONS
+from worldgen.phases import PROFILES
 
 pytestmark = pytest.mark.xdist_group("infra")
 
@@ -68,9 +68,11 @@ def test_substitutions_fail_when_a_value_has_no_placeholder(tmp_path: Path) -> N
         definition_substitutions(asl, {"AArn": "arn:a", "ZArn": "arn:z"})
 
 
-def test_committed_asl_placeholders_are_exactly_the_state_machine_functions() -> None:
-    values = {spec.placeholder: "arn" for spec in STATE_MACHINE_FUNCTIONS}
-    assert definition_substitutions(paths.ASL_PATH, values) == values
+@pytest.mark.parametrize("profile", PROFILES)
+def test_committed_asl_placeholders_are_exactly_the_state_machine_functions_of_its_profile(profile: str) -> None:
+    values = {spec.placeholder: "arn" for spec in profile_functions(profile)}
+    assert definition_substitutions(paths.ASL_PATHS[profile], values) == values
+    assert {spec.phase for spec in profile_functions(profile) if spec.phase} == {p.id for p in PROFILES[profile]}
 
 
 def test_settings_environment_refuses_a_name_the_functions_would_ignore() -> None:
@@ -97,15 +99,16 @@ NETWORK = {
 
 
 def test_reserving_concurrency_without_stating_the_quota_fails_naming_the_quota_code() -> None:
-    with pytest.raises(ValidationError, match=r"lambda_concurrency_quota is required.*at least 190.*L-B99A9384"):
+    with pytest.raises(ValidationError, match=r"lambda_concurrency_quota is required.*at least 220.*L-B99A9384"):
         EnvironmentConfig.model_validate({**VALID, "phase_reserved_concurrency": 10})
 
 
 def test_reservations_that_leave_fewer_than_100_unreserved_fail_with_the_quota_to_request() -> None:
     config = {**VALID, "phase_reserved_concurrency": 25, "service_reserved_concurrency": 10}
-    with pytest.raises(ValidationError, match=r"quota 300 is below the 365 .*request an increase of quota L-B99A9384"):
+    # 12 phase functions (9 full, 3 quick) x 25 + 4 service functions x 10, and 100 unreserved
+    with pytest.raises(ValidationError, match=r"quota 300 is below the 440 .*request an increase of quota L-B99A9384"):
         EnvironmentConfig.model_validate({**config, "lambda_concurrency_quota": 300})
-    assert EnvironmentConfig.model_validate({**config, "lambda_concurrency_quota": 365}).reserved_concurrency == 265
+    assert EnvironmentConfig.model_validate({**config, "lambda_concurrency_quota": 440}).reserved_concurrency == 340
 
 
 def test_the_anthropic_api_cannot_be_reached_through_vpc_endpoints() -> None:

@@ -60,7 +60,7 @@ def _dev(synthesized: Synthesized) -> Synthesized:
 @dev_only
 def test_every_handler_imports_from_the_synthesized_assets_laid_out_as_opt_python(synthesized, tmp_path):
     functions = packaged_functions(_dev(synthesized).outdir)
-    assert len(functions) == 13
+    assert len(functions) == 16  # 12 phase functions (9 full, 3 quick) and 4 service functions
     for function in functions.values():
         result = _import_from_asset(function, tmp_path)
         assert result.returncode == 0, f"{function.logical_id} ({function.handler}): {result.stderr[-2000:]}"

@@ -44,7 +44,8 @@ def test_a_world_runs_from_the_synthesized_assembly_and_a_failing_one_is_recorde
     assert "recorder {'status': 'failed'}, generation failed" in out
     assert out.rstrip().endswith("rehearsal passed")
     rows = [line for line in out.splitlines() if line.split() and line.split()[0].endswith("Function")]
-    assert len(rows) == 13, out
+    assert "world: generateWorld(profile: quick) -> execution SUCCEEDED, generation succeeded" in out
+    assert len(rows) == 16, out  # 12 phase functions (9 full, 3 quick) and 4 service functions
     for row in rows:
         _, handler, size_mb, limit_mb, *_ = row.split()
         assert handler == "app.handler"

@@ -101,14 +101,15 @@ def test_migrating_down_one_step_reverts_only_the_newest_migration(db_url: str) 
     assert recorded_versions(db_url) == ALL_VERSIONS[:-1]
     with psycopg.connect(db_url) as conn:
         tables = public_tables(conn)
-        columns = {
-            r[0]
-            for r in conn.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = 'phase_runs'"
-            ).fetchall()
-        }
-    assert newest.name == "phase_run_parts"
-    assert "parts" not in columns and "dropped_rows" in columns  # only the newest step undone
+        check = conn.execute(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'phase_runs_phase_check'"
+        ).fetchone()
+        profile = conn.execute(
+            "SELECT 1 FROM information_schema.columns WHERE table_name = 'generations' AND column_name = 'profile'"
+        ).fetchone()
+    assert newest.name == "generation_profile"
+    assert check is not None and "'3C'" in check[0] and "'Q1'" not in check[0]
+    assert profile is None
     assert "pc_connections" in tables
 
 

@@ -11,14 +11,20 @@ import pytest
 from worldgen.db.catalog import foreign_key_edges
 from worldgen.db.connection import connect
 from worldgen.phases import (
+    ALL_PHASES,
     CORE_TABLES,
     PHASES,
+    PROFILES,
     WORLD_TABLES,
     Phase,
     ancestors,
-    phase_of_table,
     topological_order,
 )
+
+
+def owner_in_profile(phase: Phase, table: str) -> Phase | None:
+    """The phase of ``phase``'s own profile that owns ``table`` (None for a core table)."""
+    return next((p for p in PROFILES[phase.profile] if table in p.tables), None)
 
 
 @pytest.fixture
@@ -37,7 +43,7 @@ def public_tables(db_url: str) -> set[str]:
     return {row[0] for row in rows}
 
 
-@pytest.mark.parametrize("phase", PHASES, ids=lambda p: p.id)
+@pytest.mark.parametrize("phase", ALL_PHASES, ids=lambda p: p.id)  # every profile
 def test_every_earlier_phase_a_phase_references_is_among_its_ancestors(
     phase: Phase, edges: list[tuple[str, str, str]]
 ) -> None:
@@ -48,7 +54,7 @@ def test_every_earlier_phase_a_phase_references_is_among_its_ancestors(
     referenced = {
         owner.id: (table, column, target)
         for table, column, target in edges
-        if table in phase.tables and (owner := phase_of_table(target)) is not None and owner.id != phase.id
+        if table in phase.tables and (owner := owner_in_profile(phase, target)) is not None and owner.id != phase.id
     }
     if phase.depends_on:
         assert referenced, f"phase {phase.id} depends on {phase.depends_on} but references no earlier table"
@@ -56,7 +62,7 @@ def test_every_earlier_phase_a_phase_references_is_among_its_ancestors(
     assert missing == {}, f"phase {phase.id} references phases it does not depend on: {missing}"
 
 
-@pytest.mark.parametrize("phase", PHASES, ids=lambda p: p.id)
+@pytest.mark.parametrize("phase", ALL_PHASES, ids=lambda p: p.id)  # every profile
 def test_in_phase_references_point_at_tables_inserted_earlier(phase: Phase, edges: list[tuple[str, str, str]]) -> None:
     """``Phase.tables`` is the insert order of save_phase_rows: a table's in-phase parents come first."""
     late = [
@@ -67,9 +73,10 @@ def test_in_phase_references_point_at_tables_inserted_earlier(phase: Phase, edge
     assert late == []
 
 
-def test_every_world_table_is_owned_by_exactly_one_phase(public_tables: set[str]) -> None:
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_world_table_is_owned_by_exactly_one_phase_of_each_profile(public_tables: set[str], profile: str) -> None:
     owners: dict[str, list[str]] = {}
-    for phase in PHASES:
+    for phase in PROFILES[profile]:
         for table in phase.tables:
             owners.setdefault(table, []).append(phase.id)
     assert {table: ids for table, ids in owners.items() if len(ids) != 1} == {}

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from worldgen.db.catalog import read_table_specs
-from worldgen.phases import PHASES, WORLD_TABLES, Phase, get_phase
+from worldgen.phases import ALL_PHASES, PHASES, WORLD_TABLES, Phase, get_phase
 from worldgen.schema.spec import SYSTEM_COLUMNS, TableSpec
 from worldgen.schema.tools import (
     STRICT_UNSUPPORTED_KEYWORDS,
@@ -55,7 +55,7 @@ def walk(node: Any) -> Iterator[dict[str, Any]]:
             yield from walk(value)
 
 
-@pytest.mark.parametrize("phase", PHASES, ids=lambda p: p.id)
+@pytest.mark.parametrize("phase", ALL_PHASES, ids=lambda p: p.id)  # every profile's tools
 def test_committed_tool_equals_the_one_regenerated_from_the_catalog(phase: Phase, specs: dict[str, TableSpec]) -> None:
     committed = (GENERATED_DIR / f"phase_{phase.slug}.json").read_text()
     assert render(phase_tool(phase, specs)) == committed, "stale: run `make schemas` and commit"
@@ -217,3 +217,15 @@ def test_with_key_enums_leaves_a_required_reference_without_keys_a_plain_string(
 
 def _owner(table: str) -> Phase:
     return next(p for p in PHASES if table in p.tables)
+
+
+def test_a_quick_tool_offers_only_required_columns_references_key_name_and_description(
+    specs: dict[str, TableSpec],
+) -> None:
+    quick = phase_tool(get_phase("Q1"), specs)
+    full = phase_tool(get_phase("1A"), specs)
+    lean, rich = items_of(quick, "calendar_systems"), items_of(full, "calendar_systems")
+    assert set(lean["properties"]) == {"key", "name", "description"} < set(rich["properties"])
+    assert lean["required"] == rich["required"]
+    regions = items_of(quick, "geography_regions")["properties"]
+    assert {"plane_key", "parent_region_key"} <= set(regions) and "climate" not in regions

@@ -7,23 +7,23 @@ import pytest
 
 from worldgen import phases
 from worldgen.model.claude import max_output_tokens
-from worldgen.phases import PHASES, Phase
+from worldgen.phases import ALL_PHASES, Phase
 from worldgen.settings import Settings
 
 
-@pytest.mark.parametrize("phase", PHASES, ids=lambda p: p.id)
+@pytest.mark.parametrize("phase", ALL_PHASES, ids=lambda p: p.id)  # every profile
 def test_max_tokens_holds_the_expected_answer_with_headroom(phase: Phase) -> None:
     assert phase.max_tokens >= phase.expected_output_tokens * phases.MAX_TOKENS_HEADROOM
     assert phase.max_tokens <= max_output_tokens(phase.model)
 
 
-@pytest.mark.parametrize("phase", PHASES, ids=lambda p: p.id)
+@pytest.mark.parametrize("phase", ALL_PHASES, ids=lambda p: p.id)  # every profile
 def test_a_call_reaches_max_tokens_inside_its_deadline_at_the_assumed_rate(phase: Phase) -> None:
     streaming = phase.max_tokens / phases.ASSUMED_OUTPUT_TOKENS_PER_SECOND
     assert phase.stream_deadline_seconds >= streaming + phases.FIRST_TOKEN_ALLOWANCE_SECONDS
 
 
-@pytest.mark.parametrize("phase", PHASES, ids=lambda p: p.id)
+@pytest.mark.parametrize("phase", ALL_PHASES, ids=lambda p: p.id)  # every profile
 def test_the_lambda_outlives_every_round_at_its_deadline_plus_the_save(phase: Phase) -> None:
     rounds = phase.repair_rounds + 1
     calls = phase.stream_deadline_seconds * rounds  # the parts of a round side by side
@@ -33,7 +33,7 @@ def test_the_lambda_outlives_every_round_at_its_deadline_plus_the_save(phase: Ph
     assert phase.lambda_timeout_seconds <= phases.LAMBDA_MAX_SECONDS
 
 
-@pytest.mark.parametrize("phase", [p for p in PHASES if p.parts], ids=lambda p: p.id)
+@pytest.mark.parametrize("phase", [p for p in ALL_PHASES if p.parts], ids=lambda p: p.id)
 def test_every_wide_phase_keeps_its_repair_rounds_and_the_outline_fits_its_budget(phase: Phase) -> None:
     assert phase.repair_rounds == phases.REPAIR_ROUNDS  # in parts, short calls leave room for every round
     assert phase.max_tokens <= 6000  # the largest call the customer wants
@@ -41,13 +41,13 @@ def test_every_wide_phase_keeps_its_repair_rounds_and_the_outline_fits_its_budge
     assert generous_outline_tokens * phases.MAX_TOKENS_HEADROOM <= phases.OUTLINE_MAX_TOKENS
 
 
-@pytest.mark.parametrize("phase", PHASES, ids=lambda p: p.id)
+@pytest.mark.parametrize("phase", ALL_PHASES, ids=lambda p: p.id)  # every profile
 def test_the_state_outlives_its_lambda(phase: Phase) -> None:
     assert phase.state_timeout_seconds > phase.lambda_timeout_seconds
 
 
 def test_repair_rounds_never_exceed_the_configured_default() -> None:
-    assert all(p.repair_rounds <= Settings().repair_rounds for p in PHASES)
+    assert all(p.repair_rounds <= Settings().repair_rounds for p in ALL_PHASES)
 
 
 def test_a_longer_answer_gets_a_longer_deadline_and_fewer_rounds_not_a_longer_lambda() -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from worldgen.errors import permanent_error_names, throttling_error_names, transient_error_names
 from worldgen.functions_registry import PHASE_FUNCTIONS, STATE_MACHINE_FUNCTIONS
-from worldgen.phases import PHASES, Phase
+from worldgen.phases import PHASES, PROFILES, Phase
 from worldgen.tools import statemachine
 
 
@@ -26,6 +28,8 @@ STATES = all_states(DEFINITION["States"])
 
 def test_committed_asl_and_readmes_equal_a_fresh_build():
     assert statemachine.ASL_PATH.read_text() == statemachine.render_definition(DEFINITION)
+    for profile, path in statemachine.ASL_PATHS.items():  # one state machine per profile
+        assert path.read_text() == statemachine.render_definition(statemachine.build_profile_definition(profile))
     assert statemachine.README_PATH.read_text() == statemachine.render_readme(DEFINITION)
     project = statemachine.PROJECT_README.read_text()
     assert project == statemachine.with_readme_block(project, DEFINITION)
@@ -83,13 +87,31 @@ def test_throttling_gets_its_own_first_retrier_that_waits_minutes_not_seconds():
         assert worst_case_wait(throttling) >= 20 * 60 > 10 * worst_case_wait(general)
 
 
-def test_every_lambda_timeout_is_shorter_than_its_state_timeout():
+def test_each_profile_has_its_own_machine_running_exactly_its_phases():
+    for profile, phases in PROFILES.items():
+        states = all_states(statemachine.build_profile_definition(profile)["States"])
+        ran = {
+            s["Parameters"]["Payload"]["phase"]
+            for s in states.values()
+            if "phase" in s.get("Parameters", {}).get("Payload", {})
+        }
+        assert ran == {p.id for p in phases}, profile
+    quick = statemachine.build_profile_definition("quick")
+    assert quick["StartAt"] == PROFILES["quick"][0].state_name
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_lambda_timeout_is_shorter_than_its_state_timeout(profile: str):
+    states = all_states(statemachine.build_profile_definition(profile)["States"])
     for function in PHASE_FUNCTIONS:
-        phase = next(p for p in PHASES if p.function_id == function.id)
-        assert function.timeout_seconds < STATES[phase.state_name]["TimeoutSeconds"]
+        phase = next((p for p in PROFILES[profile] if p.function_id == function.id), None)
+        if phase is not None:
+            assert function.timeout_seconds < states[phase.state_name]["TimeoutSeconds"]
     for function in STATE_MACHINE_FUNCTIONS:
+        if function.phase and function.phase not in {p.id for p in PROFILES[profile]}:
+            continue
         tasks = [
-            s for s in STATES.values() if s.get("Parameters", {}).get("FunctionName") == f"${{{function.placeholder}}}"
+            s for s in states.values() if s.get("Parameters", {}).get("FunctionName") == f"${{{function.placeholder}}}"
         ]
         assert tasks, function.id
         assert all(function.timeout_seconds < t["TimeoutSeconds"] for t in tasks)
@@ -115,7 +137,11 @@ def test_the_dag_runs_2c_then_3a_beside_3b_after_2b_then_3c():
 
 
 def test_placeholders_are_exactly_the_state_machine_functions():
-    assert statemachine.placeholders(DEFINITION) == {f.placeholder for f in STATE_MACHINE_FUNCTIONS}
+    placeholders = {
+        p: statemachine.placeholders(statemachine.build_profile_definition(p)) for p in PROFILES
+    }  # each machine names its own phases' functions and the service functions
+    assert set().union(*placeholders.values()) == {f.placeholder for f in STATE_MACHINE_FUNCTIONS}
+    assert placeholders["quick"] - placeholders["full"] == {f"{p.function_id}Arn" for p in PROFILES["quick"]}
 
 
 def test_payloads_carry_ids_only():

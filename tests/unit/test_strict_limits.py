@@ -8,7 +8,7 @@ import pytest
 
 import worldgen.phases as phases_module
 from worldgen.errors import ConfigurationError
-from worldgen.phases import PHASES, PHASES_BY_ID, get_phase
+from worldgen.phases import ANY_PHASE_BY_ID, PHASES, get_phase
 from worldgen.schema.tools import STRICT_MAX_OPTIONAL_PARAMETERS, load_tool, part_limit_problems, strict_limit_problems
 from worldgen.settings import get_settings
 
@@ -24,7 +24,7 @@ def fresh_settings(monkeypatch: pytest.MonkeyPatch):
 def one_call_1a(fresh_settings):
     """1A as one call: its whole tool in one request, over the limits (in its parts it is not)."""
     whole = dataclasses.replace(get_phase("1A"), parts=(), outline=False)
-    fresh_settings.setitem(PHASES_BY_ID, "1A", whole)
+    fresh_settings.setitem(ANY_PHASE_BY_ID, "1A", whole)
     return whole
 
 
@@ -51,7 +51,9 @@ def test_a_structured_output_model_whose_schema_breaks_a_limit_is_refused_at_loa
     assert get_settings().default_model == "claude-sonnet-5-5"  # every part of every phase fits
     get_settings.cache_clear()
     whole = dataclasses.replace(get_phase("1A"), parts=(), outline=False)
-    fresh_settings.setattr(phases_module, "PHASES", tuple(whole if p.id == "1A" else p for p in PHASES))
+    fresh_settings.setattr(
+        phases_module, "ALL_PHASES", tuple(whole if p.id == "1A" else p for p in phases_module.ALL_PHASES)
+    )
 
     with pytest.raises(ConfigurationError) as raised:
         get_settings()

@@ -1,15 +1,16 @@
 """The Lambda functions of a deployment, derived from the phase registry.
 
 Used by the ASL builder (placeholders), CDK (one function each, in a loop) and the local runtime
-(in-process dispatch). Nine phase functions share the code folder ``functions/phase``: they differ
-only in configuration (timeout, memory, alarms), so one adapter serves them all.
+(in-process dispatch). The phase functions (nine of the full profile, three of the quick one)
+share the code folder ``functions/phase``: they differ only in configuration (timeout, memory,
+alarms), so one adapter serves them all.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from worldgen.phases import PHASES
+from worldgen.phases import ALL_PHASES
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ PHASE_FUNCTIONS: tuple[LambdaFunction, ...] = tuple(
         memory_mb=phase.memory_mb,
         phase=phase.id,
     )
-    for phase in PHASES
+    for phase in ALL_PHASES  # every profile's phases (the quick profile's Q1..Q3 too)
 )
 ROLLBACK_FUNCTION = LambdaFunction(
     "RollbackGenerationFunction", "rollback_generation", "Compensate a generation that failed permanently", 60

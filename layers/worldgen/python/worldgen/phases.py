@@ -1,4 +1,7 @@
-"""THE phase registry: the one place the 9 generation phases are declared.
+"""THE phase registry: the one place the generation phases are declared, per profile.
+
+Two profiles (``PROFILES``) write the same tables: ``full`` in the 9 phases 1A..3C, ``quick`` (a lean
+world in three calls, the customer's fallback) in Q1..Q3. Phase ids are distinct across profiles.
 
 Everything else is derived from it: the state machine (``worldgen.tools.statemachine``), the CDK
 functions (``infra/``), the tool schemas (``worldgen.schema``), test parametrization and the
@@ -106,9 +109,62 @@ ROW_TARGETS: dict[str, RowTarget] = {
 DEFAULT_ROW_TARGET = RowTarget(3)
 
 
-def row_target(table: str, pc_count: int, cap: int) -> int:
+# The quick profile's row targets: a lean world, about what the world checks need (every PC with an
+# NPC, a place and a quest, nothing orphaned), so three calls fit in about 7K output tokens.
+QUICK_ROW_TARGETS: dict[str, RowTarget] = {
+    # Q1
+    "calendar_systems": RowTarget(1),
+    "planes": RowTarget(1),
+    "geography_regions": RowTarget(1, 0.25, "every PC homeland among them"),
+    "historical_periods": RowTarget(1),
+    "economic_systems": RowTarget(1),
+    "legal_systems": RowTarget(1),
+    "celestial_bodies": RowTarget(1),
+    "races": RowTarget(1, 0.25, "every PC's race among them"),
+    "character_classes": RowTarget(1, 0.25, "every PC's class among them"),
+    "feats": RowTarget(1),
+    "backgrounds": RowTarget(1, 0.25),
+    "languages": RowTarget(1),
+    "cultures": RowTarget(1),
+    "factions": RowTarget(2),
+    "pantheons": RowTarget(1),
+    "deities": RowTarget(1),
+    # Q2
+    "entities": RowTarget(2, 0.5, "one NPC per two PCs from their backstories, a ruler and a villain"),
+    "locations": RowTarget(2, 0.25, "a city and its district or site"),
+    "dungeons": RowTarget(1),
+    "buildings": RowTarget(1),
+    "items": RowTarget(1),
+    "item_effects": RowTarget(1),
+    "sentient_item_properties": RowTarget(1),
+    # Q3
+    "quest_hooks": RowTarget(0, 0.5, "one per two PCs"),
+    "encounters": RowTarget(1),
+    "shops": RowTarget(1),
+    "taverns": RowTarget(1),
+    "temples": RowTarget(1),
+    "entity_relationships": RowTarget(1),
+    "entity_locations": RowTarget(0, 0.5, "every NPC somewhere"),
+    "entity_factions": RowTarget(1),
+    "entity_items": RowTarget(1),
+    "entity_deities": RowTarget(1),
+    "faction_relationships": RowTarget(1),
+    "faction_locations": RowTarget(1),
+    "location_connections": RowTarget(1),
+    "quest_hook_entities": RowTarget(1),
+    "quest_hook_locations": RowTarget(1),
+    "pc_connections": RowTarget(0, 5, "per PC: an NPC, a place, an item, a quest and a faction"),
+}
+PROFILE_ROW_TARGETS: dict[str, dict[str, RowTarget]] = {"full": ROW_TARGETS, "quick": QUICK_ROW_TARGETS}
+
+
+def row_targets(profile: str = "full") -> dict[str, RowTarget]:
+    return PROFILE_ROW_TARGETS[profile]
+
+
+def row_target(table: str, pc_count: int, cap: int, profile: str = "full") -> int:
     """The number of rows to aim for in ``table`` for a party of ``pc_count``, at most ``cap``."""
-    return min(cap, ROW_TARGETS.get(table, DEFAULT_ROW_TARGET).rows(pc_count))
+    return min(cap, row_targets(profile).get(table, DEFAULT_ROW_TARGET).rows(pc_count))
 
 
 @dataclass(frozen=True)
@@ -136,6 +192,7 @@ class Phase:
     outline: bool = False
     strict_tools: bool = False
     state_timeout_margin_seconds: int = 60
+    profile: str = "full"  # the profile (PROFILES) whose state machine runs the phase
 
     @property
     def slug(self) -> str:
@@ -363,16 +420,77 @@ PHASES: tuple[Phase, ...] = (
     ),
 )
 
+
+def _tables_of(*phase_ids: str) -> tuple[str, ...]:
+    """The tables of full-profile phases, in their insert order."""
+    return tuple(t for pid in phase_ids for t in next(p for p in PHASES if p.id == pid).tables)
+
+
+# The quick profile (the customer's fallback): the same tables in three phases, a lean world (its own
+# row targets, QUICK_ROW_TARGETS, and short descriptions); expected tokens from a generous (6-PC)
+# quick world of `make bench-world`'s simulator. Grouped along the foreign keys: every table's
+# parents are in its own phase or an earlier one. Q2 and Q3 are one call each; Q1 is an outline and
+# two parts, since its tables in one request break the schema limits of the default model.
+QUICK_PHASES: tuple[Phase, ...] = (
+    Phase(
+        id="Q1",
+        name="Quick foundations",
+        tables=_tables_of("1A", "1B", "1C"),
+        depends_on=(),
+        focus="the world's foundations in brief: geography, history, economy, law, sky, character options,"
+        " cultures, factions and gods, with every PC's homeland, race, class and background",
+        expected_output_tokens=2000,  # per part
+        profile="quick",
+        # In one request its 16 tables have 29 optional references: over the 24 that strict tools and
+        # structured outputs (the default model) allow per request. An outline, then two parts.
+        outline=True,
+        parts=(_tables_of("1A"), _tables_of("1B", "1C")),
+    ),
+    Phase(
+        id="Q2",
+        name="Quick PC connected world",
+        tables=_tables_of("2A", "2B", "2C"),
+        depends_on=("Q1",),
+        focus="the NPCs, places and items the PCs' backstories need, in brief",
+        expected_output_tokens=1800,
+        profile="quick",
+    ),
+    Phase(
+        id="Q3",
+        name="Quick population and relationships",
+        tables=_tables_of("3A", "3B", "3C"),
+        depends_on=("Q2",),
+        focus="quests, services and the links that tie every PC to an NPC, a place and a quest",
+        expected_output_tokens=5000,
+        profile="quick",
+        max_rows_per_table=80,
+    ),
+)
+
+PROFILES: dict[str, tuple[Phase, ...]] = {"full": PHASES, "quick": QUICK_PHASES}
+PROFILE_NAMES: tuple[str, ...] = tuple(PROFILES)
+DEFAULT_PROFILE = "full"
+ALL_PHASES: tuple[Phase, ...] = tuple(phase for phases in PROFILES.values() for phase in phases)
 PHASES_BY_ID: dict[str, Phase] = {phase.id: phase for phase in PHASES}
+ANY_PHASE_BY_ID: dict[str, Phase] = {phase.id: phase for phase in ALL_PHASES}
 WORLD_TABLES: tuple[str, ...] = tuple(table for phase in PHASES for table in phase.tables)
 ALL_TABLES: tuple[str, ...] = CORE_TABLES + WORLD_TABLES
 
 
-def get_phase(phase_id: str) -> Phase:
+def profile_phases(profile: str) -> tuple[Phase, ...]:
+    """The phases of ``profile``; KeyError naming the profiles when there is no such profile."""
     try:
-        return PHASES_BY_ID[phase_id.upper()]
+        return PROFILES[profile]
     except KeyError:
-        valid = ", ".join(PHASES_BY_ID)
+        raise KeyError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}") from None
+
+
+def get_phase(phase_id: str) -> Phase:
+    """A phase of any profile by id."""
+    try:
+        return ANY_PHASE_BY_ID[phase_id.upper()]
+    except KeyError:
+        valid = ", ".join(ANY_PHASE_BY_ID)
         raise KeyError(f"unknown phase {phase_id!r}; valid phases: {valid}") from None
 
 
@@ -387,15 +505,16 @@ def phase_of_table(table: str) -> Phase | None:
 def ancestors(phase_id: str) -> frozenset[str]:
     """Every phase that must have succeeded before ``phase_id`` (transitive ``depends_on``)."""
     found: set[str] = set()
-    for dep in PHASES_BY_ID[phase_id].depends_on:
+    for dep in ANY_PHASE_BY_ID[phase_id].depends_on:
         found.add(dep)
         found |= ancestors(dep)
     return frozenset(found)
 
 
 def descendants(phase_id: str) -> list[str]:
-    """``phase_id`` and every phase downstream of it, in registry order."""
-    return [p.id for p in PHASES if p.id == phase_id or phase_id in ancestors(p.id)]
+    """``phase_id`` and every phase downstream of it in its profile, in registry order."""
+    phases = PROFILES[ANY_PHASE_BY_ID[phase_id].profile]
+    return [p.id for p in phases if p.id == phase_id or phase_id in ancestors(p.id)]
 
 
 def topological_order(phases: Iterable[Phase] = PHASES) -> list[Phase]:

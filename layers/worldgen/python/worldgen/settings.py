@@ -70,10 +70,31 @@ class Settings(BaseSettings):
     scale: float = 1.0
 
     # Orchestration
-    state_machine_arn: str | None = None
+    state_machine_arn: str | None = None  # the full profile's state machine
+    quick_state_machine_arn: str | None = None  # the quick profile's state machine
+    default_profile: str = "full"  # the profile a generation follows when its request names none
     action_secret: SecretStr | None = None
     action_secret_arn: str | None = None
     aws_region: str = Field(default="us-east-1", validation_alias=AliasChoices("WORLDGEN_AWS_REGION", "AWS_REGION"))
+
+    @field_validator("default_profile")
+    @classmethod
+    def _default_profile_is_known(cls, profile: str) -> str:
+        from worldgen.phases import PROFILE_NAMES
+
+        if profile not in PROFILE_NAMES:
+            raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILE_NAMES)}")
+        return profile
+
+    def state_machine_arn_of(self, profile: str) -> str:
+        """The ARN of ``profile``'s state machine; ConfigurationError naming the setting when unset."""
+        from worldgen.errors import ConfigurationError
+
+        setting = "state_machine_arn" if profile == "full" else f"{profile}_state_machine_arn"
+        arn = getattr(self, setting, None)
+        if not arn:
+            raise ConfigurationError(f"WORLDGEN_{setting.upper()} is not set on the server")
+        return str(arn)
 
     @field_validator("strict_phases")
     @classmethod
@@ -99,10 +120,10 @@ class Settings(BaseSettings):
         are) must fit their limits in every part: refused here, never mid-generation."""
         from worldgen.errors import ConfigurationError
         from worldgen.model.families import STRUCTURED_OUTPUT, UnknownModel, family_of
-        from worldgen.phases import PHASES
+        from worldgen.phases import ALL_PHASES
         from worldgen.schema.tools import load_tool, part_limit_problems
 
-        for phase in PHASES:
+        for phase in ALL_PHASES:  # every profile
             model = self.phase_models.get(phase.id) or self.default_model or phase.model
             try:
                 structured = family_of(model).request_mode == STRUCTURED_OUTPUT

@@ -22,7 +22,7 @@ from psycopg.types.json import Jsonb
 
 from worldgen.db.snapshot import capture_world, restore_world, tables_of
 from worldgen.errors import AttemptSuperseded, CampaignNotFound, GenerationCancelled
-from worldgen.phases import PHASES, Phase
+from worldgen.phases import DEFAULT_PROFILE, Phase, profile_phases
 
 ACTIVE_STATUSES = ("pending", "running")
 ANY_EXECUTION: Any = object()  # no condition on the generation's current execution
@@ -131,18 +131,33 @@ def create_generation(
     provider: str,
     options: dict[str, Any] | None = None,
     phases: list[str] | None = None,
+    profile: str = DEFAULT_PROFILE,
 ) -> uuid.UUID:
-    """A pending generation (at most one active per campaign) that keeps the rows it will replace."""
-    phases = phases or [p.id for p in PHASES]
+    """A pending generation (at most one active per campaign) that keeps the rows it will replace.
+
+    ``profile`` names the phases it follows (``phases.PROFILES``); ``phases`` defaults to all of them."""
+    phases = phases or [p.id for p in profile_phases(profile)]
     try:
         with conn.transaction():
             _lock_campaign(conn, campaign_id)
             replaced = capture_world(conn, campaign_id, tables_of(phases))
             row = conn.execute(
-                "INSERT INTO generations (campaign_id, model_provider, options, phases, replaced_world)"
-                " VALUES (%s, %s, %s, %s, %s) RETURNING id",
-                (str(campaign_id), provider, Jsonb(options or {}), phases, Jsonb(replaced) if replaced else None),
+                "INSERT INTO generations (campaign_id, model_provider, options, phases, replaced_world, profile)"
+                " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+                (
+                    str(campaign_id),
+                    provider,
+                    Jsonb(options or {}),
+                    phases,
+                    Jsonb(replaced) if replaced else None,
+                    profile,
+                ),
             ).fetchone()
+            # What a client shows as "phase n of N": the generation's profile's phase count.
+            conn.execute(
+                "UPDATE campaigns SET total_phases = %s WHERE id = %s",
+                (len(profile_phases(profile)), str(campaign_id)),
+            )
     except psycopg.errors.UniqueViolation as exc:  # generations_one_active_per_campaign
         raise GenerationActive(f"campaign {campaign_id} already has a generation in progress") from exc
     assert row is not None

@@ -14,7 +14,7 @@ from psycopg import sql
 from worldgen.audit import RELATIONSHIP_TABLES
 from worldgen.db.save import rows_kept_on_regeneration
 from worldgen.errors import CampaignNotFound
-from worldgen.phases import PHASES, Phase, ancestors
+from worldgen.phases import ALL_PHASES, Phase, ancestors
 from worldgen.schema.spec import TableSpec
 
 CHARS_PER_TOKEN = 4
@@ -140,7 +140,7 @@ def phase_context(
     campaign = load_campaign(conn, campaign_id)
     pcs = load_player_characters(conn, campaign_id)
     earlier = ancestors(phase.id)
-    tables = [t for p in PHASES if p.id in earlier for t in p.tables]
+    tables = [t for p in ALL_PHASES if p.id in earlier for t in p.tables]
     raw = _rows_of(conn, campaign_id, tables)
     id_to_key = {str(r["id"]): r["key"] for rows in raw.values() for r in rows}
     id_to_key.update(_pc_keys(conn, campaign_id))

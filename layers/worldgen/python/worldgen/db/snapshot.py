@@ -15,13 +15,13 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from worldgen.phases import PHASES, WORLD_TABLES
+from worldgen.phases import ALL_PHASES, WORLD_TABLES
 
 
 def tables_of(phase_ids: Iterable[str]) -> list[str]:
     """World tables of ``phase_ids``, in insert order (a table's parents first)."""
     wanted = set(phase_ids)
-    return [table for phase in PHASES if phase.id in wanted for table in phase.tables]
+    return [table for phase in ALL_PHASES if phase.id in wanted for table in phase.tables]
 
 
 def capture_world(

@@ -27,7 +27,7 @@ from worldgen.db.connection import shared_connection
 from worldgen.db.leases import execution_lease_held
 from worldgen.errors import ConfigurationError, DatabaseUnavailable
 from worldgen.observability import logger, metrics, tracer
-from worldgen.phases import PHASES_BY_ID, descendants
+from worldgen.phases import ANY_PHASE_BY_ID, PROFILE_NAMES, ancestors, descendants, get_phase
 from worldgen.settings import get_settings
 
 ACTION_NAMES = (
@@ -75,6 +75,10 @@ class CampaignInput(BaseModel):
 class GenerationInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
     generation_id: uuid.UUID
+
+
+class GenerateInput(CampaignInput):
+    profile: str | None = None  # full | quick; default: WORLDGEN_DEFAULT_PROFILE
 
 
 class RegenerateInput(CampaignInput):
@@ -226,17 +230,21 @@ def reconcile(conn: psycopg.Connection[Any], generation: dict[str, Any]) -> dict
     return {**generation, "status": moved.status}
 
 
+def _profile_of(conn: psycopg.Connection[Any], generation_id: uuid.UUID) -> str:
+    row = conn.execute("SELECT profile FROM generations WHERE id = %s", (str(generation_id),)).fetchone()
+    conn.commit()
+    return str(row["profile"]) if row else "full"
+
+
 def _start_execution(
     conn: psycopg.Connection[Any], generation_id: uuid.UUID, campaign_id: Any, name: str, *, resumed: bool = False
 ) -> str:
     settings = get_settings()
     payload = {"generation_id": str(generation_id), "campaign_id": str(campaign_id)}
+    profile = _profile_of(conn, generation_id)
     try:
-        if not settings.state_machine_arn:
-            raise ConfigurationError("WORLDGEN_STATE_MACHINE_ARN is not set on the server")
-        response = sfn_client().start_execution(
-            stateMachineArn=settings.state_machine_arn, name=name, input=json.dumps(payload)
-        )
+        state_machine_arn = settings.state_machine_arn_of(profile)  # the machine of the generation's profile
+        response = sfn_client().start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(payload))
     except Exception as exc:  # botocore's errors, configuration: the generation must not stay active
         state.fail_generation(conn, generation_id, "ExecutionNotStarted", str(exc), redrivable=False)
         logger.exception("start_execution failed")
@@ -250,7 +258,11 @@ def _start_execution(
 
 
 def _create_and_start(
-    conn: psycopg.Connection[Any], campaign_id: uuid.UUID, options: dict[str, Any], phases: list[str] | None = None
+    conn: psycopg.Connection[Any],
+    campaign_id: uuid.UUID,
+    options: dict[str, Any],
+    phases: list[str] | None = None,
+    profile: str = "full",
 ) -> dict[str, Any]:
     """A new generation row (at most one active per campaign), then its execution, named after it."""
     for stale in conn.execute(
@@ -262,7 +274,7 @@ def _create_and_start(
     conn.commit()
     try:
         generation_id = state.create_generation(
-            conn, campaign_id, provider=get_settings().model_provider, options=options, phases=phases
+            conn, campaign_id, provider=get_settings().model_provider, options=options, phases=phases, profile=profile
         )
     except state.GenerationActive as exc:
         raise ActionError(409, "generation-active", str(exc)) from exc
@@ -271,10 +283,16 @@ def _create_and_start(
 
 
 def generate_world(conn: psycopg.Connection[Any], data: dict[str, Any], caller: Caller) -> dict[str, Any]:
-    request = CampaignInput.model_validate(data)
-    _load_campaign(conn, request.campaign_id, caller)
+    request = GenerateInput.model_validate(data)
     settings = get_settings()
-    return _create_and_start(conn, request.campaign_id, {"seed": settings.seed, "scale": settings.scale})
+    profile = request.profile or settings.default_profile
+    if profile not in PROFILE_NAMES:
+        raise ActionError(
+            400, "unknown-profile", f"unknown profile {request.profile!r}; valid profiles: {', '.join(PROFILE_NAMES)}"
+        )
+    _load_campaign(conn, request.campaign_id, caller)
+    options = {"seed": settings.seed, "scale": settings.scale}
+    return _create_and_start(conn, request.campaign_id, options, profile=profile)
 
 
 def resume_generation(conn: psycopg.Connection[Any], data: dict[str, Any], caller: Caller) -> dict[str, Any]:
@@ -296,15 +314,40 @@ def resume_generation(conn: psycopg.Connection[Any], data: dict[str, Any], calle
 def regenerate_from_phase(conn: psycopg.Connection[Any], data: dict[str, Any], caller: Caller) -> dict[str, Any]:
     request = RegenerateInput.model_validate(data)
     phase = request.phase.upper()
-    if phase not in PHASES_BY_ID:
+    if phase not in ANY_PHASE_BY_ID:
         raise ActionError(
-            400, "unknown-phase", f"unknown phase {request.phase!r}; valid phases: {', '.join(PHASES_BY_ID)}"
+            400, "unknown-phase", f"unknown phase {request.phase!r}; valid phases: {', '.join(ANY_PHASE_BY_ID)}"
         )
     _load_campaign(conn, request.campaign_id, caller)
+    _check_world_has(conn, request.campaign_id, phase)
     settings = get_settings()
     # Another seed, so the procedural model makes a different world for the regenerated phases.
     options = {"regenerate_from": phase, "seed": settings.seed + 1, "scale": settings.scale}
-    return _create_and_start(conn, request.campaign_id, options, descendants(phase))
+    # The phase's profile runs the regeneration (Q2 regenerates with the quick machine).
+    return _create_and_start(conn, request.campaign_id, options, descendants(phase), get_phase(phase).profile)
+
+
+def _check_world_has(conn: psycopg.Connection[Any], campaign_id: uuid.UUID, phase: str) -> None:
+    """A regeneration from ``phase`` keeps the phases before it: they must have succeeded for the
+    campaign, in the same profile (a quick world regenerates from Q1..Q3, a full one from 1A..3C)."""
+    done = {
+        row["phase"]
+        for row in conn.execute(
+            "SELECT DISTINCT phase FROM phase_runs WHERE campaign_id = %s AND status = 'succeeded'",
+            (str(campaign_id),),
+        ).fetchall()
+    }
+    conn.commit()
+    missing = sorted(ancestors(phase) - done)
+    if missing:
+        profile = get_phase(phase).profile
+        raise ActionError(
+            409,
+            "phase-dependency-missing",
+            f"cannot regenerate campaign {campaign_id} from {phase} ({profile} profile): phases {', '.join(missing)}"
+            " never succeeded for it; regenerate from a phase of the profile its world was generated with,"
+            " or generate the world again",
+        )
 
 
 def cancel_generation(conn: psycopg.Connection[Any], data: dict[str, Any], caller: Caller) -> dict[str, Any]:

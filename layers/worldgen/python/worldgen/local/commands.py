@@ -99,7 +99,10 @@ def generate_campaign(args: argparse.Namespace, campaign: CampaignFile) -> int:
     print(f"campaign {campaign.name!r} ({campaign_id}), {len(campaign.player_characters)} player characters")
     print(f"model: {provider_label(model)}")
     with _simulator(args) as simulator, _runtime(args, url, simulator) as runtime:
-        status, body = runtime.action("generateWorld", {"campaign_id": str(campaign_id)}, user_id=campaign.owner_id)
+        request = {"campaign_id": str(campaign_id)}
+        if getattr(args, "profile", None):
+            request["profile"] = args.profile
+        status, body = runtime.action("generateWorld", request, user_id=campaign.owner_id)
         return _follow(runtime, url, status, body)
 
 

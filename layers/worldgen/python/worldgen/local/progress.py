@@ -9,7 +9,7 @@ from typing import Any, TextIO
 
 import psycopg
 
-from worldgen.phases import PHASES, PHASES_BY_ID
+from worldgen.phases import ALL_PHASES, get_phase
 
 _MARK = {"running": "…", "succeeded": "✓", "failed": "✗", "rolled_back": "↺"}
 
@@ -17,7 +17,7 @@ _MARK = {"running": "…", "succeeded": "✓", "failed": "✗", "rolled_back": "
 def parts_label(phase_id: str, status: str, outline_kept: bool, parts_kept: int) -> str:
     """How a phase is generated (``outline + 5`` parts, ``1`` call) and, while it runs or after it
     failed, what it already has: the outline and the parts answered, which a retry reuses."""
-    phase = PHASES_BY_ID[phase_id]
+    phase = get_phase(phase_id)
     planned = (f"outline + {len(phase.table_groups)}" if phase.outline else f"{len(phase.table_groups)}") + " parts"
     if len(phase.table_groups) == 1 and not phase.outline:
         planned = "1 call"
@@ -69,12 +69,12 @@ class ProgressPrinter:
             self.conn = None
             return
         self.database_away = False
-        for row in sorted(rows, key=lambda r: [p.id for p in PHASES].index(r["phase"])):
+        for row in sorted(rows, key=lambda r: [p.id for p in ALL_PHASES].index(r["phase"])):
             seen = (row["status"], row["attempt"], row["outline_kept"], row["parts_kept"])
             if self.seen.get(row["phase"]) == seen:
                 continue
             self.seen[row["phase"]] = seen
-            phase = PHASES_BY_ID[row["phase"]]
+            phase = get_phase(row["phase"])
             line = f"  {_MARK.get(row['status'], '?')} {phase.id} {phase.name:<28} {row['status']:<11}"
             if row["status"] == "succeeded":
                 line += f" {row['rows_total']:>5} rows  {(row['duration_ms'] or 0) / 1000:6.2f} s"
@@ -109,7 +109,7 @@ def generation_report(conn: psycopg.Connection[Any], generation_id: uuid.UUID | 
         f"  status: {generation['status']}"
         + (f"  ({generation['error_type']}: {generation['error_message']})" if generation["error_type"] else "")
         + ("  [redrivable: `worldgen resume`]" if generation["redrivable"] else ""),
-        f"  model: {provider_label(generation['model_provider'])}",
+        f"  model: {provider_label(generation['model_provider'])}  profile: {generation['profile']}",
         "",
         f"  {'phase':<6}{'status':<12}{'rows':>6}{'seconds':>9}{'model s':>9}{'db s':>7}{'calls':>6}"
         f"{'in tok':>9}{'out tok':>9}{'cost $':>10}  parts",

@@ -30,11 +30,13 @@ from worldgen.db.connection import connect, release_thread_connection
 from worldgen.db.leases import acquire_execution_lease, release_execution_lease
 from worldgen.functions_registry import ALL_FUNCTIONS, FAILURE_FUNCTION, START_FUNCTION, LambdaFunction
 from worldgen.settings import get_settings
-from worldgen.tools.repo import ASL_PATH, FUNCTIONS_DIR
+from worldgen.tools.repo import ASL_PATH, ASL_PATHS, FUNCTIONS_DIR
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 STATE_MACHINE_NAME = "worldgen-local"
+# The ARN setting of each profile's state machine (the full profile's is the unsuffixed one).
+PROFILE_ARN_ENVS = {"full": contracts.STATE_MACHINE_ARN_ENV, "quick": contracts.QUICK_STATE_MACHINE_ARN_ENV}
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -95,9 +97,11 @@ class LocalRuntime:
         *,
         definition: str | None = None,
         environment: dict[str, str] | None = None,
+        quick_definition: str | None = None,
     ) -> None:
         self.overrides = overrides or {}
         self.definition = definition
+        self.quick_definition = quick_definition
         self.environment = environment or {}
         self.functions = {function_arn(f): f for f in ALL_FUNCTIONS}
         self.handlers: dict[str, Handler] = {}
@@ -141,10 +145,18 @@ class LocalRuntime:
         self.sfn = boto3.client("stepfunctions", region_name=REGION)
         boto3.DEFAULT_SESSION.events.register("before-call.lambda.Invoke", self._invoke)  # type: ignore[union-attr,arg-type]
         role = f"arn:aws:iam::{ACCOUNT}:role/{STATE_MACHINE_NAME}"
-        self.state_machine_arn = self.sfn.create_state_machine(
-            name=STATE_MACHINE_NAME, definition=substituted_definition(self.definition), roleArn=role
-        )["stateMachineArn"]
-        self._set_env({contracts.STATE_MACHINE_ARN_ENV: self.state_machine_arn})
+        # One state machine per profile, as CDK deploys them; the action starts its profile's.
+        definitions = {"full": self.definition, "quick": self.quick_definition}
+        self.state_machine_arns = {
+            profile: self.sfn.create_state_machine(
+                name=STATE_MACHINE_NAME if profile == "full" else f"{STATE_MACHINE_NAME}-{profile}",
+                definition=substituted_definition(definitions[profile] or ASL_PATHS[profile].read_text()),
+                roleArn=role,
+            )["stateMachineArn"]
+            for profile in PROFILE_ARN_ENVS
+        }
+        self.state_machine_arn = self.state_machine_arns["full"]
+        self._set_env({PROFILE_ARN_ENVS[p]: arn for p, arn in self.state_machine_arns.items()})
         self._refresh_cached_clients()
         self._watcher = threading.Thread(target=self._watch, name="worldgen-execution-watcher", daemon=True)
         self._watcher.start()
@@ -332,7 +344,11 @@ class LocalRuntime:
         """Record every execution of this runtime that ended unsuccessfully and was not recorded
         yet (what the EventBridge rule does on AWS); for `worldgen serve`, which never waits."""
         count = 0
-        pages = self.sfn.get_paginator("list_executions").paginate(stateMachineArn=self.state_machine_arn)
+        pages = [
+            page
+            for arn in self.state_machine_arns.values()
+            for page in self.sfn.get_paginator("list_executions").paginate(stateMachineArn=arn)
+        ]
         for page in pages:
             for summary in page["executions"]:
                 if (

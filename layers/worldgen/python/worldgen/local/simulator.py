@@ -49,7 +49,7 @@ from worldgen.audit import ROLE_TABLES, cast_for_roles
 from worldgen.model import simulated
 from worldgen.model.base import ModelRequest
 from worldgen.model.procedural import ProceduralModel
-from worldgen.phases import PHASES, PRIMER_MAX_TOKENS, phase_of_table
+from worldgen.phases import PHASES, PRIMER_MAX_TOKENS, phase_of_table, row_target
 
 CHARS_PER_TOKEN = 4
 MIN_CACHEABLE_TOKENS = 1024
@@ -75,6 +75,7 @@ SIZES: dict[str, int] = {
 # Characters of JSON per row of a typical answer, per phase (long prose in the foundations).
 ROW_CHARS: dict[str, int] = {
     "1A": 880, "1B": 750, "1C": 800, "2A": 700, "2B": 650, "2C": 600, "3A": 750, "3B": 550, "3C": 540,
+    "Q1": 330, "Q2": 330, "Q3": 250,  # the quick profile: short descriptions, the fields that matter
 }  # fmt: skip
 GENEROUS_ROWS = 1.3
 GENEROUS_TEXT = 1.25
@@ -235,6 +236,8 @@ class ClaudeSimulator:
     def row_counts(self, request: ModelRequest) -> dict[str, int]:
         """Rows per table of the request's phase; the cast (entities) as large as the roles later
         phases will hand out need (``audit.cast_for_roles``), as 2A's prompt asks of a model."""
+        if request.phase.profile != "full":  # a lean profile's prompts ask for its own row targets
+            return self._profile_row_counts(request)
         pcs = len(request.context.player_characters) or BASE_PCS
         counts = {t: self.rows_of(t, pcs) for t in request.phase.tables}
         if "entities" in counts:
@@ -247,11 +250,20 @@ class ClaudeSimulator:
         factor = grow * (GENEROUS_ROWS if self.size == "generous" else 1.0)
         return max(1, round(SIZES.get(table, 5) * factor))
 
+    def _profile_row_counts(self, request: ModelRequest) -> dict[str, int]:
+        phase, pcs = request.phase, len(request.context.player_characters) or BASE_PCS
+        factor = GENEROUS_ROWS if self.size == "generous" else 1.0
+        return {
+            t: max(1, round(row_target(t, pcs, phase.max_rows_per_table, phase.profile) * factor)) for t in phase.tables
+        }
+
     def tool_input(self, request: ModelRequest) -> dict[str, Any]:
         """The procedural answer at the real size: row counts as asked, text as long as asked."""
         options = {**request.options, "row_counts": self.row_counts(request)}
         sized = dataclasses.replace(request, options=options, round=1)
         answer = ProceduralModel().call(sized).tool_input or {}
+        if request.phase.profile != "full":
+            _short_descriptions(answer)
         target = ROW_CHARS.get(request.phase.id, 800) * (GENEROUS_TEXT if self.size == "generous" else 1.0)
         filler = _filler(request)
         for rows in answer.values():
@@ -308,6 +320,20 @@ def _filler(request: ModelRequest) -> list[str]:
     campaign = request.context.campaign
     words = f"{campaign.get('setting', '')} {campaign.get('tone', '')}".split()
     return words or ["the", "world", "turns"]
+
+
+LEAN_DESCRIPTION_CHARS = 200  # the quick prompts: one or two short sentences
+
+
+def _short_descriptions(answer: dict[str, Any]) -> None:
+    """A lean profile's descriptions as its prompts ask for them: one or two short sentences (its
+    tool already offers only the required fields, the references, key, name and description)."""
+    for rows in answer.values():
+        for row in rows:
+            text = row.get("description") if isinstance(row, dict) else None
+            if isinstance(text, str) and len(text) > LEAN_DESCRIPTION_CHARS:
+                cut = text[:LEAN_DESCRIPTION_CHARS].rsplit(". ", 1)[0].rstrip(".")
+                row["description"] = cut + "."
 
 
 def _pad(row: Any, target_chars: int, filler: list[str]) -> None:

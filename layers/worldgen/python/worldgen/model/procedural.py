@@ -270,11 +270,21 @@ class _PhaseGenerator:
 
         count = max(1, round(rng.randint(3, 8) * self.scale))
         if table == "entities":  # the PCs' NPCs and the supporting cast later phases give roles to
-            count = max(count, round(row_target(table, len(self.pcs), table_schema.get("maxItems", 40)) * self.scale))
+            count = max(
+                count,
+                round(
+                    row_target(table, len(self.pcs), table_schema.get("maxItems", 40), self.request.phase.profile)
+                    * self.scale
+                ),
+            )
         if pc_props and self.pcs:
             count = max(count, len(self.pcs))
         if is_edge and required_refs:
             count = max(count, len(self.pool(table, required_refs[0], item)))
+        profile = self.request.phase.profile
+        if profile != "full":  # a lean profile: exactly its row targets, as the simulator sizes it
+            target = row_target(table, len(self.pcs) or 4, table_schema.get("maxItems", 40), profile)
+            count = max(1, round(target * self.scale))
         count = int(self.request.options.get("row_counts", {}).get(table, count))  # the simulator's sizes
         assigned = self.request.assigned.get(table)
         if assigned is not None:  # a part of an outlined phase: exactly the rows the outline gave it

@@ -6,7 +6,7 @@ from functools import cache
 from importlib import resources
 
 from worldgen.db.context import PhaseContext
-from worldgen.phases import ROW_TARGETS, Phase, row_target
+from worldgen.phases import Phase, row_target, row_targets
 
 
 @cache
@@ -19,13 +19,13 @@ def system_prompt() -> str:
 
 
 def size_hint(phase: Phase, pc_count: int) -> str:
-    """The row targets of ``phase`` for a party of ``pc_count`` (from ``phases.ROW_TARGETS``)."""
+    """The row targets of ``phase`` for a party of ``pc_count`` (its profile's, ``phases.row_targets``)."""
+    targets = row_targets(phase.profile)
     lines = [f"Rows to aim for with {pc_count} player character(s) (more only where the story needs it):"]
     for table in phase.tables:
-        note = ROW_TARGETS[table].note if table in ROW_TARGETS else ""
-        lines.append(
-            f"- {table}: about {row_target(table, pc_count, phase.max_rows_per_table)}" + (f" ({note})" if note else "")
-        )
+        note = targets[table].note if table in targets else ""
+        rows = row_target(table, pc_count, phase.max_rows_per_table, phase.profile)
+        lines.append(f"- {table}: about {rows}" + (f" ({note})" if note else ""))
     return "\n".join(lines)
 
 

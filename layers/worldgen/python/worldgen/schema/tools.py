@@ -13,7 +13,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from worldgen.phases import PHASES, Phase, row_target
+from worldgen.phases import Phase, get_phase, row_target
 from worldgen.schema.spec import ColumnSpec, TableSpec
 
 # Package data: read through importlib.resources, wherever the package is laid out (repo or /opt/python).
@@ -63,8 +63,15 @@ def column_schema(column: ColumnSpec) -> dict[str, Any]:
     return schema
 
 
-def table_schema(spec: TableSpec, max_items: int) -> dict[str, Any]:
-    columns = spec.exposed_columns
+LEAN_PROPERTIES = ("key", "name", "description")
+
+
+def table_schema(spec: TableSpec, max_items: int, *, lean: bool = False) -> dict[str, Any]:
+    """A table's array schema; ``lean`` (the quick profile) offers only the required columns, the
+    references and key, name and description: the model cannot spend tokens on optional details."""
+    columns = [
+        c for c in spec.exposed_columns if not lean or c.required or c.references or c.property_name in LEAN_PROPERTIES
+    ]
     item = {
         "type": "object",
         "properties": {c.property_name: column_schema(c) for c in columns},
@@ -89,7 +96,9 @@ def phase_tool(phase: Phase, specs: dict[str, TableSpec]) -> dict[str, Any]:
         ),
         "input_schema": {
             "type": "object",
-            "properties": {t: table_schema(specs[t], phase.max_rows_per_table) for t in phase.tables},
+            "properties": {
+                t: table_schema(specs[t], phase.max_rows_per_table, lean=phase.profile != "full") for t in phase.tables
+            },
             "required": list(phase.tables),
             "additionalProperties": False,
         },
@@ -195,7 +204,7 @@ def with_row_targets(tool: dict[str, Any], phase: Phase, pc_count: int) -> dict[
         if table not in phase.tables:
             continue
         description = schema.get("description", "").split(TARGET_MARKER)[0]
-        target = row_target(table, pc_count, phase.max_rows_per_table)
+        target = row_target(table, pc_count, phase.max_rows_per_table, phase.profile)
         schema["description"] = f"{description}{TARGET_MARKER}about {target} row(s) for {pc_count} PC(s)."
     return sized
 
@@ -223,7 +232,7 @@ def generated_name(phase: Phase) -> str:
 
 @cache
 def _committed_tool_text(phase_id: str) -> str:
-    phase = next(p for p in PHASES if p.id == phase_id)
+    phase = get_phase(phase_id)
     return resources.files(GENERATED_PACKAGE).joinpath(generated_name(phase)).read_text(encoding="utf-8")
 
 

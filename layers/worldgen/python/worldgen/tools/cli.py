@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from worldgen.phases import PHASES_BY_ID
+from worldgen.phases import ANY_PHASE_BY_ID, PROFILE_NAMES
 from worldgen.settings import MODEL_PROVIDERS
 
 
@@ -36,7 +36,7 @@ def _asl(args: argparse.Namespace) -> int:
     from worldgen.tools import statemachine
 
     statemachine.write()
-    print(f"wrote {statemachine.ASL_PATH} and {statemachine.README_PATH}")
+    print(f"wrote {', '.join(str(p) for p in statemachine.ASL_PATHS.values())} and {statemachine.README_PATH}")
     return 0
 
 
@@ -139,8 +139,8 @@ def uuid_argument(value: str) -> str:
 
 
 def phase_argument(value: str) -> str:
-    if value.upper() not in PHASES_BY_ID:
-        raise argparse.ArgumentTypeError(f"unknown phase {value!r}; choose one of: {', '.join(PHASES_BY_ID)}")
+    if value.upper() not in ANY_PHASE_BY_ID:
+        raise argparse.ArgumentTypeError(f"unknown phase {value!r}; choose one of: {', '.join(ANY_PHASE_BY_ID)}")
     return value.upper()
 
 
@@ -170,7 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--down", type=int, default=0, metavar="N", help="revert the N latest migrations")
     migrate.set_defaults(func=_db_migrate)
 
-    add_command("asl", help="regenerate statemachine/generation.asl.json").set_defaults(func=_asl, needs_database=False)
+    add_command("asl", help="regenerate the state machines (statemachine/*.asl.json), one per profile").set_defaults(
+        func=_asl, needs_database=False
+    )
     add_command("schemas", help="regenerate the phase tool schemas from the catalog").set_defaults(func=_schemas)
     add_command(
         "hasura-metadata", help="regenerate the relationships of infra/hasura/metadata from the catalog"
@@ -208,8 +210,18 @@ def build_parser() -> argparse.ArgumentParser:
         )
         return command
 
-    with_model(add_command("demo", help="generate the sample campaign's world")).set_defaults(func=_generation("demo"))
-    generate = with_model(add_command("generate", help="generate the world of a campaign file"))
+    def with_profile(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        command.add_argument(
+            "--profile",
+            choices=PROFILE_NAMES,
+            default=None,
+            help="full (9 phases) or quick (a lean world in 3 phases); default WORLDGEN_DEFAULT_PROFILE",
+        )
+        return command
+
+    demo = with_profile(with_model(add_command("demo", help="generate the sample campaign's world")))
+    demo.set_defaults(func=_generation("demo"))
+    generate = with_profile(with_model(add_command("generate", help="generate the world of a campaign file")))
     generate.add_argument("--campaign", required=True, metavar="FILE", help="campaign JSON (setting, tone, PCs)")
     generate.set_defaults(func=_generation("generate"))
 
@@ -225,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume.set_defaults(func=_generation("resume"))
     regenerate = with_model(add_command("regenerate", help="regenerate a phase and everything downstream"))
     regenerate.add_argument("campaign_id", type=uuid_argument)
-    regenerate.add_argument("phase", type=phase_argument, help=f"one of {', '.join(PHASES_BY_ID)}")
+    regenerate.add_argument("phase", type=phase_argument, help=f"one of {', '.join(ANY_PHASE_BY_ID)}")
     regenerate.set_defaults(func=_generation("regenerate"))
     cancel = add_command("cancel", help="cancel a running generation")
     cancel.add_argument("generation_id", type=uuid_argument)

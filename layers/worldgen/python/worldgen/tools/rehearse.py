@@ -81,6 +81,7 @@ SETTINGS_WITH_PRODUCTION_DEFAULTS = frozenset(
         "anthropic_base_url",
         "bedrock_region",
         "database_proxy_endpoint",  # unset means no RDS Proxy: what an environment without one wants
+        "default_profile",  # full unless an environment chooses the quick profile for every request
     }
 )
 # One of each group is enough: a value, or the ARN of the secret holding it.
@@ -451,7 +452,7 @@ class Rehearsal:
         self._stack.callback(events.unregister, "before-call.lambda.Invoke", self._dispatch)  # type: ignore[arg-type]
         self._name_resources()
         self._create_secrets()
-        self._create_state_machine()
+        self._create_state_machines()
         self._start_workers()
 
     def __exit__(self, *exc: object) -> None:
@@ -484,10 +485,13 @@ class Rehearsal:
                 self.resolve.refs[logical_id] = f"arn:aws:lambda:{self.region}:{self.account}:layer:{logical_id}:1"
 
     def _stack_name(self) -> str:
-        for resource in self.resources.values():
-            if resource["Type"] == "AWS::StepFunctions::StateMachine":
-                return str(resource["Properties"].get("StateMachineName", f"worldgen-{self.env}"))
-        return f"worldgen-{self.env}"
+        names = [
+            str(resource["Properties"].get("StateMachineName", f"worldgen-{self.env}"))
+            for resource in self.resources.values()
+            if resource["Type"] == "AWS::StepFunctions::StateMachine"
+        ]
+        # One machine per profile: the full profile's bears the stack's name, the others a suffix.
+        return min(names, key=len, default=f"worldgen-{self.env}")
 
     def _create_secrets(self) -> None:
         """The stack's own secrets, then every complete secret ARN the template names (imported)."""
@@ -522,12 +526,15 @@ class Rehearsal:
             if resource["Type"] == "AWS::Lambda::Function"
         }
 
-    def _create_state_machine(self) -> None:
-        (logical_id, machine), *others = [
-            (k, r) for k, r in self.resources.items() if r["Type"] == "AWS::StepFunctions::StateMachine"
-        ]
-        if others:
-            raise RehearsalFailed("more than one state machine in the template")
+    def _create_state_machines(self) -> None:
+        """Every state machine of the template (one per profile); the full profile's is the stack's name."""
+        machines = [(k, r) for k, r in self.resources.items() if r["Type"] == "AWS::StepFunctions::StateMachine"]
+        if not machines:
+            raise RehearsalFailed("no state machine in the template")
+        for logical_id, machine in machines:
+            self._create_state_machine(logical_id, machine)
+
+    def _create_state_machine(self, logical_id: str, machine: dict[str, Any]) -> None:
         props = machine["Properties"]
         if "DefinitionS3Location" in props:
             definition = (self.outdir / f"asset.{props['DefinitionS3Location']['Key']}").read_text()
@@ -544,12 +551,12 @@ class Rehearsal:
             raise RehearsalFailed(f"ASL placeholders with no function: {left}")
         name = props.get("StateMachineName", self._stack_name())
         role = str(self.resolve(props["RoleArn"]))
-        self.state_machine_arn = self.sfn.create_state_machine(name=name, definition=definition, roleArn=role)[
-            "stateMachineArn"
-        ]
-        self.resolve.refs[logical_id] = self.state_machine_arn
+        arn = self.sfn.create_state_machine(name=name, definition=definition, roleArn=role)["stateMachineArn"]
+        if name == self._stack_name():
+            self.state_machine_arn = arn
+        self.resolve.refs[logical_id] = arn
         self.resolve.attributes[(logical_id, "Name")] = name
-        self.resolve.attributes[(logical_id, "Arn")] = self.state_machine_arn
+        self.resolve.attributes[(logical_id, "Arn")] = arn
 
     def _start_workers(self) -> None:
         mount_opt = can_mount_opt()
@@ -632,7 +639,7 @@ class Rehearsal:
             raise RehearsalFailed(f"expected one function with {name}, found {[w.function.logical_id for w in found]}")
         return found[0]
 
-    def start_world(self, campaign_id: uuid.UUID) -> dict[str, Any]:
+    def start_world(self, campaign_id: uuid.UUID, profile: str | None = None) -> dict[str, Any]:
         """A Hasura ``generateWorld`` request to the Function URL's handler, secret from Secrets Manager."""
         from worldgen.local.runtime import function_url_event
 
@@ -641,7 +648,7 @@ class Rehearsal:
         secret = self.secretsmanager.get_secret_value(SecretId=secret_arn)["SecretString"]
         body = {
             "action": {"name": "generateWorld"},
-            "input": {"campaign_id": str(campaign_id)},
+            "input": {"campaign_id": str(campaign_id), **({"profile": profile} if profile else {})},
             "session_variables": {"x-hasura-role": "user", "x-hasura-user-id": OWNER},
             "request_query": "mutation { generateWorld(campaign_id: $id) { generation_id } }",
         }
@@ -672,21 +679,24 @@ class Rehearsal:
         campaign = read_campaign_file(SAMPLE_CAMPAIGN).model_copy(update={"owner_id": OWNER})
         with psycopg.connect(self.database_url, autocommit=True, row_factory=psycopg.rows.dict_row) as conn:
             good, bad = insert_campaign(conn, campaign), insert_campaign(conn, campaign)
-            started = time.perf_counter()
-            answer = self.start_world(good)
-            execution = self.wait(answer["execution_arn"])
-            status = self._generation_status(conn, answer["generation_id"])
-            rows = conn.execute(
-                "SELECT total_rows AS rows FROM generations WHERE id = %s", (answer["generation_id"],)
-            ).fetchone()
-            self.report.worlds.append(
-                f"generateWorld -> execution {execution['status']}, generation {status}, "
-                f"{rows['rows'] if rows else '?'} rows, {time.perf_counter() - started:.1f} s"
-            )
-            if execution["status"] != "SUCCEEDED" or status != "succeeded":
-                raise RehearsalFailed(
-                    f"the world did not succeed: execution {execution['status']}, generation {status}"
+            quick = insert_campaign(conn, campaign)
+            for campaign_id, profile in ((good, None), (quick, "quick")):  # each profile's state machine
+                started = time.perf_counter()
+                answer = self.start_world(campaign_id, profile)
+                execution = self.wait(answer["execution_arn"])
+                status = self._generation_status(conn, answer["generation_id"])
+                rows = conn.execute(
+                    "SELECT total_rows AS rows FROM generations WHERE id = %s", (answer["generation_id"],)
+                ).fetchone()
+                label = f"generateWorld(profile: {profile})" if profile else "generateWorld"
+                self.report.worlds.append(
+                    f"{label} -> execution {execution['status']}, generation {status}, "
+                    f"{rows['rows'] if rows else '?'} rows, {time.perf_counter() - started:.1f} s"
                 )
+                if execution["status"] != "SUCCEEDED" or status != "succeeded":
+                    raise RehearsalFailed(
+                        f"the world did not succeed: execution {execution['status']}, generation {status}"
+                    )
 
             answer = self._start_failing_world(bad)
             execution = self.wait(answer["execution_arn"])

@@ -23,5 +23,7 @@ REPO_ROOT = _find_root()
 FUNCTIONS_DIR = REPO_ROOT / "functions"
 MIGRATIONS_DIR = REPO_ROOT / "infra" / "hasura" / "migrations" / "default"
 ASL_PATH = REPO_ROOT / "statemachine" / "generation.asl.json"
+QUICK_ASL_PATH = REPO_ROOT / "statemachine" / "generation-quick.asl.json"
+ASL_PATHS = {"full": ASL_PATH, "quick": QUICK_ASL_PATH}  # one state machine per profile
 STATEMACHINE_README = REPO_ROOT / "statemachine" / "README.md"
 PROJECT_README = REPO_ROOT / "README.md"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from worldgen.phases import PHASES
+from worldgen.phases import ALL_PHASES
 from worldgen.schema.spec import TableSpec
 from worldgen.schema.tools import generated_name, phase_tool, render
 from worldgen.tools.repo import REPO_ROOT
@@ -15,7 +15,7 @@ GENERATED_DIR = REPO_ROOT / "layers" / "worldgen" / "python" / "worldgen" / "sch
 def write_generated(specs: dict[str, TableSpec], directory: Path = GENERATED_DIR) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for phase in PHASES:
+    for phase in ALL_PHASES:  # every profile's phases
         path = directory / generated_name(phase)
         path.write_text(render(phase_tool(phase, specs)))
         written.append(path)
