@@ -98,42 +98,50 @@ class SimulatedModel:
         self.claude = ClaudeModel(provider="anthropic", settings=scaled)
 
     def call(self, request: ModelRequest) -> ModelResponse:
-        listeners = list(_listeners)
-        digest = request_digest(request.tool["name"], request.messages)
-        for listener in listeners:
-            listener.announce(request)
-        before = sum(listener.simulated_seconds(digest) for listener in listeners)
-        if request.deadline_seconds is not None:  # on the compressed clock
-            request = dataclasses.replace(request, deadline_seconds=request.deadline_seconds / self.factor)
+        clock = _SimulatedClock(request)
         try:
-            response = self.claude.call(request)
+            response = self.claude.call(self._compressed(request))
         except WorldgenError as exc:
             usage = exc.details.get("usage")
             if isinstance(usage, dict):
-                spent = sum(listener.simulated_seconds(digest) for listener in listeners) - before
-                exc.details["usage"] = {
-                    **usage, "provider": PROVIDER, "latency_ms": self._simulated_ms(usage["latency_ms"], spent)
-                }  # fmt: skip
+                latency = self._simulated_ms(usage["latency_ms"], clock.spent())
+                exc.details["usage"] = {**usage, "provider": PROVIDER, "latency_ms": latency}
             raise
-        spent = sum(listener.simulated_seconds(digest) for listener in listeners) - before
         response.usage.provider = PROVIDER
-        response.usage.latency_ms = self._simulated_ms(response.usage.latency_ms, spent)
+        response.usage.latency_ms = self._simulated_ms(response.usage.latency_ms, clock.spent())
         return response
 
     def prime(self, request: ModelRequest) -> ModelUsage:
         """ClaudeModel.prime against the simulator, on the compressed clock."""
-        listeners = list(_listeners)
-        digest = request_digest(request.tool["name"], request.messages)
-        for listener in listeners:
-            listener.announce(request)
-        before = sum(listener.simulated_seconds(digest) for listener in listeners)
-        if request.deadline_seconds is not None:
-            request = dataclasses.replace(request, deadline_seconds=request.deadline_seconds / self.factor)
-        usage = self.claude.prime(request)
-        spent = sum(listener.simulated_seconds(digest) for listener in listeners) - before
+        clock = _SimulatedClock(request)
+        usage = self.claude.prime(self._compressed(request))
         usage.provider = PROVIDER
-        usage.latency_ms = self._simulated_ms(usage.latency_ms, spent)
+        usage.latency_ms = self._simulated_ms(usage.latency_ms, clock.spent())
         return usage
+
+    def _compressed(self, request: ModelRequest) -> ModelRequest:
+        """The request with its deadline on the compressed clock."""
+        if request.deadline_seconds is None:
+            return request
+        return dataclasses.replace(request, deadline_seconds=request.deadline_seconds / self.factor)
 
     def _simulated_ms(self, real_ms: int, spent_seconds: float) -> int:
         return int(spent_seconds * 1000) if spent_seconds > 0 else int(real_ms * self.factor)
+
+
+class _SimulatedClock:
+    """Announces a request to the listeners (the simulator) and reads the simulated seconds they
+    spent answering it since."""
+
+    def __init__(self, request: ModelRequest) -> None:
+        self.listeners = list(_listeners)
+        self.digest = request_digest(request.tool["name"], request.messages)
+        for listener in self.listeners:
+            listener.announce(request)
+        self.before = self._total()
+
+    def _total(self) -> float:
+        return sum(listener.simulated_seconds(self.digest) for listener in self.listeners)
+
+    def spent(self) -> float:
+        return self._total() - self.before
