@@ -8,7 +8,7 @@ from typing import Any, Protocol
 from worldgen.db.context import PhaseContext
 from worldgen.errors import ConfigurationError
 from worldgen.phases import Phase
-from worldgen.settings import MODEL_PROVIDERS, get_settings
+from worldgen.settings import MODEL_PROVIDERS, Settings, get_settings
 
 
 @dataclass
@@ -68,7 +68,9 @@ class WorldModel(Protocol):
         ...
 
 
-_models: dict[tuple[str, int], WorldModel] = {}
+# provider -> (the settings it was built from, the model). The settings object itself is kept and
+# compared, not its id(): a reloaded Settings may be allocated at a freed object's address.
+_models: dict[str, tuple[Settings, WorldModel]] = {}
 
 
 def get_model(provider: str | None = None) -> WorldModel:
@@ -76,9 +78,9 @@ def get_model(provider: str | None = None) -> WorldModel:
     HTTP connections (rebuilt when the settings are reloaded)."""
     settings = get_settings()
     name = provider or settings.model_provider
-    cached = _models.get((name, id(settings)))
-    if cached is not None:
-        return cached
+    cached = _models.get(name)
+    if cached is not None and cached[0] is settings:
+        return cached[1]
     model: WorldModel
     if name == "procedural":
         from worldgen.model.procedural import ProceduralModel
@@ -94,5 +96,5 @@ def get_model(provider: str | None = None) -> WorldModel:
         model = SimulatedModel(settings)
     else:
         raise ConfigurationError(f"unknown model provider {name!r}; valid: {', '.join(MODEL_PROVIDERS)}")
-    _models[(name, id(settings))] = model
+    _models[name] = (settings, model)
     return model
