@@ -1,11 +1,15 @@
-"""Outlined phases (``Phase.outline``): one short call fixes every row's key and name, then the
-phase's parts write the rows in parallel, each knowing every key of the phase.
+"""Phases in parts (``Phase.parts``) and outlined phases (``Phase.outline``): the requests they send.
 
-All calls of an outlined phase send the same tools (the phase tool with no table required, and the
-outline tool) and the same system prefix (the phase prompt with its context, cached), and differ
-only in the forced tool and the last user message: the parts read from the cache what the outline
-call wrote. A part's message lists the whole outline and the rows that part writes; the checks here
-hold it to them (the rows' keys are exactly the part's, and every one is written).
+An outlined phase first asks for an outline, the key of every row (keys only: a slug says what a
+row is in a few tokens), then its parts write the rows side by side, each exactly the keys dealt to
+it and free to refer to any key of the outline. A phase in parts without an outline (no part refers
+to another's tables) first sends a one-token primer.
+
+Every call of a phase in parts sends the same tools (the phase tool with no table required, plus
+the outline tool when there is one) and the same system prefix (the phase prompt with its context,
+cached), and differs only in the forced tool and the last user message: the parts read from the
+cache what the outline call or the primer wrote. A part's message lists the outline keys its
+tables may refer to and the keys it writes; the checks here hold it to them.
 """
 
 from __future__ import annotations
