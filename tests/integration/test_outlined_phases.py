@@ -163,10 +163,14 @@ def test_a_retried_attempt_reuses_the_outline_and_the_parts_already_answered(con
     conn.commit()
     assert run["parts"] is None and run["attempt"] == 2  # cleared once the phase succeeded
     ledger = conn.execute(
-        "SELECT count(*) AS n FROM model_calls WHERE generation_id = %s AND phase = '1B'",
-        (generation["generation_id"],),
-    )
-    assert one_row(ledger)["n"] == phase.planned_calls + 1  # every call paid for, once
+        "SELECT part FROM model_calls WHERE generation_id = %s AND phase = '1B'", (generation["generation_id"],)
+    ).fetchall()
+    conn.commit()
+    assert len(ledger) == phase.planned_calls + 1  # every call paid for, once
+    parts = [row["part"] for row in ledger]  # each row names the call: the outline, or the part
+    # backgrounds come in two parts (split by key); the one that failed was called again
+    assert parts.count("outline") == 1 and sum(p.startswith("backgrounds:") for p in parts) == 3
+    assert len(set(parts)) == phase.planned_calls  # the failed part's two calls share its name
 
 
 def test_a_part_with_ten_thousand_bad_rows_gets_a_bounded_repair_prompt_and_error(conn, generation):

@@ -127,7 +127,7 @@ def _ledger_rows(
             uuid.uuid5(uuid.NAMESPACE_URL, f"worldgen:{generation['id']}:{phase.id}:{attempt}:{index + 1}"),
             generation["id"], generation["campaign_id"], phase.id, index + 1, u.provider, u.model, u.input_tokens,
             u.output_tokens, u.cache_creation_input_tokens, u.cache_read_input_tokens, u.latency_ms, u.stop_reason,
-            u.cost_usd, error if index == len(calls) - 1 else None,
+            u.cost_usd, error if index == len(calls) - 1 else None, u.part,
         )
         for index, u in enumerate(calls)
     ]  # fmt: skip
@@ -148,8 +148,8 @@ def _insert_model_calls(
             """
             INSERT INTO model_calls (id, generation_id, campaign_id, phase, round, provider, model, input_tokens,
                 output_tokens, cache_creation_input_tokens, cache_read_input_tokens, latency_ms, stop_reason,
-                cost_usd, error_type)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                cost_usd, error_type, part)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
             ON CONFLICT (id) DO NOTHING
             """,
             _ledger_rows(generation, phase, attempt, calls, error),
@@ -338,11 +338,12 @@ def _generate(
     raise AssertionError("unreachable")
 
 
-def _usage_of_failure(exc: Exception, model: WorldModel, phase: Phase) -> ModelUsage:
+def _usage_of_failure(exc: Exception, model: WorldModel, phase: Phase, part: str | None = None) -> ModelUsage:
     """What a failed request cost, for the ledger: a refused or truncated answer with the tokens it
     streamed (``details["usage"]``, taken so it is counted once), an API error with none."""
     usage = exc.details.pop("usage", None) if isinstance(exc, WorldgenError) else None
-    return ModelUsage(**usage) if isinstance(usage, dict) else _failed_call(model, phase)
+    cost = ModelUsage(**usage) if isinstance(usage, dict) else _failed_call(model, phase)
+    return dataclasses.replace(cost, part=part)
 
 
 def _failed_call(model: WorldModel, phase: Phase) -> ModelUsage:
@@ -509,9 +510,9 @@ class _Parts:
             return
         began = time.perf_counter()
         try:
-            self.calls.append(prime(outlines.primer_request(request)))
+            self.calls.append(dataclasses.replace(prime(outlines.primer_request(request)), part="primer"))
         except WorldgenError as exc:
-            self.calls.append(_usage_of_failure(exc, self.model, self.phase))
+            self.calls.append(_usage_of_failure(exc, self.model, self.phase, part="primer"))
             logger.warning("prompt cache not primed", extra={"phase": self.phase.id, "error": type(exc).__name__})
         finally:
             self.model_seconds += time.perf_counter() - began
@@ -525,11 +526,11 @@ class _Parts:
             try:
                 response = self.model.call(dataclasses.replace(asked, round=round_number))
             except WorldgenError as exc:
-                self.calls.append(_usage_of_failure(exc, self.model, self.phase))
+                self.calls.append(_usage_of_failure(exc, self.model, self.phase, part="outline"))
                 raise
             finally:
                 self.model_seconds += time.perf_counter() - began
-            self.calls.append(response.usage)
+            self.calls.append(dataclasses.replace(response.usage, part="outline"))
             outline, problems = outlines.check_outline(self.phase, response.tool_input, taken)
             if response.tool_input is None:
                 problems = [response.problem or "the answer did not call the tool"]
@@ -572,10 +573,12 @@ class _Parts:
             try:
                 responses[index] = future.result()
             except Exception as exc:
-                self.calls.append(_usage_of_failure(exc, self.model, self.phase))
+                self.calls.append(
+                    dataclasses.replace(_usage_of_failure(exc, self.model, self.phase), part=self._label(index))
+                )
                 failure = failure or exc
                 continue
-            self.calls.append(responses[index].usage)
+            self.calls.append(dataclasses.replace(responses[index].usage, part=self._label(index)))
             answered = responses[index].tool_input
             if isinstance(answered, dict):
                 self.latest[index] = answered
@@ -588,6 +591,12 @@ class _Parts:
             }
             logger.info("phase part answered", extra=extra)
         return responses, failure
+
+    def _label(self, index: int) -> str:
+        """A part as the ledger names it: its tables, and its first key when a table is split."""
+        label = ",".join(self.tables[index])
+        shared = [t for t in self.assigned.get(index, {}) if sum(t in tables for tables in self.tables.values()) > 1]
+        return f"{label}:{self.assigned[index][shared[0]][0]}" if shared else label
 
     def _known(self, index: int) -> dict[str, dict[str, Any]]:
         """The keys a part may refer to: earlier phases' rows, and the outline's rows of other parts."""

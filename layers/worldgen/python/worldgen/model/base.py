@@ -45,6 +45,7 @@ class ModelUsage:
     latency_ms: int = 0
     stop_reason: str | None = None
     cost_usd: float = 0.0
+    part: str | None = None  # in a phase in parts: "outline", "primer" or the part (model_calls.part)
 
 
 @dataclass

@@ -1,0 +1,1 @@
+ALTER TABLE public.model_calls DROP COLUMN part;
