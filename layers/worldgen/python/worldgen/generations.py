@@ -10,13 +10,18 @@ from typing import Any
 
 import psycopg
 
+# What a phase in parts already has while it runs or after it failed (``phase_runs.parts``).
+PARTS_PROGRESS_COLUMNS = (
+    "coalesce(parts ? 'outline', false) AS outline_kept,"
+    " (SELECT count(*) FROM jsonb_object_keys(coalesce(parts -> 'answers', '{}'::jsonb))) AS parts_kept"
+)
+
 
 def generation_summary(conn: psycopg.Connection[Any], generation_id: uuid.UUID | str) -> dict[str, Any]:
     runs = conn.execute(
-        "SELECT phase, status, attempt, duration_ms, model_ms, db_ms, rows_total, rows_per_table,"
-        " coalesce(parts ? 'outline', false) AS outline_kept,"
-        " (SELECT count(*) FROM jsonb_object_keys(coalesce(parts -> 'answers', '{}'::jsonb))) AS parts_kept"
-        " FROM phase_runs WHERE generation_id = %s ORDER BY phase",
+        "SELECT phase, status, attempt, duration_ms, model_ms, db_ms, rows_total, rows_per_table, "
+        + PARTS_PROGRESS_COLUMNS
+        + " FROM phase_runs WHERE generation_id = %s ORDER BY phase",
         (str(generation_id),),
     ).fetchall()
     calls = conn.execute(

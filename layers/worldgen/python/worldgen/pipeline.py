@@ -598,11 +598,10 @@ class _Parts:
         shared = [t for t in self.assigned.get(index, {}) if sum(t in tables for tables in self.tables.values()) > 1]
         return f"{label}:{self.assigned[index][shared[0]][0]}" if shared else label
 
-    def _known(self, index: int) -> dict[str, dict[str, Any]]:
-        """The keys a part may refer to: earlier phases' rows, and the outline's rows of other parts."""
-        with self.conn.transaction():
-            found = existing_keys(self.conn, self.generation["campaign_id"], external_tables(self.phase, self.specs))
-        known: dict[str, dict[str, Any]] = dict(found)
+    def _known(self, index: int, existing: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """The keys a part may refer to: earlier phases' rows (``existing``, read once a round), and
+        the outline's rows of other parts."""
+        known: dict[str, dict[str, Any]] = dict(existing)
         mine = self.assigned.get(index, {})
         for table, rows in self.outline.items():
             others = {r["key"]: None for r in rows if r["key"] not in mine.get(table, [])}
@@ -615,6 +614,11 @@ class _Parts:
         """Validate each answered part against its own tables; keep the valid ones in ``answers``."""
         phase_tables = set(self.phase.tables)
         problems: dict[int, list[str]] = {}
+        existing: dict[str, dict[str, Any]] = {}
+        if responses:
+            with self.conn.transaction():
+                external = external_tables(self.phase, self.specs)
+                existing = existing_keys(self.conn, self.generation["campaign_id"], external)
         for index, response in responses.items():
             tables = self.tables[index]
             view = dataclasses.replace(self.phase, tables=tables)
@@ -624,7 +628,10 @@ class _Parts:
             given, collisions = rules.slug_keys(view, self.specs, response.tool_input)
             extra = [t for t, rows in given.items() if t in phase_tables and t not in tables and rows]
             own = {t: given[t] for t in given if t not in phase_tables or t in tables}
-            found = [str(p) for p in [*collisions, *validate_phase_input(view, self.specs, own, self._known(index))]]
+            found = [
+                str(p)
+                for p in [*collisions, *validate_phase_input(view, self.specs, own, self._known(index, existing))]
+            ]
             found += [f"{t}: not a table of this call" for t in extra]
             if index in self.assigned:
                 found += outlines.assigned_problems(own, self.assigned[index])
@@ -685,16 +692,7 @@ class _Parts:
         if len(self.latest) != parts:
             return None
         merged = self._merged({i: {t: answer.get(t, []) for t in self.tables[i]} for i, answer in self.latest.items()})
-        finish = partial(
-            _finish,
-            generation=self.generation,
-            phase=self.phase,
-            attempt=self.attempt,
-            calls=self.calls,
-            started=self.started,
-            model_seconds=self.model_seconds,
-        )
-        saved = _save_partially(self.conn, self.generation, self.phase, self.specs, merged, finish)
+        saved = _save_partially(self.conn, self.generation, self.phase, self.specs, merged, self._finisher())
         return _outcome(self.phase, saved, self.calls) if saved is not None else None
 
     def _save(self, merged: dict[str, Any]) -> PhaseOutcome:
@@ -705,17 +703,21 @@ class _Parts:
             self.phase,
             merged,
             self.specs,
-            before_commit=partial(
-                _finish,
-                generation=self.generation,
-                phase=self.phase,
-                attempt=self.attempt,
-                calls=self.calls,
-                started=self.started,
-                model_seconds=self.model_seconds,
-            ),
+            before_commit=self._finisher(),
         )
         return _outcome(self.phase, result, self.calls)
+
+    def _finisher(self) -> Callable[..., None]:
+        """``_finish`` for this attempt, run inside the save's transaction."""
+        return partial(
+            _finish,
+            generation=self.generation,
+            phase=self.phase,
+            attempt=self.attempt,
+            calls=self.calls,
+            started=self.started,
+            model_seconds=self.model_seconds,
+        )
 
 
 def _check_time_for_a_round(

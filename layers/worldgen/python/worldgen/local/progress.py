@@ -9,6 +9,7 @@ from typing import Any, TextIO
 
 import psycopg
 
+from worldgen.generations import PARTS_PROGRESS_COLUMNS
 from worldgen.phases import ALL_PHASES, get_phase
 
 _MARK = {"running": "…", "succeeded": "✓", "failed": "✗", "rolled_back": "↺"}
@@ -54,10 +55,9 @@ class ProgressPrinter:
             if self.conn is None or self.conn.closed or self.conn.broken:
                 self.conn = connect(self.url)
             rows = self.conn.execute(
-                "SELECT phase, status, attempt, rows_total, duration_ms, error_type,"
-                " coalesce(parts ? 'outline', false) AS outline_kept,"
-                " (SELECT count(*) FROM jsonb_object_keys(coalesce(parts -> 'answers', '{}'::jsonb))) AS parts_kept"
-                " FROM phase_runs WHERE generation_id = %s",
+                "SELECT phase, status, attempt, rows_total, duration_ms, error_type, "
+                + PARTS_PROGRESS_COLUMNS
+                + " FROM phase_runs WHERE generation_id = %s",
                 (self.generation_id,),
             ).fetchall()
         except Exception:  # psycopg errors and DatabaseUnavailable alike

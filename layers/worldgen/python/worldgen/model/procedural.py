@@ -16,9 +16,9 @@ import time
 from collections import Counter
 from typing import Any
 
-from worldgen.audit import RELATIONSHIP_TABLES, ROLE_LIMIT, ROLE_TABLES
+from worldgen.audit import RELATIONSHIP_TABLES, ROLE_LIMIT, role_phases_beside
 from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage
-from worldgen.phases import PHASES, ancestors, row_target
+from worldgen.phases import row_target
 
 PROVIDER = "procedural"
 MODEL_NAME = "procedural-v1"
@@ -207,7 +207,7 @@ class _PhaseGenerator:
         self.generated: dict[str, list[dict[str, Any]]] = {}
         self.npc_roles = self._npc_roles_so_far()
         self.roles_before = Counter(self.npc_roles)
-        self.phases_beside = _role_phases_beside(request.phase.id)
+        self.phases_beside = sum(p != request.phase.id for p in role_phases_beside(request.phase.id))
         self.quota = Counter(request.role_npcs)
         # A part of a phase (some of its tables, or some rows) hands out roles from its own offset.
         own = [*request.tables, *(k for keys in request.assigned.values() for k in keys)]
@@ -519,18 +519,6 @@ class _PhaseGenerator:
             backstory = " ".join(pc.get("backstory", "").split()[:14])
             text += f" Rooted in {pc['name']}'s story: \u201c{backstory}\u2026\u201d"
         return text
-
-
-def _role_phases_beside(phase_id: str) -> int:
-    """The phases handing out NPC roles that run beside ``phase_id``: neither before nor after it."""
-    return sum(
-        1
-        for phase in PHASES
-        if phase.id != phase_id
-        and phase.id not in ancestors(phase_id)
-        and phase_id not in ancestors(phase.id)
-        and ROLE_TABLES.intersection(phase.tables)
-    )
 
 
 def _roman(number: int) -> str:
