@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.worlds import generate_sample_world
 from worldgen.tools.export import world
+from worldgen.tools.export.graph import RELATIONSHIP_TYPES
 from worldgen.tools.export.html import html_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -51,20 +52,32 @@ def page(exported: dict[str, Any], tmp_path: Path) -> Iterator[Any]:
         browser.close()
 
 
-def test_the_report_loads_without_console_errors_and_graphs_every_row_and_link(page, exported):
-    rows = len(exported["player_characters"]) + sum(len(r) for r in exported["world"].values())
+def expected_picture(exported: dict[str, Any]) -> tuple[int, int]:
+    """(nodes, edges) counted from the file: the things (PCs and world rows that are no relationship)
+    are nodes; each relationship row and each reference between things is an edge."""
     references = world.reference_fields(world.committed_schema())
+    things = len(exported["player_characters"]) + sum(
+        len(rows) for table, rows in exported["world"].items() if table not in RELATIONSHIP_TYPES
+    )
+    relationships = sum(len(exported["world"][table]) for table in RELATIONSHIP_TYPES)
     links = sum(
         1
-        for table, table_rows in exported["world"].items()
-        for row in table_rows
+        for table, rows in exported["world"].items()
+        if table not in RELATIONSHIP_TYPES
+        for row in rows
         for name, target in references[table].items()
         if target != "generations" and row.get(name) is not None
     )
+    return things, relationships + links
+
+
+def test_the_report_loads_without_console_errors_and_draws_things_as_nodes_and_ties_as_edges(page, exported):
+    nodes, edges = expected_picture(exported)
 
     page.wait_for_selector("body[data-layout=done]")
-    assert page.locator("#graph circle.node").count() == rows
-    assert page.locator("#graph line.edge").count() == links
+    assert page.locator("#graph circle.node").count() == nodes
+    assert page.locator("#graph line.edge").count() == edges
+    assert page.locator("#graph line.edge.rel").count() == sum(len(exported["world"][t]) for t in RELATIONSHIP_TYPES)
     assert page.console_problems == []
 
 

@@ -13,34 +13,51 @@ from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
-from worldgen.tools.export.graph import world_graph
-from worldgen.tools.export.world import PC_TABLE
+from worldgen.tools.export.graph import GM, RELATIONSHIP_TYPES, node_id, relationship_graph
+from worldgen.tools.export.world import PC_TABLE, reference_fields
 
 
-def report_data(document: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
-    """What the page's script reads: nodes (with their fields), edges, the PCs and the tables."""
-    graph = world_graph(document, schema)
-    tables = [PC_TABLE, *(t for t, rows in document["world"].items() if rows)]
+def _shown_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row's fields worth showing: no key, name, timestamp, reference (those are links) or empty value."""
+    return {
+        k: v
+        for k, v in row.items()
+        if k not in ("key", "name", "created_at") and not k.endswith("_key") and v not in (None, "", [], {})
+    }
+
+
+def report_data(document: Mapping[str, Any], schema: Mapping[str, Any], audience: str = GM) -> dict[str, Any]:
+    """What the page's script reads: the things (nodes, with their fields), the edges between them
+    (a relationship row's with its type, fields and further ends; a reference's with its field),
+    the tables. For the players, secret rows and GM notes are not in it at all (``for_audience``)."""
+    graph = relationship_graph(document, schema, audience)
+    tables = [PC_TABLE, *(t for t, rows in document["world"].items() if rows and t not in RELATIONSHIP_TYPES)]
     nodes = [
-        {
-            "id": n.id,
-            "t": tables.index(n.table),
-            "k": n.key,
-            "l": n.label,
-            "f": {
-                k: v
-                for k, v in n.row.items()
-                if k not in ("key", "name", "created_at") and not k.endswith("_key") and v not in (None, "", [], {})
-            },
-        }
+        {"id": n.id, "t": tables.index(n.table), "k": n.key, "l": n.label, "f": _shown_fields(n.row)}
         for n in graph.nodes.values()
     ]
     index = {n["id"]: i for i, n in enumerate(nodes)}
-    edges = [[index[e.source], index[e.target], e.field.removesuffix("_key")] for e in graph.edges]
+    references = reference_fields(schema)
+    edges: list[dict[str, Any]] = []
+    for e in graph.edges:
+        edge: dict[str, Any] = {"s": index[e.source], "t": index[e.target], "l": e.label, "f": e.field}
+        if e.relationship is not None:
+            row = e.relationship
+            edge["k"] = row["key"]
+            edge["d"] = _shown_fields(row)
+            # the row's references beyond its two ends (the temple of a worship), as links
+            further = [
+                [name.removesuffix("_key").replace("_", " "), index[node_id(target, row[name])]]
+                for name, target in references[e.field].items()
+                if row.get(name) is not None and node_id(target, row[name]) in index
+            ]
+            edge["x"] = [[name, other] for name, other in further if other not in (edge["s"], edge["t"])]
+        edges.append(edge)
     campaign = document["campaign"]
     generations = document["generations"]
     return {
         "campaign": {"name": campaign["name"], "setting": campaign["setting"], "tone": campaign["tone"]},
+        "audience": audience,
         "models": sorted({g["model_provider"] for g in generations}),
         "cost": round(sum(float(g.get("total_cost_usd") or 0) for g in generations), 6),
         "tables": tables,
@@ -53,8 +70,8 @@ def _asset(name: str) -> str:
     return resources.files("worldgen.tools.export").joinpath("report", name).read_text()
 
 
-def html_report(document: Mapping[str, Any], schema: Mapping[str, Any]) -> str:
-    data = json.dumps(report_data(document, schema), ensure_ascii=False, separators=(",", ":"))
+def html_report(document: Mapping[str, Any], schema: Mapping[str, Any], audience: str = GM) -> str:
+    data = json.dumps(report_data(document, schema, audience), ensure_ascii=False, separators=(",", ":"))
     # Inside <script>, only "</" can end the element early; JSON allows "<\/" for it.
     data = data.replace("</", "<\\/")
     return (

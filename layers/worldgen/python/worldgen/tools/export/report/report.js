@@ -10,7 +10,7 @@
   const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
   const link = (i) => `<a href="#row/${esc(nodes[i].id)}">${esc(nodes[i].l)}</a>`;
   const adjacency = nodes.map(() => []);
-  edges.forEach(([s, t, f], e) => { adjacency[s].push([t, f, e, "out"]); adjacency[t].push([s, f, e, "in"]); });
+  edges.forEach((edge, e) => { adjacency[edge.s].push([edge.t, edge.l, e, "out"]); adjacency[edge.t].push([edge.s, edge.l, e, "in"]); });
 
   function connected(start, hops) {
     const seen = new Set([start]); let frontier = [start]; const found = [];
@@ -28,9 +28,11 @@
     const a = (2 * Math.PI * n.t) / tables.length + (i % 17) * 0.02, r = 120 + (i % 7) * 35;
     return { x: W / 2 + r * Math.cos(a), y: H / 2 + r * Math.sin(a), vx: 0, vy: 0 };
   });
-  const edgeEls = edges.map(([s, t, f]) => {
+  const edgeEls = edges.map((edge) => {
     const line = document.createElementNS(SVG, "line");
-    line.setAttribute("class", "edge"); line.dataset.field = f;
+    line.setAttribute("class", edge.k === undefined ? "edge ref" : "edge rel"); line.dataset.field = edge.f;
+    const tip = document.createElementNS(SVG, "title"); tip.textContent = `${nodes[edge.s].l} · ${edge.l} · ${nodes[edge.t].l}`;
+    line.appendChild(tip);
     svg.appendChild(line); return line;
   });
   const nodeEls = nodes.map((n, i) => {
@@ -43,7 +45,7 @@
     svg.appendChild(c); return c;
   });
   function draw() {
-    edges.forEach(([s, t], e) => {
+    edges.forEach(({ s, t }, e) => {
       const l = edgeEls[e];
       l.setAttribute("x1", pos[s].x.toFixed(1)); l.setAttribute("y1", pos[s].y.toFixed(1));
       l.setAttribute("x2", pos[t].x.toFixed(1)); l.setAttribute("y2", pos[t].y.toFixed(1));
@@ -62,7 +64,7 @@
         const f = 140 / d2; p.vx += dx * f; p.vy += dy * f; q.vx -= dx * f; q.vy -= dy * f;
       }
     }
-    for (const [s, t] of edges) {
+    for (const { s, t } of edges) {
       const p = pos[s], q = pos[t]; const dx = q.x - p.x, dy = q.y - p.y; const d = Math.sqrt(dx * dx + dy * dy) || 1;
       const f = (d - 45) * 0.02; p.vx += (dx / d) * f; p.vy += (dy / d) * f; q.vx -= (dx / d) * f; q.vy -= (dy / d) * f;
     }
@@ -92,7 +94,7 @@
     const chosen = byId.get(select.value);
     const keep = chosen === undefined ? null : new Set([chosen, ...connected(chosen, 2)]);
     nodeEls.forEach((el, i) => el.classList.toggle("dim", keep !== null && !keep.has(i)));
-    edgeEls.forEach((el, e) => el.classList.toggle("dim", keep !== null && !(keep.has(edges[e][0]) && keep.has(edges[e][1]))));
+    edgeEls.forEach((el, e) => el.classList.toggle("dim", keep !== null && !(keep.has(edges[e].s) && keep.has(edges[e].t))));
   });
   document.getElementById("pcs").innerHTML = pcs.map((i) => `<a href="#pc/${esc(nodes[i].k)}">${esc(nodes[i].l)}</a>`).join("");
 
