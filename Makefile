@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ENV ?= dev
 
-.PHONY: chaos install demo test test-fast lint format asl schemas hasura-metadata export-schema report-demo browser \
+.PHONY: chaos install demo test test-fast lint format asl schemas hasura-metadata export-schema report-demo browser vendor-layout \
 	lock synth layers rehearse bench bench-save bench-engine bench-serve bench-models bench-world clean
 
 $(STAMP): pyproject.toml
@@ -52,6 +52,11 @@ browser:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 		&& (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
 		|| echo "cannot install chromium (not root or no apt-get): the browser test will be skipped"; }
+
+# The HTML report's layout library (d3-force and its three d3 modules): the pinned npm tarballs into
+# the report's package data, checked against npm's integrity (needs npm; an export never does).
+vendor-layout: $(STAMP)
+	$(BIN)/python -m worldgen.tools.export.layout
 
 # The demo world's report: export seconds per format, sizes, first paint, docs/report-screenshot.png.
 report-demo: $(STAMP) browser

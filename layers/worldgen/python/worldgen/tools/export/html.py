@@ -1,8 +1,9 @@
 """One self-contained HTML file: PC pages, searchable tables, and an interactive relationship graph.
 
-No CDN and no third-party JavaScript: the page is ``report/report.html`` with its stylesheet, its
-script (a small force-directed layout drawn in SVG) and the world's data inlined, so it opens from
-a file, offline, anywhere.
+No CDN and nothing fetched: the page is ``report/report.html`` with its stylesheet, its script (the
+graph drawn in SVG, laid out by d3-force), the layout library (inlined from its pinned npm tarballs,
+with their licences: ``layout.py``) and the world's data inlined, so it opens from a file, offline,
+anywhere.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from importlib import resources
 from typing import Any
 
 from worldgen.tools.export.graph import GM, RELATIONSHIP_TYPES, node_id, relationship_graph
+from worldgen.tools.export.layout import inline_scripts
 from worldgen.tools.export.world import PC_TABLE, reference_fields
 
 
@@ -78,6 +80,7 @@ def html_report(document: Mapping[str, Any], schema: Mapping[str, Any], audience
         _asset("report.html")
         .replace("{{TITLE}}", html.escape(document["campaign"]["name"]))
         .replace("{{STYLE}}", _asset("report.css"))
+        .replace("{{LAYOUT}}", inline_scripts())
         .replace("{{SCRIPT}}", _asset("report.js"))
         .replace("{{DATA}}", data)
     )
