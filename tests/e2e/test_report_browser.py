@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 
 from tests.support.worlds import generate_sample_world
 from worldgen.tools.export import world
-from worldgen.tools.export.graph import RELATIONSHIP_TYPES
+from worldgen.tools.export.graph import RELATIONSHIP_TYPES, relationship_graph
 from worldgen.tools.export.html import html_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -100,4 +101,115 @@ def test_following_a_link_from_a_pc_page_reaches_the_npc(page, exported):
 
     assert page.locator("#row-page").text_content() == npc["name"]
     assert page.locator("#row-page").get_attribute("data-id") == f"entities/{npc['key']}"
+    assert page.console_problems == []
+
+
+def settled(page: Any) -> Any:
+    page.wait_for_function("window.worldgenGraph && window.worldgenGraph.settled === true")
+    return page
+
+
+def picture(exported: dict[str, Any]) -> Any:
+    return relationship_graph(exported, world.committed_schema())
+
+
+def test_the_layout_settles_with_every_node_inside_the_frame(page):
+    positions = settled(page).evaluate("worldgenGraph.positions()")
+
+    frame = positions["frame"]
+    assert frame["width"] > 400 and frame["height"] > 300
+    too_close = {
+        node: (p["x"], p["y"])
+        for node, p in positions["nodes"].items()
+        if min(p["x"] - frame["x"], frame["x"] + frame["width"] - p["x"]) <= 5
+        or min(p["y"] - frame["y"], frame["y"] + frame["height"] - p["y"]) <= 5
+    }
+    assert too_close == {}, f"{len(too_close)} node centres within 5 px of the frame {frame}"
+    assert page.console_problems == []
+
+
+def test_every_edge_is_labelled_on_hover_and_in_the_side_panel_of_its_ends(page, exported):
+    expected = Counter(
+        (end, e.label) for e in picture(exported).edges for end in (e.source, e.target)
+    )  # each edge is listed, with its label, on the page of either end
+    edges = settled(page).evaluate("worldgenGraph.edges")
+    hovers = page.eval_on_selector_all(
+        "#graph line.edge", "lines => lines.map(l => l.querySelector('title').textContent)"
+    )
+
+    assert all(edge["label"] for edge in edges)
+    assert all(f" · {edge['label']} · " in hover for edge, hover in zip(edges, hovers, strict=True))
+    listed = page.evaluate(
+        """async () => {
+          const listed = [];
+          for (const node of worldgenGraph.nodes) {
+            const changed = new Promise((done) => window.addEventListener("hashchange", done, { once: true }));
+            location.hash = "#row/" + node.id;
+            await changed;
+            for (const item of document.querySelectorAll("#links li"))
+              listed.push([node.id, item.querySelector("a.tie, .ref-label").textContent]);
+          }
+          return listed;
+        }"""
+    )
+    assert Counter(map(tuple, listed)) == expected
+    assert page.console_problems == []
+
+
+def test_a_ties_label_opens_the_relationship_row_with_its_description(page, exported):
+    tie = exported["world"]["entity_relationships"][0]
+    npc = next(e for e in exported["world"]["entities"] if e["key"] == tie["entity_key"])
+
+    settled(page).click("#pcs a")  # away from home, then to the NPC's page
+    page.evaluate(f"location.hash = '#row/entities/{npc['key']}'")
+    page.click(f"#links a.tie[href='#row/entity_relationships/{tie['key']}']")
+
+    assert page.locator("#tie-page").get_attribute("data-id") == f"entity_relationships/{tie['key']}"
+    assert tie["relationship_type"] in page.locator("#tie-page").text_content()
+    assert tie["description"] in page.locator("#view").text_content()
+    assert page.console_problems == []
+
+
+def dimmed_and_shown(page: Any) -> tuple[set[str], set[str]]:
+    circles = page.eval_on_selector_all(
+        "#graph circle.node",
+        "cs => cs.map(c => [c.dataset.id, c.classList.contains('dim') || c.classList.contains('hidden')])",
+    )
+    return {i for i, faded in circles if faded}, {i for i, faded in circles if not faded}
+
+
+def test_choosing_each_pc_shows_its_two_hop_neighbourhood_and_fades_the_rest(page, exported):
+    graph = picture(exported)
+    settled(page)
+
+    for pc in exported["player_characters"]:
+        pc_id = f"player_characters/{pc['key']}"
+        web = {pc_id, *graph.connected(pc_id, 2)}
+
+        page.select_option("#pc-filter", pc["key"])
+        page.wait_for_selector("#pc-page")
+        faded, shown = dimmed_and_shown(page)
+
+        assert shown == web, pc["key"]
+        assert faded == set(graph.nodes) - web
+        assert page.evaluate(f"worldgenGraph.focusPlayerCharacter({pc['key']!r})") == len(web)
+        assert set(page.evaluate("worldgenGraph.shown()")) == web
+    assert page.console_problems == []
+
+
+def test_clicking_a_node_focuses_it_and_the_legend_hides_a_kind(page, exported):
+    graph = picture(exported)
+    hub = max(graph.nodes, key=lambda n: sum(n in (e.source, e.target) for e in graph.edges))
+    settled(page)
+
+    page.locator(f"#graph circle[data-id='{hub}']").dispatch_event("click")
+    _, shown = dimmed_and_shown(page)
+    assert shown == {hub, *graph.connected(hub, 2)}
+    assert page.locator("#row-page").get_attribute("data-id") == hub
+
+    page.locator("#graph").dispatch_event("click")  # the background clears the focus
+    page.uncheck("#legend input[data-kind='0']")  # the player characters
+    hidden = set(page.eval_on_selector_all("#graph circle.node.hidden", "cs => cs.map(c => c.dataset.id)"))
+    assert hidden == {n for n in graph.nodes if n.startswith("player_characters/")}
+    assert page.locator("#graph circle.node.dim").count() == 0
     assert page.console_problems == []

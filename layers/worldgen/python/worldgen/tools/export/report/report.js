@@ -3,14 +3,17 @@
   const data = JSON.parse(document.getElementById("world-data").textContent);
   const nodes = data.nodes, edges = data.edges, tables = data.tables;
   const byId = new Map(nodes.map((n, i) => [n.id, i]));
+  const tieById = new Map(edges.map((e, j) => [e.k === undefined ? null : `${e.f}/${e.k}`, j]).filter(([id]) => id));
   const SVG = "http://www.w3.org/2000/svg";
-  const W = 1000, H = 700;
-  const colour = (t) => `hsl(${Math.round((t * 360) / tables.length)}, 62%, 48%)`;
+  const colour = (t) => `hsl(${Math.round((t * 360) / tables.length)}, 62%, ${t % 2 ? 40 : 52}%)`;
   const title = (table) => table.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
   const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
   const link = (i) => `<a href="#row/${esc(nodes[i].id)}">${esc(nodes[i].l)}</a>`;
+  const isTie = (e) => e.k !== undefined; // a relationship row; otherwise a reference between rows
   const adjacency = nodes.map(() => []);
-  edges.forEach((edge, e) => { adjacency[edge.s].push([edge.t, edge.l, e, "out"]); adjacency[edge.t].push([edge.s, edge.l, e, "in"]); });
+  edges.forEach((e, j) => { adjacency[e.s].push([e.t, j, "out"]); adjacency[e.t].push([e.s, j, "in"]); });
+  const degree = adjacency.map((a) => a.length);
+  const radius = nodes.map((n, i) => (n.t === 0 ? 7 : 3.5) + 1.3 * Math.sqrt(degree[i]));
 
   function connected(start, hops) {
     const seen = new Set([start]); let frontier = [start]; const found = [];
@@ -22,91 +25,185 @@
     return found;
   }
 
-  // ---- the graph: SVG drawn at once on a first layout, then relaxed by a force simulation
+  const simNodes = nodes.map(() => ({})); // the layout's positions (d3-force fills x, y)
+  let scale = 1; // screen pixels per drawing unit
+
+  // ---- the drawing: edges, then nodes, then names, in one SVG whose viewBox follows the layout
   const svg = document.getElementById("graph");
-  const pos = nodes.map((n, i) => {
-    const a = (2 * Math.PI * n.t) / tables.length + (i % 17) * 0.02, r = 120 + (i % 7) * 35;
-    return { x: W / 2 + r * Math.cos(a), y: H / 2 + r * Math.sin(a), vx: 0, vy: 0 };
-  });
-  const edgeEls = edges.map((edge) => {
+  const layer = (cls) => { const g = document.createElementNS(SVG, "g"); g.setAttribute("class", cls); svg.appendChild(g); return g; };
+  const edgeLayer = layer("edges"), nodeLayer = layer("nodes"), labelLayer = layer("labels");
+  const tip = (el, text) => { const t = document.createElementNS(SVG, "title"); t.textContent = text; el.appendChild(t); };
+  const edgeEls = edges.map((e) => {
     const line = document.createElementNS(SVG, "line");
-    line.setAttribute("class", edge.k === undefined ? "edge ref" : "edge rel"); line.dataset.field = edge.f;
-    const tip = document.createElementNS(SVG, "title"); tip.textContent = `${nodes[edge.s].l} · ${edge.l} · ${nodes[edge.t].l}`;
-    line.appendChild(tip);
-    svg.appendChild(line); return line;
+    line.setAttribute("class", isTie(e) ? "edge rel" : "edge ref");
+    line.dataset.label = e.l;
+    tip(line, `${nodes[e.s].l} · ${e.l} · ${nodes[e.t].l}`);
+    edgeLayer.appendChild(line); return line;
   });
   const nodeEls = nodes.map((n, i) => {
     const c = document.createElementNS(SVG, "circle");
     c.setAttribute("class", n.t === 0 ? "node pc" : "node");
-    c.setAttribute("r", n.t === 0 ? 9 : 5); c.setAttribute("fill", colour(n.t)); c.dataset.id = n.id;
-    const tip = document.createElementNS(SVG, "title"); tip.textContent = `${n.l} (${title(tables[n.t])})`;
-    c.appendChild(tip);
-    c.addEventListener("click", () => { location.hash = "#row/" + n.id; });
-    svg.appendChild(c); return c;
+    c.setAttribute("r", radius[i].toFixed(1)); c.setAttribute("fill", colour(n.t)); c.dataset.id = n.id;
+    tip(c, `${n.l} (${title(tables[n.t])}, ${degree[i]} links)`);
+    c.addEventListener("click", (event) => { event.stopPropagation(); location.hash = "#row/" + n.id; });
+    c.addEventListener("mouseenter", () => showName(i, true));
+    c.addEventListener("mouseleave", () => showName(i, false));
+    nodeLayer.appendChild(c); return c;
   });
-  function draw() {
-    edges.forEach(({ s, t }, e) => {
-      const l = edgeEls[e];
-      l.setAttribute("x1", pos[s].x.toFixed(1)); l.setAttribute("y1", pos[s].y.toFixed(1));
-      l.setAttribute("x2", pos[t].x.toFixed(1)); l.setAttribute("y2", pos[t].y.toFixed(1));
+  // names always shown: the PCs and the most connected things; the others on hover or in a focus
+  const biggest = new Set(nodes.map((n, i) => i).sort((a, b) => degree[b] - degree[a]).slice(0, 12));
+  nodes.forEach((n, i) => { if (n.t === 0) biggest.add(i); });
+  const nameEls = new Map();
+  function nameEl(i) {
+    if (!nameEls.has(i)) {
+      const t = document.createElementNS(SVG, "text"); t.setAttribute("class", "name"); t.textContent = nodes[i].l;
+      labelLayer.appendChild(t); nameEls.set(i, t); placeName(i);
+    }
+    return nameEls.get(i);
+  }
+  biggest.forEach((i) => nameEl(i).classList.add("always"));
+  let focusNames = new Set();
+  function showName(i, on) {
+    const el = nameEl(i);
+    el.classList.toggle("hover", on);
+    el.classList.toggle("shown", on || biggest.has(i) || focusNames.has(i));
+  }
+  biggest.forEach((i) => showName(i, false));
+  let tieLabels = []; // [edge index, <text>] of the focused node's edges
+
+  // ---- the layout: d3-force (inlined above, see docs/decisions.md), run in slices of a frame
+  const simulation = d3.forceSimulation(simNodes)
+    .force("link", d3.forceLink(edges.map((e) => ({ source: e.s, target: e.t, tie: isTie(e) })))
+      .distance((l) => (l.tie ? 38 : 48)))
+    .force("charge", d3.forceManyBody().strength(-55).distanceMax(420))
+    .force("collide", d3.forceCollide((n) => radius[n.index] + 1.5))
+    .force("x", d3.forceX().strength(0.05))
+    .force("y", d3.forceY().strength(0.05))
+    .alphaDecay(1 - Math.pow(0.001, 1 / 200)) // cools in 200 ticks (d3's default: 300); it settles as well here
+    .stop();
+  function fit() {
+    // the frame fits the drawing with a margin of at least MARGIN screen pixels on every side
+    const MARGIN = 24, w = svg.clientWidth || 1000, h = svg.clientHeight || 700;
+    let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+    simNodes.forEach((p, i) => {
+      x0 = Math.min(x0, p.x - radius[i]); y0 = Math.min(y0, p.y - radius[i]);
+      x1 = Math.max(x1, p.x + radius[i]); y1 = Math.max(y1, p.y + radius[i]);
     });
-    nodes.forEach((n, i) => { nodeEls[i].setAttribute("cx", pos[i].x.toFixed(1)); nodeEls[i].setAttribute("cy", pos[i].y.toFixed(1)); });
+    if (!isFinite(x0)) { x0 = y0 = -50; x1 = y1 = 50; }
+    const bw = Math.max(x1 - x0, 1), bh = Math.max(y1 - y0, 1);
+    const pad = Math.max(MARGIN * bw / Math.max(w - 2 * MARGIN, 1), MARGIN * bh / Math.max(h - 2 * MARGIN, 1), 10);
+    svg.setAttribute("viewBox", `${(x0 - pad).toFixed(1)} ${(y0 - pad).toFixed(1)} ${(bw + 2 * pad).toFixed(1)} ${(bh + 2 * pad).toFixed(1)}`);
+    scale = Math.min(w / (bw + 2 * pad), h / (bh + 2 * pad));
+    labelLayer.setAttribute("font-size", (11 / scale).toFixed(2));
+    labelLayer.setAttribute("stroke-width", (3 / scale).toFixed(2));
   }
-  let ticks = 0; const MAX_TICKS = 220;
-  function tick() {
-    const k = 0.6 * (1 - ticks / MAX_TICKS) + 0.05;
-    for (let i = 0; i < nodes.length; i++) {
-      const p = pos[i];
-      for (let j = i + 1; j < nodes.length; j++) {
-        const q = pos[j]; let dx = p.x - q.x, dy = p.y - q.y; let d2 = dx * dx + dy * dy;
-        if (d2 > 40000) continue;
-        if (d2 < 1) { dx = Math.random() - 0.5; dy = Math.random() - 0.5; d2 = 1; }
-        const f = 140 / d2; p.vx += dx * f; p.vy += dy * f; q.vx -= dx * f; q.vy -= dy * f;
-      }
-    }
-    for (const { s, t } of edges) {
-      const p = pos[s], q = pos[t]; const dx = q.x - p.x, dy = q.y - p.y; const d = Math.sqrt(dx * dx + dy * dy) || 1;
-      const f = (d - 45) * 0.02; p.vx += (dx / d) * f; p.vy += (dy / d) * f; q.vx -= (dx / d) * f; q.vy -= (dy / d) * f;
-    }
-    for (const p of pos) {
-      p.vx += (W / 2 - p.x) * 0.012; p.vy += (H / 2 - p.y) * 0.012;
-      p.x = Math.max(8, Math.min(W - 8, p.x + p.vx * k)); p.y = Math.max(8, Math.min(H - 8, p.y + p.vy * k));
-      p.vx *= 0.5; p.vy *= 0.5;
-    }
-    ticks++;
+  function placeName(i) {
+    const el = nameEls.get(i), p = simNodes[i];
+    if (el && p.x !== undefined) { el.setAttribute("x", p.x.toFixed(1)); el.setAttribute("y", (p.y - radius[i] - 2 / scale).toFixed(1)); }
   }
-  function animate() {
-    for (let n = 0; n < 4 && ticks < MAX_TICKS; n++) tick();
+  function placeTieLabel([j, el]) {
+    const a = simNodes[edges[j].s], b = simNodes[edges[j].t];
+    el.setAttribute("x", ((a.x + b.x) / 2).toFixed(1)); el.setAttribute("y", ((a.y + b.y) / 2).toFixed(1));
+  }
+  function draw() {
+    fit();
+    edges.forEach((e, j) => {
+      const l = edgeEls[j], a = simNodes[e.s], b = simNodes[e.t];
+      l.setAttribute("x1", a.x.toFixed(1)); l.setAttribute("y1", a.y.toFixed(1));
+      l.setAttribute("x2", b.x.toFixed(1)); l.setAttribute("y2", b.y.toFixed(1));
+    });
+    simNodes.forEach((p, i) => { nodeEls[i].setAttribute("cx", p.x.toFixed(1)); nodeEls[i].setAttribute("cy", p.y.toFixed(1)); });
+    nameEls.forEach((el, i) => placeName(i));
+    tieLabels.forEach(placeTieLabel);
+  }
+  const started = performance.now();
+  function frame() {
+    // drawing ~1,700 SVG elements costs more than many ticks: draw a few times a second, tick in between
+    const until = performance.now() + 200;
+    while (simulation.alpha() > simulation.alphaMin() && performance.now() < until) simulation.tick();
     draw();
-    if (ticks < MAX_TICKS) requestAnimationFrame(animate); else document.body.dataset.layout = "done";
+    if (simulation.alpha() > simulation.alphaMin()) { requestAnimationFrame(frame); return; }
+    api.settled = true;
+    api.settleMs = Math.round(performance.now() - started);
+    document.body.dataset.layout = "done";
   }
   draw();
-  requestAnimationFrame(animate);
-  document.getElementById("graph-stats").textContent = `${nodes.length} rows · ${edges.length} links`;
-  document.getElementById("legend").innerHTML = tables
-    .map((t, i) => `<span><i style="background:${colour(i)}"></i><a href="#table/${esc(t)}">${esc(title(t))}</a></span>`).join("");
+  requestAnimationFrame(frame);
+  window.addEventListener("resize", () => draw());
+  const ties = edges.filter(isTie).length;
+  document.getElementById("graph-stats").textContent = `${nodes.length} things · ${ties} ties · ${edges.length - ties} references`;
 
-  // ---- filter by PC: dim everything not within two links of the PC
+  // ---- focus: a node (or a PC) and everything within two links; the rest fades
+  const hiddenKinds = new Set();
+  let focused = null, keep = null;
+  function visible(i) { return !hiddenKinds.has(nodes[i].t); }
+  function paint() {
+    nodeEls.forEach((el, i) => {
+      el.classList.toggle("hidden", !visible(i));
+      el.classList.toggle("dim", keep !== null && !keep.has(i));
+      el.classList.toggle("focus", i === focused);
+    });
+    edgeEls.forEach((el, j) => {
+      const e = edges[j];
+      el.classList.toggle("hidden", !visible(e.s) || !visible(e.t));
+      el.classList.toggle("dim", keep !== null && !(keep.has(e.s) && keep.has(e.t)));
+    });
+    nameEls.forEach((el, i) => { el.classList.toggle("hidden", !visible(i)); el.classList.toggle("dim", keep !== null && !keep.has(i)); });
+  }
+  function focusNode(i) {
+    clearFocus(false);
+    focused = i; keep = new Set([i, ...connected(i, 2)]);
+    focusNames = new Set([i, ...adjacency[i].map(([o]) => o)]);
+    focusNames.forEach((o) => showName(o, false));
+    tieLabels = adjacency[i].filter(([, j]) => isTie(edges[j])).map(([, j]) => {
+      const t = document.createElementNS(SVG, "text"); t.setAttribute("class", "tie-label");
+      t.textContent = edges[j].l; labelLayer.appendChild(t); return [j, t];
+    });
+    tieLabels.forEach(placeTieLabel);
+    paint();
+    return [...keep].filter(visible).length;
+  }
+  function clearFocus(repaint = true) {
+    tieLabels.forEach(([, el]) => el.remove()); tieLabels = [];
+    const names = focusNames; focusNames = new Set(); names.forEach((o) => showName(o, false));
+    focused = null; keep = null;
+    if (repaint) paint();
+  }
+  svg.addEventListener("click", () => { if (focused !== null) { select.value = ""; clearFocus(); } });
+
+  // ---- each PC's web: the select and the PC links focus its neighbourhood
   const pcs = nodes.map((n, i) => i).filter((i) => nodes[i].t === 0);
   const select = document.getElementById("pc-filter");
-  pcs.forEach((i) => { const o = document.createElement("option"); o.value = nodes[i].id; o.textContent = nodes[i].l; select.appendChild(o); });
+  pcs.forEach((i) => { const o = document.createElement("option"); o.value = nodes[i].k; o.textContent = nodes[i].l; select.appendChild(o); });
   select.addEventListener("change", () => {
-    const chosen = byId.get(select.value);
-    const keep = chosen === undefined ? null : new Set([chosen, ...connected(chosen, 2)]);
-    nodeEls.forEach((el, i) => el.classList.toggle("dim", keep !== null && !keep.has(i)));
-    edgeEls.forEach((el, e) => el.classList.toggle("dim", keep !== null && !(keep.has(edges[e].s) && keep.has(edges[e].t))));
+    if (select.value) location.hash = "#pc/" + select.value; else { clearFocus(); location.hash = "#"; }
   });
   document.getElementById("pcs").innerHTML = pcs.map((i) => `<a href="#pc/${esc(nodes[i].k)}">${esc(nodes[i].l)}</a>`).join("");
 
+  // ---- the legend: a colour per kind, each kind can be hidden
+  const counts = tables.map((t, k) => nodes.filter((n) => n.t === k).length);
+  document.getElementById("legend").innerHTML = tables.map((t, k) =>
+    `<label><input type="checkbox" checked data-kind="${k}"><i style="background:${colour(k)}"></i><a href="#table/${esc(t)}">${esc(title(t))}</a> ${counts[k]}</label>`).join("") +
+    `<span class="key"><b class="rel"></b>tie (a relationship) <b class="ref"></b>reference</span>`;
+  document.querySelectorAll("#legend input").forEach((box) => box.addEventListener("change", () => {
+    const k = Number(box.dataset.kind);
+    if (box.checked) hiddenKinds.delete(k); else hiddenKinds.add(k);
+    paint();
+  }));
+
   // ---- pages, routed by the URL fragment so every view has an address
   const view = document.getElementById("view");
-  function fields(n) {
-    return "<dl>" + Object.entries(n.f).map(([k, v]) =>
-      `<dt>${esc(k.replace(/_/g, " "))}</dt><dd>${esc(Array.isArray(v) ? v.join(", ") : typeof v === "object" ? JSON.stringify(v) : v)}</dd>`).join("") + "</dl>";
+  function value(v) { return Array.isArray(v) ? v.join(", ") : typeof v === "object" ? JSON.stringify(v) : v; }
+  function fields(f) {
+    return "<dl>" + Object.entries(f).map(([k, v]) => `<dt>${esc(k.replace(/_/g, " "))}</dt><dd>${esc(value(v))}</dd>`).join("") + "</dl>";
+  }
+  function tieLink(j) {
+    const e = edges[j];
+    return isTie(e) ? `<a class="tie" href="#row/${esc(e.f)}/${esc(e.k)}">${esc(e.l)}</a>` : `<span class="ref-label">${esc(e.l)}</span>`;
   }
   function linkList(i) {
-    const items = adjacency[i].map(([o, f, , dir]) => `<li>${dir === "out" ? "→" : "←"} ${esc(f.replace(/_/g, " "))}: ${link(o)} <span class="kind">${esc(title(tables[nodes[o].t]))}</span></li>`);
-    return items.length ? `<h3>Links</h3><ul class="rows">${items.join("")}</ul>` : "";
+    const items = adjacency[i].map(([o, j, dir]) => `<li>${dir === "out" ? "→" : "←"} ${tieLink(j)}: ${link(o)} <span class="kind">${esc(title(tables[nodes[o].t]))}</span>${isTie(edges[j]) && edges[j].d.description ? `<br><span class="kind">${esc(edges[j].d.description)}</span>` : ""}</li>`);
+    return items.length ? `<h3>Links (${items.length})</h3><ul class="rows" id="links">${items.join("")}</ul>` : "";
   }
   function grouped(indices) {
     const groups = new Map();
@@ -116,18 +213,26 @@
   }
   const pages = {
     home() {
-      const counts = tables.map((t, i) => `<li><a href="#table/${esc(t)}">${esc(title(t))}</a> (${nodes.filter((n) => n.t === i).length})</li>`);
-      return `<h2>${esc(data.campaign.name)}</h2><p>${esc(data.campaign.setting)}</p><p class="kind">Tone: ${esc(data.campaign.tone)} · models: ${esc(data.models.join(", "))}${data.models.includes("procedural") ? " (offline procedural generator)" : ""} · cost $${data.cost}</p><ul class="rows">${counts.join("")}</ul>`;
+      const rows = tables.map((t, k) => `<li><a href="#table/${esc(t)}">${esc(title(t))}</a> (${counts[k]})</li>`);
+      return `<h2>${esc(data.campaign.name)}</h2><p>${esc(data.campaign.setting)}</p><p class="kind">Tone: ${esc(data.campaign.tone)} · models: ${esc(data.models.join(", "))}${data.models.includes("procedural") ? " (offline procedural generator)" : ""} · cost $${data.cost}${data.audience === "players" ? " · players' copy" : ""}</p><ul class="rows">${rows.join("")}</ul>`;
     },
     pc(key) {
       const i = byId.get("player_characters/" + key);
       if (i === undefined) return `<p>No player character ${esc(key)}.</p>`;
-      return `<h2 id="pc-page">${esc(nodes[i].l)}</h2><p class="kind">Player character</p>${fields(nodes[i])}<h2>Everything connected</h2>${grouped(connected(i, 2))}`;
+      select.value = key; focusNode(i);
+      return `<h2 id="pc-page">${esc(nodes[i].l)}</h2><p class="kind">Player character</p>${fields(nodes[i].f)}${linkList(i)}<h2>Everything within two links</h2>${grouped(connected(i, 2))}`;
     },
     row(id) {
+      const j = tieById.get(id);
+      if (j !== undefined) {
+        const e = edges[j];
+        const further = e.x.map(([name, o]) => `<dt>${esc(name)}</dt><dd>${link(o)}</dd>`).join("");
+        return `<h2 id="tie-page" data-id="${esc(id)}">${link(e.s)} · ${esc(e.l)} · ${link(e.t)}</h2><p class="kind">${esc(title(e.f))} · key ${esc(e.k)}</p>${fields(e.d)}${further ? `<dl>${further}</dl>` : ""}`;
+      }
       const i = byId.get(id);
       if (i === undefined) return `<p>No row ${esc(id)}.</p>`;
-      return `<h2 id="row-page" data-id="${esc(id)}">${esc(nodes[i].l)}</h2><p class="kind">${esc(title(tables[nodes[i].t]))} · key ${esc(nodes[i].k)}</p>${fields(nodes[i])}${linkList(i)}`;
+      focusNode(i);
+      return `<h2 id="row-page" data-id="${esc(id)}">${esc(nodes[i].l)}</h2><p class="kind">${esc(title(tables[nodes[i].t]))} · key ${esc(nodes[i].k)}</p>${fields(nodes[i].f)}${linkList(i)}`;
     },
     table(name) {
       const t = tables.indexOf(name);
@@ -151,6 +256,37 @@
     const q = event.target.value.trim();
     location.hash = q ? "#search/" + encodeURIComponent(q) : "#";
   });
+
+  // ---- for tests and scripts: the graph as drawn
+  const api = {
+    nodes: nodes.map((n, i) => ({ id: n.id, kind: tables[n.t], label: n.l, degree: degree[i] })),
+    edges: edges.map((e) => ({
+      source: nodes[e.s].id, target: nodes[e.t].id, label: e.l,
+      kind: isTie(e) ? "relationship" : "reference", field: e.f, key: isTie(e) ? e.k : null,
+    })),
+    settled: false,
+    settleMs: null,
+    positions() {
+      // node centres and the drawing's frame, in page pixels
+      const box = svg.getBoundingClientRect(), m = svg.getScreenCTM(), point = svg.createSVGPoint();
+      const out = {};
+      simNodes.forEach((p, i) => {
+        point.x = p.x; point.y = p.y; const q = point.matrixTransform(m);
+        out[nodes[i].id] = { x: q.x + window.scrollX, y: q.y + window.scrollY };
+      });
+      return { frame: { x: box.left + window.scrollX, y: box.top + window.scrollY, width: box.width, height: box.height }, nodes: out };
+    },
+    focusPlayerCharacter(key) {
+      const i = byId.get("player_characters/" + key);
+      if (i === undefined) throw new Error(`no player character ${key}`);
+      select.value = key;
+      return focusNode(i);
+    },
+    focus(id) { const i = byId.get(id); if (i === undefined) throw new Error(`no node ${id}`); return focusNode(i); },
+    clearFocus() { select.value = ""; clearFocus(); },
+    shown() { return nodes.filter((n, i) => visible(i) && (keep === null || keep.has(i))).map((n) => n.id); },
+  };
+  window.worldgenGraph = api;
   window.addEventListener("hashchange", route);
   route();
 })();
