@@ -142,11 +142,13 @@
       el.classList.toggle("hidden", !visible(i));
       el.classList.toggle("dim", keep !== null && !keep.has(i));
       el.classList.toggle("focus", i === focused);
+      el.classList.toggle("far", keep !== null && keep.has(i) && !focusNames.has(i)); // two links away
     });
     edgeEls.forEach((el, j) => {
       const e = edges[j];
       el.classList.toggle("hidden", !visible(e.s) || !visible(e.t));
       el.classList.toggle("dim", keep !== null && !(keep.has(e.s) && keep.has(e.t)));
+      el.classList.toggle("near", focused !== null && (e.s === focused || e.t === focused));
     });
     nameEls.forEach((el, i) => { el.classList.toggle("hidden", !visible(i)); el.classList.toggle("dim", keep !== null && !keep.has(i)); });
   }
