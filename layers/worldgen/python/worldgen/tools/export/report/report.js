@@ -118,8 +118,8 @@
   }
   const started = performance.now();
   function frame() {
-    // drawing ~1,700 SVG elements costs more than many ticks: draw a few times a second, tick in between
-    const until = performance.now() + 200;
+    // drawing ~1,700 SVG elements costs more than many ticks: draw about twice a second, tick in between
+    const until = performance.now() + 400;
     while (simulation.alpha() > simulation.alphaMin() && performance.now() < until) simulation.tick();
     draw();
     if (simulation.alpha() > simulation.alphaMin()) { requestAnimationFrame(frame); return; }
