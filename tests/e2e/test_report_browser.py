@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.support.worlds import generate_sample_world
+from worldgen.phases import PHASES
 from worldgen.tools.export import world
 from worldgen.tools.export.graph import RELATIONSHIP_TYPES, relationship_graph
 from worldgen.tools.export.html import html_report
@@ -212,4 +213,34 @@ def test_clicking_a_node_focuses_it_and_the_legend_hides_a_kind(page, exported):
     hidden = set(page.eval_on_selector_all("#graph circle.node.hidden", "cs => cs.map(c => c.dataset.id)"))
     assert hidden == {n for n in graph.nodes if n.startswith("player_characters/")}
     assert page.locator("#graph circle.node.dim").count() == 0
+    assert page.console_problems == []
+
+
+def test_the_legend_hides_the_worlds_systems_a_phase_group_at_a_time(page, exported):
+    systems = {t for phase in PHASES if phase.id in ("1A", "1B") for t in phase.tables}
+    graph = picture(exported)
+    settled(page)
+
+    page.uncheck("#legend label.group-name:has-text('Core world systems') input")
+    page.uncheck("#legend label.group-name:has-text('Character building systems') input")
+
+    hidden = set(page.eval_on_selector_all("#graph circle.node.hidden", "cs => cs.map(c => c.dataset.id)"))
+    assert hidden == {n.id for n in graph.nodes.values() if n.table in systems}
+    assert hidden and page.locator("#legend input[data-kind]:not(:checked)").count() == len(
+        {n.table for n in graph.nodes.values() if n.table in systems}
+    )
+    edges = page.evaluate("worldgenGraph.edges")
+    lines_hidden = page.eval_on_selector_all("#graph line.edge", "ls => ls.map(l => l.classList.contains('hidden'))")
+    assert lines_hidden == [edge["source"] in hidden or edge["target"] in hidden for edge in edges]
+    assert page.console_problems == []
+
+
+def test_searching_a_ties_words_finds_the_relationship(page, exported):
+    tie = exported["world"]["entity_relationships"][0]
+    words = tie["description"].split()[:4]
+
+    page.fill("#search", " ".join(words))
+
+    found = page.locator(f"#search-ties a.tie[href='#row/entity_relationships/{tie['key']}']")
+    assert found.count() == 1 and found.text_content() == tie["relationship_type"]
     assert page.console_problems == []

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
+from worldgen.phases import PHASES
 from worldgen.tools.export.graph import GM, RELATIONSHIP_TYPES, node_id, relationship_graph
 from worldgen.tools.export.layout import inline_scripts
 from worldgen.tools.export.world import PC_TABLE, reference_fields
@@ -55,6 +56,11 @@ def report_data(document: Mapping[str, Any], schema: Mapping[str, Any], audience
             ]
             edge["x"] = [[name, other] for name, other in further if other not in (edge["s"], edge["t"])]
         edges.append(edge)
+    # the legend's groups: the kinds each phase makes ("Core world systems"...), in the tables' order
+    phase_of = {table: phase.name for phase in PHASES for table in phase.tables}
+    groups: dict[str, list[int]] = {"Player characters": [0]}
+    for number, table in enumerate(tables[1:], start=1):
+        groups.setdefault(phase_of.get(table, "Other"), []).append(number)
     campaign = document["campaign"]
     generations = document["generations"]
     return {
@@ -63,6 +69,7 @@ def report_data(document: Mapping[str, Any], schema: Mapping[str, Any], audience
         "models": sorted({g["model_provider"] for g in generations}),
         "cost": round(sum(float(g.get("total_cost_usd") or 0) for g in generations), 6),
         "tables": tables,
+        "groups": list(groups.items()),
         "nodes": nodes,
         "edges": edges,
     }

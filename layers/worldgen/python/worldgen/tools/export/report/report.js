@@ -182,15 +182,32 @@
   });
   document.getElementById("pcs").innerHTML = pcs.map((i) => `<a href="#pc/${esc(nodes[i].k)}">${esc(nodes[i].l)}</a>`).join("");
 
-  // ---- the legend: a colour per kind, each kind can be hidden
+  // ---- the legend: a colour per kind, grouped as the phases made them; a kind or a group can be hidden
   const counts = tables.map((t, k) => nodes.filter((n) => n.t === k).length);
-  document.getElementById("legend").innerHTML = tables.map((t, k) =>
-    `<label><input type="checkbox" checked data-kind="${k}"><i style="background:${colour(k)}"></i><a href="#table/${esc(t)}">${esc(title(t))}</a> ${counts[k]}</label>`).join("") +
-    `<span class="key"><b class="rel"></b>tie (a relationship) <b class="ref"></b>reference</span>`;
-  document.querySelectorAll("#legend input").forEach((box) => box.addEventListener("change", () => {
+  const kindBox = (k) => `<label><input type="checkbox" checked data-kind="${k}"><i style="background:${colour(k)}"></i><a href="#table/${esc(tables[k])}">${esc(title(tables[k]))}</a> ${counts[k]}</label>`;
+  document.getElementById("legend").innerHTML = data.groups.map(([name, kinds], g) =>
+    `<div class="group"><label class="group-name"><input type="checkbox" checked data-group="${g}">${esc(name)}</label> ${kinds.map(kindBox).join("")}</div>`).join("") +
+    `<div class="key"><b class="rel"></b>tie (a relationship row) <b class="ref"></b>reference (a row's field)</div>`;
+  const kindBoxes = [...document.querySelectorAll("#legend input[data-kind]")];
+  const groupBoxes = [...document.querySelectorAll("#legend input[data-group]")];
+  function syncGroups() {
+    groupBoxes.forEach((box) => {
+      const kinds = data.groups[Number(box.dataset.group)][1];
+      const shown = kinds.filter((k) => !hiddenKinds.has(k)).length;
+      box.checked = shown === kinds.length; box.indeterminate = shown > 0 && shown < kinds.length;
+    });
+  }
+  kindBoxes.forEach((box) => box.addEventListener("change", () => {
     const k = Number(box.dataset.kind);
     if (box.checked) hiddenKinds.delete(k); else hiddenKinds.add(k);
-    paint();
+    syncGroups(); paint();
+  }));
+  groupBoxes.forEach((box) => box.addEventListener("change", () => {
+    for (const k of data.groups[Number(box.dataset.group)][1]) {
+      if (box.checked) hiddenKinds.delete(k); else hiddenKinds.add(k);
+      kindBoxes[k].checked = box.checked;
+    }
+    syncGroups(); paint();
   }));
 
   // ---- pages, routed by the URL fragment so every view has an address
@@ -243,7 +260,9 @@
     search(query) {
       const q = query.toLowerCase();
       const hits = nodes.map((n, i) => i).filter((i) => nodes[i].l.toLowerCase().includes(q) || String(nodes[i].f.description || "").toLowerCase().includes(q));
-      return `<h2>Search: ${esc(query)}</h2><p class="kind" id="search-count">${hits.length} found</p><div id="search-results">${grouped(hits)}</div>`;
+      const tieHits = edges.map((e, j) => j).filter((j) => isTie(edges[j]) && (edges[j].l.toLowerCase().includes(q) || String(edges[j].d.description || "").toLowerCase().includes(q)));
+      const tieList = tieHits.length ? `<h3>Ties (${tieHits.length})</h3><ul class="rows" id="search-ties">${tieHits.map((j) => `<li>${link(edges[j].s)} · ${tieLink(j)} · ${link(edges[j].t)}</li>`).join("")}</ul>` : "";
+      return `<h2>Search: ${esc(query)}</h2><p class="kind" id="search-count">${hits.length} found</p><div id="search-results">${grouped(hits)}</div>${tieList}`;
     },
   };
   function route() {
