@@ -113,6 +113,10 @@ def test_the_report_data_carries_each_edges_label_fields_and_further_ends() -> N
     assert rivalry["d"] == {"description": "Old grudge.", "relationship_type": "rival", "strength": 7}
     assert "entity_relationships" not in data["tables"] and data["tables"][0] == "player_characters"
     assert len(data["nodes"]) == 7 and len(data["edges"]) == 7
+    groups = {name: [data["tables"][k] for k in kinds] for name, kinds in data["groups"]}
+    assert groups["Player characters"] == ["player_characters"]
+    assert groups["Social framework"] == ["factions", "deities"]  # the kinds phase 1C makes
+    assert sorted(k for _, kinds in data["groups"] for k in kinds) == list(range(len(data["tables"])))
 
 
 def test_the_players_copy_has_no_secret_edge_and_no_gm_note_in_its_data() -> None:

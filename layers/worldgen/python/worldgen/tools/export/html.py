@@ -69,7 +69,7 @@ def report_data(document: Mapping[str, Any], schema: Mapping[str, Any], audience
         "models": sorted({g["model_provider"] for g in generations}),
         "cost": round(sum(float(g.get("total_cost_usd") or 0) for g in generations), 6),
         "tables": tables,
-        "groups": list(groups.items()),
+        "groups": [[name, kinds] for name, kinds in groups.items()],
         "nodes": nodes,
         "edges": edges,
     }
