@@ -140,9 +140,16 @@ def generation_report(conn: psycopg.Connection[Any], generation_id: uuid.UUID | 
         for run in summary["phases"]:
             phase = get_phase(run["phase"])
             cost = float(calls.get(run["phase"], {}).get("cost_usd") or 0)
+            kept = run["status"] != "succeeded" and (run["outline_kept"] or run["parts_kept"])
             lines.append(
                 f"  {phase.id + ' ' + phase.name:<34}{run['status']:<12}{run['rows_total'] or 0:>6}"
                 f"{(run['duration_ms'] or 0) / 1000:>8.1f} s{'$' + format(cost, '.2f'):>10}"
+                # what a retry or a resume will reuse of a phase in parts
+                + (
+                    "  " + parts_label(run["phase"], run["status"], run["outline_kept"], run["parts_kept"])
+                    if kept
+                    else ""
+                )
             )
         seconds = sum((run["duration_ms"] or 0) for run in summary["phases"]) / 1000
         lines.append(
