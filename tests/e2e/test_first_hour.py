@@ -18,7 +18,7 @@ import pytest
 from tests.e2e.test_cli import assert_one_clean_error
 from worldgen.local.campaigns import SAMPLE_CAMPAIGN, insert_campaign, read_campaign_file
 from worldgen.local.runtime import LocalRuntime
-from worldgen.tools.cli import build_parser
+from worldgen.tools.cli import build_parser, phase_argument, uuid_argument
 
 pytestmark = pytest.mark.xdist_group("e2e")
 
@@ -58,7 +58,7 @@ def count(database_url: str, query: str, *params: object) -> int:
 def test_a_world_made_in_one_folder_is_seen_by_status_from_another(tmp_path):
     home, first, second = tmp_path / "home", tmp_path / "campaigns", tmp_path / "elsewhere"
     first.mkdir()
-    second.mkdir()
+    (second / ".worldgen" / "pgdata").mkdir(parents=True)  # an older worldgen's database, never ignored
 
     made = worldgen("demo", "--profile", "quick", database_url=None, home=home, cwd=first)
     assert made.returncode == 0, made.stderr
@@ -68,7 +68,9 @@ def test_a_world_made_in_one_folder_is_seen_by_status_from_another(tmp_path):
     assert status.returncode == 0, status.stderr
     assert "campaign 'The Drowned Crown'" in status.stdout
     assert "status: succeeded" in status.stdout
-    assert not (first / ".worldgen").exists() and not (second / ".worldgen").exists()
+    assert f"note: worlds made before are in {second / '.worldgen' / 'pgdata'}" in status.stderr
+    assert "`worldgen where --move-old` moves them" in status.stderr
+    assert not (first / ".worldgen").exists()
     assert (home / "pgdata").is_dir()
     assert f"worldgen home: {home.resolve()}" in where.stdout
 
@@ -164,7 +166,12 @@ def _arguments_of(command: str, parser: argparse.ArgumentParser, tmp_path: Path)
         if isinstance(action, argparse._SubParsersAction):
             args.append(next(iter(action.choices)))
         elif not action.option_strings and action.nargs not in ("?", "*"):
-            args.append("2A" if action.dest == "phase" else "The Drowned Crown")
+            if action.choices:
+                args.append(next(iter(action.choices)))
+            elif action.type is uuid_argument:
+                args.append(str(uuid.uuid4()))
+            else:
+                args.append("2A" if action.type is phase_argument else "The Drowned Crown")
         elif action.option_strings and action.required:
             args += [action.option_strings[-1], str(SAMPLE_CAMPAIGN)]
     if command == "import":

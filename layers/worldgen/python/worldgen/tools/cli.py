@@ -377,6 +377,10 @@ def build_parser() -> argparse.ArgumentParser:
     rehearse.add_argument("--database-url", default=None, help="a migrated database (default: embedded server)")
     rehearse.set_defaults(func=_rehearse)
 
+    listed = {name for commands in groups.values() for name, _ in commands}
+    for action in sub._choices_actions:  # a command added with sub.add_parser directly is listed too
+        if action.dest not in listed:
+            groups[TOOLS].append((action.dest, action.help or ""))
     parser.epilog = (
         "\n\n".join(
             f"{group}:\n" + "\n".join(f"  {name:<16}{help}" for name, help in commands)
