@@ -228,16 +228,22 @@ def test_status_audit_and_export_take_a_campaign_id_or_a_generation_id(db_url, t
     assert json.loads((tmp_path / "w.json").read_text())["campaign"]["name"] == "The Drowned Crown"
 
 
-def test_resume_with_another_model_finishes_a_world_that_failed_on_a_missing_key(settings_env, monkeypatch):
-    with psycopg.connect(settings_env, autocommit=True, row_factory=psycopg.rows.dict_row) as conn:
+def fail_on_a_missing_key(database_url: str) -> str:
+    """The sample campaign's world started on --model anthropic with no key: its generation fails."""
+    with psycopg.connect(database_url, autocommit=True, row_factory=psycopg.rows.dict_row) as conn:
         campaign_id = insert_campaign(conn, read_campaign_file(SAMPLE_CAMPAIGN))
-    environment = {"WORLDGEN_DATABASE_URL": settings_env, "WORLDGEN_MODEL_PROVIDER": "anthropic"}
+    environment = {"WORLDGEN_DATABASE_URL": database_url, "WORLDGEN_MODEL_PROVIDER": "anthropic"}
     with LocalRuntime(environment=environment) as runtime:
         status, body = runtime.action("generateWorld", {"campaign_id": str(campaign_id)}, user_id="demo-game-master")
         assert status == 200, body
         assert runtime.wait(body["execution_arn"], timeout=120)["status"] == "FAILED"
-    with psycopg.connect(settings_env) as conn:
+    with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT status, model_provider FROM generations").fetchone() == ("failed", "anthropic")
+    return str(body["generation_id"])
+
+
+def test_resume_with_another_model_finishes_a_world_that_failed_on_a_missing_key(settings_env):
+    fail_on_a_missing_key(settings_env)
 
     resumed = worldgen("resume", "The Drowned Crown", "--model", "procedural", database_url=settings_env)
 
@@ -324,3 +330,17 @@ def test_an_unreachable_anthropic_api_is_said_within_a_few_tries_with_progress(d
     assert f"error: cannot reach the Anthropic API at 127.0.0.1:{port}" in result.stderr
     assert "trying again (2/3)" in result.stderr and "trying again (3/3)" in result.stderr
     assert count(db_url, "SELECT count(*) FROM generations") == 0
+
+
+def test_a_discarded_generation_is_no_longer_offered_for_resuming(settings_env):
+    generation_id = fail_on_a_missing_key(settings_env)
+    failed = worldgen("status", "The Drowned Crown", database_url=settings_env)
+    assert f"[resumable: `worldgen resume {generation_id}`]" in failed.stdout
+
+    discarded = worldgen("discard", "The Drowned Crown", database_url=settings_env)
+    status = worldgen("status", generation_id, database_url=settings_env)
+    resumed = worldgen("resume", generation_id, database_url=settings_env)
+
+    assert discarded.stdout.strip() == f"generation {generation_id}: discarded"
+    assert "status: discarded" in status.stdout and "resum" not in status.stdout
+    assert_one_clean_error(resumed, "only a failed one resumes")

@@ -323,7 +323,9 @@ def _admin_action(args: argparse.Namespace, name: str, data: dict[str, Any], fol
             print(refusal_line(status_code, body), file=sys.stderr)
             return 2
         if not follow:
-            print(json.dumps(body, indent=2))
+            print(f"generation {body['generation_id']}: {body['status']}")
+            if args.verbose:
+                print(json.dumps(body, indent=2))
             return 0
         return _follow(runtime, url, status_code, body, verbose=args.verbose)
 

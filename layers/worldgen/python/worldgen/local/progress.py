@@ -107,7 +107,7 @@ def generation_report(conn: psycopg.Connection[Any], generation_id: uuid.UUID | 
         return f"no generation {generation_id}"
     summary = generation_summary(conn, generation_id)
     conn.commit()
-    resumable = generation["status"] == "failed" and generation["redrivable"]
+    resumable = generation["status"] == "failed"  # a failed generation resumes (a discarded one does not)
     lines = [
         f"generation {generation['id']}  campaign {generation['campaign_name']!r}",
         f"  status: {generation['status']}"
