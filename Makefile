@@ -3,20 +3,31 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 ENV ?= dev
 
 .PHONY: chaos install demo test test-fast lint format asl schemas hasura-metadata export-schema report-demo browser vendor-layout \
 	lock synth layers rehearse bench bench-save bench-engine bench-serve bench-models bench-world clean
 
+# Everything: tests, lint, the CDK app (make test, make lint, make synth ...).
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,infra]'
-	touch $(STAMP)
+	touch $(DEMO_STAMP) $(STAMP)
+
+# Only what the demo runs on: the runtime, the local runtime (moto) and the embedded PostgreSQL,
+# with pip's progress on the screen (docs/game-masters.md has the sizes and times).
+$(DEMO_STAMP): pyproject.toml
+	@echo "installing worldgen for the demo into $(VENV): the runtime, moto and an embedded PostgreSQL"
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --progress-bar on -e '.[local]'
+	touch $(DEMO_STAMP)
 
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/worldgen demo
 
 test: $(STAMP) lint browser

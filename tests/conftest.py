@@ -6,8 +6,11 @@ and gives every test that asks for ``db_url`` a fresh clone of it (CREATE DATABA
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,11 @@ from worldgen.local.postgres import clone_database, drop_database, ensure_runtim
 from worldgen.settings import get_settings
 
 ensure_runtime_dir()  # before anything imports platformdirs or pgserver
+# The suite never writes into the user's worldgen home (worldgen.local.home): each test process
+# (each xdist worker) has its own, removed at exit; a test that needs another sets WORLDGEN_HOME.
+TEST_HOME = tempfile.mkdtemp(prefix="worldgen-test-home-")
+os.environ["WORLDGEN_HOME"] = TEST_HOME
+atexit.register(shutil.rmtree, TEST_HOME, ignore_errors=True)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _clone_numbers = itertools.count()
 
@@ -65,6 +73,8 @@ def conn(db_url: str) -> Iterator[psycopg.Connection[dict[str, Any]]]:
 def settings_env(monkeypatch: pytest.MonkeyPatch, db_url: str) -> Iterator[str]:
     """Settings pointing at the test database (and nothing else from the developer's environment)."""
     for name in list(os.environ):
+        if name == "WORLDGEN_HOME":
+            continue
         if name.startswith("WORLDGEN_") or name in (
             "DATABASE_URL",
             "ANTHROPIC_API_KEY",

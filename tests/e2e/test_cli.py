@@ -19,6 +19,7 @@ pytestmark = pytest.mark.xdist_group("e2e")
 def worldgen(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WORLDGEN_", "ANTHROPIC_"))}
     env["WORLDGEN_DATABASE_URL"] = database_url
+    env["WORLDGEN_HOME"] = os.environ["WORLDGEN_HOME"]  # the test session's (tests/conftest.py)
     return subprocess.run(
         [sys.executable, "-m", "worldgen.tools.cli", *args], capture_output=True, text=True, env=env, timeout=300
     )
@@ -89,9 +90,9 @@ def assert_one_clean_error(result: subprocess.CompletedProcess[str], expected: s
     assert "{" not in result.stderr  # no raw JSON
 
 
-def test_regenerate_with_an_id_and_a_phase_that_are_not_ones_is_a_one_line_error(db_url):
-    result = worldgen("regenerate", "nope", "9Z", database_url=db_url)
-    assert_one_clean_error(result, "'nope' is not an id")
+def test_regenerate_with_a_campaign_and_a_phase_that_are_not_ones_is_a_one_line_error(db_url):
+    result = worldgen("regenerate", "nope", "2B", database_url=db_url)
+    assert_one_clean_error(result, "no campaign is named 'nope': `worldgen campaigns` lists them")
 
     result = worldgen("regenerate", "0b9e5c1e-0000-4000-8000-000000000000", "9Z", database_url=db_url)
     assert_one_clean_error(result, "unknown phase '9Z'; choose one of: 1A, 1B")
@@ -99,12 +100,14 @@ def test_regenerate_with_an_id_and_a_phase_that_are_not_ones_is_a_one_line_error
 
 def test_regenerate_of_an_unknown_campaign_says_so_in_one_line_not_json(db_url):
     result = worldgen("regenerate", "0b9e5c1e-0000-4000-8000-000000000000", "2b", database_url=db_url)
-    assert_one_clean_error(result, "campaign 0b9e5c1e-0000-4000-8000-000000000000 does not exist [campaign-not-found]")
+    assert_one_clean_error(
+        result, "no campaign or generation has the id 0b9e5c1e-0000-4000-8000-000000000000: `worldgen campaigns`"
+    )
 
 
 def test_cancel_of_an_unknown_generation_exits_non_zero_with_one_line(db_url):
     result = worldgen("cancel", "0b9e5c1e-0000-4000-8000-000000000000", database_url=db_url)
-    assert_one_clean_error(result, "does not exist [generation-not-found]")
+    assert_one_clean_error(result, "no campaign or generation has the id 0b9e5c1e-0000-4000-8000-000000000000")
 
 
 def test_an_unreachable_database_is_one_line_naming_where_and_what_to_do():

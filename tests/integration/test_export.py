@@ -103,7 +103,9 @@ def test_the_cli_exports_and_imports_with_one_line_errors(conn, campaign_id, tmp
     assert main(["import", str(path)]) == 0
     assert "imported campaign" in capsys.readouterr().out
     assert main(["export", "no-such-campaign"]) == 2
-    assert capsys.readouterr().err == "cannot export: no campaign has the id or name 'no-such-campaign'\n"
+    assert capsys.readouterr().err == (
+        "error: cannot export: no campaign is named 'no-such-campaign': `worldgen campaigns` lists them\n"
+    )
     path.write_text("{not json")
     assert main(["import", str(path)]) == 2
     assert capsys.readouterr().err.startswith(f"cannot read {path}: ")

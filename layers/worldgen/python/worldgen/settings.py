@@ -29,7 +29,9 @@ class Settings(BaseSettings):
     database_secret_arn: str | None = None
     # RDS Proxy: connect to this host instead of the secret's, with prepared statements off (no pinning).
     database_proxy_endpoint: str | None = None
-    local_data_dir: Path = Path(".worldgen")
+    # Where the local commands keep the embedded PostgreSQL (worldgen.local.home): unset, the
+    # platform's per-user data folder, whatever the working directory.
+    home: Path | None = Field(default=None, validation_alias=AliasChoices("WORLDGEN_HOME", "WORLDGEN_LOCAL_DATA_DIR"))
 
     # Model
     model_provider: ModelProvider = "procedural"

@@ -173,8 +173,11 @@ def start_execution(conn: psycopg.Connection[Any], generation_id: uuid.UUID | st
         return _move(conn, generation, "start", finished_at=None, redrivable=False)
 
 
-def claim_resume(conn: psycopg.Connection[Any], generation_id: uuid.UUID | str) -> tuple[Transition, int]:
-    """failed -> running for a new execution; of two racing resumes exactly one moves.
+def claim_resume(
+    conn: psycopg.Connection[Any], generation_id: uuid.UUID | str, *, model_provider: str | None = None
+) -> tuple[Transition, int]:
+    """failed -> running for a new execution; of two racing resumes exactly one moves. With
+    ``model_provider`` the phases still to run use that model (a resume may switch models).
 
     Returns the transition and the resume number (names the new execution).
     Raises GenerationActive when another generation of the campaign is active.
@@ -193,6 +196,7 @@ def claim_resume(conn: psycopg.Connection[Any], generation_id: uuid.UUID | str) 
                 redrivable=False,
                 error_type=None,
                 error_message=None,
+                **({"model_provider": model_provider} if model_provider else {}),
             )
             return moved, count
     except psycopg.errors.UniqueViolation as exc:

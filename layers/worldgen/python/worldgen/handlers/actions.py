@@ -28,7 +28,7 @@ from worldgen.db.leases import execution_lease_held
 from worldgen.errors import ConfigurationError, DatabaseUnavailable
 from worldgen.observability import logger, metrics, tracer
 from worldgen.phases import ANY_PHASE_BY_ID, PROFILE_NAMES, ancestors, descendants, get_phase
-from worldgen.settings import get_settings
+from worldgen.settings import ModelProvider, get_settings
 
 ACTION_NAMES = (
     "generateWorld",
@@ -75,6 +75,10 @@ class CampaignInput(BaseModel):
 class GenerationInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
     generation_id: uuid.UUID
+
+
+class ResumeInput(GenerationInput):
+    model_provider: ModelProvider | None = None  # another model for the rest (default: the generation's)
 
 
 class GenerateInput(CampaignInput):
@@ -296,10 +300,10 @@ def generate_world(conn: psycopg.Connection[Any], data: dict[str, Any], caller: 
 
 
 def resume_generation(conn: psycopg.Connection[Any], data: dict[str, Any], caller: Caller) -> dict[str, Any]:
-    request = GenerationInput.model_validate(data)
+    request = ResumeInput.model_validate(data)
     generation = _load_generation(conn, request.generation_id, caller)
     try:
-        moved, count = state.claim_resume(conn, request.generation_id)
+        moved, count = state.claim_resume(conn, request.generation_id, model_provider=request.model_provider)
     except state.GenerationActive as exc:
         raise ActionError(409, "generation-active", str(exc)) from exc
     if not moved.moved:  # of two racing resumes, this one lost (or it was never failed)

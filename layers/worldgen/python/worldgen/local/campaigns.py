@@ -20,7 +20,9 @@ SAMPLE_CAMPAIGN = Path(__file__).with_name("sample_campaign.json")
 MAX_PLAYER_CHARACTERS = 8
 MAX_SHORT_TEXT = 200  # campaign name, tone, PC name
 MAX_LABEL = 100  # race, class, player name
+MIN_SETTING = 10
 MAX_SETTING = 2500
+MIN_BACKSTORY = 10
 MAX_BACKSTORY = 1400
 MAX_GOALS = 500
 MAX_FILE_BYTES = 1_000_000
@@ -36,8 +38,8 @@ NoNul = AfterValidator(_no_nul)
 ShortText = Annotated[str, Field(min_length=1, max_length=MAX_SHORT_TEXT), NoNul]
 Label = Annotated[str, Field(min_length=1, max_length=MAX_LABEL), NoNul]
 OptionalLabel = Annotated[str, Field(max_length=MAX_LABEL), NoNul]
-Setting = Annotated[str, Field(min_length=10, max_length=MAX_SETTING), NoNul]
-Backstory = Annotated[str, Field(min_length=10, max_length=MAX_BACKSTORY), NoNul]
+Setting = Annotated[str, Field(min_length=MIN_SETTING, max_length=MAX_SETTING), NoNul]
+Backstory = Annotated[str, Field(min_length=MIN_BACKSTORY, max_length=MAX_BACKSTORY), NoNul]
 Goals = Annotated[str, Field(max_length=MAX_GOALS), NoNul]
 
 
@@ -103,13 +105,51 @@ def read_campaign_file(path: Path) -> CampaignFile:
     except OSError as exc:
         raise CampaignFileError(path, [exc.strerror or str(exc)]) from exc
     try:
-        data = json.loads(text)
+        data = json.loads(without_comments(text))
     except json.JSONDecodeError as exc:
         raise CampaignFileError(path, [f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"]) from exc
     try:
         return CampaignFile.model_validate(data)
     except ValidationError as exc:
         raise CampaignFileError(path, [_problem_line(error) for error in exc.errors()]) from exc
+
+
+def without_comments(text: str) -> str:
+    """The JSON of a campaign file whose lines starting with ``//`` are comments (the template's);
+    each becomes an empty line, so a JSON error's line number is still the file's."""
+    return "\n".join("" if line.lstrip().startswith("//") else line for line in text.split("\n"))
+
+
+def campaign_template() -> str:
+    """A campaign file to fill in, each field explained in a comment with its limit."""
+    return f"""// A worldgen campaign. Lines starting with // are comments; the rest is JSON.
+// Generate its world with: worldgen generate --campaign THIS_FILE
+{{
+  // The campaign's name (1-{MAX_SHORT_TEXT} characters): how `worldgen campaigns` lists it.
+  "name": "The Frozen Marches",
+  // The world in a paragraph ({MIN_SETTING}-{MAX_SETTING} characters): its places, powers and troubles.
+  // Names and words from here are what the world is made of.
+  "setting": "A frozen northern frontier: reindeer clans roam the tundra, a dead king's fortress guards the pass.",
+  // The tone in a few words (1-{MAX_SHORT_TEXT} characters).
+  "tone": "Bleak survival with warm hearths and old loyalties",
+  // 1 to {MAX_PLAYER_CHARACTERS} player characters; distinct names.
+  "player_characters": [
+    {{
+      // Name (1-{MAX_SHORT_TEXT}); race and class (1-{MAX_LABEL}); level 1-20 (default 1).
+      "name": "Ada Frostborn",
+      "race": "Human",
+      "character_class": "Ranger",
+      "level": 3,
+      // Backstory ({MIN_BACKSTORY}-{MAX_BACKSTORY} characters): the people, places and debts here become NPCs,
+      // locations and quests.
+      "backstory": "Raised by reindeer herders after her family's sledge was found empty on the ice.",
+      // Optional: goals (up to {MAX_GOALS} characters) and the player's name (up to {MAX_LABEL}).
+      "goals": "Learn what took her family on the ice.",
+      "player_name": "Sam"
+    }}
+  ]
+}}
+"""
 
 
 def _problem_line(error: Any) -> str:
@@ -145,3 +185,126 @@ def insert_campaign(conn: psycopg.Connection[Any], campaign: CampaignFile) -> uu
                 ],
             )
     return uuid.UUID(str(row["id"]))
+
+
+# -- campaigns and generations as a game master names them ------------------------------------------
+
+
+class NotFound(ValueError):
+    """A campaign or generation the command line named that is not there (or not only one): one line."""
+
+
+def _as_uuid(reference: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(reference)
+    except ValueError:
+        return None
+
+
+def find_campaign(conn: psycopg.Connection[Any], reference: str, *, generations: bool = True) -> uuid.UUID:
+    """A campaign by its id, its unique name, or (``generations``) the id of one of its generations."""
+    reference = reference.strip()
+    as_id = _as_uuid(reference)
+    if as_id is not None:
+        if conn.execute("SELECT 1 FROM campaigns WHERE id = %s", (as_id,)).fetchone():
+            return as_id
+        row = conn.execute("SELECT campaign_id FROM generations WHERE id = %s", (as_id,)).fetchone()
+        if row is not None and generations:
+            return uuid.UUID(str(row["campaign_id"]))
+        raise NotFound(f"no campaign or generation has the id {as_id}: `worldgen campaigns` lists them")
+    rows = conn.execute(
+        "SELECT id, created_at FROM campaigns WHERE lower(name) = lower(%s) ORDER BY created_at", (reference,)
+    ).fetchall()
+    if len(rows) == 1:
+        return uuid.UUID(str(rows[0]["id"]))
+    if not rows:
+        raise NotFound(f"no campaign is named {reference!r}: `worldgen campaigns` lists them")
+    ids = ", ".join(f"{row['id']} (made {row['created_at']:%Y-%m-%d %H:%M})" for row in rows)
+    raise NotFound(f"{len(rows)} campaigns are named {reference!r}: give one of their ids: {ids}")
+
+
+def find_generation(conn: psycopg.Connection[Any], reference: str | None) -> uuid.UUID:
+    """A generation by its id, or a campaign's latest generation (by the campaign's id or name);
+    ``None``: the latest generation of all."""
+    if reference is None:
+        row = conn.execute("SELECT id FROM generations ORDER BY started_at DESC LIMIT 1").fetchone()
+        if row is None:
+            raise NotFound("no generations yet: run `worldgen demo`")
+        return uuid.UUID(str(row["id"]))
+    as_id = _as_uuid(reference.strip())
+    if as_id is not None and conn.execute("SELECT 1 FROM generations WHERE id = %s", (as_id,)).fetchone():
+        return as_id
+    campaign_id = find_campaign(conn, reference, generations=False)
+    row = conn.execute(
+        "SELECT id FROM generations WHERE campaign_id = %s ORDER BY started_at DESC LIMIT 1", (campaign_id,)
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"campaign {campaign_id} has no generation yet")
+    return uuid.UUID(str(row["id"]))
+
+
+def campaign_rows(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+    """Every campaign with its PCs, its latest generation (status, cost) and its world's rows, oldest first."""
+    rows = conn.execute(
+        "SELECT c.id, c.name, c.created_at,"
+        " (SELECT count(*) FROM player_characters p WHERE p.campaign_id = c.id) AS pcs,"
+        " g.id AS generation_id, g.status, g.profile, g.model_provider,"
+        " (SELECT coalesce(sum(m.cost_usd), 0) FROM model_calls m WHERE m.generation_id = g.id) AS cost_usd"
+        " FROM campaigns c LEFT JOIN LATERAL (SELECT * FROM generations x WHERE x.campaign_id = c.id"
+        "   ORDER BY x.started_at DESC LIMIT 1) g ON true"
+        " ORDER BY c.created_at, c.id"
+    ).fetchall()
+    return [{**row, "rows": world_rows(conn, row["id"])} for row in rows]
+
+
+class RemoveRefused(ValueError):
+    """A campaign that cannot be removed now (its world is being generated)."""
+
+
+def remove_campaign(conn: psycopg.Connection[Any], campaign_id: uuid.UUID) -> int:
+    """Delete the campaign and, by its foreign keys' ON DELETE CASCADE, its PCs, generations and world.
+    Returns the world rows removed. Refused while one of its generations is pending or running."""
+    with conn.transaction():
+        campaign = conn.execute("SELECT id FROM campaigns WHERE id = %s FOR UPDATE", (campaign_id,)).fetchone()
+        if campaign is None:
+            raise NotFound(f"no campaign has the id {campaign_id}")
+        active = conn.execute(
+            "SELECT id FROM generations WHERE campaign_id = %s AND status IN ('pending', 'running')", (campaign_id,)
+        ).fetchone()
+        if active is not None:
+            raise RemoveRefused(
+                f"campaign {campaign_id} is being generated (generation {active['id']}): "
+                f"`worldgen cancel {active['id']}` first"
+            )
+        rows = world_rows(conn, campaign_id)
+        conn.execute("DELETE FROM campaigns WHERE id = %s", (campaign_id,))
+    return rows
+
+
+def world_rows(conn: psycopg.Connection[Any], campaign_id: uuid.UUID | str) -> int:
+    """The rows of the campaign's world now, in every world table."""
+    from psycopg import sql
+
+    from worldgen.phases import WORLD_TABLES
+
+    counts = sql.SQL(" + ").join(
+        sql.SQL("(SELECT count(*) FROM {} WHERE campaign_id = %(c)s)").format(sql.Identifier(t)) for t in WORLD_TABLES
+    )
+    row = conn.execute(sql.SQL("SELECT {} AS n").format(counts), {"c": str(campaign_id)}).fetchone()
+    return int(row["n"]) if row else 0
+
+
+def same_campaign(conn: psycopg.Connection[Any], campaign: CampaignFile) -> uuid.UUID | None:
+    """The stored campaign with this file's name, owner, setting, tone and PCs, if there is one
+    (the demo generates its sample campaign again instead of adding another copy)."""
+    rows = conn.execute(
+        "SELECT id FROM campaigns WHERE name = %s AND owner_id = %s AND setting = %s AND tone = %s"
+        " ORDER BY created_at DESC",
+        (campaign.name, campaign.owner_id, campaign.setting, campaign.tone),
+    ).fetchall()
+    wanted = sorted(player_character_key(pc.name, n) for n, pc in enumerate(campaign.player_characters, start=1))
+    for row in rows:
+        keys = conn.execute("SELECT key FROM player_characters WHERE campaign_id = %s", (row["id"],)).fetchall()
+        if sorted(k["key"] for k in keys) == wanted:
+            return uuid.UUID(str(row["id"]))
+    return None

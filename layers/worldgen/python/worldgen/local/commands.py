@@ -1,9 +1,10 @@
-"""The generation commands of the CLI: demo, generate, status, resume, regenerate, cancel, serve."""
+"""The local commands of the CLI: demo, generate, campaigns, status, audit, resume, regenerate, cancel, where..."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from collections.abc import Iterator
@@ -17,8 +18,15 @@ from worldgen.local.campaigns import (
     SAMPLE_CAMPAIGN,
     CampaignFile,
     CampaignFileError,
+    campaign_rows,
+    campaign_template,
+    find_campaign,
+    find_generation,
     insert_campaign,
     read_campaign_file,
+    remove_campaign,
+    same_campaign,
+    world_rows,
 )
 from worldgen.local.database import migrated_local_database
 from worldgen.local.progress import ProgressPrinter, generation_report, provider_label
@@ -54,13 +62,14 @@ def _simulator(args: argparse.Namespace) -> Iterator[ClaudeSimulator | None]:
         yield simulator
 
 
-def _follow(runtime: LocalRuntime, url: str, status: int, body: dict[str, Any]) -> int:
-    """Print live progress until the execution ends, then the summary. Exit code 0 on success."""
+def _follow(runtime: LocalRuntime, url: str, status: int, body: dict[str, Any], *, verbose: bool = False) -> int:
+    """Print live progress until the execution ends, then the summary and what to do next.
+    Exit code 0 on success."""
     if status != 200:
         print(refusal_line(status, body), file=sys.stderr)
         return 2
     generation_id = body["generation_id"]
-    print(f"generation {generation_id} started: {body['execution_arn']}")
+    print(f"generation {generation_id} started" + (f": {body['execution_arn']}" if verbose else ""))
     printer = ProgressPrinter(url, generation_id)
     started = time.perf_counter()
     try:
@@ -70,20 +79,70 @@ def _follow(runtime: LocalRuntime, url: str, status: int, body: dict[str, Any]) 
         printer.close()
     wall = time.perf_counter() - started
     print()
-    print(_report(url, generation_id))
+    print(_report(url, generation_id, verbose=verbose))
     print(f"\nexecution {execution['status']} in {wall:.2f} s of wall time")
     if execution["status"] != "SUCCEEDED":
         print(failure_line(execution), file=sys.stderr)
+        print(_next_steps(url, generation_id, succeeded=False), file=sys.stderr)
         return 1
+    print(_next_steps(url, generation_id, succeeded=True))
     return 0
 
 
-def _report(url: str, generation_id: str, attempts: int = 10) -> str:
+def _next_steps(url: str, generation_id: str, *, succeeded: bool) -> str:
+    """What a game master does next, in words, with the campaign's own name in the commands."""
+    try:
+        with connect(url) as conn:
+            row = conn.execute(
+                "SELECT c.id, c.name, g.model_provider FROM generations g JOIN campaigns c ON c.id = g.campaign_id"
+                " WHERE g.id = %s",
+                (generation_id,),
+            ).fetchone()
+            same_name = conn.execute(
+                "SELECT count(*) AS n FROM campaigns WHERE lower(name) = lower(%s)", (row["name"] if row else "",)
+            ).fetchone()
+            unique = same_name is not None and same_name["n"] == 1
+    except Exception:
+        return f"next: `worldgen status {generation_id}`"
+    if row is None:
+        return f"next: `worldgen status {generation_id}`"
+    ref = shlex.quote(row["name"]) if unique else str(row["id"])
+    if not succeeded:
+        steps = [
+            (f"worldgen status {ref}", "what failed, phase by phase"),
+            (f"worldgen resume {ref}", "finish it from where it failed (--model to switch models)"),
+            (f"worldgen discard {ref}", "drop what this generation wrote"),
+        ]
+        width = max(len(command) for command, _ in steps) + 3
+        lines = [f"campaign {row['name']!r} ({row['id']}): its world is not finished. Next:"]
+        return "\n".join(lines + [f"  {command:<{width}}{what}" for command, what in steps])
+    steps = [
+        (f"worldgen export {ref} -o world.html", "a report to open in a browser (-o vault/ for Obsidian notes)"),
+        (f"worldgen audit {ref}", "which PCs have an NPC, a place and a quest"),
+        (f"worldgen status {ref}", "phases, rows, time and cost"),
+        ("worldgen campaigns", "every campaign and its latest world"),
+    ]
+    width = max(len(command) for command, _ in steps) + 3
+    lines = [f"campaign {row['name']!r} ({row['id']}) has its world. Next:"]
+    lines += [f"  {command:<{width}}{what}" for command, what in steps]
+    if row["model_provider"] in PLACEHOLDER_PROVIDERS:
+        lines.append(
+            "note: this world's text is placeholder from the offline generator (not Claude): a real one needs"
+            " --model anthropic and ANTHROPIC_API_KEY (docs/game-masters.md)"
+        )
+    return "\n".join(lines)
+
+
+# Providers whose text is made offline, not by Claude: their worlds are labelled placeholder.
+PLACEHOLDER_PROVIDERS = ("procedural", "simulated")
+
+
+def _report(url: str, generation_id: str, attempts: int = 10, *, verbose: bool = False) -> str:
     """The generation's report, waiting out a short database outage."""
     for attempt in range(attempts):
         try:
             with connect(url) as conn:
-                return generation_report(conn, generation_id)
+                return generation_report(conn, generation_id, verbose=verbose)
         except Exception:
             if attempt == attempts - 1:
                 return f"generation {generation_id}: the database is unavailable; see `worldgen status {generation_id}`"
@@ -91,31 +150,40 @@ def _report(url: str, generation_id: str, attempts: int = 10) -> str:
     raise AssertionError("unreachable")
 
 
-def generate_campaign(args: argparse.Namespace, campaign: CampaignFile) -> int:
+def generate_campaign(args: argparse.Namespace, campaign: CampaignFile, *, reuse: bool = False) -> int:
+    """Generate ``campaign``'s world; ``reuse``: a new generation of the same stored campaign, if any."""
     url = migrated_local_database()
     with connect(url) as conn:
-        campaign_id = insert_campaign(conn, campaign)
-    model = args.model or "procedural"
-    print(f"campaign {campaign.name!r} ({campaign_id}), {len(campaign.player_characters)} player characters")
+        campaign_id = same_campaign(conn, campaign) if reuse else None
+        again = campaign_id is not None
+        if campaign_id is None:
+            campaign_id = insert_campaign(conn, campaign)
+    model = args.model or get_settings().model_provider
+    print(
+        f"campaign {campaign.name!r} ({campaign_id}), {len(campaign.player_characters)} player characters"
+        + (": a new generation of it" if again else "")
+    )
     print(f"model: {provider_label(model)}")
+    if model in PLACEHOLDER_PROVIDERS:
+        print("note: offline run: the world's names and text are placeholder, not Claude's")
     with _simulator(args) as simulator, _runtime(args, url, simulator) as runtime:
         request = {"campaign_id": str(campaign_id)}
         if getattr(args, "profile", None):
             request["profile"] = args.profile
         status, body = runtime.action("generateWorld", request, user_id=campaign.owner_id)
-        return _follow(runtime, url, status, body)
+        return _follow(runtime, url, status, body, verbose=args.verbose)
 
 
 def demo(args: argparse.Namespace) -> int:
-    return generate_campaign(args, read_campaign_file(SAMPLE_CAMPAIGN))
+    return generate_campaign(args, read_campaign_file(SAMPLE_CAMPAIGN), reuse=True)
 
 
 def generate(args: argparse.Namespace) -> int:
     try:
-        campaign = read_campaign_file(Path(args.campaign))
+        campaign = read_campaign_file(Path(args.campaign_file))
     except CampaignFileError as exc:
         for problem in exc.problems:
-            print(f"error: campaign file {args.campaign}: {problem}", file=sys.stderr)
+            print(f"error: campaign file {args.campaign_file}: {problem}", file=sys.stderr)
         return 2
     return generate_campaign(args, campaign)
 
@@ -123,13 +191,7 @@ def generate(args: argparse.Namespace) -> int:
 def status(args: argparse.Namespace) -> int:
     url = migrated_local_database()
     with connect(url) as conn:
-        generation_id = args.generation_id
-        if generation_id is None:
-            row = conn.execute("SELECT id FROM generations ORDER BY started_at DESC LIMIT 1").fetchone()
-            if row is None:
-                print("no generations yet: run `worldgen demo`")
-                return 1
-            generation_id = row["id"]
+        generation_id = find_generation(conn, args.generation_id)
         active = conn.execute(
             "SELECT id, campaign_id, status, execution_arn, status_changed_at FROM generations"
             " WHERE id = %s AND status IN ('pending', 'running')",
@@ -140,24 +202,116 @@ def status(args: argparse.Namespace) -> int:
 
             with _runtime(args, url):
                 reconcile(conn, dict(active))
-        print(generation_report(conn, generation_id))
+        print(generation_report(conn, generation_id, verbose=args.verbose))
     return 0
 
 
 def audit(args: argparse.Namespace) -> int:
-    from worldgen.audit import audit_world, latest_generation
+    from worldgen.audit import audit_world
 
     url = migrated_local_database()
     with connect(url) as conn:
-        generation_id = args.generation_id or latest_generation(conn)
-        if generation_id is None:
-            print("no generations yet: run `worldgen demo`")
-            return 1
+        generation_id = find_generation(conn, args.generation_id)
         report = audit_world(conn, generation_id)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2, default=str))
     else:
         print(f"world of generation {generation_id}\n{report.render()}")
+    return 0
+
+
+def campaigns(args: argparse.Namespace) -> int:
+    """``worldgen campaigns``: the list; ``worldgen campaigns remove CAMPAIGN``: one removed with its world."""
+    url = migrated_local_database()
+    with connect(url) as conn:
+        if args.action == "remove":
+            return _remove_campaign(conn, args)
+        if args.campaign:
+            print(
+                "error: `worldgen campaigns` takes no campaign;"
+                f" did you mean `worldgen campaigns remove {args.campaign}`?",
+                file=sys.stderr,
+            )
+            return 2
+        rows = campaign_rows(conn)
+    if not rows:
+        print("no campaigns yet: `worldgen demo` makes the sample one, `worldgen new my_campaign.json` starts yours")
+        return 0
+    print(f"{'campaign':<32} {'id':<36} {'PCs':>3}  {'latest generation':<30} {'rows':>5} {'cost':>8}")
+    for row in rows:
+        latest = f"{row['status']} ({row['profile']}, {row['model_provider']})" if row["generation_id"] else "none"
+        name = row["name"] if len(row["name"]) <= 32 else row["name"][:31] + "…"
+        cost = float(row["cost_usd"] or 0)
+        print(f"{name:<32} {row['id']!s:<36} {row['pcs']:>3}  {latest:<30} {row['rows']:>5} ${cost:>7.2f}")
+    return 0
+
+
+def _remove_campaign(conn: Any, args: argparse.Namespace) -> int:
+    if not args.campaign:
+        print("error: say which campaign: `worldgen campaigns remove CAMPAIGN` (its id or name)", file=sys.stderr)
+        return 2
+    campaign_id = find_campaign(conn, args.campaign, generations=False)
+    name = conn.execute("SELECT name FROM campaigns WHERE id = %s", (campaign_id,)).fetchone()["name"]
+    rows = world_rows(conn, campaign_id)
+    conn.commit()
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print(
+                f"error: removing {name!r} ({campaign_id}) and its {rows} world rows needs --yes here"
+                " (no terminal to ask in)",
+                file=sys.stderr,
+            )
+            return 2
+        answer = input(f"remove campaign {name!r} ({campaign_id}) and its world ({rows} rows)? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("kept it")
+            return 1
+    removed = remove_campaign(conn, campaign_id)
+    print(f"removed campaign {name!r} ({campaign_id}) and its world ({removed} rows)")
+    return 0
+
+
+def new(args: argparse.Namespace) -> int:
+    """``worldgen new FILE``: a campaign template, never over an existing file."""
+    path = Path(args.file)
+    if path.exists():
+        print(f"error: {path} exists: give a new file name", file=sys.stderr)
+        return 2
+    try:
+        path.write_text(campaign_template())
+    except OSError as exc:
+        print(f"error: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}: fill it in, then `worldgen generate --campaign {shlex.quote(str(path))}`")
+    return 0
+
+
+def where(args: argparse.Namespace) -> int:
+    """``worldgen where``: the database the commands use, and an older one to move."""
+    from worldgen.local.home import MoveRefused, move_old_database, old_database, worldgen_home
+    from worldgen.local.preflight import masked_url
+
+    configured = get_settings().database_url
+    if args.move_old:
+        if configured:
+            print("error: WORLDGEN_DATABASE_URL is set: the embedded database is not used", file=sys.stderr)
+            return 2
+        try:
+            moved = move_old_database()
+        except MoveRefused as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"moved the older database to {moved}: every folder's commands see its worlds now")
+        return 0
+    if configured:
+        print(f"database: {masked_url(configured)} (WORLDGEN_DATABASE_URL)")
+        return 0
+    home = worldgen_home()
+    print(f"worldgen home: {home} (WORLDGEN_HOME to change it)")
+    print(f"database: embedded PostgreSQL in {home / 'pgdata'}")
+    old = old_database()
+    if old is not None:
+        print(f"an older database is in {old}: `worldgen where --move-old` moves it here")
     return 0
 
 
@@ -169,29 +323,41 @@ def _admin_action(args: argparse.Namespace, name: str, data: dict[str, Any], fol
             print(refusal_line(status_code, body), file=sys.stderr)
             return 2
         if not follow:
-            print(json.dumps(body, indent=2))
+            print(f"generation {body['generation_id']}: {body['status']}")
+            if args.verbose:
+                print(json.dumps(body, indent=2))
             return 0
-        return _follow(runtime, url, status_code, body)
+        return _follow(runtime, url, status_code, body, verbose=args.verbose)
+
+
+def _generation_of(reference: str) -> str:
+    with connect(migrated_local_database()) as conn:
+        return str(find_generation(conn, reference))
 
 
 def resume(args: argparse.Namespace) -> int:
-    return _admin_action(args, "resumeGeneration", {"generation_id": args.generation_id})
+    data = {"generation_id": _generation_of(args.generation_id)}
+    if args.model:
+        data["model_provider"] = args.model
+    return _admin_action(args, "resumeGeneration", data)
 
 
 def regenerate(args: argparse.Namespace) -> int:
-    return _admin_action(args, "regenerateFromPhase", {"campaign_id": args.campaign_id, "phase": args.phase})
+    with connect(migrated_local_database()) as conn:
+        campaign_id = str(find_campaign(conn, args.campaign_id))
+    return _admin_action(args, "regenerateFromPhase", {"campaign_id": campaign_id, "phase": args.phase})
 
 
 def cancel(args: argparse.Namespace) -> int:
-    return _admin_action(args, "cancelGeneration", {"generation_id": args.generation_id}, follow=False)
+    return _admin_action(args, "cancelGeneration", {"generation_id": _generation_of(args.generation_id)}, follow=False)
 
 
 def discard(args: argparse.Namespace) -> int:
-    return _admin_action(args, "discardGeneration", {"generation_id": args.generation_id}, follow=False)
+    return _admin_action(args, "discardGeneration", {"generation_id": _generation_of(args.generation_id)}, follow=False)
 
 
 def revert(args: argparse.Namespace) -> int:
-    return _admin_action(args, "revertGeneration", {"generation_id": args.generation_id}, follow=False)
+    return _admin_action(args, "revertGeneration", {"generation_id": _generation_of(args.generation_id)}, follow=False)
 
 
 def serve(args: argparse.Namespace) -> int:

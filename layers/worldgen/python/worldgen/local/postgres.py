@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from functools import cache
 from pathlib import Path
@@ -26,13 +27,15 @@ def ensure_runtime_dir() -> None:
 
 @cache
 def embedded_server(data_dir: Path | None = None) -> Any:
-    """Start (or reuse) pgserver with its data under ``.worldgen/pgdata``; stopped at exit."""
-    ensure_runtime_dir()
-    import pgserver  # a dev dependency: imported only when the embedded server is wanted
+    """Start (or reuse) pgserver with its data under ``<home>/pgdata`` (worldgen.local.home); stopped at exit."""
+    from worldgen.local.home import PGDATA, worldgen_home
 
-    root = (data_dir or get_settings().local_data_dir).resolve()
+    ensure_runtime_dir()
+    import pgserver  # of the [local] extra: imported only when the embedded server is wanted
+
+    root = (data_dir or worldgen_home()).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    return pgserver.get_server(root / "pgdata", cleanup_mode="stop")
+    return pgserver.get_server(root / PGDATA, cleanup_mode="stop")
 
 
 def local_database_url(database: str = "worldgen") -> str:
@@ -40,6 +43,11 @@ def local_database_url(database: str = "worldgen") -> str:
     settings = get_settings()
     if settings.database_url:
         return settings.database_url
+    from worldgen.local.home import old_database_notice
+
+    notice = old_database_notice()
+    if notice:
+        print(notice, file=sys.stderr)
     server = embedded_server()
     admin_url = server.get_uri()
     with psycopg.connect(admin_url, autocommit=True) as conn:

@@ -92,7 +92,10 @@ class ProgressPrinter:
             self.conn.close()
 
 
-def generation_report(conn: psycopg.Connection[Any], generation_id: uuid.UUID | str) -> str:
+def generation_report(conn: psycopg.Connection[Any], generation_id: uuid.UUID | str, *, verbose: bool = False) -> str:
+    """A generation in a game master's words: each phase by name with its rows, time and cost, the
+    rows per table and the audit; ``verbose`` adds the internals (model and database seconds,
+    calls, tokens, parts)."""
     from worldgen.generations import generation_summary
 
     generation = conn.execute(
@@ -104,30 +107,55 @@ def generation_report(conn: psycopg.Connection[Any], generation_id: uuid.UUID | 
         return f"no generation {generation_id}"
     summary = generation_summary(conn, generation_id)
     conn.commit()
+    resumable = generation["status"] == "failed"  # a failed generation resumes (a discarded one does not)
     lines = [
         f"generation {generation['id']}  campaign {generation['campaign_name']!r}",
         f"  status: {generation['status']}"
         + (f"  ({generation['error_type']}: {generation['error_message']})" if generation["error_type"] else "")
-        + ("  [redrivable: `worldgen resume`]" if generation["redrivable"] else ""),
+        + (f"  [resumable: `worldgen resume {generation['id']}`]" if resumable else ""),
         f"  model: {provider_label(generation['model_provider'])}  profile: {generation['profile']}",
         "",
-        f"  {'phase':<6}{'status':<12}{'rows':>6}{'seconds':>9}{'model s':>9}{'db s':>7}{'calls':>6}"
-        f"{'in tok':>9}{'out tok':>9}{'cost $':>10}  parts",
     ]
     calls = {c["phase"]: c for c in summary["model_calls"]}
-    for run in summary["phases"]:
-        call = calls.get(run["phase"], {})
+    if verbose:
         lines.append(
-            f"  {run['phase']:<6}{run['status']:<12}{run['rows_total'] or 0:>6}"
-            f"{(run['duration_ms'] or 0) / 1000:>9.2f}{(run['model_ms'] or 0) / 1000:>9.2f}"
-            f"{(run['db_ms'] or 0) / 1000:>7.2f}{call.get('calls', 0):>6}{int(call.get('input_tokens') or 0):>9}"
-            f"{int(call.get('output_tokens') or 0):>9}{float(call.get('cost_usd') or 0):>10.4f}  "
-            + parts_label(run["phase"], run["status"], run["outline_kept"], run["parts_kept"])
+            f"  {'phase':<6}{'status':<12}{'rows':>6}{'seconds':>9}{'model s':>9}{'db s':>7}{'calls':>6}"
+            f"{'in tok':>9}{'out tok':>9}{'cost $':>10}  parts"
         )
-    lines.append(
-        f"  {'total':<18}{summary['rows_total']:>6}{'':>31}{summary['input_tokens']:>9}"
-        f"{summary['output_tokens']:>9}{summary['cost_usd']:>10.4f}"
-    )
+        for run in summary["phases"]:
+            call = calls.get(run["phase"], {})
+            lines.append(
+                f"  {run['phase']:<6}{run['status']:<12}{run['rows_total'] or 0:>6}"
+                f"{(run['duration_ms'] or 0) / 1000:>9.2f}{(run['model_ms'] or 0) / 1000:>9.2f}"
+                f"{(run['db_ms'] or 0) / 1000:>7.2f}{call.get('calls', 0):>6}{int(call.get('input_tokens') or 0):>9}"
+                f"{int(call.get('output_tokens') or 0):>9}{float(call.get('cost_usd') or 0):>10.4f}  "
+                + parts_label(run["phase"], run["status"], run["outline_kept"], run["parts_kept"])
+            )
+        lines.append(
+            f"  {'total':<18}{summary['rows_total']:>6}{'':>31}{summary['input_tokens']:>9}"
+            f"{summary['output_tokens']:>9}{summary['cost_usd']:>10.4f}"
+        )
+    else:
+        lines.append(f"  {'phase':<34}{'status':<12}{'rows':>6}{'time':>10}{'cost':>10}")
+        for run in summary["phases"]:
+            phase = get_phase(run["phase"])
+            cost = float(calls.get(run["phase"], {}).get("cost_usd") or 0)
+            kept = run["status"] != "succeeded" and (run["outline_kept"] or run["parts_kept"])
+            lines.append(
+                f"  {phase.id + ' ' + phase.name:<34}{run['status']:<12}{run['rows_total'] or 0:>6}"
+                f"{(run['duration_ms'] or 0) / 1000:>8.1f} s{'$' + format(cost, '.2f'):>10}"
+                # what a retry or a resume will reuse of a phase in parts
+                + (
+                    "  " + parts_label(run["phase"], run["status"], run["outline_kept"], run["parts_kept"])
+                    if kept
+                    else ""
+                )
+            )
+        seconds = sum((run["duration_ms"] or 0) for run in summary["phases"]) / 1000
+        lines.append(
+            f"  {'total':<46}{summary['rows_total']:>6}{seconds:>8.1f} s{'$' + format(summary['cost_usd'], '.2f'):>10}"
+        )
+        lines.append("  (`--verbose` adds model and database time, tokens and parts per phase)")
     tables: dict[str, int] = {}
     for run in summary["phases"]:
         if run["status"] == "succeeded":

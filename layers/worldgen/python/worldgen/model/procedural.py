@@ -58,6 +58,8 @@ _SYLLABLES = [
     "ker",
     "lys",
 ]
+# Neutral words, for names the campaign's own words do not fill: none of them belongs to one kind
+# of setting (no sea, no ice, no desert), so a campaign's world sounds like its setting, not the sample's.
 _ADJECTIVES = [
     "Ashen",
     "Gilded",
@@ -66,14 +68,15 @@ _ADJECTIVES = [
     "Silent",
     "Crimson",
     "Veiled",
-    "Sunken",
     "Thorned",
     "Amber",
     "Pale",
     "Broken",
     "Radiant",
-    "Tidebound",
 ]
+# Endings of the setting's and tone's words that are adjectives often enough for a placeholder name.
+_ADJECTIVE_ENDINGS = ("en", "ed", "ic", "al", "ous", "ful", "ish", "less", "ant", "ent", "ive", "ern", "y")
+_NOT_ADJECTIVES = {"when", "then", "been", "even", "often", "between", "every", "many", "only", "very", "they", "each"}
 _LABELS = {
     "calendar_systems": "calendar",
     "planes": "plane",
@@ -104,25 +107,27 @@ _LABELS = {
     "taverns": "tavern",
     "temples": "temple",
 }
+# {P} a made-up name, {A} an adjective (the campaign's, else a neutral one), {N} a noun of the
+# campaign's setting, {L} the table's label, {w:a,b} one of the words listed.
 _NAME_PATTERNS = {
-    "geography_regions": ["The {P} {w:Marches,Reach,Highlands,Fens,Expanse,Coast,Wilds}"],
-    "factions": ["The {A} {w:Circle,Compact,Syndicate,Order,Covenant,Guild}"],
+    "geography_regions": ["The {P} {w:Marches,Vale,Highlands,Fens,Expanse,Wilds}", "The {A} {N}"],
+    "factions": ["The {A} {w:Circle,Compact,Syndicate,Conclave,Covenant,Guild}", "The {N} {w:Compact,Conclave,Guild}"],
     "pantheons": ["The {A} {w:Court,Choir,Host,Circle}"],
-    "deities": ["{P}, the {A} {w:Watcher,Mother,Judge,Flame,Wanderer}"],
+    "deities": ["{P}, the {A} {w:Watcher,Keeper,Judge,Flame,Wanderer}", "{P} of the {N}"],
     "entities": ["{P} {P}"],
-    "locations": ["{P}{w:hold,ford,gate,mere,spire,fall,haven,moor}"],
-    "dungeons": ["The {A} {w:Vault,Catacombs,Warrens,Sepulchre,Deeps}"],
-    "taverns": ["The {A} {w:Stag,Lantern,Anchor,Raven,Kettle}"],
+    "locations": ["{P}{w:hold,ford,gate,spire,fall,moor,stead}"],
+    "dungeons": ["The {A} {w:Barrow,Catacombs,Warrens,Sepulchre,Deeps}", "The {N} {w:Barrow,Deeps}"],
+    "taverns": ["The {A} {w:Stag,Cauldron,Raven,Kettle}", "The {A} {N}"],
     "shops": ["{P}'s {w:Curios,Provisions,Forge,Apothecary,Maps}"],
-    "temples": ["Temple of the {A} {w:Dawn,Tide,Ember,Veil}"],
-    "items": ["{P}'s {w:Blade,Lantern,Ring,Compass,Mantle,Sigil}"],
+    "temples": ["Temple of the {A} {w:Dawn,Ember,Veil}", "Shrine of the {N}"],
+    "items": ["{P}'s {w:Blade,Torch,Circlet,Compass,Mantle,Sigil}"],
     "historical_periods": ["The {A} {w:Age,Reckoning,Dominion,Sundering}"],
-    "celestial_bodies": ["{P}, the {A} {w:Moon,Star,Comet,Eye}"],
-    "quest_hooks": ["The {A} {w:Debt,Wreck,Oath,Map,Tide,Crown,Bargain}"],
-    "encounters": ["{A} {w:Ambush,Parley,Squall,Riddle,Boarding,Vigil}"],
-    "buildings": ["The {A} {w:Tower,Warehouse,Chapel,Lighthouse,Hall}"],
+    "celestial_bodies": ["{P}, the {A} {w:Moon,Wheel,Comet,Eye}"],
+    "quest_hooks": ["The {A} {w:Promise,Oath,Map,Summons,Ledger,Secret}", "The {N} {w:Promise,Oath,Ledger}"],
+    "encounters": ["{A} {w:Ambush,Parley,Riddle,Vigil,Pursuit}", "{N} {w:Ambush,Parley,Vigil}"],
+    "buildings": ["The {A} {w:Tower,Warehouse,Chapel,Hall}", "The {N} {w:Tower,Hall}"],
     "languages": ["{P} {w:Cant,Tongue,Speech,Sign}"],
-    "cultures": ["The {P} {w:Folk,Clans,Houses,Kin}"],
+    "cultures": ["The {P} {w:Folk,Clans,Tribes,Kin}"],
 }
 _STOPWORDS = set(
     [
@@ -201,6 +206,7 @@ class _PhaseGenerator:
         words = list(dict.fromkeys(w.lower() for w in after if w.lower() not in _STOPWORDS))
         self.setting_words = words or ["frontier", "road", "ruin"]
         self.tone_word = (re.findall(r"[a-z]+", self.campaign["tone"].lower()) or ["storied"])[0]
+        self.adjectives = _campaign_adjectives(self.campaign["setting"], self.campaign["tone"])
         self.setting_sentences = [
             s.strip() for s in re.split(r"(?<=[.!?])\s+", self.campaign["setting"]) if len(s.strip()) > 20
         ] or [self.campaign["setting"]]
@@ -471,13 +477,17 @@ class _PhaseGenerator:
             token = match.group(1)
             if token == "P":
                 return "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 3))).capitalize()
-            if token == "A":
-                return rng.choice(_ADJECTIVES)
+            if token == "A":  # the campaign's own adjectives as often as the neutral ones
+                return (
+                    rng.choice(self.adjectives) if self.adjectives and rng.random() < 0.5 else rng.choice(_ADJECTIVES)
+                )
+            if token == "N":
+                return rng.choice(self.setting_words).capitalize()
             if token == "L":
                 return _LABELS.get(table, table.rstrip("s")).title()
             return rng.choice(token[2:].split(","))
 
-        return re.sub(r"\{(P|A|L|w:[^}]*)\}", fill, pattern)
+        return re.sub(r"\{(P|A|N|L|w:[^}]*)\}", fill, pattern)
 
     def edge_key(self, table: str, row: dict[str, Any], refs: dict[str, str], first: str | None, i: int) -> str:
         ends = [str(row[p]) for p in refs if p in row][:2]
@@ -519,6 +529,17 @@ class _PhaseGenerator:
             backstory = " ".join(pc.get("backstory", "").split()[:14])
             text += f" Rooted in {pc['name']}'s story: \u201c{backstory}\u2026\u201d"
         return text
+
+
+def _campaign_adjectives(setting: str, tone: str) -> list[str]:
+    """Adjectives of the campaign's own words: the tone's first word and the setting's and tone's
+    words with an adjective's ending (frozen, northern, bleak), capitalized, for names."""
+    tone_words = re.findall(r"[A-Za-z]+", tone)
+    found = [tone_words[0]] if tone_words and len(tone_words[0]) > 3 else []
+    for word in re.findall(r"\b[a-z]{4,}\b", f"{setting} {tone}"):
+        if word.endswith(_ADJECTIVE_ENDINGS) and word not in _STOPWORDS | _NOT_ADJECTIVES and not word.endswith("ly"):
+            found.append(word)
+    return list(dict.fromkeys(word.capitalize() for word in found))
 
 
 def _roman(number: int) -> str:
