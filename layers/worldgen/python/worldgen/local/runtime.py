@@ -31,6 +31,7 @@ from worldgen.db.leases import acquire_execution_lease, release_execution_lease
 from worldgen.functions_registry import ALL_FUNCTIONS, FAILURE_FUNCTION, START_FUNCTION, LambdaFunction
 from worldgen.settings import get_settings
 from worldgen.tools.repo import ASL_PATH, ASL_PATHS, FUNCTIONS_DIR
+from worldgen.tools.statemachine import REDRIVE_COUNT_PATH
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -81,11 +82,27 @@ def load_handler(function: LambdaFunction) -> Handler:
     return handler
 
 
-def substituted_definition(definition: str | None = None) -> str:
+def substituted_definition(definition: str | None = None, *, redrive_count: int = 0) -> str:
+    """The ASL as deployed: function ARNs for the placeholders, and ``$$.Execution.RedriveCount``
+    as the run's number (moto's context object has no RedriveCount; AWS's does)."""
     text = definition if definition is not None else ASL_PATH.read_text()
     for function in ALL_FUNCTIONS:
         text = text.replace(f"${{{function.placeholder}}}", function_arn(function))
-    return text
+    return json.dumps(with_redrive_count(json.loads(text), redrive_count))
+
+
+def with_redrive_count(node: Any, redrive_count: int) -> Any:
+    """``node`` with every ``"<key>.$": "$$.Execution.RedriveCount"`` made ``"<key>": redrive_count``."""
+    if isinstance(node, list):
+        return [with_redrive_count(item, redrive_count) for item in node]
+    if not isinstance(node, dict):
+        return node
+    return {
+        (key[:-2] if value == REDRIVE_COUNT_PATH else key): (
+            redrive_count if value == REDRIVE_COUNT_PATH else with_redrive_count(value, redrive_count)
+        )
+        for key, value in node.items()
+    }
 
 
 class LocalRuntime:
