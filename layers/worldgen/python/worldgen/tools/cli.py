@@ -235,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     resume = with_model(add_command("resume", help="run a failed generation again from where it failed"))
     resume.add_argument("generation_id", type=uuid_argument)
     resume.set_defaults(func=_generation("resume"))
+    redrive = with_model(add_command("redrive", help="continue a failed execution from its failed states (Redrive)"))
+    redrive.add_argument("generation_id", type=uuid_argument)
+    redrive.set_defaults(func=_generation("redrive"))
     regenerate = with_model(add_command("regenerate", help="regenerate a phase and everything downstream"))
     regenerate.add_argument("campaign_id", type=uuid_argument)
     regenerate.add_argument("phase", type=phase_argument, help=f"one of {', '.join(ANY_PHASE_BY_ID)}")
@@ -312,7 +315,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # Commands that need a database (and, for some, a model key or a campaign file) checked first.
-PREFLIGHT_COMMANDS = ("demo", "generate", "status", "resume", "regenerate", "cancel", "revert", "discard", "serve")
+PREFLIGHT_COMMANDS = (
+    "demo",
+    "generate",
+    "status",
+    "resume",
+    "redrive",
+    "regenerate",
+    "cancel",
+    "revert",
+    "discard",
+    "serve",
+)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -324,6 +338,7 @@ def _run(args: argparse.Namespace) -> int:
             "generate",
             "status",
             "resume",
+            "redrive",
             "regenerate",
             "cancel",
             "revert",
