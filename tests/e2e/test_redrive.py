@@ -260,3 +260,24 @@ def test_worldgen_redrive_of_what_cannot_be_redriven_is_one_line_and_a_non_zero_
     assert unrecorded.returncode == 2
     lines = unrecorded.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot be redriven: no record of execution" in lines[0]
+
+
+def test_a_phase_lambda_killed_at_its_timeout_is_retried_and_the_world_completes(
+    make_runtime, settings_env, campaign_id
+):
+    model = ScriptedModel({"1B": [3]})  # the first 1B call takes 3 s; its Lambda times out after 1 s
+    runtime = make_runtime(model, definition=fast_retry_definition())
+    runtime.lambda_timeouts[get_phase("1B").function_id] = 1
+
+    started = start_and_wait(runtime, campaign_id)
+
+    assert started["execution"]["status"] == "SUCCEEDED"
+    failures = [
+        e["taskFailedEventDetails"]["error"]
+        for e in runtime.history(started["execution_arn"])
+        if "taskFailedEventDetails" in e
+    ]
+    assert failures == ["Sandbox.Timedout"]  # killed once, then retried by the Lambda-fault retrier
+    assert phase_invocations(runtime)["1B"] == 2
+    assert generation(settings_env, started["generation_id"])["status"] == "succeeded"
+    assert_every_row_once(settings_env, started["generation_id"], campaign_id)

@@ -117,7 +117,8 @@ STATES_TIMEOUT = "States.Timeout"
 # These include out-of-memory errors and function timeouts":
 # https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html
 # (the newer runtimes name a timeout Sandbox.Timedout).
-LAMBDA_FAULT_ERRORS: tuple[str, ...] = ("Sandbox.Timedout", "Lambda.Unknown")
+LAMBDA_TIMEOUT = "Sandbox.Timedout"
+LAMBDA_FAULT_ERRORS: tuple[str, ...] = (LAMBDA_TIMEOUT, "Lambda.Unknown")
 
 # Throttling: the phase hit its reserved concurrency or the account's model rate limit. Waiting
 # clears it, but only after minutes, so these get their own, longer retrier (evaluated first).

@@ -31,6 +31,7 @@ from urllib.parse import unquote
 from worldgen import contracts
 from worldgen.db.connection import connect, release_thread_connection
 from worldgen.db.leases import acquire_execution_lease, release_execution_lease
+from worldgen.errors import LAMBDA_TIMEOUT
 from worldgen.functions_registry import ALL_FUNCTIONS, FAILURE_FUNCTION, START_FUNCTION, LambdaFunction
 from worldgen.local.redrive import ExecutionNotRedrivable, ExecutionRecord, check_redrivable, redrive_definition
 from worldgen.settings import get_settings
@@ -47,13 +48,17 @@ TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
+class LambdaTimedOut(Exception):
+    """The handler did not return within the function's timeout."""
+
+
 @dataclass
 class LocalLambdaContext:
     """The attributes of Lambda's context object that Powertools and worldgen read."""
 
     function_name: str
     memory_limit_in_mb: int
-    timeout_seconds: int
+    timeout_seconds: float
     aws_request_id: str
     invoked_function_arn: str
 
@@ -126,10 +131,13 @@ class LocalRuntime:
         environment: dict[str, str] | None = None,
         quick_definition: str | None = None,
         records_dir: Path | None = None,
+        lambda_timeouts: dict[str, float] | None = None,
     ) -> None:
         """``records_dir``: where ended executions are kept for a redrive from another process
-        (``worldgen redrive``); without it, only this runtime can redrive its executions."""
+        (``worldgen redrive``); without it, only this runtime can redrive its executions.
+        ``lambda_timeouts``: a function's timeout in seconds by id, instead of the registry's."""
         self.overrides = overrides or {}
+        self.lambda_timeouts = lambda_timeouts or {}
         self.definition = definition
         self.quick_definition = quick_definition
         self.environment = environment or {}
@@ -238,12 +246,15 @@ class LocalRuntime:
             self.handlers[function.folder] = load_handler(function)
         return self.handlers[function.folder]
 
+    def timeout_of(self, function: LambdaFunction) -> float:
+        return self.lambda_timeouts.get(function.id, function.timeout_seconds)
+
     def invoke(self, function: LambdaFunction, event: dict[str, Any]) -> Any:
         """Call a function's handler as Lambda would (used for the action endpoint too)."""
         context = LocalLambdaContext(
             function_name=f"{STATE_MACHINE_NAME}-{function.id}",
             memory_limit_in_mb=function.memory_mb,
-            timeout_seconds=function.timeout_seconds,
+            timeout_seconds=self.timeout_of(function),
             aws_request_id=str(uuid.uuid4()),
             invoked_function_arn=function_arn(function),
         )
@@ -274,13 +285,39 @@ class LocalRuntime:
             parsed["FunctionError"] = "Unhandled"
         else:
             try:
-                body = self.invoke(function, event)
+                body = self._invoke_until_timeout(function, event)
+            except LambdaTimedOut as exc:
+                body = {"errorType": LAMBDA_TIMEOUT, "errorMessage": str(exc)}
+                parsed["FunctionError"] = "Unhandled"
             except Exception as exc:  # Lambda reports any exception as errorType = its class name
                 body = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
                 parsed["FunctionError"] = "Unhandled"
         data = json.dumps(body, default=str).encode()
         parsed["Payload"] = StreamingBody(io.BytesIO(data), len(data))
         return AWSResponse(name, 200, HTTPHeaders(), None), parsed
+
+    def _invoke_until_timeout(self, function: LambdaFunction, event: dict[str, Any]) -> Any:
+        """Lambda ends an invocation at the function's timeout and its caller gets Sandbox.Timedout.
+        A thread cannot be killed: the handler runs on, a zombie whose attempt the retry supersedes,
+        so the fence (``state.fence_phase_commit``) keeps it from committing over the retry."""
+        timeout = self.timeout_of(function)
+        outcome: dict[str, Any] = {}
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                outcome["result"] = self.invoke(function, event)
+            except BaseException as exc:  # handed to the caller below, as Lambda would report it
+                outcome["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name=f"lambda-{function.id}", daemon=True).start()
+        if not done.wait(timeout):
+            raise LambdaTimedOut(f"Task timed out after {timeout:.2f} seconds")
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"]
 
     # -- executions ----------------------------------------------------------------------------
 
