@@ -108,9 +108,9 @@ def test_migrating_down_one_step_reverts_only_the_newest_migration(db_url: str) 
                 " WHERE table_name IN ('model_calls', 'generations')"
             ).fetchall()
         }
-    assert newest.name == "model_call_part"
-    assert ("model_calls", "part") not in columns  # the newest step undone
-    assert ("generations", "profile") in columns  # the one before it kept
+    assert newest.name == "generation_redrive_count"
+    assert ("generations", "redrive_count") not in columns  # the newest step undone
+    assert ("model_calls", "part") in columns  # the one before it kept
     assert "pc_connections" in tables
 
 

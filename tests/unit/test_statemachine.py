@@ -7,7 +7,12 @@ from typing import Any
 
 import pytest
 
-from worldgen.errors import permanent_error_names, throttling_error_names, transient_error_names
+from worldgen.errors import (
+    lambda_fault_error_names,
+    permanent_error_names,
+    throttling_error_names,
+    transient_error_names,
+)
 from worldgen.functions_registry import PHASE_FUNCTIONS, STATE_MACHINE_FUNCTIONS
 from worldgen.phases import PHASES, PROFILES, Phase
 from worldgen.tools import statemachine
@@ -59,7 +64,8 @@ def test_every_task_retries_exactly_the_transient_errors_with_full_jitter():
         if state["Type"] != "Task":
             continue
         retried = [name for retry in state["Retry"] for name in retry["ErrorEquals"]]
-        assert sorted(retried) == sorted(transient_error_names())  # each name in exactly one retrier
+        # each name in exactly one retrier
+        assert sorted(retried) == sorted(transient_error_names() + lambda_fault_error_names())
         for retry in state["Retry"]:
             assert retry["JitterStrategy"] == "FULL"
             assert retry["MaxDelaySeconds"] > retry["IntervalSeconds"]
@@ -79,7 +85,7 @@ def test_throttling_gets_its_own_first_retrier_that_waits_minutes_not_seconds():
     for state in STATES.values():
         if state["Type"] != "Task":
             continue
-        throttling, general = state["Retry"]
+        throttling, _lambda_faults, general = state["Retry"]
         assert throttling["ErrorEquals"] == throttling_error_names()
         assert throttling["MaxDelaySeconds"] == 300
         assert throttling["MaxAttempts"] > general["MaxAttempts"]
@@ -148,7 +154,14 @@ def test_payloads_carry_ids_only():
     text = json.dumps(DEFINITION)
     for state in STATES.values():
         payload = state.get("Parameters", {}).get("Payload", {})
-        assert set(payload) <= {"generation_id.$", "campaign_id.$", "phase", "execution_id.$", "error.$"}
+        assert set(payload) <= {
+            "generation_id.$",
+            "campaign_id.$",
+            "phase",
+            "execution_id.$",
+            "redrive_count.$",
+            "error.$",
+        }
     assert len(text) < 60_000
 
 
@@ -159,3 +172,25 @@ def test_a_line_of_phases_builds_a_machine_without_parallel_states():
     ]
     assert [type(step).__name__ for step in statemachine.plan(line)] == ["Phase", "Phase"]
     assert statemachine.mermaid(DEFINITION).startswith("stateDiagram-v2")
+
+
+def test_every_lambda_is_told_the_run_that_calls_it():
+    """A redrive keeps the execution's ARN; its redrive count tells the runs apart (state.ExecutionRun)."""
+    for state in STATES.values():
+        if state["Type"] == "Task":
+            payload = state["Parameters"]["Payload"]
+            assert payload["execution_id.$"] == "$$.Execution.Id"
+            assert payload["redrive_count.$"] == "$$.Execution.RedriveCount"
+
+
+def test_a_lambda_timeout_or_crash_is_retried_twice_with_backoff_before_the_execution_fails():
+    assert set(lambda_fault_error_names()) == {"Sandbox.Timedout", "Lambda.Unknown"}
+    for state in STATES.values():
+        if state["Type"] != "Task":
+            continue
+        faults = next(r for r in state["Retry"] if "Sandbox.Timedout" in r["ErrorEquals"])
+        assert faults["ErrorEquals"] == ["Sandbox.Timedout", "Lambda.Unknown"]
+        assert faults["MaxAttempts"] == 2 and faults["BackoffRate"] > 1 and faults["JitterStrategy"] == "FULL"
+        assert "Catch" not in state or not set(faults["ErrorEquals"]) & {
+            name for c in state["Catch"] for name in c["ErrorEquals"]
+        }  # past its retries the execution fails AT the phase: redrivable, never rolled back

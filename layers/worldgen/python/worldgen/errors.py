@@ -110,6 +110,16 @@ LAMBDA_SERVICE_ERRORS: tuple[str, ...] = (
 )
 STATES_TIMEOUT = "States.Timeout"
 
+# A Lambda killed at its own timeout or by running out of memory: the Task sees the function's
+# error, not States.Timeout (which fires only at the Task's TimeoutSeconds). Retried too, with a
+# retrier of their own (a slow afternoon, not a bug: once or twice, then the execution fails at
+# the phase and can be redriven). "Unhandled errors in Lambda are reported as Lambda.Unknown ...
+# These include out-of-memory errors and function timeouts":
+# https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html
+# (the newer runtimes name a timeout Sandbox.Timedout).
+LAMBDA_TIMEOUT = "Sandbox.Timedout"
+LAMBDA_FAULT_ERRORS: tuple[str, ...] = (LAMBDA_TIMEOUT, "Lambda.Unknown")
+
 # Throttling: the phase hit its reserved concurrency or the account's model rate limit. Waiting
 # clears it, but only after minutes, so these get their own, longer retrier (evaluated first).
 THROTTLING_ERRORS: tuple[str, ...] = ("Lambda.TooManyRequestsException", ModelRateLimited.__name__)
@@ -123,6 +133,11 @@ def transient_error_names() -> list[str]:
 def throttling_error_names() -> list[str]:
     """The transient names retried by the throttling retrier, in ``transient_error_names()`` order."""
     return [name for name in transient_error_names() if name in THROTTLING_ERRORS]
+
+
+def lambda_fault_error_names() -> list[str]:
+    """A phase's Lambda timed out or crashed (retried by their own retrier)."""
+    return list(LAMBDA_FAULT_ERRORS)
 
 
 def permanent_error_names() -> list[str]:

@@ -201,11 +201,13 @@ def run_phase(
     phase_id: str,
     model: WorldModel | None = None,
     remaining_ms: Callable[[], int] | None = None,
+    run: state.ExecutionRun | None = None,
 ) -> PhaseOutcome:
     """Run one phase of a generation; idempotent (a succeeded phase returns its recorded result).
 
     ``remaining_ms`` is the Lambda's remaining time (``context.get_remaining_time_in_millis``):
-    a repair round starts only if its call and the save still fit in it.
+    a repair round starts only if its call and the save still fit in it. ``run`` is the execution
+    run that calls (a redriven one may take its failed generation back, ``state.start_phase_attempt``).
     """
     phase = get_phase(phase_id)
     generation = load_generation(conn, generation_id)
@@ -222,7 +224,7 @@ def run_phase(
     if recorded and recorded["status"] == "succeeded" and recorded["result"]:
         return PhaseOutcome(**{**recorded["result"], "replayed": True})
     _check_dependencies(conn, generation, phase)
-    attempt = state.start_phase_attempt(conn, generation["id"], phase)
+    attempt = state.start_phase_attempt(conn, generation["id"], phase, run=run)
     started = time.perf_counter()
     calls: list[ModelUsage] = []
     try:

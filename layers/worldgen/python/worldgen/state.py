@@ -6,6 +6,13 @@ moved. Nothing else writes these status columns, so two requests racing (two res
 against a completion) have exactly one winner, and a phase commits only while its generation is
 running and its attempt is current (``fence_phase_commit``, called inside the save's transaction).
 
+A Step Functions redrive reruns the failed states of the SAME execution (same ARN, the context
+object's ``Execution.RedriveCount`` one higher). Its Lambdas name their run (``ExecutionRun``); a
+redriven run may move its failed generation back to running (``redrive``) only while that execution
+is still the generation's, the failure was a redrivable one (not cancelled, not resumed since), no
+newer generation of the campaign started, and its redrive count is above the last one seen. Events
+and Lambdas of an earlier run of the execution change nothing.
+
 Campaign status follows its latest generation: generating while one runs, generated when one
 succeeded (or a cancel/revert put the previous world back), failed when one failed, draft before.
 """
@@ -14,6 +21,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -32,6 +40,7 @@ TERMINAL_STATUSES = ("succeeded", "failed", "cancelled", "reverted", "discarded"
 GENERATION_TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "start": (("pending",), "running"),  # its execution started
     "resume": (("failed",), "running"),  # a new execution continues from the failed phase
+    "redrive": (("failed",), "running"),  # the same execution, redriven, continues from its failed states
     "succeed": (("running",), "succeeded"),
     "fail": (("pending", "running"), "failed"),
     "cancel": (("pending", "running", "failed"), "cancelled"),
@@ -51,6 +60,19 @@ NOW: Any = object()  # a column value meaning the database's now()
 
 class GenerationActive(Exception):
     """The campaign already has a pending or running generation."""
+
+
+@dataclass(frozen=True)
+class ExecutionRun:
+    """One run of a Step Functions execution: its ARN (``$$.Execution.Id``) and redrive count
+    (``$$.Execution.RedriveCount``: 0 for the first run, +1 per redrive). A redrive keeps the ARN,
+    so the count is what tells the runs apart.
+    https://docs.aws.amazon.com/step-functions/latest/dg/redrive-executions.html
+    https://docs.aws.amazon.com/step-functions/latest/dg/input-output-contextobject.html
+    """
+
+    arn: str
+    redrive_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -119,6 +141,61 @@ def _move(
     )
     _follow_campaign(conn, generation["campaign_id"], target)
     return Transition(True, target)
+
+
+def _follow_run(conn: psycopg.Connection[Any], generation: dict[str, Any], run: ExecutionRun | None) -> str:
+    """Inside the locked transaction, what a Lambda of ``run`` finds its generation ready for: ""
+    when it may go on (a redriven run moved a failed generation back to running, or recorded its
+    redrive count on a running one), else why not (the generation is left unchanged)."""
+    if run is None:  # a caller that names no execution (tests, the local tools): no fence on it
+        return ""
+    if generation["execution_arn"] is not None and generation["execution_arn"] != run.arn:
+        return "its execution changed (a resume or a cancel came since)"
+    if run.redrive_count < generation["redrive_count"]:
+        return f"run {run.redrive_count} of its execution was superseded by redrive {generation['redrive_count']}"
+    if run.redrive_count == generation["redrive_count"]:
+        return ""
+    if generation["status"] in ACTIVE_STATUSES:  # redriven before the failure was even recorded
+        conn.execute("UPDATE generations SET redrive_count = %s WHERE id = %s", (run.redrive_count, generation["id"]))
+        generation["redrive_count"] = run.redrive_count
+        return ""
+    if generation["status"] != "failed" or not generation["redrivable"] or generation["execution_arn"] != run.arn:
+        return f"generation is {generation['status']} and not redrivable"
+    newer = conn.execute(
+        "SELECT id FROM generations WHERE campaign_id = %s AND started_at > %s LIMIT 1",
+        (generation["campaign_id"], generation["started_at"]),
+    ).fetchone()
+    if newer is not None:
+        return f"generation {newer['id']} started after it"
+    try:
+        with conn.transaction():  # a savepoint: an older generation resumed since holds the campaign
+            moved = _move(
+                conn,
+                generation,
+                "redrive",
+                redrive_count=run.redrive_count,
+                finished_at=None,
+                redrivable=False,
+                error_type=None,
+                error_message=None,
+            )
+    except psycopg.errors.UniqueViolation:  # generations_one_active_per_campaign
+        return "another generation of the campaign is in progress"
+    generation.update(status=moved.status, redrive_count=run.redrive_count, redrivable=False)
+    return ""
+
+
+def _earlier_run(generation: dict[str, Any], redrive_count: int | None, ended_at: datetime | None) -> bool:
+    """Whether an execution's event comes from a run before the generation's latest redrive: by its
+    redrive count, or (an event that carries none) by its time against the redrive's."""
+    if redrive_count is not None:
+        return redrive_count < generation["redrive_count"]
+    return (
+        ended_at is not None
+        and generation["redrive_count"] > 0
+        and generation["status"] in ACTIVE_STATUSES
+        and ended_at < generation["status_changed_at"]
+    )
 
 
 # -- generations ---------------------------------------------------------------------------------
@@ -203,6 +280,16 @@ def claim_resume(
         raise GenerationActive("the campaign already has a generation in progress") from exc
 
 
+def redrive_generation(conn: psycopg.Connection[Any], generation_id: uuid.UUID | str, run: ExecutionRun) -> Transition:
+    """failed -> running for a redriven run of the generation's own execution (what its first
+    redriven Lambda does, ``start_phase_attempt`` / ``complete_generation``); says why not otherwise."""
+    with conn.transaction():
+        generation = _locked_generation(conn, generation_id)
+        before = generation["status"]
+        refusal = _follow_run(conn, generation, run)
+        return Transition(generation["status"] != before, generation["status"], refusal)
+
+
 def set_execution_arn(conn: psycopg.Connection[Any], generation_id: uuid.UUID | str, execution_arn: str) -> None:
     """The execution of a resumed (already running) generation."""
     with conn.transaction():
@@ -213,11 +300,20 @@ def set_execution_arn(conn: psycopg.Connection[Any], generation_id: uuid.UUID | 
 
 
 def complete_generation(
-    conn: psycopg.Connection[Any], generation_id: uuid.UUID | str, summary: dict[str, Any]
+    conn: psycopg.Connection[Any],
+    generation_id: uuid.UUID | str,
+    summary: dict[str, Any],
+    *,
+    run: ExecutionRun | None = None,
 ) -> Transition:
-    """running -> succeeded; the campaign's older snapshots are no longer a way back and go."""
+    """running -> succeeded; the campaign's older snapshots are no longer a way back and go.
+
+    A redriven run (``run``) of a generation that failed in this very state completes it too."""
     with conn.transaction():
         generation = _locked_generation(conn, generation_id)
+        refusal = _follow_run(conn, generation, run)
+        if refusal:
+            return Transition(False, generation["status"], refusal)
         moved = _move(
             conn,
             generation,
@@ -247,16 +343,22 @@ def fail_generation(
     *,
     redrivable: bool,
     execution_arn: Any = ANY_EXECUTION,
+    redrive_count: int | None = None,
+    ended_at: datetime | None = None,
 ) -> Transition:
     """pending/running -> failed. The phases that succeeded keep their rows: `resume` continues.
 
     With ``execution_arn``, only while that is still the generation's execution (an ended
-    execution's event must not fail the run a resume started since).
+    execution's event must not fail the run a resume started since); with ``redrive_count`` (or,
+    lacking it, ``ended_at``), only for the generation's latest run of it (a late event of the run
+    before a redrive must not fail the redriven one).
     """
     with conn.transaction():
         generation = _locked_generation(conn, generation_id)
         if execution_arn is not ANY_EXECUTION and generation["execution_arn"] != execution_arn:
             return Transition(False, generation["status"], "its execution changed")
+        if _earlier_run(generation, redrive_count, ended_at):
+            return Transition(False, generation["status"], "an earlier run of its execution")
         moved = _move(
             conn,
             generation,
@@ -272,7 +374,12 @@ def fail_generation(
 
 
 def cancel_generation(
-    conn: psycopg.Connection[Any], generation_id: uuid.UUID | str, *, execution_arn: Any = ANY_EXECUTION
+    conn: psycopg.Connection[Any],
+    generation_id: uuid.UUID | str,
+    *,
+    execution_arn: Any = ANY_EXECUTION,
+    redrive_count: int | None = None,
+    ended_at: datetime | None = None,
 ) -> Transition:
     """pending/running/failed -> cancelled. From this commit on nothing of it can commit (the fence).
 
@@ -283,6 +390,8 @@ def cancel_generation(
         generation = _locked_generation(conn, generation_id)
         if execution_arn is not ANY_EXECUTION and generation["execution_arn"] != execution_arn:
             return Transition(False, generation["status"], "its execution changed")
+        if _earlier_run(generation, redrive_count, ended_at):
+            return Transition(False, generation["status"], "an earlier run of its execution")
         moved = _move(conn, generation, "cancel", finished_at=NOW, redrivable=False)
         if moved.moved:
             _fail_running_phase_runs(conn, generation["id"], "GenerationCancelled")
@@ -357,14 +466,19 @@ def record_execution_end(
     message: str | None,
     *,
     execution_arn: Any = ANY_EXECUTION,
+    redrive_count: int | None = None,
+    ended_at: datetime | None = None,
 ) -> Transition:
     """What an execution's end means for its generation; idempotent (a second delivery is a no-op).
 
     FAILED or TIMED_OUT while running: failed and redrivable (a transient error outlived its
     retries, or a bug). ABORTED while running: cancelled (with the previous world restored).
+    An event of a run before the execution's latest redrive changes nothing.
     """
     if execution_status == "ABORTED":
-        return cancel_generation(conn, generation_id, execution_arn=execution_arn)
+        return cancel_generation(
+            conn, generation_id, execution_arn=execution_arn, redrive_count=redrive_count, ended_at=ended_at
+        )
     if execution_status in ("FAILED", "TIMED_OUT"):
         return fail_generation(
             conn,
@@ -373,6 +487,8 @@ def record_execution_end(
             message or "",
             redrivable=True,
             execution_arn=execution_arn,
+            redrive_count=redrive_count,
+            ended_at=ended_at,
         )
     with conn.transaction():
         generation = _locked_generation(conn, generation_id)
@@ -382,11 +498,19 @@ def record_execution_end(
 # -- phase runs ----------------------------------------------------------------------------------
 
 
-def start_phase_attempt(conn: psycopg.Connection[Any], generation_id: uuid.UUID | str, phase: Phase) -> int:
+def start_phase_attempt(
+    conn: psycopg.Connection[Any], generation_id: uuid.UUID | str, phase: Phase, *, run: ExecutionRun | None = None
+) -> int:
     """A new attempt of ``phase`` (an older attempt can no longer commit). GenerationCancelled when
-    the generation is not active any more."""
+    the generation is not active any more, or ``run`` is not its execution's latest run; a redriven
+    run moves its failed generation back to running first (``_follow_run``)."""
     with conn.transaction():
         generation = _locked_generation(conn, generation_id)
+        refusal = _follow_run(conn, generation, run)
+        if refusal:
+            raise GenerationCancelled(
+                f"generation {generation_id}: {refusal}: phase {phase.id} does not start", status=generation["status"]
+            )
         if generation["status"] == "pending":
             _move(conn, generation, "start")
         elif generation["status"] != "running":

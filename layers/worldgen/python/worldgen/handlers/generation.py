@@ -21,9 +21,9 @@ def complete_generation(event: dict[str, Any], context: LambdaContext) -> dict[s
     with database_errors():
         conn = shared_connection()
         summary = generations.generation_summary(conn, request.generation_id)
-        moved = state.complete_generation(conn, request.generation_id, summary)
+        moved = state.complete_generation(conn, request.generation_id, summary, run=request.run)
     brief = {k: summary[k] for k in ("rows_total", "input_tokens", "output_tokens", "cost_usd")}
-    if not moved.moved:  # a cancel won the race: the generation stays as the cancel left it
+    if not moved.moved:  # a cancel won the race, or a redrive found it taken back: left as it is
         logger.warning("generation not completed", extra={"status": moved.status, "reason": moved.detail})
         return {"status": moved.status, **brief}
     add_metric(contracts.GENERATIONS_SUCCEEDED, 1)
@@ -41,8 +41,17 @@ def rollback_generation(event: dict[str, Any], context: LambdaContext) -> dict[s
         # The failed phase wrote nothing (one transaction); the phases that succeeded keep their
         # rows, so `resume` (for instance with another model) continues from the failed phase, and
         # a regeneration can still be reverted to the world it replaced.
+        run = request.run
         moved = state.fail_generation(
-            shared_connection(), request.generation_id, request.error.Error, request.error.Cause, redrivable=False
+            shared_connection(),
+            request.generation_id,
+            request.error.Error,
+            request.error.Cause,
+            redrivable=False,
+            # Only for its own execution's latest run: a redrive that found the generation
+            # cancelled, resumed or superseded rolls back nothing of the run that replaced it.
+            execution_arn=run.arn if run else state.ANY_EXECUTION,
+            redrive_count=run.redrive_count if run else None,
         )
     add_metric(contracts.GENERATIONS_ROLLED_BACK, 1)
     logger.warning("generation failed", extra={"error": request.error.Error, "status": moved.status})
@@ -68,6 +77,8 @@ def record_generation_failure(event: dict[str, Any], context: LambdaContext) -> 
             detail.error,
             detail.cause,
             execution_arn=detail.executionArn,
+            redrive_count=detail.redriveCount,
+            ended_at=detail.stopped_at,
         )
     if moved.moved:  # idempotent: a second delivery of the same event changes nothing
         add_metric(contracts.GENERATIONS_FAILED, 1)

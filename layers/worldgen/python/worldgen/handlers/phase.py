@@ -37,6 +37,7 @@ def make_phase_handler(model_factory: Callable[[], WorldModel | None] = lambda: 
                 request.phase,
                 model_factory(),
                 remaining_ms=context.get_remaining_time_in_millis,
+                run=request.run,
             )
         metrics.add_dimension(name=contracts.PHASE_DIMENSION, value=request.phase)
         if not outcome.replayed and outcome.status == "succeeded":

@@ -1,4 +1,4 @@
-"""The local commands of the CLI: demo, generate, campaigns, status, audit, resume, regenerate, cancel, where..."""
+"""The local commands of the CLI: demo, generate, campaigns, status, audit, resume, redrive, regenerate..."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from worldgen.local.campaigns import (
 )
 from worldgen.local.database import migrated_local_database
 from worldgen.local.progress import ProgressPrinter, generation_report, provider_label
+from worldgen.local.redrive import ExecutionNotRedrivable
 from worldgen.local.runtime import LocalRuntime
 from worldgen.local.simulator import ClaudeSimulator, FaultPlan
 from worldgen.settings import get_settings
@@ -48,7 +49,14 @@ def _runtime(args: argparse.Namespace, url: str, simulator: ClaudeSimulator | No
         environment[contracts.SCALE_ENV] = str(args.scale)
     if simulator is not None:
         environment.update(simulator.environment())
-    return LocalRuntime(environment=environment)
+    # Ended executions are kept on disk, so `worldgen redrive` in another process can continue one.
+    return LocalRuntime(environment=environment, records_dir=executions_dir())
+
+
+def executions_dir() -> Path:
+    from worldgen.local.home import worldgen_home
+
+    return worldgen_home() / "executions"
 
 
 @contextmanager
@@ -340,6 +348,54 @@ def resume(args: argparse.Namespace) -> int:
     if args.model:
         data["model_provider"] = args.model
     return _admin_action(args, "resumeGeneration", data)
+
+
+def redrive(args: argparse.Namespace) -> int:
+    """Redrive the generation's failed execution, as the Step Functions console's Redrive does:
+    the same execution continues from its failed states (``LocalRuntime.redrive``)."""
+    url = migrated_local_database()
+    generation_id = _generation_of(args.generation_id)
+    with connect(url) as conn:
+        row = conn.execute(
+            "SELECT status, execution_arn, redrivable, error_type FROM generations WHERE id = %s",
+            (generation_id,),
+        ).fetchone()
+    refusal = redrive_refusal(generation_id, row)
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
+    assert row is not None
+    with _simulator(args) as simulator, _runtime(args, url, simulator) as runtime:
+        try:
+            execution = runtime.redrive(row["execution_arn"])
+        except ExecutionNotRedrivable as exc:
+            print(f"error: generation {generation_id} cannot be redriven: {exc}", file=sys.stderr)
+            return 2
+        print(f"redrive {runtime.redrive_counts[execution['executionArn']]} of the same execution:")
+        return _follow(
+            runtime,
+            url,
+            200,
+            {"generation_id": generation_id, "execution_arn": execution["executionArn"]},
+            verbose=args.verbose,
+        )
+
+
+def redrive_refusal(generation_id: str, row: dict[str, Any] | None) -> str:
+    """One line when a redrive of this generation would do nothing ("" when it may be redriven)."""
+    if row is None:
+        return f"error: generation {generation_id} does not exist"
+    if row["status"] != "failed":
+        return (
+            f"error: generation {generation_id} is {row['status']}: only a generation whose execution failed"
+            " can be redriven (a redrive after a cancel or a resume would change nothing)"
+        )
+    if not row["redrivable"] or not row["execution_arn"]:
+        return (
+            f"error: generation {generation_id} failed with a permanent error ({row['error_type']}): a redrive"
+            " would end in its Fail state again; `worldgen resume` runs it again (for instance with another model)"
+        )
+    return ""
 
 
 def regenerate(args: argparse.Namespace) -> int:

@@ -4,7 +4,9 @@ moto's Lambda backend runs code only in Docker, so the runtime answers the state
 ``lambda:Invoke`` calls itself through botocore's ``before-call`` event (the hook botocore offers
 for exactly this) and calls the handler of ``functions/<folder>/app.py`` with a Lambda context
 whose remaining time counts down from the function's timeout. When an execution ends FAILED,
-TIMED_OUT or ABORTED it delivers to ``record_generation_failure`` the EventBridge event AWS sends.
+TIMED_OUT or ABORTED it delivers to ``record_generation_failure`` the EventBridge event AWS sends,
+and keeps what a redrive of it needs (``redrive``: RedriveExecution as AWS documents it, which moto
+lacks; ``worldgen.local.redrive``).
 """
 
 from __future__ import annotations
@@ -22,15 +24,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 from worldgen import contracts
 from worldgen.db.connection import connect, release_thread_connection
 from worldgen.db.leases import acquire_execution_lease, release_execution_lease
+from worldgen.errors import LAMBDA_TIMEOUT
 from worldgen.functions_registry import ALL_FUNCTIONS, FAILURE_FUNCTION, START_FUNCTION, LambdaFunction
+from worldgen.local.redrive import ExecutionNotRedrivable, ExecutionRecord, check_redrivable, redrive_definition
 from worldgen.settings import get_settings
 from worldgen.tools.repo import ASL_PATH, ASL_PATHS, FUNCTIONS_DIR
+from worldgen.tools.statemachine import REDRIVE_COUNT_PATH
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -42,13 +48,17 @@ TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
+class LambdaTimedOut(Exception):
+    """The handler did not return within the function's timeout."""
+
+
 @dataclass
 class LocalLambdaContext:
     """The attributes of Lambda's context object that Powertools and worldgen read."""
 
     function_name: str
     memory_limit_in_mb: int
-    timeout_seconds: int
+    timeout_seconds: float
     aws_request_id: str
     invoked_function_arn: str
 
@@ -81,11 +91,33 @@ def load_handler(function: LambdaFunction) -> Handler:
     return handler
 
 
-def substituted_definition(definition: str | None = None) -> str:
+def deployed_definition(definition: str | None = None) -> dict[str, Any]:
+    """The ASL as deployed: the functions' ARNs for their placeholders."""
     text = definition if definition is not None else ASL_PATH.read_text()
     for function in ALL_FUNCTIONS:
         text = text.replace(f"${{{function.placeholder}}}", function_arn(function))
-    return text
+    parsed: dict[str, Any] = json.loads(text)
+    return parsed
+
+
+def substituted_definition(definition: str | None = None, *, redrive_count: int = 0) -> str:
+    """The deployed ASL as moto runs it: ``$$.Execution.RedriveCount`` is the run's number (moto's
+    context object has no RedriveCount; AWS's does)."""
+    return json.dumps(with_redrive_count(deployed_definition(definition), redrive_count))
+
+
+def with_redrive_count(node: Any, redrive_count: int) -> Any:
+    """``node`` with every ``"<key>.$": "$$.Execution.RedriveCount"`` made ``"<key>": redrive_count``."""
+    if isinstance(node, list):
+        return [with_redrive_count(item, redrive_count) for item in node]
+    if not isinstance(node, dict):
+        return node
+    return {
+        (key[:-2] if value == REDRIVE_COUNT_PATH else key): (
+            redrive_count if value == REDRIVE_COUNT_PATH else with_redrive_count(value, redrive_count)
+        )
+        for key, value in node.items()
+    }
 
 
 class LocalRuntime:
@@ -98,8 +130,14 @@ class LocalRuntime:
         definition: str | None = None,
         environment: dict[str, str] | None = None,
         quick_definition: str | None = None,
+        records_dir: Path | None = None,
+        lambda_timeouts: dict[str, float] | None = None,
     ) -> None:
+        """``records_dir``: where ended executions are kept for a redrive from another process
+        (``worldgen redrive``); without it, only this runtime can redrive its executions.
+        ``lambda_timeouts``: a function's timeout in seconds by id, instead of the registry's."""
         self.overrides = overrides or {}
+        self.lambda_timeouts = lambda_timeouts or {}
         self.definition = definition
         self.quick_definition = quick_definition
         self.environment = environment or {}
@@ -108,6 +146,10 @@ class LocalRuntime:
         self.invocations: list[tuple[str, dict[str, Any]]] = []
         self.timings: list[tuple[str, float, float]] = []  # (function id, start, end), perf_counter
         self.delivered_failures: list[dict[str, Any]] = []
+        self.records_dir = records_dir
+        self.records: dict[str, ExecutionRecord] = {}  # ended executions, by ARN: what a redrive needs
+        self.redrive_counts: dict[str, int] = {}  # executions redriven here, by ARN
+        self._ran: dict[str, dict[str, Any]] = {}  # the definition each redriven execution runs
         self._saved_env: dict[str, str | None] = {}
         # Executions this runtime started through the action, by ARN -> generation id: each holds
         # an execution lease (worldgen.db.leases) until it ended and its end was recorded.
@@ -147,14 +189,17 @@ class LocalRuntime:
         role = f"arn:aws:iam::{ACCOUNT}:role/{STATE_MACHINE_NAME}"
         # One state machine per profile, as CDK deploys them; the action starts its profile's.
         definitions = {"full": self.definition, "quick": self.quick_definition}
-        self.state_machine_arns = {
-            profile: self.sfn.create_state_machine(
+        self.definitions: dict[str, dict[str, Any]] = {}  # by state machine ARN, RedriveCount unresolved
+        self.state_machine_arns = {}
+        for profile in PROFILE_ARN_ENVS:
+            deployed = deployed_definition(definitions[profile] or ASL_PATHS[profile].read_text())
+            arn = self.sfn.create_state_machine(
                 name=STATE_MACHINE_NAME if profile == "full" else f"{STATE_MACHINE_NAME}-{profile}",
-                definition=substituted_definition(definitions[profile] or ASL_PATHS[profile].read_text()),
+                definition=json.dumps(with_redrive_count(deployed, 0)),
                 roleArn=role,
             )["stateMachineArn"]
-            for profile in PROFILE_ARN_ENVS
-        }
+            self.state_machine_arns[profile] = arn
+            self.definitions[arn] = deployed
         self.state_machine_arn = self.state_machine_arns["full"]
         self._set_env({PROFILE_ARN_ENVS[p]: arn for p, arn in self.state_machine_arns.items()})
         self._refresh_cached_clients()
@@ -201,12 +246,15 @@ class LocalRuntime:
             self.handlers[function.folder] = load_handler(function)
         return self.handlers[function.folder]
 
+    def timeout_of(self, function: LambdaFunction) -> float:
+        return self.lambda_timeouts.get(function.id, function.timeout_seconds)
+
     def invoke(self, function: LambdaFunction, event: dict[str, Any]) -> Any:
         """Call a function's handler as Lambda would (used for the action endpoint too)."""
         context = LocalLambdaContext(
             function_name=f"{STATE_MACHINE_NAME}-{function.id}",
             memory_limit_in_mb=function.memory_mb,
-            timeout_seconds=function.timeout_seconds,
+            timeout_seconds=self.timeout_of(function),
             aws_request_id=str(uuid.uuid4()),
             invoked_function_arn=function_arn(function),
         )
@@ -237,13 +285,39 @@ class LocalRuntime:
             parsed["FunctionError"] = "Unhandled"
         else:
             try:
-                body = self.invoke(function, event)
+                body = self._invoke_until_timeout(function, event)
+            except LambdaTimedOut as exc:
+                body = {"errorType": LAMBDA_TIMEOUT, "errorMessage": str(exc)}
+                parsed["FunctionError"] = "Unhandled"
             except Exception as exc:  # Lambda reports any exception as errorType = its class name
                 body = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
                 parsed["FunctionError"] = "Unhandled"
         data = json.dumps(body, default=str).encode()
         parsed["Payload"] = StreamingBody(io.BytesIO(data), len(data))
         return AWSResponse(name, 200, HTTPHeaders(), None), parsed
+
+    def _invoke_until_timeout(self, function: LambdaFunction, event: dict[str, Any]) -> Any:
+        """Lambda ends an invocation at the function's timeout and its caller gets Sandbox.Timedout.
+        A thread cannot be killed: the handler runs on, a zombie whose attempt the retry supersedes,
+        so the fence (``state.fence_phase_commit``) keeps it from committing over the retry."""
+        timeout = self.timeout_of(function)
+        outcome: dict[str, Any] = {}
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                outcome["result"] = self.invoke(function, event)
+            except BaseException as exc:  # handed to the caller below, as Lambda would report it
+                outcome["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name=f"lambda-{function.id}", daemon=True).start()
+        if not done.wait(timeout):
+            raise LambdaTimedOut(f"Task timed out after {timeout:.2f} seconds")
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"]
 
     # -- executions ----------------------------------------------------------------------------
 
@@ -321,6 +395,7 @@ class LocalRuntime:
             if arn in self._settled:
                 return
             if execution["status"] != "SUCCEEDED":
+                self._keep_record(execution)
                 delay = 0.2
                 while True:
                     try:
@@ -361,7 +436,12 @@ class LocalRuntime:
 
     def deliver_status_change(self, execution: dict[str, Any]) -> Any:
         """Deliver the execution's status-change event to the failure recorder, as the rule does on AWS."""
-        event = status_change_event(execution, account=ACCOUNT, region=REGION)
+        event = status_change_event(
+            execution,
+            account=ACCOUNT,
+            region=REGION,
+            redrive_count=self.redrive_counts.get(execution["executionArn"], 0),
+        )
         result = self.invoke(FAILURE_FUNCTION, event)
         self.delivered_failures.append(event)  # only once it was recorded
         return result
@@ -378,6 +458,89 @@ class LocalRuntime:
             token = page.get("nextToken")
             if not token:
                 return events
+
+    # -- redrive (RedriveExecution, which moto lacks) -------------------------------------------
+
+    def _keep_record(self, execution: dict[str, Any]) -> None:
+        """What a later redrive of this ended execution needs (in memory, and on disk when asked)."""
+        arn = execution["executionArn"]
+        state_machine_arn = execution["stateMachineArn"]
+        stopped = execution.get("stopDate") or datetime.now(UTC)
+        record = ExecutionRecord(
+            execution_arn=arn,
+            state_machine_arn=state_machine_arn,
+            name=execution["name"],
+            input=execution.get("input") or "{}",
+            status=execution["status"],
+            stop_date=stopped.astimezone(UTC).isoformat(),
+            redrive_count=self.redrive_counts.get(arn, 0),
+            definition=self._ran.get(arn) or self.definitions[state_machine_arn],
+            history=[
+                {key: event[key] for key in ("stateEnteredEventDetails", "stateExitedEventDetails") if key in event}
+                for event in self.history(arn)
+                if "stateEnteredEventDetails" in event or "stateExitedEventDetails" in event
+            ],
+            state_machine_type=str(self.sfn.describe_state_machine(stateMachineArn=state_machine_arn)["type"]),
+        )
+        self.records[arn] = record
+        if self.records_dir is not None:
+            record.save(self.records_dir)
+
+    def record_of(self, execution_arn: str) -> ExecutionRecord | None:
+        """The kept record of an ended execution of this runtime or, on disk, of an earlier one."""
+        if execution_arn in self.records:
+            return self.records[execution_arn]
+        if self.records_dir is None:
+            return None
+        return ExecutionRecord.load(self.records_dir, execution_arn.rsplit(":", 1)[-1])
+
+    def redrive(self, execution_arn: str, *, now: datetime | None = None) -> dict[str, Any]:
+        """RedriveExecution: the same execution continues from its unsuccessful states, RedriveCount + 1.
+        ExecutionNotRedrivable when AWS would refuse (running, succeeded, older than 14 days, unknown)."""
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        with self._lock:
+            try:
+                status = self.describe(execution_arn)["status"]
+            except self.sfn.exceptions.ExecutionDoesNotExist:
+                status = None
+            if status in ("RUNNING", "SUCCEEDED"):
+                raise ExecutionNotRedrivable(
+                    f"execution {execution_arn.rsplit(':', 1)[-1]} {status.lower()}: only an ended,"
+                    " unsuccessful execution can be redriven"
+                )
+            record = self.record_of(execution_arn)
+            if record is None:
+                raise ExecutionNotRedrivable(
+                    f"no record of execution {execution_arn}: it ran in a runtime that kept none"
+                )
+            check_redrivable(record, now)
+            definition = redrive_definition(record.definition, record.history)
+            count = record.redrive_count + 1
+            state_machine = stepfunctions_parser_backends[ACCOUNT][REGION].describe_state_machine(
+                record.state_machine_arn
+            )
+            # The same name under the same state machine is the same ARN; moto snapshots the
+            # definition when the execution starts, so the swap lasts only for the start.
+            state_machine.executions[:] = [e for e in state_machine.executions if e.execution_arn != execution_arn]
+            deployed = state_machine.definition
+            state_machine.definition = json.dumps(with_redrive_count(definition, count))
+            try:
+                started = self.sfn.start_execution(
+                    stateMachineArn=record.state_machine_arn, name=record.name, input=record.input
+                )
+            finally:
+                state_machine.definition = deployed
+            assert started["executionArn"] == execution_arn
+            self.redrive_counts[execution_arn] = count
+            self._ran[execution_arn] = definition
+            self.records.pop(execution_arn, None)
+            self._settled.discard(execution_arn)
+            generation_id = json.loads(record.input).get("generation_id")
+            if generation_id:  # held while it runs, settled (its end recorded) like a started one
+                self.leases[execution_arn] = str(generation_id)
+                self._hold_leases()
+        return self.describe(execution_arn)
 
     # -- the action endpoint -------------------------------------------------------------------
 
@@ -401,9 +564,11 @@ class LocalRuntime:
         return response["statusCode"], json.loads(response["body"])
 
 
-def status_change_event(execution: dict[str, Any], *, account: str, region: str) -> dict[str, Any]:
+def status_change_event(
+    execution: dict[str, Any], *, account: str, region: str, redrive_count: int = 0
+) -> dict[str, Any]:
     """The EventBridge "Step Functions Execution Status Change" event AWS sends for ``execution``
-    (a ``DescribeExecution`` answer)."""
+    (a ``DescribeExecution`` answer) after its run number ``redrive_count``."""
     return {
         "version": "0",
         "id": str(uuid.uuid4()),
@@ -424,6 +589,7 @@ def status_change_event(execution: dict[str, Any], *, account: str, region: str)
             "output": execution.get("output"),
             "error": execution.get("error"),
             "cause": execution.get("cause"),
+            "redriveCount": redrive_count,
         },
     }
 

@@ -304,6 +304,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     resume.add_argument("generation_id", metavar="GENERATION|CAMPAIGN", help=CAMPAIGN_OR_GENERATION)
     resume.set_defaults(func=_generation("resume"))
+    redrive = with_model(
+        add_command(
+            "redrive",
+            help="continue a failed execution from its failed states, as the console's Redrive does",
+            example='worldgen redrive "The Drowned Crown"',
+            group=GM_COMMANDS,
+        )
+    )
+    redrive.add_argument("generation_id", metavar="GENERATION|CAMPAIGN", help=CAMPAIGN_OR_GENERATION)
+    redrive.set_defaults(func=_generation("redrive"))
     regenerate = with_model(
         add_command(
             "regenerate",

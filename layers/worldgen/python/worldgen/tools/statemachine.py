@@ -16,7 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from worldgen.errors import permanent_error_names, throttling_error_names, transient_error_names
+from worldgen.errors import (
+    lambda_fault_error_names,
+    permanent_error_names,
+    throttling_error_names,
+    transient_error_names,
+)
 from worldgen.functions_registry import COMPLETE_FUNCTION, ROLLBACK_FUNCTION
 from worldgen.phases import PHASES, PROFILES, Phase, topological_order
 from worldgen.tools.repo import ASL_PATH, ASL_PATHS, PROJECT_README
@@ -32,6 +37,18 @@ RETRY_POLICY = {"IntervalSeconds": 5, "MaxAttempts": 4, "BackoffRate": 2.0, "Max
 # rate limit resets per minute): up to 10 retries, waits capped at 15, 30, ... 300 s: with full
 # jitter about 16 minutes on average, 33 at most (the general retrier: about 75 s at most).
 THROTTLING_RETRY_POLICY = {"IntervalSeconds": 15, "MaxAttempts": 10, "BackoffRate": 2.0, "MaxDelaySeconds": 300}
+
+# A Lambda that timed out or crashed: retried twice, 10 then 20 s apart (full jitter), before the
+# execution fails at the phase (and can be redriven).
+LAMBDA_FAULT_RETRY_POLICY = {"IntervalSeconds": 10, "MaxAttempts": 2, "BackoffRate": 2.0, "MaxDelaySeconds": 60}
+
+# What every Lambda of the machine is told of the run that calls it: the execution's ARN and its
+# redrive count (a redrive keeps the ARN and adds one to the count), so a redriven phase can take
+# its failed generation back and an earlier run's events change nothing.
+# https://docs.aws.amazon.com/step-functions/latest/dg/input-output-contextobject.html
+# https://docs.aws.amazon.com/step-functions/latest/dg/redrive-executions.html
+REDRIVE_COUNT_PATH = "$$.Execution.RedriveCount"
+RUN_PAYLOAD = {"execution_id.$": "$$.Execution.Id", "redrive_count.$": REDRIVE_COUNT_PATH}
 
 Plan = list["Phase | list[Plan]"]  # a line of steps; a step is a phase or a Parallel of lines
 
@@ -106,6 +123,7 @@ def _retry() -> list[dict[str, Any]]:
     """Throttling first (Step Functions uses the first retrier whose ErrorEquals matches)."""
     return [
         {"ErrorEquals": throttling_error_names(), **THROTTLING_RETRY_POLICY, "JitterStrategy": "FULL"},
+        {"ErrorEquals": lambda_fault_error_names(), **LAMBDA_FAULT_RETRY_POLICY, "JitterStrategy": "FULL"},
         {"ErrorEquals": general_transient_error_names(), **RETRY_POLICY, "JitterStrategy": "FULL"},
     ]
 
@@ -131,7 +149,7 @@ def _phase_state(phase: Phase, *, catch: bool) -> dict[str, Any]:
             "generation_id.$": "$.generation_id",
             "campaign_id.$": "$.campaign_id",
             "phase": phase.id,
-            "execution_id.$": "$$.Execution.Id",
+            **RUN_PAYLOAD,
         },
         phase.state_timeout_seconds,
     )
@@ -194,7 +212,7 @@ def build_profile_definition(profile: str) -> dict[str, Any]:
 
 def build_definition(phases: Sequence[Phase] = PHASES, *, comment: str | None = None) -> dict[str, Any]:
     start, states = _line(plan(phases), COMPLETE_STATE, in_branch=False)
-    generation = {"generation_id.$": "$.generation_id", "campaign_id.$": "$.campaign_id"}
+    generation = {"generation_id.$": "$.generation_id", "campaign_id.$": "$.campaign_id", **RUN_PAYLOAD}
     complete = _lambda_task(COMPLETE_FUNCTION.placeholder, generation, COMPLETE_FUNCTION.timeout_seconds + 30)
     complete.update(ResultPath="$.summary", Retry=_retry(), End=True)
     rollback = _lambda_task(
@@ -288,10 +306,18 @@ capped at {THROTTLING_RETRY_POLICY["MaxDelaySeconds"]} s, full jitter,
 - Retry on other transient errors (every Task: backoff from {RETRY_POLICY["IntervalSeconds"]} s \
 capped at {RETRY_POLICY["MaxDelaySeconds"]} s, full jitter,
   at most {RETRY_POLICY["MaxAttempts"]} retries): {", ".join(f"`{n}`" for n in general_transient_error_names())}.
+- Retry on a Lambda killed at its timeout or crashed (every Task: backoff from \
+{LAMBDA_FAULT_RETRY_POLICY["IntervalSeconds"]} s, full jitter,
+  at most {LAMBDA_FAULT_RETRY_POLICY["MaxAttempts"]} retries): \
+{", ".join(f"`{n}`" for n in lambda_fault_error_names())}.
+  The Lambda's own timeout is what fires first; a state's TimeoutSeconds (the Lambda's plus a margin, so a
+  retry never overlaps a live attempt) is the backstop for a response that never comes (`States.Timeout`).
+- Every Lambda receives the run that calls it: `execution_id` (`$$.Execution.Id`) and `redrive_count`
+  (`{REDRIVE_COUNT_PATH}`), which is how a redriven run takes its failed generation back.
 - Catch (permanent errors only) -> `{ROLLBACK_STATE}` -> `{FAILED_STATE}`:
   {", ".join(f"`{n}`" for n in permanent_error_names())}.
 - Anything else (a transient error that outlived its retries, a bug) fails the execution AT the
-  phase, so Redrive in the Step Functions console reruns exactly that phase.
+  phase, so Redrive in the Step Functions console reruns exactly that phase (or the failed branch).
 """
 
 

@@ -1,0 +1,1 @@
+ALTER TABLE public.generations DROP COLUMN redrive_count;
