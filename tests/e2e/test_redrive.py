@@ -205,7 +205,7 @@ def test_redrive_refuses_an_execution_that_ended_more_than_14_days_ago(make_runt
 
 def worldgen_cli(*args: str, database_url: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WORLDGEN_", "ANTHROPIC_"))}
-    env.update(WORLDGEN_DATABASE_URL=database_url, WORLDGEN_LOCAL_DATA_DIR=str(data_dir))
+    env.update(WORLDGEN_DATABASE_URL=database_url, WORLDGEN_HOME=str(data_dir))
     return subprocess.run(
         [sys.executable, "-m", "worldgen.tools.cli", *args], capture_output=True, text=True, env=env, timeout=300
     )
@@ -247,7 +247,7 @@ def test_worldgen_redrive_of_what_cannot_be_redriven_is_one_line_and_a_non_zero_
     unknown = str(uuid.uuid4())
     missing = worldgen_cli("redrive", unknown, database_url=settings_env, data_dir=tmp_path)
     assert missing.returncode == 2
-    assert missing.stderr.strip() == f"error: generation {unknown} does not exist"
+    assert missing.stderr.strip().startswith(f"error: no campaign or generation has the id {unknown}")
 
     # A failed execution no runtime kept a record of (it ran elsewhere, the records were removed).
     with LocalRuntime(

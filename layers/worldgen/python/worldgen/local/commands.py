@@ -371,7 +371,8 @@ def redrive(args: argparse.Namespace) -> int:
         except ExecutionNotRedrivable as exc:
             print(f"error: generation {generation_id} cannot be redriven: {exc}", file=sys.stderr)
             return 2
-        print(f"redrive {runtime.redrive_counts[execution['executionArn']]} of the same execution:")
+        arn = execution["executionArn"]
+        print(f"redrive {runtime.redrive_counts[arn]} of the same execution: {arn}")
         return _follow(
             runtime,
             url,
