@@ -244,3 +244,29 @@ def test_searching_a_ties_words_finds_the_relationship(page, exported):
     found = page.locator(f"#search-ties a.tie[href='#row/entity_relationships/{tie['key']}']")
     assert found.count() == 1 and found.text_content() == tie["relationship_type"]
     assert page.console_problems == []
+
+
+def test_the_wheel_zooms_in_where_the_pointer_is_and_a_double_click_fits_again(page):
+    before = settled(page).evaluate("worldgenGraph.positions()")
+    frame = before["frame"]
+    width = page.evaluate("document.getElementById('graph').viewBox.baseVal.width")
+
+    page.mouse.move(frame["x"] + frame["width"] / 2, frame["y"] + frame["height"] / 2)
+    page.mouse.wheel(0, -600)
+    page.wait_for_function("(w) => document.getElementById('graph').viewBox.baseVal.width < w", arg=width)
+    zoomed = page.evaluate("worldgenGraph.positions()")
+    page.dblclick("#graph", position={"x": 3, "y": 3})
+    again = page.evaluate("worldgenGraph.positions()")
+
+    def spread(positions: dict[str, Any]) -> float:
+        xs = [p["x"] for p in positions["nodes"].values()]
+        return max(xs) - min(xs)
+
+    assert spread(zoomed) > 1.5 * spread(before)
+    moved_back = {
+        n: (again["nodes"][n]["x"] - p["x"], again["nodes"][n]["y"] - p["y"])
+        for n, p in before["nodes"].items()
+        if abs(again["nodes"][n]["x"] - p["x"]) > 0.5 or abs(again["nodes"][n]["y"] - p["y"]) > 0.5
+    }
+    assert moved_back == {}
+    assert page.console_problems == []
