@@ -80,6 +80,8 @@ def test_the_report_loads_without_console_errors_and_draws_things_as_nodes_and_t
     assert page.locator("#graph circle.node").count() == nodes
     assert page.locator("#graph line.edge").count() == edges
     assert page.locator("#graph line.edge.rel").count() == sum(len(exported["world"][t]) for t in RELATIONSHIP_TYPES)
+    graph = page.evaluate("({nodes: worldgenGraph.nodes.length, edges: worldgenGraph.edges.length})")
+    assert graph == {"nodes": nodes, "edges": edges}
     assert page.console_problems == []
 
 
