@@ -76,7 +76,6 @@
     .force("link", d3.forceLink(edges.map((e) => ({ source: e.s, target: e.t, tie: isTie(e) })))
       .distance((l) => (l.tie ? 38 : 48)))
     .force("charge", d3.forceManyBody().strength(-55).distanceMax(420))
-    .force("collide", d3.forceCollide((n) => radius[n.index] + 1.5))
     .force("x", d3.forceX().strength(0.05))
     .force("y", d3.forceY().strength(0.05))
     .alphaDecay(1 - Math.pow(0.001, 1 / 200)) // cools in 200 ticks (d3's default: 300); it settles as well here
@@ -147,22 +146,27 @@
     nameEls.forEach((el, i) => placeName(i));
     tieLabels.forEach(placeTieLabel);
   }
+  // Painting ~1,700 SVG elements costs more than many ticks (most of the time on a slow machine), so
+  // the drawing stays hidden while the layout runs, in slices that keep the page responsive, and is
+  // drawn once, settled.
   const started = performance.now();
-  function frame() {
-    // drawing ~1,700 SVG elements costs more than many ticks: draw about twice a second, tick in between
-    const until = performance.now() + 400;
+  svg.classList.add("settling");
+  function slice() {
+    const until = performance.now() + 100;
     while (simulation.alpha() > simulation.alphaMin() && performance.now() < until) simulation.tick();
+    if (simulation.alpha() > simulation.alphaMin()) { setTimeout(slice, 0); return; }
     draw();
-    if (simulation.alpha() > simulation.alphaMin()) { requestAnimationFrame(frame); return; }
+    svg.classList.remove("settling");
+    document.getElementById("graph-stats").textContent = stats;
     api.settled = true;
     api.settleMs = Math.round(performance.now() - started);
     document.body.dataset.layout = "done";
   }
-  draw();
-  requestAnimationFrame(frame);
+  setTimeout(slice, 0);
   window.addEventListener("resize", () => draw());
   const ties = edges.filter(isTie).length;
-  document.getElementById("graph-stats").textContent = `${nodes.length} things · ${ties} ties · ${edges.length - ties} references`;
+  const stats = `${nodes.length} things · ${ties} ties · ${edges.length - ties} references`;
+  document.getElementById("graph-stats").textContent = stats + " · laying out…";
 
   // ---- focus: a node (or a PC) and everything within two links; the rest fades
   const hiddenKinds = new Set();
