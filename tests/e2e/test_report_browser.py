@@ -272,3 +272,21 @@ def test_the_wheel_zooms_in_where_the_pointer_is_and_a_double_click_fits_again(p
     }
     assert moved_back == {}
     assert page.console_problems == []
+
+
+def test_the_biggest_things_are_always_named_and_any_other_on_hover(page, exported):
+    graph = picture(exported)
+    degree = Counter(end for e in graph.edges for end in (e.source, e.target))
+    settled(page)
+    always = page.eval_on_selector_all("#graph text.name.always.shown", "ts => ts.map(t => t.textContent)")
+    leaf = min(graph.nodes, key=lambda n: (degree[n], n))
+    assert graph.nodes[leaf].label not in always
+
+    page.locator(f"#graph circle[data-id='{leaf}']").dispatch_event("mouseenter")
+
+    shown = page.eval_on_selector_all("#graph text.name.shown", "ts => ts.map(t => t.textContent)")
+    assert graph.nodes[leaf].label in shown
+    assert {n.label for n in graph.nodes.values() if n.table == "player_characters"} <= set(always)
+    most = max(degree.values())
+    assert {graph.nodes[n].label for n, d in degree.items() if d == most} <= set(always)
+    assert page.console_problems == []
