@@ -190,7 +190,7 @@ def test_choosing_each_pc_shows_its_two_hop_neighbourhood_and_fades_the_rest(pag
         web = {pc_id, *graph.connected(pc_id, 2)}
 
         page.select_option("#pc-filter", pc["key"])
-        page.wait_for_selector("#pc-page")
+        page.locator("#pc-page", has_text=pc["name"]).wait_for()  # routed: this PC is focused
         faded, shown = dimmed_and_shown(page)
 
         assert shown == web, pc["key"]
@@ -206,9 +206,9 @@ def test_clicking_a_node_focuses_it_and_the_legend_hides_a_kind(page, exported):
     settled(page)
 
     page.locator(f"#graph circle[data-id='{hub}']").dispatch_event("click")
+    page.locator(f"#row-page[data-id='{hub}']").wait_for()  # routed: the node is focused
     _, shown = dimmed_and_shown(page)
     assert shown == {hub, *graph.connected(hub, 2)}
-    assert page.locator("#row-page").get_attribute("data-id") == hub
 
     page.locator("#graph").dispatch_event("click")  # the background clears the focus
     page.uncheck("#legend input[data-kind='0']")  # the player characters
@@ -244,6 +244,7 @@ def test_searching_a_ties_words_finds_the_relationship(page, exported):
     page.fill("#search", " ".join(words))
 
     found = page.locator(f"#search-ties a.tie[href='#row/entity_relationships/{tie['key']}']")
+    found.wait_for()
     assert found.count() == 1 and found.text_content() == tie["relationship_type"]
     assert page.console_problems == []
 
