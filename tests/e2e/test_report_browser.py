@@ -80,6 +80,8 @@ def test_the_report_loads_without_console_errors_and_draws_things_as_nodes_and_t
     assert page.locator("#graph circle.node").count() == nodes
     assert page.locator("#graph line.edge").count() == edges
     assert page.locator("#graph line.edge.rel").count() == sum(len(exported["world"][t]) for t in RELATIONSHIP_TYPES)
+    graph = page.evaluate("({nodes: worldgenGraph.nodes.length, edges: worldgenGraph.edges.length})")
+    assert graph == {"nodes": nodes, "edges": edges}
     assert page.console_problems == []
 
 
@@ -188,7 +190,7 @@ def test_choosing_each_pc_shows_its_two_hop_neighbourhood_and_fades_the_rest(pag
         web = {pc_id, *graph.connected(pc_id, 2)}
 
         page.select_option("#pc-filter", pc["key"])
-        page.wait_for_selector("#pc-page")
+        page.locator("#pc-page", has_text=pc["name"]).wait_for()  # routed: this PC is focused
         faded, shown = dimmed_and_shown(page)
 
         assert shown == web, pc["key"]
@@ -204,9 +206,9 @@ def test_clicking_a_node_focuses_it_and_the_legend_hides_a_kind(page, exported):
     settled(page)
 
     page.locator(f"#graph circle[data-id='{hub}']").dispatch_event("click")
+    page.locator(f"#row-page[data-id='{hub}']").wait_for()  # routed: the node is focused
     _, shown = dimmed_and_shown(page)
     assert shown == {hub, *graph.connected(hub, 2)}
-    assert page.locator("#row-page").get_attribute("data-id") == hub
 
     page.locator("#graph").dispatch_event("click")  # the background clears the focus
     page.uncheck("#legend input[data-kind='0']")  # the player characters
@@ -242,5 +244,50 @@ def test_searching_a_ties_words_finds_the_relationship(page, exported):
     page.fill("#search", " ".join(words))
 
     found = page.locator(f"#search-ties a.tie[href='#row/entity_relationships/{tie['key']}']")
+    found.wait_for()
     assert found.count() == 1 and found.text_content() == tie["relationship_type"]
+    assert page.console_problems == []
+
+
+def test_the_wheel_zooms_in_where_the_pointer_is_and_a_double_click_fits_again(page):
+    before = settled(page).evaluate("worldgenGraph.positions()")
+    frame = before["frame"]
+    width = page.evaluate("document.getElementById('graph').viewBox.baseVal.width")
+
+    page.mouse.move(frame["x"] + frame["width"] / 2, frame["y"] + frame["height"] / 2)
+    page.mouse.wheel(0, -600)
+    page.wait_for_function("(w) => document.getElementById('graph').viewBox.baseVal.width < w", arg=width)
+    zoomed = page.evaluate("worldgenGraph.positions()")
+    page.dblclick("#graph", position={"x": 3, "y": 3})
+    again = page.evaluate("worldgenGraph.positions()")
+
+    def spread(positions: dict[str, Any]) -> float:
+        xs = [p["x"] for p in positions["nodes"].values()]
+        return max(xs) - min(xs)
+
+    assert spread(zoomed) > 1.5 * spread(before)
+    moved_back = {
+        n: (again["nodes"][n]["x"] - p["x"], again["nodes"][n]["y"] - p["y"])
+        for n, p in before["nodes"].items()
+        if abs(again["nodes"][n]["x"] - p["x"]) > 0.5 or abs(again["nodes"][n]["y"] - p["y"]) > 0.5
+    }
+    assert moved_back == {}
+    assert page.console_problems == []
+
+
+def test_the_biggest_things_are_always_named_and_any_other_on_hover(page, exported):
+    graph = picture(exported)
+    degree = Counter(end for e in graph.edges for end in (e.source, e.target))
+    settled(page)
+    always = page.eval_on_selector_all("#graph text.name.always.shown", "ts => ts.map(t => t.textContent)")
+    leaf = min(graph.nodes, key=lambda n: (degree[n], n))
+    assert graph.nodes[leaf].label not in always
+
+    page.locator(f"#graph circle[data-id='{leaf}']").dispatch_event("mouseenter")
+
+    shown = page.eval_on_selector_all("#graph text.name.shown", "ts => ts.map(t => t.textContent)")
+    assert graph.nodes[leaf].label in shown
+    assert {n.label for n in graph.nodes.values() if n.table == "player_characters"} <= set(always)
+    most = max(degree.values())
+    assert {graph.nodes[n].label for n, d in degree.items() if d == most} <= set(always)
     assert page.console_problems == []

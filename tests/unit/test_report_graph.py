@@ -129,7 +129,7 @@ def test_the_players_copy_has_no_secret_edge_and_no_gm_note_in_its_data() -> Non
     data = report_data(document, SCHEMA, audience="players")
 
     assert "She is the traitor." in gm and "cora-gulls" in gm and "The Vault" in gm
-    assert "She is the traitor." not in players and "gm_notes" not in players
+    assert "She is the traitor." not in players and "gm_notes" not in players and "is_secret" not in players
     assert "cora-gulls" not in players  # the secret membership's edge is not in the page at all
     assert "The Vault" not in players  # nor a secret row's node
     assert ("entities/cora", "factions/gulls") not in {

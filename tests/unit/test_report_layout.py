@@ -48,3 +48,11 @@ def test_the_report_inlines_every_package_with_its_licence_in_load_order() -> No
         positions.append(page.index(script.strip()))
     assert positions == sorted(positions)  # d3-force last: it reads the other three
     assert "<script src" not in page and "https://cdn" not in page
+
+
+def test_vendoring_without_npm_fails_in_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    monkeypatch.setenv("PATH", "/nonexistent")
+
+    assert layout.vendor() == 2
+
+    assert capsys.readouterr().err == "cannot vendor the layout library: npm is not installed\n"

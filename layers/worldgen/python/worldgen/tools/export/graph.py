@@ -124,14 +124,15 @@ def world_graph(document: Mapping[str, Any], schema: Mapping[str, Any]) -> World
 
 def for_audience(document: Mapping[str, Any], audience: str) -> Mapping[str, Any]:
     """The document as ``audience`` may see it: for the players, without the rows whose
-    ``is_secret`` is true and without any GM-only field (where a table has them)."""
+    ``is_secret`` is true, and without any GM-only field or the ``is_secret`` flag itself (where a
+    table has them)."""
     if audience not in AUDIENCES:
         raise ValueError(f"unknown audience {audience!r}: one of {', '.join(AUDIENCES)}")
     if audience == GM:
         return document
 
     def public(row: Mapping[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in row.items() if k not in GM_ONLY_FIELDS}
+        return {k: v for k, v in row.items() if k not in GM_ONLY_FIELDS and k != SECRET_FIELD}
 
     def shown(rows: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
         return [public(row) for row in rows if row.get(SECRET_FIELD) is not True]

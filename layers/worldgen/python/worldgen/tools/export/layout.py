@@ -118,11 +118,20 @@ def vendor() -> int:
     with tempfile.TemporaryDirectory() as temporary:
         for package in PACKAGES:
             spec = f"{package.name}@{package.version}"
-            subprocess.run(
-                ["npm", "pack", spec, "--json", "--pack-destination", temporary],
-                check=True,
-                stdout=subprocess.PIPE,
-            )
+            try:
+                subprocess.run(
+                    ["npm", "pack", spec, "--json", "--pack-destination", temporary],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
+            except FileNotFoundError:
+                print("cannot vendor the layout library: npm is not installed", file=sys.stderr)
+                return 2
+            except subprocess.CalledProcessError as exc:
+                last = (exc.stderr.strip().splitlines() or ["no message"])[-1]
+                print(f"cannot vendor the layout library: npm pack {spec} failed: {last}", file=sys.stderr)
+                return 2
             data = (Path(temporary) / package.tarball).read_bytes()
             if integrity(data) != package.integrity:
                 print(f"{spec}: the registry's tarball is not the pinned one", file=sys.stderr)

@@ -76,7 +76,6 @@
     .force("link", d3.forceLink(edges.map((e) => ({ source: e.s, target: e.t, tie: isTie(e) })))
       .distance((l) => (l.tie ? 38 : 48)))
     .force("charge", d3.forceManyBody().strength(-55).distanceMax(420))
-    .force("collide", d3.forceCollide((n) => radius[n.index] + 1.5))
     .force("x", d3.forceX().strength(0.05))
     .force("y", d3.forceY().strength(0.05))
     .alphaDecay(1 - Math.pow(0.001, 1 / 200)) // cools in 200 ticks (d3's default: 300); it settles as well here
@@ -92,11 +91,42 @@
     if (!isFinite(x0)) { x0 = y0 = -50; x1 = y1 = 50; }
     const bw = Math.max(x1 - x0, 1), bh = Math.max(y1 - y0, 1);
     const pad = Math.max(MARGIN * bw / Math.max(w - 2 * MARGIN, 1), MARGIN * bh / Math.max(h - 2 * MARGIN, 1), 10);
-    svg.setAttribute("viewBox", `${(x0 - pad).toFixed(1)} ${(y0 - pad).toFixed(1)} ${(bw + 2 * pad).toFixed(1)} ${(bh + 2 * pad).toFixed(1)}`);
-    scale = Math.min(w / (bw + 2 * pad), h / (bh + 2 * pad));
+    base = { x: x0 - pad, y: y0 - pad, w: bw + 2 * pad, h: bh + 2 * pad };
+    applyView();
+  }
+  // the reader's zoom (wheel) and pan (drag) over the fitted frame; a double click goes back to it
+  let base = { x: 0, y: 0, w: 1000, h: 700 }, zoom = 1, centre = null;
+  function applyView() {
+    const w = base.w / zoom, h = base.h / zoom;
+    const c = centre || { x: base.x + base.w / 2, y: base.y + base.h / 2 };
+    svg.setAttribute("viewBox", `${(c.x - w / 2).toFixed(1)} ${(c.y - h / 2).toFixed(1)} ${w.toFixed(1)} ${h.toFixed(1)}`);
+    scale = Math.min((svg.clientWidth || 1000) / w, (svg.clientHeight || 700) / h);
     labelLayer.setAttribute("font-size", (11 / scale).toFixed(2));
     labelLayer.setAttribute("stroke-width", (3 / scale).toFixed(2));
   }
+  function toDrawing(event) {
+    const point = svg.createSVGPoint(); point.x = event.clientX; point.y = event.clientY;
+    return point.matrixTransform(svg.getScreenCTM().inverse());
+  }
+  svg.addEventListener("wheel", (event) => {
+    event.preventDefault();
+    const next = Math.min(16, Math.max(1, zoom * Math.exp(-event.deltaY * 0.0015)));
+    const p = toDrawing(event), c = centre || { x: base.x + base.w / 2, y: base.y + base.h / 2 };
+    centre = next === 1 ? null : { x: p.x + (c.x - p.x) * (zoom / next), y: p.y + (c.y - p.y) * (zoom / next) };
+    zoom = next; applyView(); nameEls.forEach((el, i) => placeName(i));
+  }, { passive: false });
+  let drag = null, dragged = false;
+  svg.addEventListener("pointerdown", (event) => { drag = { x: event.clientX, y: event.clientY }; dragged = false; });
+  svg.addEventListener("pointermove", (event) => {
+    if (!drag || zoom === 1) return;
+    const dx = event.clientX - drag.x, dy = event.clientY - drag.y;
+    if (Math.abs(dx) + Math.abs(dy) > 3) dragged = true;
+    const c = centre || { x: base.x + base.w / 2, y: base.y + base.h / 2 };
+    centre = { x: c.x - dx / scale, y: c.y - dy / scale }; drag = { x: event.clientX, y: event.clientY };
+    applyView();
+  });
+  window.addEventListener("pointerup", () => { drag = null; });
+  svg.addEventListener("dblclick", () => { zoom = 1; centre = null; applyView(); nameEls.forEach((el, i) => placeName(i)); });
   function placeName(i) {
     const el = nameEls.get(i), p = simNodes[i];
     if (el && p.x !== undefined) { el.setAttribute("x", p.x.toFixed(1)); el.setAttribute("y", (p.y - radius[i] - 2 / scale).toFixed(1)); }
@@ -116,22 +146,27 @@
     nameEls.forEach((el, i) => placeName(i));
     tieLabels.forEach(placeTieLabel);
   }
+  // Painting ~1,700 SVG elements costs more than many ticks (most of the time on a slow machine), so
+  // the drawing stays hidden while the layout runs, in slices that keep the page responsive, and is
+  // drawn once, settled.
   const started = performance.now();
-  function frame() {
-    // drawing ~1,700 SVG elements costs more than many ticks: draw about twice a second, tick in between
-    const until = performance.now() + 400;
+  svg.classList.add("settling");
+  function slice() {
+    const until = performance.now() + 100;
     while (simulation.alpha() > simulation.alphaMin() && performance.now() < until) simulation.tick();
+    if (simulation.alpha() > simulation.alphaMin()) { setTimeout(slice, 0); return; }
     draw();
-    if (simulation.alpha() > simulation.alphaMin()) { requestAnimationFrame(frame); return; }
+    svg.classList.remove("settling");
+    document.getElementById("graph-stats").textContent = stats;
     api.settled = true;
     api.settleMs = Math.round(performance.now() - started);
     document.body.dataset.layout = "done";
   }
-  draw();
-  requestAnimationFrame(frame);
+  setTimeout(slice, 0);
   window.addEventListener("resize", () => draw());
   const ties = edges.filter(isTie).length;
-  document.getElementById("graph-stats").textContent = `${nodes.length} things · ${ties} ties · ${edges.length - ties} references`;
+  const stats = `${nodes.length} things · ${ties} ties · ${edges.length - ties} references`;
+  document.getElementById("graph-stats").textContent = stats + " · laying out…";
 
   // ---- focus: a node (or a PC) and everything within two links; the rest fades
   const hiddenKinds = new Set();
@@ -171,7 +206,7 @@
     focused = null; keep = null;
     if (repaint) paint();
   }
-  svg.addEventListener("click", () => { if (focused !== null) { select.value = ""; clearFocus(); } });
+  svg.addEventListener("click", () => { if (focused !== null && !dragged) { select.value = ""; clearFocus(); } });
 
   // ---- each PC's web: the select and the PC links focus its neighbourhood
   const pcs = nodes.map((n, i) => i).filter((i) => nodes[i].t === 0);
