@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from typing import Any
@@ -71,3 +72,145 @@ def test_the_offline_model_writes_gm_notes_the_description_never_repeats_and_hid
         ]
     assert True in flags and False in flags  # some links hidden, most known
     assert flags.count(True) < flags.count(False)
+
+
+# ---------------------------------------------------------------- exports by audience
+
+GM_SENTENCE = "The lamplighter Osk secretly poisons the harbour wells on every new moon."
+SECRET_LINK_KEY = "planted-secret-membership"
+SECRET_LINK_TEXT = "Sworn in a cellar under the fish market"
+FORMATS = ("json", "markdown", "html")
+
+
+def plant_secrets(conn: Any, campaign_id: uuid.UUID) -> dict[str, str]:
+    """An NPC's gm_notes with a sentence of its own, and a faction membership of another NPC made secret."""
+    npc = conn.execute(
+        "SELECT key FROM entities WHERE campaign_id = %s ORDER BY key LIMIT 1", (campaign_id,)
+    ).fetchone()["key"]
+    conn.execute(
+        "UPDATE entities SET gm_notes = %s WHERE campaign_id = %s AND key = %s",
+        (f"{GM_SENTENCE} Reveal it late.", campaign_id, npc),
+    )
+    link = conn.execute(
+        "SELECT ef.key, e.key AS npc FROM entity_factions ef JOIN entities e ON e.id = ef.entity_id"
+        " WHERE ef.campaign_id = %s ORDER BY ef.key LIMIT 1",
+        (campaign_id,),
+    ).fetchone()
+    conn.execute(
+        "UPDATE entity_factions SET key = %s, description = %s, is_secret = true WHERE campaign_id = %s AND key = %s",
+        (SECRET_LINK_KEY, f"{SECRET_LINK_TEXT}.", campaign_id, link["key"]),
+    )
+    return {"npc": npc, "member": link["npc"]}
+
+
+def exported_text(tmp_path: Any, campaign_id: uuid.UUID, fmt: str, audience: str) -> str:
+    """Everything an export wrote, as one text: a file, or every file name and file of a folder."""
+    from worldgen.tools.cli import main
+
+    target = tmp_path / f"{fmt}-{audience}"
+    assert main(["export", str(campaign_id), "--format", fmt, "--audience", audience, "-o", str(target)]) == 0
+    if target.is_file():
+        return target.read_text()
+    return "\n".join(f"{p.relative_to(target)}\n{p.read_text()}" for p in sorted(target.rglob("*")) if p.is_file())
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_planted_secret_is_in_every_gm_export_and_in_no_players_export(conn, campaign_id, tmp_path, fmt):
+    plant_secrets(conn, campaign_id)
+
+    gm = exported_text(tmp_path, campaign_id, fmt, "gm")
+    players = exported_text(tmp_path, campaign_id, fmt, "players")
+
+    assert GM_SENTENCE in gm and SECRET_LINK_KEY in gm and SECRET_LINK_TEXT in gm
+    assert GM_SENTENCE not in players
+    assert SECRET_LINK_KEY not in players and SECRET_LINK_TEXT not in players
+    # Nothing says what was left out: no GM notes field, callout or secret flag at all.
+    for word in ("gm_notes", "GM notes", "is_secret", "secret link"):
+        assert word not in players, word
+
+
+def test_a_players_export_whose_public_text_repeats_a_gm_sentence_is_refused_naming_the_row(
+    conn, campaign_id, tmp_path, capsys
+):
+    from worldgen.tools.cli import main
+
+    planted = plant_secrets(conn, campaign_id)
+    conn.execute(
+        "UPDATE entities SET description = description || ' ' || %s WHERE campaign_id = %s AND key = %s",
+        (GM_SENTENCE.upper(), campaign_id, planted["npc"]),  # compared without case
+    )
+    capsys.readouterr()
+
+    for fmt in FORMATS:
+        target = tmp_path / f"refused-{fmt}"
+        assert main(["export", str(campaign_id), "--format", fmt, "--audience", "players", "-o", str(target)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1, err  # one line
+        assert err.startswith(f"cannot export for players: entities[key={planted['npc']}].description repeats")
+        assert "gm_notes" in err
+        assert not target.exists()
+    # The game master's own export is not refused: it is meant to hold everything.
+    assert main(["export", str(campaign_id), "--audience", "gm", "-o", str(tmp_path / "gm.json")]) == 0
+
+
+def test_import_keeps_gm_notes_and_secret_links_and_a_players_file_imports_without_them(conn, campaign_id, tmp_path):
+    from worldgen.tools.export import world
+    from worldgen.tools.export.audience import for_audience
+
+    planted = plant_secrets(conn, campaign_id)
+    document = world.export_world(conn, campaign_id)
+
+    copy_id = world.import_world(conn, json.loads(world.dumps(for_audience(document, world.committed_schema(), "gm"))))
+    notes = conn.execute(
+        "SELECT gm_notes FROM entities WHERE campaign_id = %s AND key = %s", (copy_id, planted["npc"])
+    ).fetchone()["gm_notes"]
+    secret = conn.execute(
+        "SELECT is_secret FROM entity_factions WHERE campaign_id = %s AND key = %s", (copy_id, SECRET_LINK_KEY)
+    ).fetchone()
+    assert GM_SENTENCE in notes and secret["is_secret"] is True
+
+    players = for_audience(document, world.committed_schema(), "players")
+    assert world.document_problems(players) == []
+    players_id = world.import_world(conn, json.loads(world.dumps(players)))
+    assert (
+        conn.execute(
+            "SELECT count(*) AS n FROM entities WHERE campaign_id = %s AND gm_notes <> ''", (players_id,)
+        ).fetchone()["n"]
+        == 0
+    )
+    assert (
+        conn.execute(
+            "SELECT count(*) AS n FROM entity_factions WHERE campaign_id = %s AND key = %s",
+            (players_id, SECRET_LINK_KEY),
+        ).fetchone()["n"]
+        == 0
+    )
+
+
+def test_vault_notes_open_with_obsidian_properties_and_keep_gm_notes_in_a_callout_players_never_get(conn, campaign_id):
+    import yaml
+
+    from worldgen.tools.export import world
+    from worldgen.tools.export.audience import for_audience
+    from worldgen.tools.export.markdown import markdown_vault
+
+    planted = plant_secrets(conn, campaign_id)
+    document = world.export_world(conn, campaign_id)
+    schema = world.committed_schema()
+    gm = markdown_vault(for_audience(document, schema, "gm"), schema)
+    players = markdown_vault(for_audience(document, schema, "players"), schema)
+
+    note = gm[f"entities/{planted['npc']}.md"]
+    assert note.startswith("---\n")
+    properties = yaml.safe_load(note.split("---\n")[1])
+    row = next(r for r in document["world"]["entities"] if r["key"] == planted["npc"])
+    assert properties["kind"] == "entities" and properties["key"] == planted["npc"]
+    assert properties["tags"] == ["worldgen/entities"] and properties["aliases"] == [row["name"]]
+    pc_names = {pc["name"] for pc in document["player_characters"]}
+    assert properties["pcs"] and set(properties["pcs"]) <= pc_names
+    assert f"> [!secret]- GM notes\n> {GM_SENTENCE}" in note
+    assert yaml.safe_load(gm[f"entity_factions/{SECRET_LINK_KEY}.md"].split("---\n")[1])["secret"] is True
+
+    public = players[f"entities/{planted['npc']}.md"]
+    assert yaml.safe_load(public.split("---\n")[1])["key"] == planted["npc"]
+    assert "[!secret]" not in public and f"entity_factions/{SECRET_LINK_KEY}.md" not in players

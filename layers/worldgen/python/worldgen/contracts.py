@@ -97,3 +97,8 @@ SECRET_LINK_COLUMN = "is_secret"
 # default to these in the database; the saver and the importer write them, since a COPY or an INSERT
 # of many rows names every column for every row.
 SECRET_DEFAULTS: dict[str, object] = {GM_NOTES_COLUMN: "", SECRET_LINK_COLUMN: False}
+# Who an export is for (``worldgen export --audience``): the game master sees everything, the players
+# nothing of the above.
+GM_AUDIENCE = "gm"
+PLAYERS_AUDIENCE = "players"
+EXPORT_AUDIENCES = (GM_AUDIENCE, PLAYERS_AUDIENCE)

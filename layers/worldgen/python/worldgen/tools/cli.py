@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
+from worldgen.contracts import EXPORT_AUDIENCES, GM_AUDIENCE
 from worldgen.phases import ANY_PHASE_BY_ID, PROFILE_NAMES
 from worldgen.settings import MODEL_PROVIDERS
 
@@ -183,11 +184,23 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("--no-database", action="store_true", help="do not read required-ness from the catalog")
     schema.set_defaults(func=_schema_from_hasura)
 
-    export = add_command("export", help="export a campaign's world as JSON, a Markdown vault or an HTML report")
+    export = add_command(
+        "export", help="export a campaign's world as JSON, a Markdown vault, an HTML report or a Foundry VTT module"
+    )
     export.add_argument("campaign", metavar="CAMPAIGN", help="campaign id or name")
-    export.add_argument("--format", choices=("json", "markdown", "html"), default="json")
+    export.add_argument("--format", choices=("json", "markdown", "html", "foundry"), default="json")
     export.add_argument(
-        "-o", "--output", default=None, metavar="PATH", help="file (a folder for markdown); default standard output"
+        "--audience",
+        choices=EXPORT_AUDIENCES,
+        default=GM_AUDIENCE,
+        help="gm: everything; players: no GM notes, no secret links, nothing known only through one",
+    )
+    export.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        metavar="PATH",
+        help="file (a folder for markdown and foundry); default standard output",
     )
     export.set_defaults(func=_export)
     import_ = add_command("import", help="load a JSON world export as a new campaign")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from worldgen.db.connection import connect
 from worldgen.tools.export import world
+from worldgen.tools.export.audience import SecretLeak, for_audience
 from worldgen.tools.repo import REPO_ROOT
 
 SCHEMA_PATH = REPO_ROOT / "layers" / "worldgen" / "python" / "worldgen" / "tools" / "export" / world.SCHEMA_FILE
@@ -35,6 +36,11 @@ def _export(args: argparse.Namespace) -> int:
             print(f"cannot export: {exc}", file=sys.stderr)
             return 2
         document = world.export_world(conn, campaign_id)
+    try:
+        document = for_audience(document, world.committed_schema(), args.audience)
+    except SecretLeak as exc:
+        print(f"cannot export for players: {exc}", file=sys.stderr)
+        return 2
     if args.format == "json":
         _write_text(world.dumps(document), args.output)
     elif args.format == "markdown":
