@@ -15,6 +15,8 @@ from worldgen.tools.export import world
 from worldgen.tools.export.audience import SecretLeak, for_audience
 from worldgen.tools.repo import REPO_ROOT
 
+# Foundry's official CLI, pinned in tools/foundry/package-lock.json and installed by `make foundry-cli`.
+FOUNDRY_CLI_DIR = REPO_ROOT / "tools" / "foundry"
 SCHEMA_PATH = REPO_ROOT / "layers" / "worldgen" / "python" / "worldgen" / "tools" / "export" / world.SCHEMA_FILE
 
 
@@ -29,6 +31,9 @@ def export(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from worldgen.local.database import migrated_local_database
 
+    if args.format == "foundry" and not args.output:
+        print("cannot export: the foundry format writes a module folder: give -o DIR", file=sys.stderr)
+        return 2
     with connect(migrated_local_database()) as conn:
         try:
             campaign_id = world.find_campaign(conn, args.campaign)
@@ -43,6 +48,19 @@ def _export(args: argparse.Namespace) -> int:
         return 2
     if args.format == "json":
         _write_text(world.dumps(document), args.output)
+    elif args.format == "foundry":
+        from worldgen.tools.export.foundry import FoundryExportError, write_module
+
+        try:
+            module = write_module(document, world.committed_schema(), Path(args.output), FOUNDRY_CLI_DIR)
+        except FoundryExportError as exc:
+            print(f"cannot export to Foundry: {exc}", file=sys.stderr)
+            return 2
+        entries = len(module.entry_ids)
+        print(
+            f"wrote Foundry module {module.manifest['id']} ({entries} journal entries) under {args.output}",
+            file=sys.stderr,
+        )
     elif args.format == "markdown":
         from worldgen.tools.export.markdown import markdown_vault
 
