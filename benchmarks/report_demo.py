@@ -4,7 +4,8 @@
 
 1. Generates the sample campaign's world (offline procedural model) in the local database, and a
    larger one (procedural scale 2.2, about 450 rows) for the size target.
-2. Exports each in every format and prints the seconds (database read included) and the sizes.
+2. Exports each in every format and prints the seconds (database read included) and the sizes (the
+   Foundry module's: module.json and its compiled pack).
 3. Opens the demo report in headless chromium, prints its first paint and writes the screenshot
    ``docs/report-screenshot.png`` (the README shows it). Numbers are printed; nothing is asserted.
 """
@@ -25,6 +26,8 @@ from worldgen.local.database import migrated_local_database
 from worldgen.phases import PHASES
 from worldgen.pipeline import run_phase
 from worldgen.tools.export import world
+from worldgen.tools.export.commands import FOUNDRY_CLI_DIR
+from worldgen.tools.export.foundry import FoundryExportError, write_module
 from worldgen.tools.export.html import html_report
 from worldgen.tools.export.markdown import markdown_vault
 from worldgen.tools.repo import REPO_ROOT
@@ -46,7 +49,7 @@ def export_all(conn: Any, campaign_id: uuid.UUID, label: str) -> Path:
     schema = world.committed_schema()
     timings: dict[str, float] = {}
     sizes: dict[str, int] = {}
-    for name in ("json", "markdown", "html"):
+    for name in ("json", "markdown", "html", "foundry"):
         started = time.perf_counter()
         document = world.export_world(conn, campaign_id)
         if name == "json":
@@ -55,6 +58,14 @@ def export_all(conn: Any, campaign_id: uuid.UUID, label: str) -> Path:
         elif name == "markdown":
             notes = markdown_vault(document, schema)
             sizes[name] = sum(len(t.encode()) for t in notes.values())
+        elif name == "foundry":  # module.json and the LevelDB pack Foundry's CLI compiles (Node runs it)
+            module = OUT / f"{label}-foundry"
+            try:
+                write_module(document, schema, module, FOUNDRY_CLI_DIR)
+            except FoundryExportError as exc:
+                print(f"  export --format foundry skipped: {exc}")
+                continue
+            sizes[name] = sum(p.stat().st_size for p in module.rglob("*") if p.is_file())
         else:
             text = html_report(document, schema)
             sizes[name] = len(text.encode())

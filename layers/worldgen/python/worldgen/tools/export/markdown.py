@@ -22,6 +22,7 @@ from worldgen.tools.export.graph import Node, WorldGraph, node_id, world_graph
 from worldgen.tools.export.world import PC_TABLE
 
 TAG_PREFIX = "worldgen"
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's, when PyYAML was built with it
 
 
 def title(table: str) -> str:
@@ -48,15 +49,23 @@ def markdown_vault(document: Mapping[str, Any], schema: Mapping[str, Any]) -> di
         lines = [f"# {title(table)}", "", *(f"- {link(n)}" for n in sorted(members, key=lambda n: n.label))]
         notes[f"{table}.md"] = "\n".join(lines) + "\n"
     notes["index.md"] = "\n".join(index) + "\n"
+    served = pcs_served(graph)
     for node in graph.nodes.values():
-        notes[f"{node.id}.md"] = _note(node, graph)
+        notes[f"{node.id}.md"] = _note(node, graph, served.get(node.id, []))
     return notes
 
 
-def frontmatter(node: Node, graph: WorldGraph) -> str:
-    """Obsidian properties: what kind of row, its key, tags, its name as an alias, the PCs it serves
-    (the player characters within two links of it, nearest first)."""
-    pcs = [graph.nodes[n].label for n in graph.connected(node.id) if graph.nodes[n].table == PC_TABLE]
+def pcs_served(graph: WorldGraph) -> dict[str, list[str]]:
+    """node id -> the names of the player characters within two links of it (one walk per PC)."""
+    served: dict[str, list[str]] = {}
+    for pc in (n for n in graph.nodes.values() if n.table == PC_TABLE):
+        for other in graph.connected(pc.id):
+            served.setdefault(other, []).append(pc.label)
+    return served
+
+
+def frontmatter(node: Node, pcs: list[str]) -> str:
+    """Obsidian properties: what kind of row, its key, tags, its name as an alias, the PCs it serves."""
     properties: dict[str, Any] = {
         "kind": node.table,
         "key": node.key,
@@ -67,12 +76,13 @@ def frontmatter(node: Node, graph: WorldGraph) -> str:
     if node.row.get(SECRET_LINK_COLUMN):
         properties["secret"] = True
         properties["tags"].append(f"{TAG_PREFIX}/secret")
-    return "---\n" + yaml.safe_dump(properties, sort_keys=False, allow_unicode=True, width=1000) + "---\n"
+    text = yaml.dump(properties, Dumper=_DUMPER, sort_keys=False, allow_unicode=True, width=1000)
+    return f"---\n{text}---\n"
 
 
-def _note(node: Node, graph: WorldGraph) -> str:
+def _note(node: Node, graph: WorldGraph, pcs: list[str]) -> str:
     lines = [
-        frontmatter(node, graph).rstrip("\n"),
+        frontmatter(node, pcs).rstrip("\n"),
         f"# {node.label}",
         "",
         f"*{title(node.table)}* · key `{node.key}` · [[{node.table}|all {title(node.table).lower()}]]",
