@@ -213,9 +213,12 @@ def leaks(document: Mapping[str, Any], players: Mapping[str, Any], schema: Mappi
     """Every place ``players`` would show a secret of ``document``, in the order of the world's tables."""
     found: list[Leak] = []
     visible = list(_visible_texts(players))
+    everything = "\n".join(text for *_, text in visible)  # one search per sentence; where, only on a hit
     for table, rows in document["world"].items():
         for row in rows:
             for sentence in _sentences(row.get(GM_NOTES_COLUMN) or ""):
+                if f" {sentence} " not in everything:
+                    continue
                 for where_table, where_key, column, text in visible:
                     if f" {sentence} " in text:  # whole words (the texts are padded with a space)
                         own = (where_table, where_key) == (table, row["key"])
