@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.foundry import needs_foundry_cli
 from tests.support.worlds import generate_sample_world
 from worldgen.audit import RELATIONSHIP_TABLES
 from worldgen.local.database import migrated_local_database
@@ -19,12 +19,6 @@ from worldgen.tools.cli import main
 from worldgen.tools.export.commands import FOUNDRY_CLI_DIR
 from worldgen.tools.export.foundry import NONE, PACK_NAME, run_pack_cli
 
-NODE_REASON = None
-if shutil.which("node") is None:
-    NODE_REASON = "Node.js is not installed: the Foundry module is built with Foundry's CLI, which runs on Node"
-elif not (FOUNDRY_CLI_DIR / "node_modules" / "@foundryvtt" / "foundryvtt-cli").is_dir():
-    NODE_REASON = "Foundry's CLI is not installed: `make foundry-cli` (which `make test` runs) installs it"
-needs_foundry_cli = pytest.mark.skipif(NODE_REASON is not None, reason=NODE_REASON or "")
 UUID_LINK = re.compile(r"@UUID\[([^\]]+)\]\{([^}]*)\}")
 GM_SENTENCE = "The ferryman Tobin keeps a drowned child's bell and rings it at the wrong tide."
 

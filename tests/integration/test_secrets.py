@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_foundry import needs_foundry_cli
+from tests.support.foundry import needs_foundry_cli
 from tests.support.worlds import generate_sample_world
 from worldgen.contracts import GM_NOTES_COLUMN, SECRET_LINK_COLUMN
 from worldgen.local.database import migrated_local_database
