@@ -135,7 +135,9 @@ def build_sources(document: Mapping[str, Any], schema: Mapping[str, Any]) -> Fou
     pcs = {pc["key"]: pc["name"] for pc in document["player_characters"]}
 
     def link(target_table: str, key: str) -> str:
-        """An @UUID link to the entry of a row (text enrichment), or the name of a PC (no entry)."""
+        """An @UUID link to the entry of a row (text enrichment), or the name of a PC (no entry).
+        The compendium form (``Compendium.<module>.<pack>.JournalEntry.<id>``) resolves inside the
+        pack and from a world that imported it; ``JournalEntry.<id>`` would name world documents only."""
         if target_table == PC_TABLE:
             return _esc(pcs.get(key, key))
         target = entries.get((target_table, key))
