@@ -7,7 +7,7 @@ DEMO_STAMP := $(VENV)/.installed-demo
 ENV ?= dev
 
 .PHONY: chaos install demo test test-fast lint format asl schemas hasura-metadata export-schema report-demo browser vendor-layout \
-	lock synth layers rehearse bench bench-save bench-engine bench-serve bench-models bench-world clean
+	foundry-cli lock synth layers rehearse bench bench-save bench-engine bench-serve bench-models bench-world clean
 
 # Everything: tests, lint, the CDK app (make test, make lint, make synth ...).
 $(STAMP): pyproject.toml
@@ -30,7 +30,7 @@ install: $(STAMP)
 demo: $(DEMO_STAMP)
 	$(BIN)/worldgen demo
 
-test: $(STAMP) lint browser
+test: $(STAMP) lint browser foundry-cli
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 test-fast: $(STAMP)
@@ -69,8 +69,16 @@ browser:
 vendor-layout: $(STAMP)
 	$(BIN)/python -m worldgen.tools.export.layout
 
+# Foundry VTT's official CLI (`@foundryvtt/foundryvtt-cli`, pinned by tools/foundry/package-lock.json), which
+# `worldgen export --format foundry` runs to build the compendium pack; where there is no npm, the Foundry
+# export says so and its test is skipped with the reason.
+FOUNDRY_CLI := tools/foundry/node_modules/@foundryvtt/foundryvtt-cli/package.json
+foundry-cli:
+	@command -v npm >/dev/null || { echo "no npm (Node.js): the Foundry module export and its test will be skipped"; exit 0; }; \
+		test -f $(FOUNDRY_CLI) || npm ci --prefix tools/foundry --ignore-scripts --no-audit --no-fund --loglevel=error
+
 # The demo world's report: export seconds per format, sizes, first paint, docs/report-screenshot.png.
-report-demo: $(STAMP) browser
+report-demo: $(STAMP) browser foundry-cli
 	$(BIN)/python -m benchmarks.report_demo
 
 # Pin the dependency layer from pyproject.toml (uv pip compile for Python 3.12 on arm64, with hashes).

@@ -5,7 +5,8 @@
 1. Generates the sample campaign's world (offline procedural model) in the local database, and a
    generous one (procedural scale 2.2, about 470 rows) for the size (< 1 MB) and settling (< 2 s) targets.
 2. Exports each in every format and prints the seconds (database read included) and the sizes
-   (the HTML report for the game master and for the players).
+   (the HTML report for the game master and for the players; the Foundry module: module.json and its
+   compiled pack).
 3. Opens each report in headless chromium and prints its first paint, its nodes and edges, the time
    the layout took to settle (``worldgenGraph.settleMs``) and the nearest node centre to the frame;
    writes the demo's screenshot with its first PC's web focused, ``docs/report-screenshot.png``
@@ -28,6 +29,9 @@ from worldgen.local.database import migrated_local_database
 from worldgen.phases import PHASES
 from worldgen.pipeline import run_phase
 from worldgen.tools.export import world
+from worldgen.tools.export.audience import for_audience
+from worldgen.tools.export.commands import FOUNDRY_CLI_DIR
+from worldgen.tools.export.foundry import FoundryExportError, write_module
 from worldgen.tools.export.html import html_report
 from worldgen.tools.export.markdown import markdown_vault
 from worldgen.tools.repo import REPO_ROOT
@@ -49,7 +53,7 @@ def export_all(conn: Any, campaign_id: uuid.UUID, label: str) -> Path:
     schema = world.committed_schema()
     timings: dict[str, float] = {}
     sizes: dict[str, int] = {}
-    for name in ("json", "markdown", "html", "html-players"):
+    for name in ("json", "markdown", "html", "html-players", "foundry"):
         started = time.perf_counter()
         document = world.export_world(conn, campaign_id)
         if name == "json":
@@ -58,13 +62,22 @@ def export_all(conn: Any, campaign_id: uuid.UUID, label: str) -> Path:
         elif name == "markdown":
             notes = markdown_vault(document, schema)
             sizes[name] = sum(len(t.encode()) for t in notes.values())
+        elif name == "foundry":  # module.json and the LevelDB pack Foundry's CLI compiles (Node runs it)
+            module = OUT / f"{label}-foundry"
+            try:
+                write_module(document, schema, module, FOUNDRY_CLI_DIR)
+            except FoundryExportError as exc:
+                print(f"  export --format foundry skipped: {exc}")
+                continue
+            sizes[name] = sum(p.stat().st_size for p in module.rglob("*") if p.is_file())
         elif name == "html":
             text = html_report(document, schema)
             sizes[name] = len(text.encode())
             path = OUT / f"{label}.html"
             path.write_text(text)
         else:
-            sizes[name] = len(html_report(document, schema, audience="players").encode())
+            players = for_audience(document, schema, "players")
+            sizes[name] = len(html_report(players, schema, audience="players").encode())
         timings[name] = time.perf_counter() - started
     rows = len(document["player_characters"]) + sum(len(r) for r in document["world"].values())
     print(f"{label}: {rows} rows")

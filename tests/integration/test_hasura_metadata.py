@@ -12,6 +12,7 @@ import pytest
 import yaml
 from graphql import FieldNode, GraphQLObjectType, OperationDefinitionNode, build_schema, get_named_type, parse
 
+from worldgen.contracts import GM_NOTES_COLUMN, SECRET_LINK_COLUMN
 from worldgen.db.catalog import foreign_key_edges
 from worldgen.phases import ALL_TABLES, CORE_TABLES, WORLD_TABLES
 from worldgen.tools import hasura_metadata
@@ -210,10 +211,12 @@ def test_user_writes_campaigns_and_player_characters_and_only_edits_and_locks_wo
     for table in WORLD_TABLES:
         # A game master edits the words of its own campaigns' rows and locks them; never a key,
         # a reference or a number the generator and the model rely on.
+        # And marks a link secret or not (is_secret), which decides what a players export shows.
         text = {c.name for c in specs[table].columns if c.pg_type in ("text", "text[]") and not c.references}
+        secret = {c.name for c in specs[table].columns if c.name == SECRET_LINK_COLUMN}
         (update,) = tables[table]["update_permissions"]
         assert update["role"] == ROLE
-        assert set(update["permission"]["columns"]) == (text - {"key"}) | {"locked"}, table
+        assert set(update["permission"]["columns"]) == (text - {"key"}) | {"locked"} | secret, table
         assert update["permission"]["filter"] == update["permission"]["check"] == OWNER_FILTER, table
     (insert,) = tables["campaigns"]["insert_permissions"]
     assert insert["permission"]["check"] == {"owner_id": {"_eq": "X-Hasura-User-Id"}}
@@ -222,6 +225,33 @@ def test_user_writes_campaigns_and_player_characters_and_only_edits_and_locks_wo
     (pc_insert,) = tables["player_characters"]["insert_permissions"]
     assert pc_insert["permission"]["check"] == OWNER_FILTER
     assert {"campaigns", "player_characters"} == {t for t in CORE_TABLES if "update_permissions" in tables[t]}
+
+
+def test_the_owner_reads_and_edits_gm_notes_and_secret_flags_through_explicit_column_lists(
+    catalog: dict[str, Any],
+) -> None:
+    """Secrets are readable by the campaign's owner (role user) only because its select permission
+    names them: every select permission is an explicit column list, so a role added later (a
+    player's) sees gm_notes and is_secret only if someone writes them into its list."""
+    tables = tracked_tables()
+    secret_columns = {GM_NOTES_COLUMN, SECRET_LINK_COLUMN}
+    holders = {t for t, columns in catalog["columns"].items() if columns & secret_columns}
+    assert holders == {
+        "entities", "factions", "locations", "dungeons", "buildings", "items", "quest_hooks", "encounters",
+        "deities", "shops", "taverns", "temples",
+        "entity_factions", "entity_relationships", "entity_locations", "entity_items", "faction_relationships",
+    }  # fmt: skip
+    for table, meta in tables.items():
+        for entry in meta.get("select_permissions", []):
+            columns = entry["permission"]["columns"]
+            assert isinstance(columns, list), f"{table}: role {entry['role']} selects '*'"
+            if entry["role"] != ROLE:
+                assert not set(columns) & secret_columns, f"{table}: role {entry['role']} reads a secret"
+    for table in holders:
+        own = catalog["columns"][table] & secret_columns
+        (select,) = tables[table]["select_permissions"]
+        (update,) = tables[table]["update_permissions"]
+        assert own <= set(select["permission"]["columns"]) & set(update["permission"]["columns"]), table
 
 
 def actions_schema_fields() -> dict[str, Any]:

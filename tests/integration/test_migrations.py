@@ -105,11 +105,13 @@ def test_migrating_down_one_step_reverts_only_the_newest_migration(db_url: str) 
             (r[0], r[1])
             for r in conn.execute(
                 "SELECT table_name, column_name FROM information_schema.columns"
-                " WHERE table_name IN ('model_calls', 'generations')"
+                " WHERE table_name IN ('model_calls', 'entities', 'faction_relationships', 'entity_items')"
             ).fetchall()
         }
-    assert newest.name == "generation_redrive_count"
-    assert ("generations", "redrive_count") not in columns  # the newest step undone
+    assert newest.name == "gm_notes_and_secret_links"
+    assert ("entities", "gm_notes") not in columns  # the newest step undone
+    assert ("entity_items", "is_secret") not in columns
+    assert ("faction_relationships", "is_public") in columns  # the flag it replaced is back
     assert ("model_calls", "part") in columns  # the one before it kept
     assert "pc_connections" in tables
 

@@ -87,3 +87,18 @@ ALL_METRICS = (*PHASE_METRICS, GENERATIONS_SUCCEEDED, GENERATIONS_ROLLED_BACK, G
 
 # The metric dimension that names the phase.
 PHASE_DIMENSION = "phase"
+
+# Secrets (issue 25): the column of a world row that only the game master reads, and the flag of a
+# link (a relationship row) that players must not learn of. The migrations, Hasura's permissions,
+# the tool schemas and every players export name them through these constants.
+GM_NOTES_COLUMN = "gm_notes"
+SECRET_LINK_COLUMN = "is_secret"
+# What a row that leaves them out means (the model may, an older file does): no secret. The columns
+# default to these in the database; the saver and the importer write them, since a COPY or an INSERT
+# of many rows names every column for every row.
+SECRET_DEFAULTS: dict[str, object] = {GM_NOTES_COLUMN: "", SECRET_LINK_COLUMN: False}
+# Who an export is for (``worldgen export --audience``): the game master sees everything, the players
+# nothing of the above.
+GM_AUDIENCE = "gm"
+PLAYERS_AUDIENCE = "players"
+EXPORT_AUDIENCES = (GM_AUDIENCE, PLAYERS_AUDIENCE)

@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from worldgen.contracts import SECRET_DEFAULTS
 from worldgen.db import rules
 from worldgen.db.problems import Problem, clip
 from worldgen.errors import DatabaseUnavailable, InvalidModelOutput
@@ -474,6 +475,8 @@ def _copy_rows(
             values: list[Any] = [own_ids[row["key"]], campaign, generation]
             for column in columns:
                 value = row.get(column.property_name)
+                if value is None and not column.nullable and column.name in SECRET_DEFAULTS:
+                    value = SECRET_DEFAULTS[column.name]
                 if value is not None and column.references:
                     pool = ids if column.references in phase.tables else known
                     value = pool[column.references][value]

@@ -17,6 +17,7 @@ from collections import Counter
 from typing import Any
 
 from worldgen.audit import RELATIONSHIP_TABLES, ROLE_LIMIT, role_phases_beside
+from worldgen.contracts import GM_NOTES_COLUMN, SECRET_LINK_COLUMN
 from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage
 from worldgen.phases import row_target
 
@@ -326,6 +327,7 @@ class _PhaseGenerator:
                 if "name" in row:
                     row["name"] = self.names.get(row["key"], row["name"])
                 row["description"] = self.description(table, row, refs, rng)
+                self.secrets(table, row, item["properties"])
                 rows.append(row)
                 continue
             name = row.get("name")
@@ -358,7 +360,7 @@ class _PhaseGenerator:
         properties = item["properties"]
         first_required = next((p for p in item["required"] if p in refs), None)
         for prop, schema in properties.items():
-            if prop in ("key", "name", "description"):
+            if prop in ("key", "name", "description", GM_NOTES_COLUMN, SECRET_LINK_COLUMN):
                 continue
             if prop in refs:
                 value = self.reference(table, prop, item, refs, attempt, position, rng, is_edge, done)
@@ -380,7 +382,37 @@ class _PhaseGenerator:
             row["name"] = self.name(table, rng)
         row["key"] = slug(row.get("name") or self.edge_key(table, row, refs, first_required, position))
         row["description"] = self.description(table, row, refs, rng)
+        self.secrets(table, row, properties)
         return row
+
+    def secrets(self, table: str, row: dict[str, Any], properties: dict[str, Any]) -> None:
+        """What only the game master reads: a row's gm_notes, a link's is_secret. Drawn from a
+        generator of the row's own (its key), so the rest of the world stays what it was."""
+        rng = _rng(self.seed, self.campaign["name"], table, row["key"], "secret")
+        if SECRET_LINK_COLUMN in properties:
+            row[SECRET_LINK_COLUMN] = rng.random() < 0.25
+        if GM_NOTES_COLUMN in properties:
+            row[GM_NOTES_COLUMN] = self.gm_notes(table, row, rng)
+
+    def gm_notes(self, table: str, row: dict[str, Any], rng: random.Random) -> str:
+        """A secret in sentences the public description never uses (the players export checks it)."""
+        label = _LABELS.get(table, table.rstrip("s"))
+        name = row.get("name") or row["key"]
+        truth = rng.choice(
+            [
+                f"Secretly, {name} answers to a patron nobody in {self.campaign['name']} suspects.",
+                f"The truth behind this {label} is a debt of blood that {name} will not speak of.",
+                f"What {name} hides: a {rng.choice(_ADJECTIVES).lower()} bargain struck long ago.",
+            ]
+        )
+        play = rng.choice(
+            [
+                "Reveal it only when the party has earned real trust, never at the first meeting.",
+                "Let the party find one clue per session before the whole truth comes out.",
+                "Play it straight at first; the mask slips only under pressure.",
+            ]
+        )
+        return f"{truth} {play}"
 
     def reference(
         self,

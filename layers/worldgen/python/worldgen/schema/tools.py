@@ -13,6 +13,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from worldgen.contracts import GM_NOTES_COLUMN
 from worldgen.phases import Phase, get_phase, row_target
 from worldgen.schema.spec import ColumnSpec, TableSpec
 
@@ -63,7 +64,9 @@ def column_schema(column: ColumnSpec) -> dict[str, Any]:
     return schema
 
 
-LEAN_PROPERTIES = ("key", "name", "description")
+# The quick profile's text: what the players read and what only the game master reads. (Not is_secret:
+# Q3's sixteen tables would then pass the 24 optional parameters of strict tool use.)
+LEAN_PROPERTIES = ("key", "name", "description", GM_NOTES_COLUMN)
 
 
 def table_schema(spec: TableSpec, max_items: int, *, lean: bool = False) -> dict[str, Any]:

@@ -11,11 +11,12 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
+from worldgen.contracts import EXPORT_AUDIENCES, GM_AUDIENCE
 from worldgen.phases import ANY_PHASE_BY_ID, PROFILE_NAMES
 from worldgen.settings import MODEL_PROVIDERS
 
 # The formats of `worldgen export`; tools/export/commands.py infers one from -o's extension.
-EXPORT_FORMATS = ("json", "markdown", "html")
+EXPORT_FORMATS = ("json", "markdown", "html", "foundry")
 
 
 def _db_migrate(args: argparse.Namespace) -> int:
@@ -273,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.set_defaults(func=_generation("audit"))
     export = add_command(
         "export",
-        help="export a campaign's world as an HTML report, a Markdown vault or JSON",
+        help="export a campaign's world as an HTML report, a Markdown vault, JSON or a Foundry VTT module",
         example='worldgen export "The Drowned Crown" -o world.html     # or -o vault/ (Markdown), -o world.json',
         group=GM_COMMANDS,
     )
@@ -282,7 +283,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", choices=EXPORT_FORMATS, default=None, help="default: from -o (.html, .json, a folder), else json"
     )
     export.add_argument(
-        "-o", "--output", default=None, metavar="PATH", help="file (a folder for markdown); default standard output"
+        "--audience",
+        choices=EXPORT_AUDIENCES,
+        default=GM_AUDIENCE,
+        help="gm: everything; players: no GM notes, no secret links, nothing known only through one",
+    )
+    export.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        metavar="PATH",
+        help="file (a folder for markdown and foundry); default standard output",
     )
     export.set_defaults(func=_export)
     import_ = add_command(

@@ -10,8 +10,11 @@ from pathlib import Path
 
 from worldgen.db.connection import connect
 from worldgen.tools.export import world
+from worldgen.tools.export.audience import SecretLeak, for_audience
 from worldgen.tools.repo import REPO_ROOT
 
+# Foundry's official CLI, pinned in tools/foundry/package-lock.json and installed by `make foundry-cli`.
+FOUNDRY_CLI_DIR = REPO_ROOT / "tools" / "foundry"
 SCHEMA_PATH = REPO_ROOT / "layers" / "worldgen" / "python" / "worldgen" / "tools" / "export" / world.SCHEMA_FILE
 
 
@@ -60,6 +63,9 @@ def _export(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if export_as == "foundry" and not args.output:
+        print("error: cannot export: the foundry format writes a module folder: give -o DIR", file=sys.stderr)
+        return 2
     with connect(migrated_local_database()) as conn:
         try:
             campaign_id = find_campaign(conn, args.campaign)
@@ -67,8 +73,26 @@ def _export(args: argparse.Namespace) -> int:
             print(f"error: cannot export: {exc}", file=sys.stderr)
             return 2
         document = world.export_world(conn, campaign_id)
+    try:
+        document = for_audience(document, world.committed_schema(), args.audience)
+    except SecretLeak as exc:
+        print(f"error: cannot export for players: {exc}", file=sys.stderr)
+        return 2
     if export_as == "json":
         _write_text(world.dumps(document), args.output)
+    elif export_as == "foundry":
+        from worldgen.tools.export.foundry import FoundryExportError, write_module
+
+        try:
+            module = write_module(document, world.committed_schema(), Path(args.output), FOUNDRY_CLI_DIR)
+        except FoundryExportError as exc:
+            print(f"error: cannot export to Foundry: {exc}", file=sys.stderr)
+            return 2
+        entries = len(module.entry_ids)
+        print(
+            f"wrote Foundry module {module.manifest['id']} ({entries} journal entries) under {args.output}",
+            file=sys.stderr,
+        )
     elif export_as == "markdown":
         from worldgen.tools.export.markdown import markdown_vault
 
@@ -82,7 +106,7 @@ def _export(args: argparse.Namespace) -> int:
     else:
         from worldgen.tools.export.html import html_report
 
-        _write_text(html_report(document, world.committed_schema()), args.output)
+        _write_text(html_report(document, world.committed_schema(), audience=args.audience), args.output)
     return 0
 
 

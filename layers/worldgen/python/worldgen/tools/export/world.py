@@ -20,6 +20,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from worldgen.contracts import EXPORT_AUDIENCES
 from worldgen.db.catalog import read_table_specs
 from worldgen.phases import CORE_TABLES, WORLD_TABLES
 from worldgen.schema.spec import ColumnSpec, TableSpec
@@ -31,6 +32,8 @@ SCHEMA_FILE = "world_export.schema.json"
 # A schema annotation on a reference field: the table whose key it holds (JSON Schema cannot check it).
 REFERENCES = "x-references"
 PC_TABLE = "player_characters"
+# Who a file is for (``tools.export.audience``): a players file holds no gm_notes and no secret link.
+AUDIENCE_FIELD = "audience"
 # Surrogate and owner columns: never exported, remade on import.
 _LOCAL_COLUMNS = frozenset({"id", "campaign_id"})
 # The audit of a generation, nested under it in the file.
@@ -207,6 +210,11 @@ def build_schema(specs: Mapping[str, TableSpec]) -> dict[str, Any]:
             "format": {"const": FORMAT},
             "version": {"const": VERSION},
             "exported_at": {"type": "string"},
+            AUDIENCE_FIELD: {
+                "enum": list(EXPORT_AUDIENCES),
+                "description": "gm: everything; players: without gm_notes, secret links and the rows known "
+                "only through them",
+            },
             "campaign": _row_schema(specs["campaigns"], {}),
             "player_characters": rows(PC_TABLE),
             "generations": {"type": "array", "items": generation},
