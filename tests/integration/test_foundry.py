@@ -110,7 +110,7 @@ def test_without_node_the_foundry_export_fails_in_one_line(campaign_id, tmp_path
     assert main(["export", str(campaign_id), "--format", "foundry", "-o", str(tmp_path / "module")]) == 2
 
     err = capsys.readouterr().err
-    assert err.startswith("cannot export to Foundry: Node.js is not installed") and err.count("\n") == 1
+    assert err.startswith("error: cannot export to Foundry: Node.js is not installed") and err.count("\n") == 1
     assert not (tmp_path / "module").exists()
     assert main(["export", str(campaign_id), "--format", "foundry"]) == 2
-    assert capsys.readouterr().err == "cannot export: the foundry format writes a module folder: give -o DIR\n"
+    assert capsys.readouterr().err == "error: cannot export: the foundry format writes a module folder: give -o DIR\n"
