@@ -87,7 +87,7 @@ def bool_exp_problems(exp: dict[str, Any], table: str, columns: dict[str, set[st
 def test_every_migrated_table_is_tracked(catalog: dict[str, Any]) -> None:
     tracked = set(tracked_tables())
     assert tracked == set(catalog["columns"]) == set(ALL_TABLES)
-    assert len(tracked) == 44
+    assert len(tracked) == 45
 
 
 def test_every_foreign_key_has_an_object_and_an_array_relationship(catalog: dict[str, Any]) -> None:
@@ -186,7 +186,7 @@ def test_every_permission_names_existing_columns_and_relationships(catalog: dict
 
 def test_user_reads_every_table_of_its_own_campaigns_only() -> None:
     tables = tracked_tables()
-    for table in (*WORLD_TABLES, "player_characters", "generations", "phase_runs", "model_calls"):
+    for table in (*WORLD_TABLES, "player_characters", "generations", "phase_runs", "model_calls", "row_rerolls"):
         (select,) = tables[table]["select_permissions"]
         assert select["role"] == ROLE
         assert select["permission"]["filter"] == OWNER_FILTER, table
@@ -201,9 +201,9 @@ def test_user_writes_campaigns_and_player_characters_and_only_edits_and_locks_wo
     from worldgen.local.postgres import with_database
 
     tables = tracked_tables()
-    for table in (*WORLD_TABLES, "generations", "phase_runs", "model_calls"):
+    for table in (*WORLD_TABLES, "generations", "phase_runs", "model_calls", "row_rerolls"):
         assert not {"insert_permissions", "delete_permissions"} & set(tables[table]), table
-    for table in ("generations", "phase_runs", "model_calls"):
+    for table in ("generations", "phase_runs", "model_calls", "row_rerolls"):
         assert "update_permissions" not in tables[table], table
     with psycopg.connect(with_database(admin_url, template_db)) as conn:
         specs = read_table_specs(conn, WORLD_TABLES)
@@ -236,7 +236,7 @@ def test_actions_graphql_and_actions_yaml_declare_the_same_actions() -> None:
     declared = {action["name"] for action in load_yaml(METADATA / "actions.yaml")["actions"]}
     assert set(actions_schema_fields()) == declared == {
         "generateWorld", "resumeGeneration", "regenerateFromPhase", "cancelGeneration", "revertGeneration",
-        "discardGeneration",
+        "discardGeneration", "rerollRow", "undoReroll",
     }  # fmt: skip
 
 
@@ -251,11 +251,26 @@ def test_actions_call_the_handler_with_the_shared_secret_and_return_generation_s
         definition = action["definition"]
         assert definition["kind"] == "synchronous"
         assert definition["handler"] == "{{WORLDGEN_ACTION_URL}}"
-        assert definition["timeout"] == 25  # below Hasura's 30 s default: the handler only starts the run
+        assert definition["timeout"] == 25  # below Hasura's 30 s default and the action Lambda's 29 s
         assert {"name": "x-worldgen-action-secret", "value_from_env": "WORLDGEN_ACTION_SECRET"} in definition["headers"]
         assert action["permissions"] == [{"role": ROLE}]
     for name, field in actions_schema_fields().items():
-        assert get_named_type(field.type).name == "GenerationStarted", name
+        expected = "RowRerolled" if name in ("rerollRow", "undoReroll") else "GenerationStarted"
+        assert get_named_type(field.type).name == expected, name
+
+
+def test_row_rerolled_links_to_the_reroll_and_answers_what_the_handler_returns(catalog: dict[str, Any]) -> None:
+    from worldgen.reroll import RerollOutcome
+
+    objects = load_yaml(METADATA / "actions.yaml")["custom_types"]["objects"]
+    (rerolled,) = [o for o in objects if o["name"] == "RowRerolled"]
+    (relationship,) = rerolled["relationships"]
+    assert relationship["remote_table"] == {"name": "row_rerolls", "schema": "public"}
+    assert relationship["field_mapping"] == {"reroll_id": "id"}
+    output = get_named_type(actions_schema_fields()["rerollRow"].type)
+    assert isinstance(output, GraphQLObjectType)
+    assert set(output.fields) == set(RerollOutcome.__dataclass_fields__)
+    assert "id" in catalog["columns"]["row_rerolls"]
 
 
 def test_generation_started_links_to_the_generations_table(catalog: dict[str, Any]) -> None:

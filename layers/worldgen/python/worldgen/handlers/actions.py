@@ -1,9 +1,12 @@
-"""The Hasura action handler: generateWorld, resumeGeneration, regenerateFromPhase, cancelGeneration.
+"""The Hasura action handler: generateWorld, resumeGeneration, regenerateFromPhase, cancelGeneration,
+revertGeneration, discardGeneration, rerollRow and undoReroll.
 
 Served by a Lambda Function URL. It follows Hasura's action contract: the body is
 ``{action: {name}, input, session_variables, request_query}``; success is a JSON object; every
 failure is a 4xx with ``{"message", "extensions": {"code"}}`` (Hasura shows it to the client),
 never a 5xx. It answers at once: a generation runs for minutes, Hasura's action timeout is 30 s.
+A reroll is one row and one model call (and at most one repair): it is made inside the request,
+within ``reroll.REROLL_SECONDS``.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ ACTION_NAMES = (
     "cancelGeneration",
     "revertGeneration",
     "discardGeneration",
+    "rerollRow",
+    "undoReroll",
 )
 MAX_BODY_BYTES = 64 * 1024
 
@@ -83,6 +88,15 @@ class GenerateInput(CampaignInput):
 
 class RegenerateInput(CampaignInput):
     phase: str
+
+
+class RowInput(CampaignInput):
+    table: str = Field(max_length=63)  # PostgreSQL's identifier length
+    key: str = Field(max_length=200)
+
+
+class RerollInput(RowInput):
+    hint: str | None = None
 
 
 @dataclass
@@ -414,6 +428,57 @@ def discard_generation(conn: psycopg.Connection[Any], data: dict[str, Any], call
     )
 
 
+def _reroll_action(
+    conn: psycopg.Connection[Any], campaign_id: uuid.UUID, caller: Caller, edit: Callable[[], Any]
+) -> dict[str, Any]:
+    """A reroll or its undo of a campaign the caller owns; a refusal or a failed call as a 4xx."""
+    from worldgen import reroll
+    from worldgen.errors import InvalidModelOutput, ModelOutputTruncated, ModelRefused, WorldgenError
+
+    _load_campaign(conn, campaign_id, caller)
+    for active in conn.execute(
+        "SELECT id, campaign_id, status, execution_arn, status_changed_at FROM generations"
+        " WHERE campaign_id = %s AND status IN ('pending', 'running')",
+        (str(campaign_id),),
+    ).fetchall():
+        reconcile(conn, dict(active))  # a generation whose execution died does not block the edit
+    conn.commit()
+    try:
+        outcome = edit()
+    except reroll.RerollRefused as exc:
+        raise ActionError(exc.status, exc.code, exc.message) from exc
+    except (InvalidModelOutput, ModelRefused, ModelOutputTruncated) as exc:
+        raise ActionError(422, "reroll-failed", f"{type(exc).__name__}: {exc.message}"[:2000]) from exc
+    except WorldgenError as exc:  # the model is unavailable (rate limit, overload, timeout): later
+        raise ActionError(409, "model-unavailable", f"{type(exc).__name__}: {exc.message} (try again)"[:2000]) from exc
+    payload: dict[str, Any] = outcome.payload()
+    return payload
+
+
+def reroll_row(conn: psycopg.Connection[Any], data: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    from worldgen import reroll
+
+    request = RerollInput.model_validate(data)
+    return _reroll_action(
+        conn,
+        request.campaign_id,
+        caller,
+        lambda: reroll.reroll_row(conn, request.campaign_id, request.table, request.key, hint=request.hint),
+    )
+
+
+def undo_reroll(conn: psycopg.Connection[Any], data: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    from worldgen import reroll
+
+    request = RowInput.model_validate(data)
+    return _reroll_action(
+        conn,
+        request.campaign_id,
+        caller,
+        lambda: reroll.undo_reroll(conn, request.campaign_id, request.table, request.key),
+    )
+
+
 ACTIONS: dict[str, Callable[[psycopg.Connection[Any], dict[str, Any], Caller], dict[str, Any]]] = {
     "generateWorld": generate_world,
     "resumeGeneration": resume_generation,
@@ -421,6 +486,8 @@ ACTIONS: dict[str, Callable[[psycopg.Connection[Any], dict[str, Any], Caller], d
     "cancelGeneration": cancel_generation,
     "revertGeneration": revert_generation,
     "discardGeneration": discard_generation,
+    "rerollRow": reroll_row,
+    "undoReroll": undo_reroll,
 }
 
 

@@ -389,6 +389,9 @@ class _PhaseGenerator:
         done: list[dict[str, Any]],
     ) -> str | None:
         if refs[prop] == table:  # a hierarchy: the first row is a root, later rows hang under earlier ones
+            parents = item["properties"][prop].get("enum")
+            if parents:  # the parents are given (a reroll offers the table's other rows): one of them
+                return str(parents[position % len(parents)])
             outlined = [row["key"] for row in self.request.outline.get(table, [])]
             if outlined and table in self.request.assigned:  # in the outline's order, across parts
                 at = outlined.index(self.request.assigned[table][position])

@@ -248,6 +248,17 @@ def build_parser() -> argparse.ArgumentParser:
     discard = add_command("discard", help="remove every row a failed or cancelled generation wrote")
     discard.add_argument("generation_id", type=uuid_argument)
     discard.set_defaults(func=_generation("discard"))
+    reroll = add_command("reroll", help="write one world row anew (an NPC, a place, an item, a quest), or --undo")
+    reroll.add_argument("campaign_ref", metavar="CAMPAIGN", help="campaign id or name")
+    reroll.add_argument("table", metavar="TABLE", help="a world table, e.g. entities, locations, items, quest_hooks")
+    reroll.add_argument("key", metavar="KEY", help="the row's key, e.g. mira-the-innkeeper")
+    reroll.add_argument("--hint", default=None, metavar="TEXT", help="what to change, e.g. 'less of a fetch quest'")
+    reroll.add_argument("--undo", action="store_true", help="put back the version before the latest reroll")
+    reroll.add_argument("--model", type=model_choice, default=None, help=" | ".join(MODEL_PROVIDERS))
+    reroll.set_defaults(func=_generation("reroll"))
+    history = add_command("history", help="list a campaign's rerolls: row, hint, model, cost")
+    history.add_argument("campaign_ref", metavar="CAMPAIGN", help="campaign id or name")
+    history.set_defaults(func=_generation("history"))
     serve = with_model(add_command("serve", help="serve the Hasura actions on 127.0.0.1"))
     serve.add_argument("--port", type=int, default=8089)
     serve.add_argument("--max-connections", type=int, default=32, help="requests handled at once (others wait)")
@@ -312,7 +323,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # Commands that need a database (and, for some, a model key or a campaign file) checked first.
-PREFLIGHT_COMMANDS = ("demo", "generate", "status", "resume", "regenerate", "cancel", "revert", "discard", "serve")
+PREFLIGHT_COMMANDS = (
+    "demo", "generate", "status", "resume", "regenerate", "cancel", "revert", "discard", "serve", "reroll", "history",
+)  # fmt: skip
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -329,6 +342,8 @@ def _run(args: argparse.Namespace) -> int:
             "revert",
             "discard",
             "serve",
+            "reroll",
+            "history",
         ):
             from worldgen.local.preflight import preflight
 
