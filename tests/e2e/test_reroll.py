@@ -510,3 +510,62 @@ def test_cli_reroll_mistakes_are_one_line(
 def test_cli_reroll_of_an_unknown_campaign_is_one_line(db_url: str) -> None:
     result = worldgen("reroll", "No Such Campaign", "entities", "x", database_url=db_url)
     assert (result.returncode, result.stderr) == (2, "error: no campaign has the id or name 'No Such Campaign'\n")
+
+
+# -- exports ------------------------------------------------------------------------------------------
+
+
+def test_an_export_after_a_reroll_carries_the_current_version_only_and_imports_without_history(
+    demo_world: uuid.UUID, conn: Any
+) -> None:
+    from worldgen.tools.export.world import document_problems, export_world, import_world
+
+    npc = busiest_npc(conn, demo_world)
+    first = export_world(conn, demo_world)
+    outcome = reroll_row(conn, demo_world, "entities", npc["key"], hint="a darker secret")
+    current = conn.execute("SELECT name, description FROM entities WHERE id = %s", (npc["id"],)).fetchone()
+    conn.commit()
+
+    second = export_world(conn, demo_world)
+
+    [old] = [r for r in first["world"]["entities"] if r["key"] == npc["key"]]
+    [new] = [r for r in second["world"]["entities"] if r["key"] == npc["key"]]
+    assert (new["name"], new["description"]) == (current["name"], current["description"])
+    assert new["description"] != old["description"]
+    assert {t: r for t, r in second["world"].items() if t != "entities"} == {
+        t: r for t, r in first["world"].items() if t != "entities"
+    }
+    assert document_problems(second) == []
+    assert outcome.reroll_id not in str(second)  # no history, no reroll ledger row in the file
+    assert "reroll_id" not in str(second["generations"])
+
+    copy = import_world(conn, second)
+    conn.commit()
+    assert conn.execute(
+        "SELECT description FROM entities WHERE campaign_id = %s AND key = %s", (copy, npc["key"])
+    ).fetchone() == {"description": current["description"]}
+    assert reroll_history(conn, copy) == []
+
+
+def test_undo_is_refused_once_a_regeneration_replaced_the_row(demo_world: uuid.UUID, conn: Any) -> None:
+    from worldgen.pipeline import run_phase
+
+    edge = conn.execute(
+        "SELECT key FROM entity_relationships WHERE campaign_id = %s ORDER BY key LIMIT 1", (demo_world,)
+    ).fetchone()["key"]
+    conn.commit()
+    reroll_row(conn, demo_world, "entity_relationships", edge)
+    generation = state.create_generation(conn, demo_world, provider="procedural", phases=["3C"])
+    run_phase(conn, generation, "3C")
+    state.complete_generation(conn, generation, {"rows_total": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0})
+    assert conn.execute(
+        "SELECT 1 FROM entity_relationships WHERE campaign_id = %s AND key = %s", (demo_world, edge)
+    ).fetchone()  # the regeneration wrote the same key again, a new row
+    conn.commit()
+    before = world(conn, demo_world)
+
+    with pytest.raises(RerollRefused) as refused:
+        undo_reroll(conn, demo_world, "entity_relationships", edge)
+
+    assert refused.value.code == "row-replaced"
+    assert world(conn, demo_world) == before
