@@ -119,6 +119,10 @@ def test_reroll_of_an_npc_on_the_demo_world_changes_only_that_row_and_undo_resto
     npc = busiest_npc(conn, demo_world)
     referring = references_to(conn, demo_world, "entities", npc["id"])
     assert len(referring) >= 2  # the test means something: rows hang on this NPC
+    ties_before = conn.execute(
+        "SELECT player_character_id, race_id, faction_id, home_region_id, role FROM entities WHERE id = %s",
+        (npc["id"],),
+    ).fetchone()
     before = world(conn, demo_world)
 
     outcome = reroll_row(conn, demo_world, "entities", npc["key"], hint="make her less dull")
@@ -130,6 +134,8 @@ def test_reroll_of_an_npc_on_the_demo_world_changes_only_that_row_and_undo_resto
     assert kept == {"id": npc["id"], "key": npc["key"]}
     assert references_to(conn, demo_world, "entities", npc["id"]) == referring
     assert dangling_references(conn, demo_world) == []
+    ties = "SELECT player_character_id, race_id, faction_id, home_region_id, role FROM entities WHERE id = %s"
+    assert conn.execute(ties, (npc["id"],)).fetchone() == ties_before  # the offline generator reads no hint
     ledger = reroll_ledger(conn, outcome.reroll_id)
     assert [(c["generation_id"], c["phase"], c["provider"]) for c in ledger] == [(None, "2A", "procedural")]
     history = reroll_history(conn, demo_world)
@@ -411,6 +417,9 @@ def test_reroll_row_action_rerolls_and_undo_reroll_puts_it_back(
         ({"campaign_id": str(uuid.UUID(int=7))}, 404, "campaign-not-found"),
         ({"table": None}, 400, "validation-failed"),
         ({"hint": "x" * 2001}, 400, "hint-too-long"),
+        ({"table": "entities; DROP TABLE entities"}, 400, "unknown-table"),
+        ({"table": "enti\u0000ties"}, 400, "unknown-table"),
+        ({"key": "mira\u0000"}, 404, "unknown-key"),
     ],
 )
 def test_reroll_row_action_answers_bad_input_in_hasuras_shape(
@@ -569,3 +578,45 @@ def test_undo_is_refused_once_a_regeneration_replaced_the_row(demo_world: uuid.U
 
     assert refused.value.code == "row-replaced"
     assert world(conn, demo_world) == before
+
+
+def test_the_tool_pins_references_without_a_hint_and_offers_every_valid_row_with_one(
+    demo_world: uuid.UUID, conn: Any
+) -> None:
+    from worldgen.reroll import _neighbourhood, _whole_row, reroll_tool
+
+    parent = conn.execute(
+        "SELECT p.key, p.parent_location_id FROM locations p WHERE p.campaign_id = %s"
+        " AND EXISTS (SELECT 1 FROM locations c WHERE c.parent_location_id = p.id) ORDER BY p.key LIMIT 1",
+        (demo_world,),
+    ).fetchone()
+    children = {
+        r["key"]
+        for r in conn.execute(
+            "WITH RECURSIVE under AS (SELECT id, key FROM locations WHERE parent_location_id ="
+            " (SELECT id FROM locations WHERE campaign_id = %s AND key = %s)"
+            " UNION SELECT l.id, l.key FROM locations l JOIN under u ON l.parent_location_id = u.id)"
+            " SELECT key FROM under",
+            (demo_world, parent["key"]),
+        ).fetchall()
+    }
+    specs = table_specs(conn)
+    whole = _whole_row(conn, demo_world, "locations", parent["key"])
+    around = _neighbourhood(conn, demo_world, "locations", whole, specs)
+    conn.commit()
+
+    pinned = reroll_tool("locations", specs["locations"], around, parent["key"], open_references=False)
+    opened = reroll_tool("locations", specs["locations"], around, parent["key"], open_references=True)
+
+    def item(tool: dict[str, Any]) -> dict[str, Any]:
+        return tool["input_schema"]["properties"]["locations"]["items"]["properties"]
+
+    assert item(pinned)["key"]["enum"] == item(opened)["key"]["enum"] == [parent["key"]]
+    for prop, schema in item(pinned).items():
+        if prop.endswith("_key") and prop != "key":
+            assert schema["enum"] == [around.row[prop]], prop  # the current value, nothing else
+    assert ("parent_location_key" in item(pinned)) is (parent["parent_location_id"] is not None)
+    offered = set(item(opened)["parent_location_key"]["enum"])
+    all_locations = set(around.keys["locations"])
+    assert offered == all_locations - children - {parent["key"]}  # never itself or a descendant
+    assert children  # the test means something

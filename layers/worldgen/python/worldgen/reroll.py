@@ -37,6 +37,7 @@ from worldgen.db.save import WORLD_TABLE_SET, existing_keys, invalid_output
 from worldgen.db.snapshot import insertable_columns
 from worldgen.errors import CampaignNotFound, InvalidModelOutput, WorldgenError
 from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage, WorldModel, get_model
+from worldgen.observability import logger
 from worldgen.outline import ASSIGNED_MARKER
 from worldgen.phases import WORLD_TABLES, Phase, phase_of_table
 from worldgen.pipeline import record_model_calls, repair_messages, table_specs, usage_of_failure
@@ -92,9 +93,13 @@ def world_table(conn: psycopg.Connection[Any], table: str) -> Phase:
     phase = phase_of_table(table) if table in WORLD_TABLE_SET else None
     if phase is not None:
         return phase
-    exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL AS found", (f"public.{table}",)).fetchone()
-    conn.commit()
-    if exists is not None and exists["found"] and table.isidentifier():
+    exists = None
+    if "\x00" not in table:  # PostgreSQL text cannot hold NUL
+        exists = conn.execute(
+            "SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = 'public' AND tablename = %s", (table,)
+        ).fetchone()
+        conn.commit()
+    if exists is not None:
         raise RerollRefused(
             "not-a-world-table",
             f"{table!r} is not a world table: only generated rows are rerolled (e.g. entities, locations, items)",
@@ -115,6 +120,8 @@ def _campaign(conn: psycopg.Connection[Any], campaign_id: uuid.UUID | str) -> di
 
 def _whole_row(conn: psycopg.Connection[Any], campaign_id: Any, table: str, key: str) -> dict[str, Any]:
     """The row as ``to_jsonb`` writes it; RerollRefused when the campaign has no such key."""
+    if "\x00" in key:
+        raise RerollRefused("unknown-key", f"campaign {campaign_id} has no {table} row with key {key!r}", 404)
     row = conn.execute(
         sql.SQL("SELECT to_jsonb(t) AS row FROM {} t WHERE campaign_id = %s AND key = %s").format(
             sql.Identifier(table)
@@ -391,13 +398,10 @@ def reroll_row(
         written = _ask_and_save(
             conn, request, model, calls, campaign["id"], phase, spec, whole, around, hint, reroll_id
         )
-    except RerollRefused as exc:
-        _record_failed(conn, campaign["id"], table, whole, hint, reroll_id, phase, calls, exc.code, exc.message)
-        raise
-    except WorldgenError as exc:
-        _record_failed(
-            conn, campaign["id"], table, whole, hint, reroll_id, phase, calls, type(exc).__name__, exc.message
-        )
+    except Exception as exc:  # what was called was paid for: it reaches the ledger whatever happened
+        error = exc.code if isinstance(exc, RerollRefused) else type(exc).__name__
+        message = exc.message if isinstance(exc, RerollRefused | WorldgenError) else str(exc)
+        _record_failed(conn, campaign["id"], table, whole, hint, reroll_id, phase, calls, error, message)
         raise
     changed = sorted(c for c in written if c != "updated_at" and written.get(c) != whole.get(c))
     return RerollOutcome(
@@ -562,11 +566,30 @@ def _record_failed(
     error_type: str,
     message: str,
 ) -> None:
-    """A reroll that wrote nothing: what its model calls cost still reaches the ledger."""
+    """A reroll that wrote nothing: what its model calls cost still reaches the ledger (logged when
+    the database cannot take it, never masking the reroll's own error)."""
     if not calls:
         return
-    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-        conn.rollback()
+    try:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.rollback()
+        _write_failed(conn, campaign_id, table, whole, hint, reroll_id, phase, calls, error_type, message)
+    except psycopg.Error:
+        logger.exception("reroll's model calls not recorded", extra={"table": table, "calls": len(calls)})
+
+
+def _write_failed(
+    conn: psycopg.Connection[Any],
+    campaign_id: Any,
+    table: str,
+    whole: dict[str, Any],
+    hint: str | None,
+    reroll_id: uuid.UUID,
+    phase: Phase,
+    calls: list[ModelUsage],
+    error_type: str,
+    message: str,
+) -> None:
     with conn.transaction():
         conn.execute(
             "INSERT INTO row_rerolls (id, campaign_id, table_name, row_id, row_key, hint, status, error_type,"

@@ -252,11 +252,10 @@ def history(args: argparse.Namespace) -> int:
     print(f"{'when':19}  {'row':40}  {'status':7}  {'model':24}  {'calls':>5}  {'cost':>9}  hint")
     for row in rows:
         where = f"{row['table_name']} {row['row_key']}"
-        status_text = row["error_type"] if row["status"] == "failed" else row["status"]
+        failure = f" ({row['error_type']})" if row["status"] == "failed" else ""
         print(
             f"{row['created_at']:%Y-%m-%d %H:%M:%S}  {where[:40]:40}  {row['status']:7}  {row['model'][:24]:24}"
-            f"  {row['model_calls']:>5}  ${float(row['cost_usd']):>8.4f}  {row['hint'] or ''}"
-            + (f" ({status_text})" if row["status"] == "failed" else "")
+            f"  {row['model_calls']:>5}  ${float(row['cost_usd']):>8.4f}  {row['hint'] or ''}{failure}"
         )
     return 0
 
