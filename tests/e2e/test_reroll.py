@@ -620,3 +620,28 @@ def test_the_tool_pins_references_without_a_hint_and_offers_every_valid_row_with
     all_locations = set(around.keys["locations"])
     assert offered == all_locations - children - {parent["key"]}  # never itself or a descendant
     assert children  # the test means something
+
+
+class EditsTheRow:
+    """The procedural model, but while it answers the game master edits the row through Hasura."""
+
+    provider = "procedural"
+
+    def __init__(self, db_url: str, row_id: Any) -> None:
+        self.db_url, self.row_id = db_url, row_id
+
+    def call(self, request: ModelRequest) -> ModelResponse:
+        with psycopg.connect(self.db_url) as other:
+            other.execute("UPDATE entities SET description = 'Edited at the table.' WHERE id = %s", (self.row_id,))
+        return get_model("procedural").call(request)
+
+
+def test_an_edit_during_the_call_is_kept_and_the_reroll_refused(demo_world: uuid.UUID, conn: Any, db_url: str) -> None:
+    npc = busiest_npc(conn, demo_world)
+
+    with pytest.raises(RerollRefused) as refused:
+        reroll_row(conn, demo_world, "entities", npc["key"], model=EditsTheRow(db_url, npc["id"]))
+
+    assert refused.value.code == "row-changed"
+    edited = conn.execute("SELECT description FROM entities WHERE id = %s", (npc["id"],)).fetchone()
+    assert edited == {"description": "Edited at the table."}

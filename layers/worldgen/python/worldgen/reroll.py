@@ -573,33 +573,18 @@ def _record_failed(
     try:
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             conn.rollback()
-        _write_failed(conn, campaign_id, table, whole, hint, reroll_id, phase, calls, error_type, message)
+        with conn.transaction():
+            conn.execute(
+                "INSERT INTO row_rerolls (id, campaign_id, table_name, row_id, row_key, hint, status, error_type,"
+                " error_message) VALUES (%s, %s, %s, %s, %s, %s, 'failed', %s, %s)",
+                (reroll_id, str(campaign_id), table, whole["id"], whole["key"], hint, error_type, message[:4000]),
+            )
+            record_model_calls(
+                conn, calls, _call_ids(reroll_id, len(calls)), campaign_id=campaign_id, phase_id=phase.id,
+                reroll_id=reroll_id, error=error_type,
+            )  # fmt: skip
     except psycopg.Error:
         logger.exception("reroll's model calls not recorded", extra={"table": table, "calls": len(calls)})
-
-
-def _write_failed(
-    conn: psycopg.Connection[Any],
-    campaign_id: Any,
-    table: str,
-    whole: dict[str, Any],
-    hint: str | None,
-    reroll_id: uuid.UUID,
-    phase: Phase,
-    calls: list[ModelUsage],
-    error_type: str,
-    message: str,
-) -> None:
-    with conn.transaction():
-        conn.execute(
-            "INSERT INTO row_rerolls (id, campaign_id, table_name, row_id, row_key, hint, status, error_type,"
-            " error_message) VALUES (%s, %s, %s, %s, %s, %s, 'failed', %s, %s)",
-            (reroll_id, str(campaign_id), table, whole["id"], whole["key"], hint, error_type, message[:4000]),
-        )
-        record_model_calls(
-            conn, calls, _call_ids(reroll_id, len(calls)), campaign_id=campaign_id, phase_id=phase.id,
-            reroll_id=reroll_id, error=error_type,
-        )  # fmt: skip
 
 
 # -- undo and history -----------------------------------------------------------------------------

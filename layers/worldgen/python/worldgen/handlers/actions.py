@@ -244,6 +244,17 @@ def reconcile(conn: psycopg.Connection[Any], generation: dict[str, Any]) -> dict
     return {**generation, "status": moved.status}
 
 
+def _reconcile_active(conn: psycopg.Connection[Any], campaign_id: uuid.UUID) -> None:
+    """Reconcile the campaign's active generations: one whose execution died does not block it."""
+    for stale in conn.execute(
+        "SELECT g.id, g.campaign_id, g.status, g.execution_arn, g.status_changed_at FROM generations g"
+        " WHERE g.campaign_id = %s AND g.status IN ('pending', 'running')",
+        (str(campaign_id),),
+    ).fetchall():
+        reconcile(conn, dict(stale))
+    conn.commit()
+
+
 def _profile_of(conn: psycopg.Connection[Any], generation_id: uuid.UUID) -> str:
     row = conn.execute("SELECT profile FROM generations WHERE id = %s", (str(generation_id),)).fetchone()
     conn.commit()
@@ -279,13 +290,7 @@ def _create_and_start(
     profile: str = "full",
 ) -> dict[str, Any]:
     """A new generation row (at most one active per campaign), then its execution, named after it."""
-    for stale in conn.execute(
-        "SELECT g.id, g.campaign_id, g.status, g.execution_arn, g.status_changed_at FROM generations g"
-        " WHERE g.campaign_id = %s AND g.status IN ('pending', 'running')",
-        (str(campaign_id),),
-    ).fetchall():
-        reconcile(conn, dict(stale))  # a generation whose execution died does not block the campaign
-    conn.commit()
+    _reconcile_active(conn, campaign_id)
     try:
         generation_id = state.create_generation(
             conn, campaign_id, provider=get_settings().model_provider, options=options, phases=phases, profile=profile
@@ -436,13 +441,7 @@ def _reroll_action(
     from worldgen.errors import InvalidModelOutput, ModelOutputTruncated, ModelRefused, WorldgenError
 
     _load_campaign(conn, campaign_id, caller)
-    for active in conn.execute(
-        "SELECT id, campaign_id, status, execution_arn, status_changed_at FROM generations"
-        " WHERE campaign_id = %s AND status IN ('pending', 'running')",
-        (str(campaign_id),),
-    ).fetchall():
-        reconcile(conn, dict(active))  # a generation whose execution died does not block the edit
-    conn.commit()
+    _reconcile_active(conn, campaign_id)
     try:
         outcome = edit()
     except reroll.RerollRefused as exc:
