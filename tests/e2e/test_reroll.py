@@ -645,3 +645,24 @@ def test_an_edit_during_the_call_is_kept_and_the_reroll_refused(demo_world: uuid
     assert refused.value.code == "row-changed"
     edited = conn.execute("SELECT description FROM entities WHERE id = %s", (npc["id"],)).fetchone()
     assert edited == {"description": "Edited at the table."}
+
+
+def test_the_row_rerolls_migration_goes_down_and_up_again_with_rerolls_recorded(
+    demo_world: uuid.UUID, conn: Any, db_url: str
+) -> None:
+    from worldgen.tools.migrator import discover, migrate, migrate_down
+
+    npc = busiest_npc(conn, demo_world)
+    reroll_row(conn, demo_world, "entities", npc["key"])
+    generation_calls = conn.execute("SELECT count(*) AS n FROM model_calls WHERE generation_id IS NOT NULL").fetchone()
+    conn.commit()
+    conn.close()
+
+    names = [m.name for m in discover()]
+    steps = len(names) - names.index("row_rerolls")  # it and the migrations after it, if any
+
+    reverted = migrate_down(db_url, steps)
+    assert reverted[-1].name == "row_rerolls"
+    with psycopg.connect(db_url, row_factory=psycopg.rows.dict_row) as after:
+        assert after.execute("SELECT count(*) AS n FROM model_calls").fetchone() == generation_calls
+    assert [m.name for m in migrate(db_url)] == names[-steps:]
