@@ -666,3 +666,33 @@ def test_the_row_rerolls_migration_goes_down_and_up_again_with_rerolls_recorded(
     with psycopg.connect(db_url, row_factory=psycopg.rows.dict_row) as after:
         assert after.execute("SELECT count(*) AS n FROM model_calls").fetchone() == generation_calls
     assert [m.name for m in migrate(db_url)] == names[-steps:]
+
+
+def test_the_catalogs_rules_across_rows_count_the_rows_held_fixed(
+    claude_world: uuid.UUID, conn: Any, standin: StandIn
+) -> None:
+    edges = conn.execute(
+        "SELECT r.key, a.key AS entity_key, b.key AS related_entity_key, r.relationship_type, r.description"
+        " FROM entity_relationships r JOIN entities a ON a.id = r.entity_id"
+        " JOIN entities b ON b.id = r.related_entity_id"
+        " WHERE r.campaign_id = %s ORDER BY r.key LIMIT 2",
+        (claude_world,),
+    ).fetchall()
+    conn.commit()
+    taken, mine = edges
+    copy = {**{k: taken[k] for k in ("entity_key", "related_entity_key", "relationship_type")}, "key": mine["key"]}
+    fixed = {k: mine[k] for k in ("key", "entity_key", "related_entity_key", "relationship_type")}
+    standin.script(
+        Answer.with_input({"entity_relationships": [{**copy, "description": "The same pair again."}]}),
+        Answer.with_input({"entity_relationships": [{**fixed, "description": "A fresh take."}]}),
+    )
+    before = world(conn, claude_world)
+
+    outcome = reroll_row(
+        conn, claude_world, "entity_relationships", mine["key"], hint="another pair", provider="anthropic"
+    )
+
+    repair = standin.message_requests[1].body["messages"][-1]["content"][0]["content"]
+    assert f"as row {taken['key']!r}: one row per combination" in repair  # found before the database
+    assert outcome.model_calls == 2
+    assert_only_changed(before, world(conn, claude_world), ("entity_relationships", mine["key"]))
