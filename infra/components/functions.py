@@ -103,7 +103,7 @@ class WorldgenFunctions(Construct):
         if self.network:
             self._grant_network_interfaces(role)
         self._grant_secrets(spec, role)
-        if spec.phase and config.model_provider == "bedrock":
+        if spec.calls_model and config.model_provider == "bedrock":
             self._grant_bedrock(role)
         acknowledge(
             function,
@@ -127,7 +127,7 @@ class WorldgenFunctions(Construct):
             "model_provider": config.model_provider,
             "default_model": config.default_model,
         }
-        if spec.phase:
+        if spec.calls_model:
             values["phase_models"] = json.dumps(config.phase_models) if config.phase_models else None
             values["bedrock_region"] = config.bedrock_region
             if secrets.anthropic_api_key is not None:
@@ -138,7 +138,7 @@ class WorldgenFunctions(Construct):
 
     def _grant_secrets(self, spec: LambdaFunction, role: iam.IRole) -> None:
         readable: list[secretsmanager.ISecret] = [self._secrets.database]
-        if spec.phase and self._secrets.anthropic_api_key is not None:
+        if spec.calls_model and self._secrets.anthropic_api_key is not None:
             readable.append(self._secrets.anthropic_api_key)
         if spec.id == START_FUNCTION.id:
             readable.append(self._secrets.action)

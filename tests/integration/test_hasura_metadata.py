@@ -88,7 +88,7 @@ def bool_exp_problems(exp: dict[str, Any], table: str, columns: dict[str, set[st
 def test_every_migrated_table_is_tracked(catalog: dict[str, Any]) -> None:
     tracked = set(tracked_tables())
     assert tracked == set(catalog["columns"]) == set(ALL_TABLES)
-    assert len(tracked) == 44
+    assert len(tracked) == 45
 
 
 def test_every_foreign_key_has_an_object_and_an_array_relationship(catalog: dict[str, Any]) -> None:
@@ -187,7 +187,7 @@ def test_every_permission_names_existing_columns_and_relationships(catalog: dict
 
 def test_user_reads_every_table_of_its_own_campaigns_only() -> None:
     tables = tracked_tables()
-    for table in (*WORLD_TABLES, "player_characters", "generations", "phase_runs", "model_calls"):
+    for table in (*WORLD_TABLES, "player_characters", "generations", "phase_runs", "model_calls", "row_rerolls"):
         (select,) = tables[table]["select_permissions"]
         assert select["role"] == ROLE
         assert select["permission"]["filter"] == OWNER_FILTER, table
@@ -202,9 +202,9 @@ def test_user_writes_campaigns_and_player_characters_and_only_edits_and_locks_wo
     from worldgen.local.postgres import with_database
 
     tables = tracked_tables()
-    for table in (*WORLD_TABLES, "generations", "phase_runs", "model_calls"):
+    for table in (*WORLD_TABLES, "generations", "phase_runs", "model_calls", "row_rerolls"):
         assert not {"insert_permissions", "delete_permissions"} & set(tables[table]), table
-    for table in ("generations", "phase_runs", "model_calls"):
+    for table in ("generations", "phase_runs", "model_calls", "row_rerolls"):
         assert "update_permissions" not in tables[table], table
     with psycopg.connect(with_database(admin_url, template_db)) as conn:
         specs = read_table_specs(conn, WORLD_TABLES)
@@ -266,7 +266,7 @@ def test_actions_graphql_and_actions_yaml_declare_the_same_actions() -> None:
     declared = {action["name"] for action in load_yaml(METADATA / "actions.yaml")["actions"]}
     assert set(actions_schema_fields()) == declared == {
         "generateWorld", "resumeGeneration", "regenerateFromPhase", "cancelGeneration", "revertGeneration",
-        "discardGeneration",
+        "discardGeneration", "rerollRow", "undoReroll",
     }  # fmt: skip
 
 
@@ -281,11 +281,26 @@ def test_actions_call_the_handler_with_the_shared_secret_and_return_generation_s
         definition = action["definition"]
         assert definition["kind"] == "synchronous"
         assert definition["handler"] == "{{WORLDGEN_ACTION_URL}}"
-        assert definition["timeout"] == 25  # below Hasura's 30 s default: the handler only starts the run
+        assert definition["timeout"] == 25  # below Hasura's 30 s default and the action Lambda's 29 s
         assert {"name": "x-worldgen-action-secret", "value_from_env": "WORLDGEN_ACTION_SECRET"} in definition["headers"]
         assert action["permissions"] == [{"role": ROLE}]
     for name, field in actions_schema_fields().items():
-        assert get_named_type(field.type).name == "GenerationStarted", name
+        expected = "RowRerolled" if name in ("rerollRow", "undoReroll") else "GenerationStarted"
+        assert get_named_type(field.type).name == expected, name
+
+
+def test_row_rerolled_links_to_the_reroll_and_answers_what_the_handler_returns(catalog: dict[str, Any]) -> None:
+    from worldgen.reroll import RerollOutcome
+
+    objects = load_yaml(METADATA / "actions.yaml")["custom_types"]["objects"]
+    (rerolled,) = [o for o in objects if o["name"] == "RowRerolled"]
+    (relationship,) = rerolled["relationships"]
+    assert relationship["remote_table"] == {"name": "row_rerolls", "schema": "public"}
+    assert relationship["field_mapping"] == {"reroll_id": "id"}
+    output = get_named_type(actions_schema_fields()["rerollRow"].type)
+    assert isinstance(output, GraphQLObjectType)
+    assert set(output.fields) == set(RerollOutcome.__dataclass_fields__)
+    assert "id" in catalog["columns"]["row_rerolls"]
 
 
 def test_generation_started_links_to_the_generations_table(catalog: dict[str, Any]) -> None:
@@ -319,17 +334,23 @@ def graphql_examples() -> list[str]:
 def test_graphql_examples_in_the_docs_declare_their_variables_and_name_real_fields(catalog: dict[str, Any]) -> None:
     tables = tracked_tables()
     targets = relationship_targets(tables, catalog["edges"])
-    actions = set(actions_schema_fields())
-    started = {"generation_id", "execution_arn", "status"}
+    actions = {name: get_named_type(field.type).name for name, field in actions_schema_fields().items()}
+    schema = build_schema("scalar uuid\ntype Query { unused: Boolean }\n" + (METADATA / "actions.graphql").read_text())
+    outputs: dict[str, tuple[set[str], dict[str, str]]] = {}  # an action's output: its fields, its relationships
+    for output in load_yaml(METADATA / "actions.yaml")["custom_types"]["objects"]:
+        declared_type = schema.get_type(output["name"])
+        assert isinstance(declared_type, GraphQLObjectType)
+        related = {r["name"]: r["remote_table"]["name"] for r in output["relationships"]}
+        outputs[output["name"]] = (set(declared_type.fields), related)
     problems: list[str] = []
 
     def walk(selections: Any, table: str) -> None:
         for field in selections.selections:
             name = field.name.value
-            if table == "GenerationStarted" and name in started:
+            if table in outputs and name in outputs[table][0]:
                 continue
-            if table == "GenerationStarted" and name == "generation":
-                walk(field.selection_set, "generations")
+            if table in outputs and name in outputs[table][1]:
+                walk(field.selection_set, outputs[table][1][name])
             elif table in catalog["columns"] and name in catalog["columns"][table]:
                 continue
             elif (table, name) in targets:
@@ -349,7 +370,7 @@ def test_graphql_examples_in_the_docs_declare_their_variables_and_name_real_fiel
                 assert isinstance(root, FieldNode)
                 name = root.name.value
                 if name in actions:
-                    walk(root.selection_set, "GenerationStarted")
+                    walk(root.selection_set, actions[name])
                 elif name.removesuffix("_by_pk") in tables:
                     walk(root.selection_set, name.removesuffix("_by_pk"))
                 else:

@@ -43,9 +43,9 @@ def empty_db_url(admin_url: str) -> Iterator[str]:
     drop_database(admin_url, name)
 
 
-def test_migrated_database_has_the_44_tables(db_url: str) -> None:
+def test_migrated_database_has_the_45_tables(db_url: str) -> None:
     with psycopg.connect(db_url) as conn:
-        assert len(public_tables(conn)) == 44
+        assert len(public_tables(conn)) == 45
 
 
 def test_every_table_and_every_column_has_a_comment(db_url: str) -> None:
@@ -91,7 +91,7 @@ def test_migrating_all_the_way_down_removes_every_table_and_version_and_up_again
     reapplied = migrate(db_url, migrations_dir=MIGRATIONS_DIR)
     assert [m.version for m in reapplied] == ALL_VERSIONS
     with psycopg.connect(db_url) as conn:
-        assert len(public_tables(conn)) == 44
+        assert len(public_tables(conn)) == 45
 
 
 def test_migrating_down_one_step_reverts_only_the_newest_migration(db_url: str) -> None:
@@ -108,10 +108,10 @@ def test_migrating_down_one_step_reverts_only_the_newest_migration(db_url: str) 
                 " WHERE table_name IN ('model_calls', 'entities', 'faction_relationships', 'entity_items')"
             ).fetchall()
         }
-    assert newest.name == "gm_notes_and_secret_links"
-    assert ("entities", "gm_notes") not in columns  # the newest step undone
-    assert ("entity_items", "is_secret") not in columns
-    assert ("faction_relationships", "is_public") in columns  # the flag it replaced is back
+    assert newest.name == "row_rerolls"
+    assert ("model_calls", "reroll_id") not in columns  # the newest step undone
+    assert "row_rerolls" not in tables
+    assert ("entities", "gm_notes") in columns  # the one before it (secrets) kept
     assert ("model_calls", "part") in columns  # the one before it kept
     assert "pc_connections" in tables
 
@@ -138,7 +138,7 @@ def test_broken_migration_appended_fails_naming_the_file_and_postgres_message(
     assert recorded_versions(empty_db_url) == ALL_VERSIONS
     with psycopg.connect(empty_db_url) as conn:
         tables = public_tables(conn)
-    assert len(tables) == 44
+    assert len(tables) == 45
     assert "half_done" not in tables  # the broken file's own transaction was rolled back
 
 
@@ -205,7 +205,7 @@ def test_two_migrators_racing_on_an_empty_database_apply_each_version_once(empty
         counts = conn.execute(
             "SELECT version, count(*) FROM hdb_catalog.schema_migrations GROUP BY version ORDER BY version"
         ).fetchall()
-        assert len(public_tables(conn)) == 44
+        assert len(public_tables(conn)) == 45
     assert counts == [(version, 1) for version in ALL_VERSIONS]
 
 

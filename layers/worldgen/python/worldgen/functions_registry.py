@@ -22,6 +22,7 @@ class LambdaFunction:
     memory_mb: int = 256
     phase: str | None = None
     in_state_machine: bool = True
+    calls_model: bool = False  # needs the model's settings, its API key secret or Bedrock access
 
     @property
     def placeholder(self) -> str:
@@ -36,6 +37,7 @@ PHASE_FUNCTIONS: tuple[LambdaFunction, ...] = tuple(
         timeout_seconds=phase.lambda_timeout_seconds,
         memory_mb=phase.memory_mb,
         phase=phase.id,
+        calls_model=True,
     )
     for phase in ALL_PHASES  # every profile's phases (the quick profile's Q1..Q3 too)
 )
@@ -51,9 +53,10 @@ COMPLETE_FUNCTION = LambdaFunction(
 START_FUNCTION = LambdaFunction(
     "StartGenerationFunction",
     "start_generation",
-    "Hasura action handler: start, resume, regenerate or cancel a generation",
+    "Hasura action handler: start, resume, regenerate or cancel a generation; reroll a row",
     29,
     in_state_machine=False,
+    calls_model=True,  # rerollRow: one model call inside the request (worldgen.reroll)
 )
 FAILURE_FUNCTION = LambdaFunction(
     "RecordGenerationFailureFunction",

@@ -38,7 +38,14 @@ def stream_deadline_seconds(max_tokens: int) -> int:
     return math.ceil(seconds)
 
 
-CORE_TABLES: tuple[str, ...] = ("campaigns", "player_characters", "generations", "phase_runs", "model_calls")
+CORE_TABLES: tuple[str, ...] = (
+    "campaigns",
+    "player_characters",
+    "generations",
+    "phase_runs",
+    "model_calls",
+    "row_rerolls",
+)
 
 
 @dataclass(frozen=True)

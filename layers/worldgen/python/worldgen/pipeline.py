@@ -117,22 +117,6 @@ def _check_dependencies(conn: psycopg.Connection[Any], generation: dict[str, Any
         )
 
 
-def _ledger_rows(
-    generation: dict[str, Any], phase: Phase, attempt: int, calls: list[ModelUsage], error: str | None
-) -> list[tuple[Any, ...]]:
-    # The id is a function of (generation, phase, attempt, round): writing a call twice (a commit
-    # whose answer was lost, then the failure path) leaves one row.
-    return [
-        (
-            uuid.uuid5(uuid.NAMESPACE_URL, f"worldgen:{generation['id']}:{phase.id}:{attempt}:{index + 1}"),
-            generation["id"], generation["campaign_id"], phase.id, index + 1, u.provider, u.model, u.input_tokens,
-            u.output_tokens, u.cache_creation_input_tokens, u.cache_read_input_tokens, u.latency_ms, u.stop_reason,
-            u.cost_usd, error if index == len(calls) - 1 else None, u.part,
-        )
-        for index, u in enumerate(calls)
-    ]  # fmt: skip
-
-
 def _insert_model_calls(
     conn: psycopg.Connection[Any],
     generation: dict[str, Any],
@@ -141,22 +125,55 @@ def _insert_model_calls(
     calls: list[ModelUsage],
     error: str | None,
 ) -> None:
+    # The id is a function of (generation, phase, attempt, round): writing a call twice (a commit
+    # whose answer was lost, then the failure path) leaves one row.
+    ids = [
+        uuid.uuid5(uuid.NAMESPACE_URL, f"worldgen:{generation['id']}:{phase.id}:{attempt}:{index + 1}")
+        for index in range(len(calls))
+    ]
+    record_model_calls(
+        conn, calls, ids, campaign_id=generation["campaign_id"], phase_id=phase.id,
+        generation_id=generation["id"], error=error,
+    )  # fmt: skip
+
+
+def record_model_calls(
+    conn: psycopg.Connection[Any],
+    calls: list[ModelUsage],
+    ids: list[uuid.UUID],
+    *,
+    campaign_id: Any,
+    phase_id: str,
+    generation_id: Any = None,
+    reroll_id: Any = None,
+    error: str | None = None,
+) -> None:
+    """The ledger rows of ``calls`` (one per round, ``ids`` in order), made for a generation's phase
+    or for a reroll (exactly one of the two); ``error`` goes on the last call."""
     if not calls:
         return
+    rows = [
+        (
+            ids[index], generation_id, reroll_id, campaign_id, phase_id, index + 1, u.provider, u.model,
+            u.input_tokens, u.output_tokens, u.cache_creation_input_tokens, u.cache_read_input_tokens, u.latency_ms,
+            u.stop_reason, u.cost_usd, error if index == len(calls) - 1 else None, u.part,
+        )
+        for index, u in enumerate(calls)
+    ]  # fmt: skip
     with conn.cursor() as cur:
         cur.executemany(
             """
-            INSERT INTO model_calls (id, generation_id, campaign_id, phase, round, provider, model, input_tokens,
-                output_tokens, cache_creation_input_tokens, cache_read_input_tokens, latency_ms, stop_reason,
-                cost_usd, error_type, part)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            INSERT INTO model_calls (id, generation_id, reroll_id, campaign_id, phase, round, provider, model,
+                input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, latency_ms,
+                stop_reason, cost_usd, error_type, part)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
             ON CONFLICT (id) DO NOTHING
             """,
-            _ledger_rows(generation, phase, attempt, calls, error),
+            rows,
         )
 
 
-def _repair_messages(response: ModelResponse, problems: list[str], problem_count: int) -> list[dict[str, Any]]:
+def repair_messages(response: ModelResponse, problems: list[str], problem_count: int) -> list[dict[str, Any]]:
     """The rejected answer, then a user turn listing the problems (a tool_result for a tool call),
     bounded (MAX_PROBLEMS_LISTED, each clipped) however many and however large: 10,000 bad rows
     must not make a megabyte prompt."""
@@ -297,7 +314,7 @@ def _generate(
         except WorldgenError as exc:
             # Every request made reaches the ledger: a refused or truncated answer with the tokens it
             # cost, an API error (429, 529, a timeout) with none.
-            calls.append(_usage_of_failure(exc, model, phase))
+            calls.append(usage_of_failure(exc, model, phase))
             raise
         finally:
             model_ms += time.perf_counter() - call_started
@@ -335,12 +352,12 @@ def _generate(
             )
         _check_time_for_a_round(phase, round_number + 1, remaining_ms, problems)
         request = dataclasses.replace(
-            request, messages=request.messages + _repair_messages(response, problems, problem_count)
+            request, messages=request.messages + repair_messages(response, problems, problem_count)
         )
     raise AssertionError("unreachable")
 
 
-def _usage_of_failure(exc: Exception, model: WorldModel, phase: Phase, part: str | None = None) -> ModelUsage:
+def usage_of_failure(exc: Exception, model: WorldModel, phase: Phase, part: str | None = None) -> ModelUsage:
     """What a failed request cost, for the ledger: a refused or truncated answer with the tokens it
     streamed (``details["usage"]``, taken so it is counted once), an API error with none."""
     usage = exc.details.pop("usage", None) if isinstance(exc, WorldgenError) else None
@@ -460,7 +477,7 @@ class _Parts:
             for index, found in problems.items():
                 response = responses.get(index)
                 if response is not None:
-                    repaired = requests[index].messages + _repair_messages(response, found, len(found))
+                    repaired = requests[index].messages + repair_messages(response, found, len(found))
                     requests[index] = dataclasses.replace(requests[index], messages=repaired)
             pending = sorted(problems)
         raise AssertionError("unreachable")
@@ -514,7 +531,7 @@ class _Parts:
         try:
             self.calls.append(dataclasses.replace(prime(outlines.primer_request(request)), part="primer"))
         except WorldgenError as exc:
-            self.calls.append(_usage_of_failure(exc, self.model, self.phase, part="primer"))
+            self.calls.append(usage_of_failure(exc, self.model, self.phase, part="primer"))
             logger.warning("prompt cache not primed", extra={"phase": self.phase.id, "error": type(exc).__name__})
         finally:
             self.model_seconds += time.perf_counter() - began
@@ -528,7 +545,7 @@ class _Parts:
             try:
                 response = self.model.call(dataclasses.replace(asked, round=round_number))
             except WorldgenError as exc:
-                self.calls.append(_usage_of_failure(exc, self.model, self.phase, part="outline"))
+                self.calls.append(usage_of_failure(exc, self.model, self.phase, part="outline"))
                 raise
             finally:
                 self.model_seconds += time.perf_counter() - began
@@ -550,7 +567,7 @@ class _Parts:
                 )
             _check_time_for_a_round(self.phase, round_number + 1, self.remaining_ms, problems)
             asked = dataclasses.replace(
-                asked, messages=asked.messages + _repair_messages(response, problems, len(problems))
+                asked, messages=asked.messages + repair_messages(response, problems, len(problems))
             )
         raise AssertionError("unreachable")
 
@@ -576,7 +593,7 @@ class _Parts:
                 responses[index] = future.result()
             except Exception as exc:
                 self.calls.append(
-                    dataclasses.replace(_usage_of_failure(exc, self.model, self.phase), part=self._label(index))
+                    dataclasses.replace(usage_of_failure(exc, self.model, self.phase), part=self._label(index))
                 )
                 failure = failure or exc
                 continue

@@ -592,3 +592,23 @@ def fail_phase_attempt(
         (error_type, message[:4000], str(generation_id), phase.id, attempt),
     )
     return cur.rowcount == 1
+
+
+# -- edits of a generated world (a reroll, its undo) ----------------------------------------------
+
+
+def fence_campaign_edit(conn: psycopg.Connection[Any], campaign_id: uuid.UUID | str) -> None:
+    """Inside an edit's transaction, before it writes: the campaign lock (held until the commit) and
+    GenerationActive while a generation of the campaign is pending or running. A generation created
+    before the edit refuses it; one created after waits for the edit's commit (``create_generation``
+    takes the same lock), so its snapshot holds the edited row."""
+    _lock_campaign(conn, campaign_id)
+    active = conn.execute(
+        "SELECT id, status FROM generations WHERE campaign_id = %s AND status IN ('pending', 'running') LIMIT 1",
+        (str(campaign_id),),
+    ).fetchone()
+    if active is not None:
+        raise GenerationActive(
+            f"campaign {campaign_id} has a {active['status']} generation ({active['id']}): wait for it to end"
+            " (or cancel it), then try again"
+        )

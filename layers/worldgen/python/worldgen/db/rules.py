@@ -15,6 +15,7 @@ PostgreSQL still rejects a row, ``database_error`` names it by key, never by UUI
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 import unicodedata
 import uuid
@@ -103,12 +104,12 @@ def slug_keys(phase: Phase, specs: Mapping[str, TableSpec], tool_input: Any) -> 
     return slugged, problems
 
 
-_RULES: dict[tuple[str, str], list[Rule]] = {}
+_RULES: dict[tuple[str, str, tuple[str, ...]], list[Rule]] = {}
 
 
 def table_rules(conn: psycopg.Connection[Any], phase: Phase, specs: Mapping[str, TableSpec]) -> list[Rule]:
     """The catalog's multi-row and multi-column rules of ``phase``'s tables, read once per process."""
-    cached = _RULES.get((conn.info.dsn, phase.id))
+    cached = _RULES.get((conn.info.dsn, phase.id, phase.tables))  # a view of a phase has its own
     if cached is not None:
         return cached
     names = {(t, c.name): c.property_name for t in phase.tables for c in specs[t].exposed_columns}
@@ -133,7 +134,7 @@ def table_rules(conn: psycopg.Connection[Any], phase: Phase, specs: Mapping[str,
             rules.append(Rule(table, "exactly_one", found))
         elif (m := _ORDERED.match(definition)) and (found := props([m[3], m[4]])):
             rules.append(Rule(table, "ordered", found))
-    _RULES[(conn.info.dsn, phase.id)] = rules
+    _RULES[(conn.info.dsn, phase.id, phase.tables)] = rules
     return rules
 
 
@@ -187,10 +188,12 @@ def _validator(phase_id: str) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(load_tool(get_phase(phase_id))["input_schema"])
 
 
-def schema_problems(phase: Phase, tool_input: Any) -> list[Problem]:
-    """What the committed tool schema says, checked by jsonschema, located by table, row and field."""
+def schema_problems(phase: Phase, tool_input: Any, input_schema: dict[str, Any] | None = None) -> list[Problem]:
+    """What the committed tool schema (or ``input_schema``, a tool of its own such as a reroll's)
+    says, checked by jsonschema, located by table, row and field."""
     problems = []
-    for error in _validator(phase.id).iter_errors(tool_input):
+    validator = _validator(phase.id) if input_schema is None else jsonschema.Draft202012Validator(input_schema)
+    for error in validator.iter_errors(tool_input):
         path = list(error.absolute_path)
         table = str(path[0]) if path else "(input)"
         index = path[1] if len(path) > 1 and isinstance(path[1], int) else None
@@ -221,15 +224,30 @@ def validate(
     specs: Mapping[str, TableSpec],
     tool_input: Any,
     known_keys: Mapping[str, Mapping[str, Any]],
+    *,
+    input_schema: dict[str, Any] | None = None,
+    beside: Mapping[str, list[dict[str, Any]]] | None = None,
 ) -> list[Problem]:
-    """Every problem of ``tool_input`` at once: the saver's checks, the schema's, the catalog's rules."""
+    """Every problem of ``tool_input`` at once: the saver's checks, the schema's, the catalog's rules.
+
+    ``input_schema``: the tool the rows answer, when not the phase's committed one. ``beside``: rows
+    of the same tables held fixed (in tool properties), which the catalog's rules across rows (a
+    unique pair, one per parent) count too; only the input's own rows are reported.
+    """
     from worldgen.db.save import validate_phase_input
 
     found = validate_phase_input(phase, specs, tool_input, known_keys)
     located = {(p.table, p.index, p.column) for p in found}
-    found += [p for p in schema_problems(phase, tool_input) if (p.table, p.index, p.column) not in located]
+    found += [
+        p for p in schema_problems(phase, tool_input, input_schema) if (p.table, p.index, p.column) not in located
+    ]
     if isinstance(tool_input, dict):
-        found += rule_problems(table_rules(conn, phase, specs), tool_input)
+        fixed = beside or {}
+        together = {t: [*fixed.get(t, []), *rows] if isinstance(rows, list) else rows for t, rows in tool_input.items()}
+        for p in rule_problems(table_rules(conn, phase, specs), together):
+            offset = len(fixed.get(p.table, []))
+            if p.index is None or p.index >= offset:
+                found.append(dataclasses.replace(p, index=None if p.index is None else p.index - offset))
     return found
 
 

@@ -59,7 +59,7 @@ def restore_world(
         rows = (snapshot or {}).get(table) or []
         if not rows:
             continue
-        columns = _insertable_columns(conn, table)
+        columns = insertable_columns(conn, table)
         names = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
         # One statement per table: a self-reference (parent location) is checked at its end.
         conn.execute(
@@ -72,7 +72,7 @@ def restore_world(
     return restored
 
 
-def _insertable_columns(conn: psycopg.Connection[Any], table: str) -> list[str]:
+def insertable_columns(conn: psycopg.Connection[Any], table: str) -> list[str]:
     rows = conn.execute(
         "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped"
         " AND attgenerated = '' ORDER BY attnum",

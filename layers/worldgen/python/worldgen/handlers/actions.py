@@ -1,9 +1,12 @@
-"""The Hasura action handler: generateWorld, resumeGeneration, regenerateFromPhase, cancelGeneration.
+"""The Hasura action handler: generateWorld, resumeGeneration, regenerateFromPhase, cancelGeneration,
+revertGeneration, discardGeneration, rerollRow and undoReroll.
 
 Served by a Lambda Function URL. It follows Hasura's action contract: the body is
 ``{action: {name}, input, session_variables, request_query}``; success is a JSON object; every
 failure is a 4xx with ``{"message", "extensions": {"code"}}`` (Hasura shows it to the client),
 never a 5xx. It answers at once: a generation runs for minutes, Hasura's action timeout is 30 s.
+A reroll is one row and one model call (and at most one repair): it is made inside the request,
+within ``reroll.REROLL_SECONDS``.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ ACTION_NAMES = (
     "cancelGeneration",
     "revertGeneration",
     "discardGeneration",
+    "rerollRow",
+    "undoReroll",
 )
 MAX_BODY_BYTES = 64 * 1024
 
@@ -87,6 +92,15 @@ class GenerateInput(CampaignInput):
 
 class RegenerateInput(CampaignInput):
     phase: str
+
+
+class RowInput(CampaignInput):
+    table: str = Field(max_length=63)  # PostgreSQL's identifier length
+    key: str = Field(max_length=200)
+
+
+class RerollInput(RowInput):
+    hint: str | None = None
 
 
 @dataclass
@@ -234,6 +248,17 @@ def reconcile(conn: psycopg.Connection[Any], generation: dict[str, Any]) -> dict
     return {**generation, "status": moved.status}
 
 
+def _reconcile_active(conn: psycopg.Connection[Any], campaign_id: uuid.UUID) -> None:
+    """Reconcile the campaign's active generations: one whose execution died does not block it."""
+    for stale in conn.execute(
+        "SELECT g.id, g.campaign_id, g.status, g.execution_arn, g.status_changed_at FROM generations g"
+        " WHERE g.campaign_id = %s AND g.status IN ('pending', 'running')",
+        (str(campaign_id),),
+    ).fetchall():
+        reconcile(conn, dict(stale))
+    conn.commit()
+
+
 def _profile_of(conn: psycopg.Connection[Any], generation_id: uuid.UUID) -> str:
     row = conn.execute("SELECT profile FROM generations WHERE id = %s", (str(generation_id),)).fetchone()
     conn.commit()
@@ -269,13 +294,7 @@ def _create_and_start(
     profile: str = "full",
 ) -> dict[str, Any]:
     """A new generation row (at most one active per campaign), then its execution, named after it."""
-    for stale in conn.execute(
-        "SELECT g.id, g.campaign_id, g.status, g.execution_arn, g.status_changed_at FROM generations g"
-        " WHERE g.campaign_id = %s AND g.status IN ('pending', 'running')",
-        (str(campaign_id),),
-    ).fetchall():
-        reconcile(conn, dict(stale))  # a generation whose execution died does not block the campaign
-    conn.commit()
+    _reconcile_active(conn, campaign_id)
     try:
         generation_id = state.create_generation(
             conn, campaign_id, provider=get_settings().model_provider, options=options, phases=phases, profile=profile
@@ -418,6 +437,51 @@ def discard_generation(conn: psycopg.Connection[Any], data: dict[str, Any], call
     )
 
 
+def _reroll_action(
+    conn: psycopg.Connection[Any], campaign_id: uuid.UUID, caller: Caller, edit: Callable[[], Any]
+) -> dict[str, Any]:
+    """A reroll or its undo of a campaign the caller owns; a refusal or a failed call as a 4xx."""
+    from worldgen import reroll
+    from worldgen.errors import InvalidModelOutput, ModelOutputTruncated, ModelRefused, WorldgenError
+
+    _load_campaign(conn, campaign_id, caller)
+    _reconcile_active(conn, campaign_id)
+    try:
+        outcome = edit()
+    except reroll.RerollRefused as exc:
+        raise ActionError(exc.status, exc.code, exc.message) from exc
+    except (InvalidModelOutput, ModelRefused, ModelOutputTruncated) as exc:
+        raise ActionError(422, "reroll-failed", f"{type(exc).__name__}: {exc.message}"[:2000]) from exc
+    except WorldgenError as exc:  # the model is unavailable (rate limit, overload, timeout): later
+        raise ActionError(409, "model-unavailable", f"{type(exc).__name__}: {exc.message} (try again)"[:2000]) from exc
+    payload: dict[str, Any] = outcome.payload()
+    return payload
+
+
+def reroll_row(conn: psycopg.Connection[Any], data: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    from worldgen import reroll
+
+    request = RerollInput.model_validate(data)
+    return _reroll_action(
+        conn,
+        request.campaign_id,
+        caller,
+        lambda: reroll.reroll_row(conn, request.campaign_id, request.table, request.key, hint=request.hint),
+    )
+
+
+def undo_reroll(conn: psycopg.Connection[Any], data: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    from worldgen import reroll
+
+    request = RowInput.model_validate(data)
+    return _reroll_action(
+        conn,
+        request.campaign_id,
+        caller,
+        lambda: reroll.undo_reroll(conn, request.campaign_id, request.table, request.key),
+    )
+
+
 ACTIONS: dict[str, Callable[[psycopg.Connection[Any], dict[str, Any], Caller], dict[str, Any]]] = {
     "generateWorld": generate_world,
     "resumeGeneration": resume_generation,
@@ -425,6 +489,8 @@ ACTIONS: dict[str, Callable[[psycopg.Connection[Any], dict[str, Any], Caller], d
     "cancelGeneration": cancel_generation,
     "revertGeneration": revert_generation,
     "discardGeneration": discard_generation,
+    "rerollRow": reroll_row,
+    "undoReroll": undo_reroll,
 }
 
 

@@ -417,6 +417,72 @@ def revert(args: argparse.Namespace) -> int:
     return _admin_action(args, "revertGeneration", {"generation_id": _generation_of(args.generation_id)}, follow=False)
 
 
+def _campaign_id(url: str, reference: str) -> str | None:
+    """A campaign by id or by its name (when one campaign has it); None, said in one line, when not."""
+    from worldgen.tools.export.world import ExportError, find_campaign
+
+    with connect(url) as conn:
+        try:
+            return str(find_campaign(conn, reference))
+        except ExportError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return None
+
+
+def reroll(args: argparse.Namespace) -> int:
+    """One row written anew (or, with --undo, its previous version put back), through the rerollRow
+    and undoReroll actions as Hasura calls them."""
+    url = migrated_local_database()
+    campaign_id = _campaign_id(url, args.campaign_ref)
+    if campaign_id is None:
+        return 2
+    data: dict[str, Any] = {"campaign_id": campaign_id, "table": args.table, "key": args.key}
+    if args.hint and not args.undo:
+        data["hint"] = args.hint
+    with _simulator(args) as simulator, _runtime(args, url, simulator) as runtime:
+        status_code, body = runtime.action("undoReroll" if args.undo else "rerollRow", data, role="admin")
+    if status_code != 200:
+        print(refusal_line(status_code, body), file=sys.stderr)
+        return 2
+    if args.undo:
+        print(f"{args.table} {args.key!r}: the version before its latest reroll is back (reroll {body['reroll_id']})")
+    else:
+        changed = ", ".join(body["changed"]) or "nothing"
+        print(
+            f"{args.table} {args.key!r} rerolled by {provider_label(body['provider'] or '')} ({body['model']}):"
+            f" {body['model_calls']} call(s), ${body['cost_usd']:.4f}; changed: {changed}"
+        )
+        print(f"undo with: worldgen reroll --undo {campaign_id} {args.table} {args.key}")
+    return 0
+
+
+def history(args: argparse.Namespace) -> int:
+    from worldgen.reroll import RerollRefused, reroll_history
+
+    url = migrated_local_database()
+    campaign_id = _campaign_id(url, args.campaign_ref)
+    if campaign_id is None:
+        return 2
+    with connect(url) as conn:
+        try:
+            rows = reroll_history(conn, campaign_id)
+        except RerollRefused as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 2
+    if not rows:
+        print(f"campaign {campaign_id}: no rerolls yet")
+        return 0
+    print(f"{'when':19}  {'row':40}  {'status':7}  {'model':24}  {'calls':>5}  {'cost':>9}  hint")
+    for row in rows:
+        where = f"{row['table_name']} {row['row_key']}"
+        failure = f" ({row['error_type']})" if row["status"] == "failed" else ""
+        print(
+            f"{row['created_at']:%Y-%m-%d %H:%M:%S}  {where[:40]:40}  {row['status']:7}  {row['model'][:24]:24}"
+            f"  {row['model_calls']:>5}  ${float(row['cost_usd']):>8.4f}  {row['hint'] or ''}{failure}"
+        )
+    return 0
+
+
 def serve(args: argparse.Namespace) -> int:
     """Hasura's action contract on http://127.0.0.1:PORT/, as the Function URL serves it on AWS."""
     from worldgen.local.server import serve as serve_actions

@@ -302,6 +302,7 @@ class _PhaseGenerator:
         count = min(count, table_schema.get("maxItems", count))
 
         rows: list[dict[str, Any]] = []
+        existing = {row["key"]: row for row in self.request.context.rows.get(table, [])}  # a reroll's row
         kept = self.request.context.kept.get(table, [])  # locked rows from before: never recreated
         used_names: set[str] = {row["name"] for row in kept if "name" in row}
         used_keys: set[str] = {row["key"] for row in kept}
@@ -314,6 +315,12 @@ class _PhaseGenerator:
             row = self.row(table, item, refs, index, len(rows), rng, is_edge, optional_refs, rows)
             if row is None:
                 continue
+            current = existing.get(assigned[len(rows)]) if assigned is not None else None
+            if current is not None:
+                # A row the world already holds (a reroll, worldgen.reroll): this generator reads no
+                # hint, so the row keeps what ties it to the world (its references and its values
+                # from a closed vocabulary, such as its role); its words are written anew.
+                row.update({p: v for p, v in current.items() if p in refs or "enum" in item["properties"].get(p, {})})
             if is_edge:
                 # A pair is one edge whatever its type or extra columns; a link table with a single
                 # required end (pc_connections) is identified by the one target it points at.
@@ -327,6 +334,10 @@ class _PhaseGenerator:
                 if "name" in row:
                     row["name"] = self.names.get(row["key"], row["name"])
                 row["description"] = self.description(table, row, refs, rng)
+                for _ in range(12):  # a reroll's words are new: another of the templates and sentences
+                    if current is None or row["description"] != current.get("description"):
+                        break
+                    row["description"] = self.description(table, row, refs, rng)
                 self.secrets(table, row, item["properties"])
                 rows.append(row)
                 continue
@@ -427,6 +438,9 @@ class _PhaseGenerator:
         done: list[dict[str, Any]],
     ) -> str | None:
         if refs[prop] == table:  # a hierarchy: the first row is a root, later rows hang under earlier ones
+            parents = item["properties"][prop].get("enum")
+            if parents:  # the parents are given (a reroll offers the table's other rows): one of them
+                return str(parents[position % len(parents)])
             outlined = [row["key"] for row in self.request.outline.get(table, [])]
             if outlined and table in self.request.assigned:  # in the outline's order, across parts
                 at = outlined.index(self.request.assigned[table][position])

@@ -43,3 +43,26 @@ def phase_prompt(phase: Phase, context: PhaseContext, size_hint: str) -> str:
         )
         .strip()
     )
+
+
+NO_HINT = "(none: a fresh take on the same row)"
+
+
+def reroll_prompt(
+    *, table: str, key: str, hint: str | None, tool_name: str, campaign: str, row: str, refers_to: str, referred_by: str
+) -> str:
+    """The request of a reroll: one row written anew, with the rows around it whole."""
+    return (
+        _template("reroll.txt")
+        .format(
+            table=table,
+            key=key,
+            hint=hint or NO_HINT,
+            tool_name=tool_name,
+            campaign=campaign,
+            row=row,
+            refers_to=refers_to or "(none)",
+            referred_by=referred_by or "(none)",
+        )
+        .strip()
+    )

@@ -344,6 +344,27 @@ def build_parser() -> argparse.ArgumentParser:
         command = add_command(name, help=help, example=f'worldgen {verb} "The Drowned Crown"', group=GM_COMMANDS)
         command.add_argument("generation_id", metavar="GENERATION|CAMPAIGN", help=CAMPAIGN_OR_GENERATION)
         command.set_defaults(func=_generation(name))
+    reroll = add_command(
+        "reroll",
+        help="write one world row anew (an NPC, a place, an item, a quest), or --undo",
+        example='worldgen reroll "The Drowned Crown" entities mira-the-innkeeper --hint "less dull"',
+        group=GM_COMMANDS,
+    )
+    reroll.add_argument("campaign_ref", metavar="CAMPAIGN", help="campaign id or name")
+    reroll.add_argument("table", metavar="TABLE", help="a world table, e.g. entities, locations, items, quest_hooks")
+    reroll.add_argument("key", metavar="KEY", help="the row's key, e.g. mira-the-innkeeper")
+    reroll.add_argument("--hint", default=None, metavar="TEXT", help="what to change, e.g. 'less of a fetch quest'")
+    reroll.add_argument("--undo", action="store_true", help="put back the version before the latest reroll")
+    reroll.add_argument("--model", type=model_choice, default=None, help=" | ".join(MODEL_PROVIDERS))
+    reroll.set_defaults(func=_generation("reroll"))
+    history = add_command(
+        "history",
+        help="list a campaign's rerolls: row, hint, model, cost",
+        example='worldgen history "The Drowned Crown"',
+        group=GM_COMMANDS,
+    )
+    history.add_argument("campaign_ref", metavar="CAMPAIGN", help="campaign id or name")
+    history.set_defaults(func=_generation("history"))
     where = add_command(
         "where",
         help="say which database the commands use (and move an older ./.worldgen one with --move-old)",

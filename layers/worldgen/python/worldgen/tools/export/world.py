@@ -73,6 +73,9 @@ def exported_columns(spec: TableSpec) -> list[ColumnSpec]:
         skip.add("replaced_world")
     if spec.name in _AUDIT_TABLES:
         skip.add("generation_id")  # nested under its generation
+        # A reroll's calls (and the reroll, with the versions it replaced) stay in this database:
+        # a file carries the current version of each row only.
+        skip.add("reroll_id")
     return [c for c in spec.columns if c.name not in skip]
 
 
