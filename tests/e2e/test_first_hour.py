@@ -180,7 +180,11 @@ def _arguments_of(command: str, parser: argparse.ArgumentParser, tmp_path: Path)
     return args
 
 
-PARSER_COMMANDS = sorted(next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices)
+# Every command but `asl`, which opens no database (needs_database=False) and rewrites the committed
+# state machines (other tests read them meanwhile).
+PARSER_COMMANDS = sorted(
+    set(next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices) - {"asl"}
+)
 
 
 @pytest.mark.parametrize("command", PARSER_COMMANDS)
@@ -191,8 +195,6 @@ def test_a_mistyped_database_url_never_shows_its_password(command, tmp_path):
     args = _arguments_of(command, parser, tmp_path)
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     opens_database = sub.choices[command].get_default("needs_database") is not False
-    if not opens_database and command == "asl":
-        pytest.skip("`worldgen asl` opens no database; it rewrites the committed state machines")
 
     result = worldgen(*args, database_url=MISTYPED_URL, home=tmp_path / "home", cwd=tmp_path)
 

@@ -164,8 +164,6 @@ def generate_campaign(args: argparse.Namespace, campaign: CampaignFile, *, reuse
         + (": a new generation of it" if again else "")
     )
     print(f"model: {provider_label(model)}")
-    if model in PLACEHOLDER_PROVIDERS:
-        print("note: offline run: the world's names and text are placeholder, not Claude's")
     with _simulator(args) as simulator, _runtime(args, url, simulator) as runtime:
         request = {"campaign_id": str(campaign_id)}
         if getattr(args, "profile", None):
