@@ -80,7 +80,12 @@ def _follow(runtime: LocalRuntime, url: str, status: int, body: dict[str, Any], 
     wall = time.perf_counter() - started
     print()
     print(_report(url, generation_id, verbose=verbose))
-    print(f"\nexecution {execution['status']} in {wall:.2f} s of wall time")
+    if verbose:
+        print(f"\nexecution {execution['status']} in {wall:.2f} s of wall time")
+    elif execution["status"] == "SUCCEEDED":
+        print(f"\nworld ready in {wall:.1f} s (execution SUCCEEDED)")
+    else:
+        print(f"\nthe world is not finished after {wall:.1f} s (execution {execution['status']})")
     if execution["status"] != "SUCCEEDED":
         print(failure_line(execution), file=sys.stderr)
         print(_next_steps(url, generation_id, succeeded=False), file=sys.stderr)
