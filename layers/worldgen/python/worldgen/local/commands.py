@@ -70,7 +70,7 @@ def _follow(runtime: LocalRuntime, url: str, status: int, body: dict[str, Any], 
         return 2
     generation_id = body["generation_id"]
     print(f"generation {generation_id} started" + (f": {body['execution_arn']}" if verbose else ""))
-    printer = ProgressPrinter(url, generation_id)
+    printer = ProgressPrinter(url, generation_id, verbose=verbose)
     started = time.perf_counter()
     try:
         execution = runtime.wait(body["execution_arn"], on_poll=printer.poll, poll_seconds=0.05)
