@@ -346,3 +346,37 @@ def test_a_discarded_generation_is_no_longer_offered_for_resuming(settings_env):
     assert discarded.stdout.strip() == f"generation {generation_id}: discarded"
     assert "status: discarded" in status.stdout and "resum" not in status.stdout
     assert_one_clean_error(resumed, "only a failed one resumes")
+
+
+def remove_at_a_terminal(database_url: str, answer: str) -> subprocess.CompletedProcess[str]:
+    """`worldgen campaigns remove` with a terminal on its input (a pseudo-terminal), answering ``answer``."""
+    primary, secondary = os.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WORLDGEN_", "ANTHROPIC_"))}
+    env.update(WORLDGEN_DATABASE_URL=database_url, WORLDGEN_HOME=os.environ["WORLDGEN_HOME"])
+    try:
+        os.write(primary, answer.encode() + b"\n")
+        return subprocess.run(
+            [sys.executable, "-m", "worldgen.tools.cli", "campaigns", "remove", "The Drowned Crown"],
+            stdin=secondary,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+    finally:
+        os.close(primary)
+        os.close(secondary)
+
+
+def test_campaigns_remove_asks_at_a_terminal_and_removes_only_on_yes(db_url):
+    with psycopg.connect(db_url, autocommit=True, row_factory=psycopg.rows.dict_row) as conn:
+        insert_campaign(conn, read_campaign_file(SAMPLE_CAMPAIGN))
+
+    kept = remove_at_a_terminal(db_url, "n")
+    assert kept.returncode == 1 and "kept it" in kept.stdout
+    assert count(db_url, "SELECT count(*) FROM campaigns") == 1
+
+    removed = remove_at_a_terminal(db_url, "y")
+    assert removed.returncode == 0, removed.stderr
+    assert "removed campaign 'The Drowned Crown'" in removed.stdout
+    assert count(db_url, "SELECT count(*) FROM campaigns") == 0

@@ -265,7 +265,10 @@ def _remove_campaign(conn: Any, args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        answer = input(f"remove campaign {name!r} ({campaign_id}) and its world ({rows} rows)? [y/N] ")
+        try:
+            answer = input(f"remove campaign {name!r} ({campaign_id}) and its world ({rows} rows)? [y/N] ")
+        except EOFError:  # the terminal closed its input: no answer is no
+            answer = ""
         if answer.strip().lower() not in ("y", "yes"):
             print("kept it")
             return 1
