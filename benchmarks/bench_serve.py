@@ -3,7 +3,7 @@
     make bench-serve          (N = 200; BENCH_SERVE_CLIENTS to change it)
 
 Starts the real command in a subprocess on the local database (DATABASE_URL, else the embedded
-PostgreSQL in .worldgen/), releases N clients together, each POSTing a generateWorld action for
+PostgreSQL in the worldgen home), releases N clients together, each POSTing a generateWorld action for
 an unknown campaign (a full trip through the handler and PostgreSQL, answered 404), and prints
 how many got an answer, how many were reset, how many got a 5xx, and the latency percentiles.
 Nothing is asserted; tests/e2e/test_serve.py asserts 0 resets and 0 5xx.

@@ -18,8 +18,8 @@ FROSTMARCH = {
     "owner_id": "gm-north",
     "setting": (
         "A frozen northern march where reindeer clans roam the endless tundra beneath a pale aurora. "
-        "The fallen king's iron fortress guards the only mountain pass, and frost giants wake in the glaciers "
-        "when the long night comes. Fur traders and rune-carvers barter for amber and whalebone-free charms."
+        "The fallen king's iron fortress of Kaldheim guards the only mountain pass, and frost giants wake "
+        "in the glaciers when the long night comes. Fur traders and rune-carvers barter for amber charms."
     ),
     "tone": "Bleak survival with warm hearths and old loyalties",
     "player_characters": [
@@ -102,3 +102,9 @@ def test_a_frozen_north_campaigns_offline_world_carries_none_of_the_sample_campa
         ).fetchall()
     )
     assert words(names) & {"frozen", "northern", "bleak", "tundra", "aurora", "fortress", "glaciers", "pass"}
+    factions_and_places = conn.execute(
+        "SELECT name FROM factions WHERE campaign_id = %(c)s UNION ALL SELECT name FROM locations"
+        " WHERE campaign_id = %(c)s",
+        {"c": campaign_id},
+    ).fetchall()
+    assert any("Kaldheim" in row["name"] for row in factions_and_places), "a name the setting gives names a place"

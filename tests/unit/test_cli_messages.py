@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from worldgen.errors import DatabaseUnavailable, InvalidModelOutput
 from worldgen.local.commands import failure_line, refusal_line
 from worldgen.tools.cli import error_line
@@ -31,3 +33,27 @@ def test_an_error_that_ends_a_command_is_one_line() -> None:
     )
     assert error_line(InvalidModelOutput("line one\nline two")) == "error: InvalidModelOutput: line one line two"
     assert "\n" not in error_line(RuntimeError("a\nb"))
+
+
+@pytest.mark.parametrize(
+    ("url", "password"),
+    [
+        ("postgressql://gm:hunter2@localhost/worldgen", "hunter2"),  # a typo in the scheme
+        ("postgresql://gm:p%40ss@db:5432/w", "p@ss"),  # percent-encoded: both spellings are masked
+        ("postgresql://gm:raw@at@db/w", "raw@at"),
+        ("host=db user=gm password='two words' dbname=w", "two words"),
+        ("host=db password=plain dbname=w", "plain"),
+    ],
+)
+def test_a_database_urls_password_is_masked_in_any_line(monkeypatch, url, password) -> None:
+    from worldgen.local.preflight import redact, url_passwords
+    from worldgen.settings import get_settings
+
+    monkeypatch.setenv("WORLDGEN_DATABASE_URL", url)
+    get_settings.cache_clear()
+    try:
+        assert password in url_passwords(url)
+        line = redact(f"error: ProgrammingError: missing '=' after {url!r} ({password})")
+    finally:
+        get_settings.cache_clear()
+    assert password not in line and "***" in line

@@ -78,7 +78,7 @@ def _follow(runtime: LocalRuntime, url: str, status: int, body: dict[str, Any], 
         return 2
     generation_id = body["generation_id"]
     print(f"generation {generation_id} started" + (f": {body['execution_arn']}" if verbose else ""))
-    printer = ProgressPrinter(url, generation_id)
+    printer = ProgressPrinter(url, generation_id, verbose=verbose)
     started = time.perf_counter()
     try:
         execution = runtime.wait(body["execution_arn"], on_poll=printer.poll, poll_seconds=0.05)
@@ -88,7 +88,12 @@ def _follow(runtime: LocalRuntime, url: str, status: int, body: dict[str, Any], 
     wall = time.perf_counter() - started
     print()
     print(_report(url, generation_id, verbose=verbose))
-    print(f"\nexecution {execution['status']} in {wall:.2f} s of wall time")
+    if verbose:
+        print(f"\nexecution {execution['status']} in {wall:.2f} s of wall time")
+    elif execution["status"] == "SUCCEEDED":
+        print(f"\nworld ready in {wall:.1f} s (execution SUCCEEDED)")
+    else:
+        print(f"\nthe world is not finished after {wall:.1f} s (execution {execution['status']})")
     if execution["status"] != "SUCCEEDED":
         print(failure_line(execution), file=sys.stderr)
         print(_next_steps(url, generation_id, succeeded=False), file=sys.stderr)
@@ -172,8 +177,6 @@ def generate_campaign(args: argparse.Namespace, campaign: CampaignFile, *, reuse
         + (": a new generation of it" if again else "")
     )
     print(f"model: {provider_label(model)}")
-    if model in PLACEHOLDER_PROVIDERS:
-        print("note: offline run: the world's names and text are placeholder, not Claude's")
     with _simulator(args) as simulator, _runtime(args, url, simulator) as runtime:
         request = {"campaign_id": str(campaign_id)}
         if getattr(args, "profile", None):
@@ -270,7 +273,10 @@ def _remove_campaign(conn: Any, args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        answer = input(f"remove campaign {name!r} ({campaign_id}) and its world ({rows} rows)? [y/N] ")
+        try:
+            answer = input(f"remove campaign {name!r} ({campaign_id}) and its world ({rows} rows)? [y/N] ")
+        except EOFError:  # the terminal closed its input: no answer is no
+            answer = ""
         if answer.strip().lower() not in ("y", "yes"):
             print("kept it")
             return 1

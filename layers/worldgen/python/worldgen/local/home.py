@@ -74,6 +74,8 @@ def _alive(pid_file: Path) -> bool:
     try:
         pid = int(pid_file.read_text().split()[0])
         os.kill(pid, 0)
-    except (ValueError, IndexError, ProcessLookupError, OSError):
+    except PermissionError:  # alive, another user's
+        return True
+    except (ValueError, IndexError, OSError):  # no such process, or no pid in the file
         return False
     return True

@@ -66,7 +66,7 @@ def anthropic_reachable(base_url: str) -> list[str]:
 def url_passwords(url: str) -> list[str]:
     """The password in a database URL or conninfo string, as written and decoded, even when the
     rest of it is mistyped (``postgressql://gm:hunter2@...``): what no output may show."""
-    found = re.findall(r"^[^:/]*:?//[^:@/]*:([^@]*)@", url.strip())
+    found = re.findall(r"^[^:/]*:?//[^:@/]*:(.*)@", url.strip())  # up to the last @: a raw @ in it too
     found += [m.strip("'") for m in re.findall(r"password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", url)]
     return [p for secret in found if secret for p in {secret, unquote(secret)}]
 

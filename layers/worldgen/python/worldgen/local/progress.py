@@ -13,6 +13,7 @@ from worldgen.generations import PARTS_PROGRESS_COLUMNS
 from worldgen.phases import ALL_PHASES, get_phase
 
 _MARK = {"running": "…", "succeeded": "✓", "failed": "✗", "rolled_back": "↺"}
+NAME_WIDTH = max(len(phase.name) for phase in ALL_PHASES) + 1  # phase names in a column
 
 
 def parts_label(phase_id: str, status: str, outline_kept: bool, parts_kept: int) -> str:
@@ -39,8 +40,10 @@ def provider_label(provider: str) -> str:
 class ProgressPrinter:
     """Prints one line per phase whenever its status changes (polled from the database)."""
 
-    def __init__(self, url: str, generation_id: uuid.UUID | str, out: TextIO = sys.stdout):
-        self.url, self.generation_id, self.out = url, str(generation_id), out
+    def __init__(
+        self, url: str, generation_id: uuid.UUID | str, out: TextIO = sys.stdout, *, verbose: bool = False
+    ) -> None:
+        self.url, self.generation_id, self.out, self.verbose = url, str(generation_id), out, verbose
         self.conn: psycopg.Connection[Any] | None = None
         self.seen: dict[str, tuple[str, int, bool, int]] = {}
         self.started = time.perf_counter()
@@ -75,11 +78,13 @@ class ProgressPrinter:
                 continue
             self.seen[row["phase"]] = seen
             phase = get_phase(row["phase"])
-            line = f"  {_MARK.get(row['status'], '?')} {phase.id} {phase.name:<28} {row['status']:<11}"
+            line = f"  {_MARK.get(row['status'], '?')} {phase.id} {phase.name:<{NAME_WIDTH}} {row['status']:<11}"
             if row["status"] == "succeeded":
                 line += f" {row['rows_total']:>5} rows  {(row['duration_ms'] or 0) / 1000:6.2f} s"
-            elif row["outline_kept"] or row["parts_kept"]:  # a phase in parts, as its answers arrive
+            elif (row["outline_kept"] or row["parts_kept"]) and self.verbose:  # a phase in parts, as they arrive
                 line += "  " + parts_label(phase.id, row["status"], row["outline_kept"], row["parts_kept"])
+            elif row["outline_kept"] or row["parts_kept"]:
+                line += f"  {row['parts_kept']} of {len(phase.table_groups)} parts written"
             if row["attempt"] > 1:
                 line += f"  (attempt {row['attempt']})"
             if row["error_type"]:
@@ -136,13 +141,14 @@ def generation_report(conn: psycopg.Connection[Any], generation_id: uuid.UUID | 
             f"{summary['output_tokens']:>9}{summary['cost_usd']:>10.4f}"
         )
     else:
-        lines.append(f"  {'phase':<34}{'status':<12}{'rows':>6}{'time':>10}{'cost':>10}")
+        width = NAME_WIDTH + 4
+        lines.append(f"  {'phase':<{width}}{'status':<12}{'rows':>6}{'time':>10}{'cost':>10}")
         for run in summary["phases"]:
             phase = get_phase(run["phase"])
             cost = float(calls.get(run["phase"], {}).get("cost_usd") or 0)
             kept = run["status"] != "succeeded" and (run["outline_kept"] or run["parts_kept"])
             lines.append(
-                f"  {phase.id + ' ' + phase.name:<34}{run['status']:<12}{run['rows_total'] or 0:>6}"
+                f"  {phase.id + ' ' + phase.name:<{width}}{run['status']:<12}{run['rows_total'] or 0:>6}"
                 f"{(run['duration_ms'] or 0) / 1000:>8.1f} s{'$' + format(cost, '.2f'):>10}"
                 # what a retry or a resume will reuse of a phase in parts
                 + (
@@ -153,7 +159,8 @@ def generation_report(conn: psycopg.Connection[Any], generation_id: uuid.UUID | 
             )
         seconds = sum((run["duration_ms"] or 0) for run in summary["phases"]) / 1000
         lines.append(
-            f"  {'total':<46}{summary['rows_total']:>6}{seconds:>8.1f} s{'$' + format(summary['cost_usd'], '.2f'):>10}"
+            f"  {'total':<{width + 12}}{summary['rows_total']:>6}{seconds:>8.1f} s"
+            f"{'$' + format(summary['cost_usd'], '.2f'):>10}"
         )
         lines.append("  (`--verbose` adds model and database time, tokens and parts per phase)")
     tables: dict[str, int] = {}

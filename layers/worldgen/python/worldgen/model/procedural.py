@@ -112,11 +112,15 @@ _LABELS = {
 # campaign's setting, {L} the table's label, {w:a,b} one of the words listed.
 _NAME_PATTERNS = {
     "geography_regions": ["The {P} {w:Marches,Vale,Highlands,Fens,Expanse,Wilds}", "The {A} {N}"],
-    "factions": ["The {A} {w:Circle,Compact,Syndicate,Conclave,Covenant,Guild}", "The {N} {w:Compact,Conclave,Guild}"],
+    "factions": [
+        "The {A} {w:Circle,Compact,Syndicate,Conclave,Covenant,Guild}",
+        "The {N} {w:Compact,Conclave,Guild}",
+        "The {C} {w:Compact,Conclave,Guild}",
+    ],
     "pantheons": ["The {A} {w:Court,Choir,Host,Circle}"],
     "deities": ["{P}, the {A} {w:Watcher,Keeper,Judge,Flame,Wanderer}", "{P} of the {N}"],
     "entities": ["{P} {P}"],
-    "locations": ["{P}{w:hold,ford,gate,spire,fall,moor,stead}"],
+    "locations": ["{P}{w:hold,ford,gate,spire,fall,moor,stead}", "{C}"],
     "dungeons": ["The {A} {w:Barrow,Catacombs,Warrens,Sepulchre,Deeps}", "The {N} {w:Barrow,Deeps}"],
     "taverns": ["The {A} {w:Stag,Cauldron,Raven,Kettle}", "The {A} {N}"],
     "shops": ["{P}'s {w:Curios,Provisions,Forge,Apothecary,Maps}"],
@@ -208,6 +212,10 @@ class _PhaseGenerator:
         self.setting_words = words or ["frontier", "road", "ruin"]
         self.tone_word = (re.findall(r"[a-z]+", self.campaign["tone"].lower()) or ["storied"])[0]
         self.adjectives = _campaign_adjectives(self.campaign["setting"], self.campaign["tone"])
+        self.proper_names = _proper_names(
+            [self.campaign["setting"], *(pc.get("backstory", "") for pc in self.pcs.values())],
+            {word for pc in self.pcs.values() for word in pc["name"].split()},
+        )
         self.setting_sentences = [
             s.strip() for s in re.split(r"(?<=[.!?])\s+", self.campaign["setting"]) if len(s.strip()) > 20
         ] or [self.campaign["setting"]]
@@ -527,13 +535,17 @@ class _PhaseGenerator:
                 return (
                     rng.choice(self.adjectives) if self.adjectives and rng.random() < 0.5 else rng.choice(_ADJECTIVES)
                 )
+            if token == "C":  # a name the setting or a backstory gives (a made-up one when none does)
+                if self.proper_names:
+                    return rng.choice(self.proper_names)
+                return "".join(rng.choice(_SYLLABLES) for _ in range(2)).capitalize()
             if token == "N":
                 return rng.choice(self.setting_words).capitalize()
             if token == "L":
                 return _LABELS.get(table, table.rstrip("s")).title()
             return rng.choice(token[2:].split(","))
 
-        return re.sub(r"\{(P|A|N|L|w:[^}]*)\}", fill, pattern)
+        return re.sub(r"\{(P|A|N|C|L|w:[^}]*)\}", fill, pattern)
 
     def edge_key(self, table: str, row: dict[str, Any], refs: dict[str, str], first: str | None, i: int) -> str:
         ends = [str(row[p]) for p in refs if p in row][:2]
@@ -586,6 +598,28 @@ def _campaign_adjectives(setting: str, tone: str) -> list[str]:
         if word.endswith(_ADJECTIVE_ENDINGS) and word not in _STOPWORDS | _NOT_ADJECTIVES and not word.endswith("ly"):
             found.append(word)
     return list(dict.fromkeys(word.capitalize() for word in found))
+
+
+def _proper_names(texts: list[str], pc_words: set[str]) -> list[str]:
+    """Names the campaign's texts give (capitalized words inside a sentence: "Port Calder", "Varn"),
+    without the PCs' own names, for names of places and factions."""
+    found = []
+    for text in texts:
+        for sentence in re.split(r"(?<=[.!?])\s+", text):
+            words = sentence.split()[1:]  # a sentence's first word is capitalized anyway
+            run: list[str] = []
+            for word in [*words, ""]:
+                bare = word.strip(".,;:!?\"'()")
+                if re.fullmatch(r"[A-Z][a-z]{2,}", bare) and bare not in pc_words and bare not in ("The", "And"):
+                    run.append(bare)
+                    if bare != word:  # punctuation ends a name
+                        found.append(" ".join(run))
+                        run = []
+                    continue
+                if run:
+                    found.append(" ".join(run))
+                run = []
+    return list(dict.fromkeys(found))
 
 
 def _roman(number: int) -> str:
