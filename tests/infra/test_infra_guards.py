@@ -23,7 +23,7 @@ VALID = {
     "account": "111111111111",
     "region": "eu-west-1",
     "model_provider": "anthropic",
-    "default_model": "claude-sonnet-4-5",
+    "default_model": "claude-sonnet-4-6",
     "database_secret_arn": "arn:aws:secretsmanager:eu-west-1:111111111111:secret:worldgen/db-AbCdEf",
 }
 

@@ -38,6 +38,9 @@ MIN_CACHEABLE_TOKENS_SONNET_5_5 = 512
 # Families that reject a forced tool and the other settings below (API and Bedrock ids alike).
 STRUCTURED_ONLY_FAMILIES = ("claude-sonnet-5-5",)
 SAMPLING_PARAMETERS = ("temperature", "top_p", "top_k")
+# Families that think by default and refuse a forced tool unless thinking is disabled explicitly
+# (Sonnet 5 migration guide, 2026-12-04): "claude-sonnet-5" and "claude-opus-5", not their x.5.
+DEFAULT_THINKING_FAMILIES = re.compile(r"claude-(?:sonnet|opus)-5(?!-\d)")
 # Keywords structured outputs (and strict tools) reject.
 UNSUPPORTED_SCHEMA_KEYWORDS = frozenset(
     {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minLength",
@@ -210,10 +213,16 @@ def is_structured_only(body: dict[str, Any]) -> bool:
 
 
 def forbidden_settings(body: dict[str, Any]) -> list[str]:
-    """The settings of ``body`` that Sonnet 5.5 answers with a 400 (the migration guide's five).
+    """The settings of ``body`` that Sonnet 5.5 answers with a 400 (the migration guide's five), and
+    a forced tool with thinking left on (its default) for Sonnet 5 and Opus 5.
 
     Empty for any other model. ``between_tools`` at xhigh/max effort is rejected as well.
     """
+    if DEFAULT_THINKING_FAMILIES.search(str(body.get("model") or "")):
+        forced = (body.get("tool_choice") or {}).get("type") in ("tool", "any")
+        if forced and (body.get("thinking") or {}).get("type") != "disabled":
+            return ['forced tool_choice with thinking on (its default): send thinking {"type": "disabled"}']
+        return []
     if not is_structured_only(body):
         return []
     found: list[str] = []

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("WORLDGEN_ANTHROPIC_BASE_URL", "ANTHROPIC_BASE_URL")
     )
     bedrock_region: str | None = None
+    # Bedrock endpoints, when not the region's own (a VPC endpoint; tests point them at loopback): the
+    # legacy InvokeModel runtime, and the Messages-API endpoint the 5.x models are served by.
+    bedrock_base_url: str | None = None
+    bedrock_mantle_base_url: str | None = None
     request_timeout_seconds: float = 240.0
     sdk_max_retries: int = 1
     repair_rounds: int = 2

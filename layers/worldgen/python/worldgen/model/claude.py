@@ -31,7 +31,7 @@ from worldgen.errors import (
 )
 from worldgen.model import families
 from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage
-from worldgen.model.families import FORCED_TOOL, ModelFamily, UnknownModel, family_of
+from worldgen.model.families import BEDROCK_LEGACY_API_VERSION, FORCED_TOOL, ModelFamily, UnknownModel, family_of
 from worldgen.model.pricing import cost_usd
 from worldgen.observability import logger
 from worldgen.phases import Phase
@@ -117,7 +117,7 @@ def request_params(request: ModelRequest, model: str, max_tokens: int) -> dict[s
             tools = [narrowed(request.tool, request.tables)]
         tools[-1] = {**tools[-1], "cache_control": EPHEMERAL}
         system: list[dict[str, Any]] = [{"type": "text", "text": request.system, "cache_control": EPHEMERAL}]
-        return {
+        forced: dict[str, Any] = {
             "model": model,
             "max_tokens": max_tokens,
             "system": system + shared,
@@ -125,6 +125,9 @@ def request_params(request: ModelRequest, model: str, max_tokens: int) -> dict[s
             "tools": tools,
             "tool_choice": {"type": "tool", "name": request.tool["name"], "disable_parallel_tool_use": True},
         }
+        if family.thinking is not None:  # a family that thinks by default: {"type": "disabled"}
+            forced["thinking"] = dict(family.thinking)
+        return forced
     note = STRUCTURED_OUTPUT_NOTE.format(
         tool_name=request.tool["name"], description=request.tool.get("description", "the phase's rows.")
     )
@@ -200,7 +203,8 @@ class ClaudeModel:
             raise ConfigurationError(f"ClaudeModel serves 'anthropic' or 'bedrock', not {provider!r}")
         self.provider = provider
         self.settings = settings or get_settings()
-        self._client = client
+        self._client = client  # injected (tests): used for every family
+        self._bedrock_clients: dict[str, Any] = {}  # Bedrock endpoint -> its client
         if provider == "anthropic" and client is None:
             key = self.settings.anthropic_api_key
             if not (key and key.get_secret_value().strip()) and not self.settings.anthropic_api_key_secret_arn:
@@ -213,6 +217,19 @@ class ClaudeModel:
         if self._client is None:
             self._client = self._bedrock_client() if self.provider == "bedrock" else self._anthropic_client()
         return self._client
+
+    def client_for(self, family: ModelFamily) -> Any:
+        """The client that serves ``family``: the Messages API, or on Bedrock the endpoint the family
+        is served by (the legacy InvokeModel integration, or the Messages-API Bedrock endpoint
+        through the SDK's Mantle client, which the 5.x models need)."""
+        if self._client is not None or self.provider != "bedrock":
+            return self.client
+        endpoint = family.bedrock_endpoint
+        if endpoint not in self._bedrock_clients:
+            self._bedrock_clients[endpoint] = (
+                self._bedrock_mantle_client() if endpoint == "messages" else self._bedrock_client()
+            )
+        return self._bedrock_clients[endpoint]
 
     def _anthropic_client(self) -> anthropic.Anthropic:
         import anthropic
@@ -231,6 +248,17 @@ class ClaudeModel:
 
         return anthropic.AnthropicBedrock(
             aws_region=self.region,
+            base_url=self.settings.bedrock_base_url,
+            max_retries=self.settings.sdk_max_retries,
+            timeout=self.settings.request_timeout_seconds,
+        )
+
+    def _bedrock_mantle_client(self) -> anthropic.AnthropicBedrockMantle:
+        import anthropic
+
+        return anthropic.AnthropicBedrockMantle(
+            aws_region=self.region,
+            base_url=self.settings.bedrock_mantle_base_url,
             max_retries=self.settings.sdk_max_retries,
             timeout=self.settings.request_timeout_seconds,
         )
@@ -258,6 +286,14 @@ class ClaudeModel:
         model = model_for_phase(phase, self.settings)
         return bedrock_model_id(model, self.region) if self.provider == "bedrock" else model
 
+    def params(self, request: ModelRequest, model: str, family: ModelFamily, max_tokens: int) -> dict[str, Any]:
+        """``request_params`` plus what the provider's endpoint needs: the legacy Bedrock models get
+        the API version they accept in the body (the SDK's own would be refused)."""
+        params = request_params(request, model, max_tokens)
+        if self.provider == "bedrock" and family.bedrock_endpoint == "invoke":
+            params["extra_body"] = {"anthropic_version": BEDROCK_LEGACY_API_VERSION}
+        return params
+
     # -- call ----------------------------------------------------------------------------------
 
     def call(self, request: ModelRequest) -> ModelResponse:
@@ -269,20 +305,20 @@ class ClaudeModel:
         """
         model = self.model_id(request.phase)
         family = model_family(model)
-        client = self.client
+        client = self.client_for(family)
         started = time.perf_counter()
         budget = request.max_tokens
         usage = ModelUsage(provider=self.provider, model=model)
         # One deadline for the whole call (both streams of a max_tokens retry): the phase budgets it.
         deadline = time.monotonic() + (request.deadline_seconds or self.settings.request_timeout_seconds)
-        message = self._stream(client, request_params(request, model, budget), usage, deadline)
+        message = self._stream(client, self.params(request, model, family, budget), usage, deadline)
         if message.stop_reason == "max_tokens":
             larger = min(budget * 2, family.max_output_tokens)
             if larger > budget:
                 extra = {"phase": request.phase.id, "max_tokens": budget, "retry_max_tokens": larger}
                 logger.info("answer hit max_tokens; retrying with a larger budget", extra=extra)
                 budget = larger
-                message = self._stream(client, request_params(request, model, budget), usage, deadline)
+                message = self._stream(client, self.params(request, model, family, budget), usage, deadline)
         usage.latency_ms = int((time.perf_counter() - started) * 1000)
         usage.stop_reason = message.stop_reason
         usage.cost_usd = cost_usd(usage.model, usage)
@@ -298,7 +334,8 @@ class ClaudeModel:
         usage = ModelUsage(provider=self.provider, model=model)
         started = time.perf_counter()
         deadline = time.monotonic() + (request.deadline_seconds or self.settings.request_timeout_seconds)
-        message = self._stream(self.client, request_params(request, model, 1), usage, deadline)
+        family = model_family(model)
+        message = self._stream(self.client_for(family), self.params(request, model, family, 1), usage, deadline)
         usage.latency_ms = int((time.perf_counter() - started) * 1000)
         usage.stop_reason = message.stop_reason
         usage.cost_usd = cost_usd(usage.model, usage)
