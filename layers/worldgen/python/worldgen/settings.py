@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     def _default_model_is_known(cls, model: str | None) -> str | None:
         return _known_model(model, "WORLDGEN_DEFAULT_MODEL") if model and model.strip() else None
 
+    @field_validator("simulator_model")
+    @classmethod
+    def _simulator_model_is_known(cls, model: str) -> str:
+        return _known_model(model, "WORLDGEN_SIMULATOR_MODEL")
+
     @field_validator("phase_models")
     @classmethod
     def _phase_models_are_known(cls, models: dict[str, str]) -> dict[str, str]:
@@ -68,6 +73,8 @@ class Settings(BaseSettings):
     # Simulated Claude (worldgen.local.simulator, started by the demo, the bench and tests)
     simulator_url: str | None = None
     simulator_time_factor: float = 1.0  # simulated seconds per real second
+    # The model the simulated provider asks, in its family's dialect (the bench: the default model).
+    simulator_model: str = "claude-sonnet-4-6"
 
     # Procedural model
     seed: int = 7
