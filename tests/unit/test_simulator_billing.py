@@ -112,7 +112,7 @@ def test_a_message_breakpoint_is_invalidated_by_a_changed_tool_choice(cache: Pro
 
 def test_the_minimum_cacheable_length_is_the_familys(cache: PromptCache) -> None:
     short = "A short prompt. " * 200  # ~800 tokens: above Sonnet 5.5's 512, below Sonnet 4.6's 2048
-    request = {"system": [{"type": "text", "text": short, "cache_control": EPHEMERAL}]}
+    request: dict[str, Any] = {"system": [{"type": "text", "text": short, "cache_control": EPHEMERAL}]}
 
     sonnet_4_6 = cache.bill(body(tools=[TOOL], **request), 10).usage
     sonnet_5_5 = cache.bill(structured({"type": "object"}, **request), 10).usage
@@ -131,7 +131,7 @@ def test_an_entry_expires_five_simulated_minutes_after_its_last_use(cache: Promp
 
 
 def test_the_sonnet_5_tokenizer_counts_about_thirty_percent_more_for_the_same_text(cache: PromptCache) -> None:
-    plain = {"tools": [TOOL], "system": SYSTEM}
+    plain: dict[str, Any] = {"tools": [TOOL], "system": SYSTEM}
     sonnet_4_6 = cache.bill(body(**plain), 10).usage["input_tokens"]
     sonnet_5 = cache.bill(body("claude-sonnet-5", **plain), 10).usage["input_tokens"]
 
