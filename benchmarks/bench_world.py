@@ -41,12 +41,15 @@ from worldgen.functions_registry import ALL_FUNCTIONS
 from worldgen.local.campaigns import SAMPLE_CAMPAIGN, CampaignFile, insert_campaign, read_campaign_file
 from worldgen.local.database import migrated_local_database
 from worldgen.local.runtime import LocalRuntime, load_handler
-from worldgen.local.simulator import ClaudeSimulator, Pace, Served
+from worldgen.local.simulator import TIERS, ClaudeSimulator, Pace, Served, Tier
 from worldgen.model.base import ModelRequest
-from worldgen.phases import Phase, get_phase, profile_phases
+from worldgen.model.families import family_of
+from worldgen.model.pricing import price_of
+from worldgen.phases import PHASES, Phase, get_phase, profile_phases
 from worldgen.settings import get_settings
 
 TIME_FACTOR = 40.0
+DEFAULT_MODEL = PHASES[0].model  # the registry's default model, in its own request mode
 MEMORY_TIME_FACTOR = 20.0  # tracemalloc slows the client: a slower clock keeps it inside its deadlines
 EXTRA_PCS = [
     {
@@ -79,6 +82,8 @@ class PhaseRow:
     left_out: int = 0
     output_tokens: int = 0
     cost: float = 0.0
+    cache_reads: int = 0  # calls that read a cached prefix
+    cache_read_tokens: int = 0
     error: str | None = None
 
 
@@ -91,6 +96,7 @@ class World:
     memory: dict[str, float] = field(default_factory=dict)
     audit: str = ""  # worldgen.audit of the generated world (issue 11's quality targets)
     profile: str = "full"
+    model: str = ""
 
     @property
     def critical_path(self) -> float:
@@ -199,13 +205,19 @@ def run_world(
     definition: str | None = None,
     wrap: Callable[[str, Any], Any] | None = None,
     profile: str = "full",
+    model: str = DEFAULT_MODEL,
+    tier: Tier | None = None,
 ) -> tuple[World, ClaudeSimulator]:
     campaign = campaign_for(pcs)
     with connect(url) as conn:
         campaign_id = insert_campaign(conn, campaign)
-    simulator = ClaudeSimulator(Pace(time_factor=factor), size=size)
+    simulator = ClaudeSimulator(Pace(time_factor=factor), size=size, tier=tier)
     with simulator:
-        environment = {"WORLDGEN_DATABASE_URL": url, **simulator.environment()}
+        environment = {
+            "WORLDGEN_DATABASE_URL": url,
+            **simulator.environment(),
+            "WORLDGEN_SIMULATOR_MODEL": model,
+        }
         with LocalRuntime(definition=definition, environment=environment) as runtime:
             if wrap is not None:
                 for phase in profile_phases(profile):
@@ -219,14 +231,15 @@ def run_world(
             execution = runtime.wait(body["execution_arn"], timeout=3600)
             real = time.perf_counter() - started
     get_settings.cache_clear()
-    world = World(label, execution["status"], real_seconds=real, profile=profile)
+    world = World(label, execution["status"], real_seconds=real, profile=profile, model=model)
     with connect(url) as conn:
         runs = conn.execute(
             "SELECT phase, status, duration_ms, model_ms, error_type FROM phase_runs WHERE generation_id = %s",
             (body["generation_id"],),
         ).fetchall()
         calls = conn.execute(
-            "SELECT phase, round, output_tokens, latency_ms, cost_usd FROM model_calls WHERE generation_id = %s",
+            "SELECT phase, round, output_tokens, latency_ms, cost_usd, cache_read_input_tokens"
+            " FROM model_calls WHERE generation_id = %s",
             (body["generation_id"],),
         ).fetchall()
         world.audit = audit_world(conn, body["generation_id"]).render()
@@ -249,6 +262,8 @@ def run_world(
             left_out=simulator.left_out.get(run["phase"], 0),
             output_tokens=sum(c["output_tokens"] for c in mine),
             cost=float(sum(c["cost_usd"] for c in mine)),
+            cache_reads=sum(1 for c in mine if c["cache_read_input_tokens"]),
+            cache_read_tokens=sum(c["cache_read_input_tokens"] for c in mine),
             error=run["error_type"],
         )
     return world, simulator
@@ -288,7 +303,7 @@ def traced(memory: dict[str, float]) -> Callable[[str, Any], Any]:
 def print_world(world: World, factor: float) -> None:
     print(f"\n{world.label}: execution {world.status}, {world.real_seconds:.1f} s real at x{factor:g}")
     print(
-        f"  {'phase':<6}{'status':<10}{'sim s':>8}{'calls':>6}{'max out':>9}{'repairs':>8}{'left out':>9}"
+        f"  {'phase':<6}{'status':<10}{'sim s':>8}{'calls':>6}{'reads':>6}{'max out':>9}{'repairs':>8}{'left out':>9}"
         f"{'out tok':>9}{'cost $':>8}{'mem MB':>8}{'of MB':>6}"
     )
     for phase in profile_phases(world.profile):
@@ -299,8 +314,8 @@ def print_world(world: World, factor: float) -> None:
         mem = world.memory.get(phase.id)
         mem_text = f"{mem:>8.1f}" if mem is not None else f"{'-':>8}"
         print(
-            f"  {row.phase:<6}{row.status:<10}{row.seconds:>8.1f}{row.calls:>6}{row.largest_output:>9}"
-            f"{row.repairs:>8}{row.left_out:>9}{row.output_tokens:>9}{row.cost:>8.3f}{mem_text}"
+            f"  {row.phase:<6}{row.status:<10}{row.seconds:>8.1f}{row.calls:>6}{row.cache_reads:>6}"
+            f"{row.largest_output:>9}{row.repairs:>8}{row.left_out:>9}{row.output_tokens:>9}{row.cost:>8.3f}{mem_text}"
             f"{phase.memory_mb:>6}" + (f"  {row.error}" if row.error else "")
         )
     critical, line = world.critical_path, world.line
@@ -310,7 +325,12 @@ def print_world(world: World, factor: float) -> None:
         f"  world: {critical:.0f} s simulated ({critical / 60:.1f} min) on the critical path;"
         f" phases in a line {line:.0f} s; line / DAG = {line / critical if critical else 0:.3f}"
     )
-    print(f"  output tokens {tokens}, cost ${cost:.3f} (ledger, list prices)")
+    output_cost = tokens * (price_of(world.model).output if price_of(world.model) else 0.0) / 1_000_000  # type: ignore[union-attr]
+    ratio = cost / output_cost if output_cost else 0.0
+    print(
+        f"  output tokens {tokens}, cost ${cost:.3f} (ledger, list prices of {world.model});"
+        f" {ratio:.2f}x the cost of the output tokens alone"
+    )
     if world.audit:
         print(world.audit)
 
@@ -338,7 +358,13 @@ def main() -> None:
     parser.add_argument("--factor", type=float, default=TIME_FACTOR, help="simulated seconds per real second")
     parser.add_argument("--no-memory", action="store_true", help="skip the traced-memory runs")
     parser.add_argument("--profile", choices=("full", "quick"), default=None, help="only the worlds of one profile")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="the model every phase asks (default: the registry's)")
+    parser.add_argument(
+        "--tier", choices=[*TIERS, "none"], default="none", help="the simulator's rate-limit tier (none: unlimited)"
+    )
+    parser.add_argument("--typical", action="store_true", help="only the typical 4-PC world, no memory run")
     args = parser.parse_args()
+    tier = TIERS.get(args.tier)
     os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"  # the table, not the handlers' logs
     logging.getLogger("moto").setLevel(logging.CRITICAL)  # a failed Task's traceback: the table says it
     url = migrated_local_database()
@@ -346,6 +372,17 @@ def main() -> None:
         "bench-world: simulated Claude at 60 output tokens/s, 1.5 s to the first token,"
         f" clock x{args.factor:g}; durations in simulated seconds"
     )
+    limits = (
+        f"tier {tier.name}: {tier.requests_per_minute} RPM, {tier.input_tokens_per_minute} ITPM,"
+        f" {tier.output_tokens_per_minute} OTPM"
+        if tier
+        else "no rate limits"
+    )
+    print(f"model {args.model} ({family_of(args.model).request_mode}), {limits}")
+    if args.typical:
+        world, _ = run_world(url, "typical world, 4 PCs", 4, "typical", args.factor, model=args.model, tier=tier)
+        print_world(world, args.factor)
+        return
     summary: list[str] = []
     worlds = (
         ("typical world, 4 PCs", 4, "typical", "full"),

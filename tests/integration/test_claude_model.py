@@ -328,19 +328,22 @@ def test_sonnet_5_5_is_asked_by_structured_output_and_its_json_read_from_the_tex
     assert text["type"] == "text" and response.tool_input == json.loads(text["text"])
 
 
-def test_a_part_on_sonnet_5_5_asks_for_its_tables_only_within_the_schema_limits(standin: StandIn) -> None:
+def test_the_calls_of_a_phase_in_parts_on_sonnet_5_5_share_one_cached_prefix(standin: StandIn) -> None:
     model = ClaudeModel("anthropic", settings=settings_for(standin, default_model=SONNET_5_5))
     whole = phase_request()
-    part = outline.table_part_request(whole, ("geography_regions",))
+    first = outline.table_part_request(whole, ("geography_regions",))
+    second = outline.table_part_request(whole, ("planes", "celestial_bodies"))
 
-    response = model.call(part)
+    responses = [model.call(first), model.call(second)]
 
-    schema = standin.message_requests[0].body["output_config"]["format"]["schema"]
-    assert list(schema["properties"]) == ["geography_regions"] and schema["required"] == ["geography_regions"]
-    assert strict_limit_problems({"input_schema": schema}) == []
-    assert not standin.message_requests[0].rejected
-    assert response.tool_input is not None and list(response.tool_input) == ["geography_regions"]
-    assert strict_limit_problems(strict_variant(whole.tool)) != []  # the whole phase in one request would not fit
+    bodies = [r.body for r in standin.message_requests]
+    assert bodies[0]["tools"] == bodies[1]["tools"] and bodies[0]["system"] == bodies[1]["system"]
+    assert all("tool_choice" not in b and "format" not in b["output_config"] for b in bodies)  # the model chooses
+    assert "geography_regions" in json.dumps(bodies[0]["messages"][-1])  # the part is named last
+    usages = [r.usage for r in responses]
+    assert usages[0].cache_creation_input_tokens > 0 and usages[1].cache_read_input_tokens > 0
+    assert usages[1].cache_creation_input_tokens == 0
+    assert all(r.tool_input is not None and r.tool_use_id for r in responses)
 
 
 def test_sonnet_5_5_on_bedrock_ids_is_recognised_as_structured_output(standin: StandIn) -> None:

@@ -510,8 +510,8 @@ _STOP_REASONS = {
 def _content(answer: Answer, body: dict[str, Any], rows_per_table: int) -> tuple[list[dict[str, Any]], str]:
     """The answer's content blocks and stop reason, in the dialect of the request."""
     output_format = (body.get("output_config") or {}).get("format")
-    forced = (body.get("tool_choice") or {}).get("name")
     tools = body.get("tools") or [{}]
+    forced = (body.get("tool_choice") or {}).get("name") or _tool_named_last(body, tools)
     tool = next((t for t in tools if t.get("name") == forced), tools[0])
     thinking = (
         [{"type": "thinking", "thinking": answer.thinking, "signature": "sig-standin"}] if answer.thinking else []
@@ -532,6 +532,15 @@ def _content(answer: Answer, body: dict[str, Any], rows_per_table: int) -> tuple
         return [*thinking, {"type": "text", "text": text}], stop_reason or "end_turn"
     block = {"type": "tool_use", "id": f"toolu_standin_{next(_ids)}", "name": tool.get("name", "tool"), "input": rows}
     return [*thinking, block], stop_reason or "tool_use"
+
+
+def _tool_named_last(body: dict[str, Any], tools: list[dict[str, Any]]) -> str | None:
+    """With the model free to choose (no forced tool), the tool the last user message names, as a
+    model follows it (the longest name mentioned: ``..._outline`` before the phase tool)."""
+    messages = [m for m in body.get("messages") or [] if m.get("role") == "user"]
+    text = json.dumps(messages[-1].get("content")) if messages else ""
+    named = [str(t.get("name")) for t in tools if t.get("name") and str(t.get("name")) in text]
+    return max(named, key=len, default=None)
 
 
 def _events(message: dict[str, Any], answer: Answer) -> list[dict[str, Any]]:

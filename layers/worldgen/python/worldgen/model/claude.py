@@ -128,27 +128,43 @@ def request_params(request: ModelRequest, model: str, max_tokens: int) -> dict[s
         if family.thinking is not None:  # a family that thinks by default: {"type": "disabled"}
             forced["thinking"] = dict(family.thinking)
         return forced
+    output_config: dict[str, Any] = {}
+    if family.effort is not None:
+        output_config["effort"] = family.effort
+    params: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "messages": request.messages}
+    if family.thinking is not None:
+        params["thinking"] = dict(family.thinking)
+    if request.tools:
+        # A call of a phase in parts on a model that refuses a forced tool: every call of the phase
+        # lists the same tools and the same cached system prefix and lets the model choose the tool
+        # (tool_choice auto, the default); the last message names the tool and the part. A format per
+        # part would be a cache key per part ("changing output_config.format invalidates any prompt
+        # cache", structured-outputs page, 2026-12-04): every part would write the phase's prompt
+        # again at 1.25x and none would read it (`make bench-world`: $2.56 -> see docs/claude.md).
+        tools = [dict(t) for t in request.tools]
+        tools[-1] = {**tools[-1], "cache_control": EPHEMERAL}
+        params["tools"] = tools
+        params["system"] = [{"type": "text", "text": request.system}, *shared]
+        if output_config:
+            params["output_config"] = output_config
+        return params
     note = STRUCTURED_OUTPUT_NOTE.format(
         tool_name=request.tool["name"], description=request.tool.get("description", "the phase's rows.")
     )
     tool = narrowed(request.tool, request.tables) if request.tables else request.tool  # a part: its tables
-    output_config: dict[str, Any] = {"format": {"type": "json_schema", "schema": output_schema(tool)}}
-    if family.effort is not None:
-        output_config["effort"] = family.effort
-    params: dict[str, Any] = {
-        "model": model,
-        "max_tokens": max_tokens,
-        "system": [
-            {"type": "text", "text": request.system},
-            {"type": "text", "text": note, "cache_control": EPHEMERAL},
-            *shared,
-        ],
-        "messages": request.messages,
-        "output_config": output_config,
-    }
-    if family.thinking is not None:
-        params["thinking"] = dict(family.thinking)
+    output_config["format"] = {"type": "json_schema", "schema": output_schema(tool)}
+    params["system"] = [
+        {"type": "text", "text": request.system},
+        {"type": "text", "text": note, "cache_control": EPHEMERAL},
+        *shared,
+    ]
+    params["output_config"] = output_config
     return params
+
+
+def answers_in_text(params: dict[str, Any]) -> bool:
+    """Whether a request's answer is the JSON of its text (structured outputs) or a tool's input."""
+    return "format" in (params.get("output_config") or {})
 
 
 STRUCTURED_OUTPUT_400_HINT = (
@@ -323,9 +339,9 @@ class ClaudeModel:
         usage.stop_reason = message.stop_reason
         usage.cost_usd = cost_usd(usage.model, usage)
         _raise_for_stop_reason(message.stop_reason, request.phase, budget, usage)
-        if family.request_mode == FORCED_TOOL:
-            return _tool_response(message, request.tool["name"], usage)
-        return _structured_response(message, usage)
+        if answers_in_text(request_params(request, model, budget)):
+            return _structured_response(message, usage)
+        return _tool_response(message, request.tool["name"], usage)
 
     def prime(self, request: ModelRequest) -> ModelUsage:
         """Send ``request`` for one output token: the API writes its cache breakpoints (the shared
