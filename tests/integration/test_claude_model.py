@@ -28,7 +28,7 @@ from worldgen.model.base import ModelRequest
 from worldgen.model.claude import ClaudeModel, output_schema
 from worldgen.model.pricing import cost_usd
 from worldgen.phases import get_phase
-from worldgen.schema.tools import load_tool, strict_limit_problems, strict_variant
+from worldgen.schema.tools import load_tool, strict_variant
 from worldgen.settings import Settings
 
 SONNET_5_5 = "claude-sonnet-5-5"
