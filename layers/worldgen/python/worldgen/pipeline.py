@@ -15,8 +15,8 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from worldgen import cost_cap, state
 from worldgen import outline as outlines
-from worldgen import state
 from worldgen.audit import ROLE_TABLES, role_room
 from worldgen.db import rules
 from worldgen.db.catalog import read_table_specs
@@ -282,6 +282,7 @@ def _generate(
     if phase.strict_tools or phase.id in settings.strict_phases:
         tool = strict_variant(tool)
     request = model_request(phase, context, specs, tool=tool, options=generation["options"])
+    model = _within_cost_cap(conn, generation, phase, model, calls, request)
     if len(phase.table_groups) > 1:
         parts = _Parts(conn, generation, phase, attempt, model, calls, started, remaining_ms, specs, repair_rounds)
         return parts.run(request)
@@ -336,6 +337,26 @@ def _generate(
             request, messages=request.messages + _repair_messages(response, problems, problem_count)
         )
     raise AssertionError("unreachable")
+
+
+def _within_cost_cap(
+    conn: psycopg.Connection[Any],
+    generation: dict[str, Any],
+    phase: Phase,
+    model: WorldModel,
+    calls: list[ModelUsage],
+    request: ModelRequest,
+) -> WorldModel:
+    """``model`` checked against the generation's cost cap before each call (``worldgen.cost_cap``),
+    and the phase's first call checked now, at the phase boundary."""
+    cap = cost_cap.cap_of(generation["options"])
+    if cap is None:
+        return model
+    spent = cost_cap.spent_usd(conn, generation["id"])
+    conn.commit()
+    capped = cost_cap.CappedModel(model, phase, cap, spent, calls)
+    capped.check_start(request)
+    return capped
 
 
 def _usage_of_failure(exc: Exception, model: WorldModel, phase: Phase, part: str | None = None) -> ModelUsage:

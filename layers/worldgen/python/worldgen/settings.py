@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = 240.0
     sdk_max_retries: int = 1
     repair_rounds: int = 2
+    # The cost cap of a generation whose request names none (worldgen.cost_cap); unset: no cap.
+    default_max_cost_usd: float | None = Field(default=None, gt=0)
     # After the repair rounds: drop the invalid rows (and what refers to them) and save the rest when
     # they are at most this share of the phase's rows; above it the phase fails.
     partial_success_max_share: float = Field(default=0.10, ge=0.0, le=1.0)

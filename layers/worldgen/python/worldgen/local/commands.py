@@ -102,6 +102,8 @@ def generate_campaign(args: argparse.Namespace, campaign: CampaignFile) -> int:
         request = {"campaign_id": str(campaign_id)}
         if getattr(args, "profile", None):
             request["profile"] = args.profile
+        if getattr(args, "max_cost", None) is not None:
+            request["max_cost_usd"] = args.max_cost
         status, body = runtime.action("generateWorld", request, user_id=campaign.owner_id)
         return _follow(runtime, url, status, body)
 
@@ -175,7 +177,10 @@ def _admin_action(args: argparse.Namespace, name: str, data: dict[str, Any], fol
 
 
 def resume(args: argparse.Namespace) -> int:
-    return _admin_action(args, "resumeGeneration", {"generation_id": args.generation_id})
+    data: dict[str, Any] = {"generation_id": args.generation_id}
+    if getattr(args, "max_cost", None) is not None:
+        data["max_cost_usd"] = args.max_cost
+    return _admin_action(args, "resumeGeneration", data)
 
 
 def regenerate(args: argparse.Namespace) -> int:

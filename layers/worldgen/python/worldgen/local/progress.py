@@ -92,6 +92,13 @@ class ProgressPrinter:
             self.conn.close()
 
 
+def _cap_label(options: dict[str, Any] | None) -> str:
+    from worldgen.cost_cap import cap_of
+
+    cap = cap_of(options)
+    return f" of a ${cap:.2f} cap (max_cost_usd)" if cap is not None else " (no cost cap)"
+
+
 def generation_report(conn: psycopg.Connection[Any], generation_id: uuid.UUID | str) -> str:
     from worldgen.generations import generation_summary
 
@@ -110,6 +117,7 @@ def generation_report(conn: psycopg.Connection[Any], generation_id: uuid.UUID | 
         + (f"  ({generation['error_type']}: {generation['error_message']})" if generation["error_type"] else "")
         + ("  [redrivable: `worldgen resume`]" if generation["redrivable"] else ""),
         f"  model: {provider_label(generation['model_provider'])}  profile: {generation['profile']}",
+        f"  cost: ${summary['cost_usd']:.4f} spent" + _cap_label(generation["options"]),
         "",
         f"  {'phase':<6}{'status':<12}{'rows':>6}{'seconds':>9}{'model s':>9}{'db s':>7}{'calls':>6}"
         f"{'in tok':>9}{'out tok':>9}{'cost $':>10}  parts",

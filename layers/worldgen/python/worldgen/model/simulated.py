@@ -28,6 +28,7 @@ from pydantic import SecretStr
 from worldgen.errors import ConfigurationError, WorldgenError
 from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage
 from worldgen.model.claude import ClaudeModel
+from worldgen.phases import Phase
 from worldgen.settings import Settings, get_settings
 
 PROVIDER = "simulated"
@@ -107,6 +108,9 @@ class SimulatedModel:
         response.usage.provider = PROVIDER
         response.usage.latency_ms = self._simulated_ms(response.usage.latency_ms, clock.spent())
         return response
+
+    def model_id(self, phase: Phase) -> str:
+        return self.claude.model_id(phase)
 
     def prime(self, request: ModelRequest) -> ModelUsage:
         """ClaudeModel.prime against the simulator, on the compressed clock."""

@@ -138,6 +138,16 @@ def uuid_argument(value: str) -> str:
         ) from None
 
 
+def usd_argument(value: str) -> float:
+    try:
+        amount = float(value)
+    except ValueError:
+        amount = 0.0
+    if not amount > 0 or amount == float("inf"):
+        raise argparse.ArgumentTypeError(f"{value!r} is not an amount: give a positive number of USD, e.g. 1.50")
+    return amount
+
+
 def phase_argument(value: str) -> str:
     if value.upper() not in ANY_PHASE_BY_ID:
         raise argparse.ArgumentTypeError(f"unknown phase {value!r}; choose one of: {', '.join(ANY_PHASE_BY_ID)}")
@@ -219,9 +229,18 @@ def build_parser() -> argparse.ArgumentParser:
         )
         return command
 
-    demo = with_profile(with_model(add_command("demo", help="generate the sample campaign's world")))
+    def with_cost_cap(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        command.add_argument(
+            "--max-cost", type=usd_argument, default=None, metavar="USD",
+            help="the generation's cost cap in USD (default WORLDGEN_DEFAULT_MAX_COST_USD; none: no cap)",
+        )  # fmt: skip
+        return command
+
+    demo = with_cost_cap(with_profile(with_model(add_command("demo", help="generate the sample campaign's world"))))
     demo.set_defaults(func=_generation("demo"))
-    generate = with_profile(with_model(add_command("generate", help="generate the world of a campaign file")))
+    generate = with_cost_cap(
+        with_profile(with_model(add_command("generate", help="generate the world of a campaign file")))
+    )
     generate.add_argument("--campaign", required=True, metavar="FILE", help="campaign JSON (setting, tone, PCs)")
     generate.set_defaults(func=_generation("generate"))
 
@@ -232,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("generation_id", nargs="?", default=None, help="default: the latest generation")
     audit.add_argument("--json", action="store_true", help="print the audit as JSON")
     audit.set_defaults(func=_generation("audit"))
-    resume = with_model(add_command("resume", help="run a failed generation again from where it failed"))
+    resume = with_cost_cap(with_model(add_command("resume", help="run a failed generation again from where it failed")))
     resume.add_argument("generation_id", type=uuid_argument)
     resume.set_defaults(func=_generation("resume"))
     regenerate = with_model(add_command("regenerate", help="regenerate a phase and everything downstream"))
