@@ -119,7 +119,8 @@ def test_bedrock_needs_no_api_key_and_builds_its_client_lazily(monkeypatch: pyte
     mantle = model.client_for(model_family("claude-sonnet-5-5"))
 
     assert type(client).__name__ == "AnthropicBedrock" and type(mantle).__name__ == "AnthropicBedrockMantle"
-    assert client.max_retries == 1 and getattr(client, "aws_region", None) == "eu-central-1"
+    # ClaudeModel retries itself, with retry-after capped: the SDK would sleep any retry-after
+    assert client.max_retries == mantle.max_retries == 0 and getattr(client, "aws_region", None) == "eu-central-1"
     assert model.model_id(get_phase("1A")) == "anthropic.claude-sonnet-5-5"
 
 

@@ -41,6 +41,7 @@ from worldgen.errors import (
     WorldgenError,
 )
 from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage, WorldModel, get_model
+from worldgen.model.families import find_family
 from worldgen.observability import logger
 from worldgen.phases import SAVE_SECONDS, WORLD_TABLES, Phase, get_phase, row_target
 from worldgen.prompts import phase_prompt, size_hint, system_prompt
@@ -339,6 +340,16 @@ def _generate(
     raise AssertionError("unreachable")
 
 
+def _parts_in_flight(model: WorldModel, phase: Phase, requests: list[ModelRequest]) -> int:
+    """How many parts may stream at once: the API reserves each request's ``max_tokens`` (in the
+    family's tokens) against the output-tokens-per-minute limit when it starts, so the parts in
+    flight reserve at most ``WORLDGEN_OUTPUT_TOKENS_PER_MINUTE`` (the others start as they finish)."""
+    family = find_family(cost_cap.model_name(model, phase))
+    factor = family.tokenizer_factor if family else 1.0
+    reserved = max(r.max_tokens for r in requests) * factor
+    return max(1, min(len(requests), int(get_settings().output_tokens_per_minute // reserved)))
+
+
 def _within_cost_cap(
     conn: psycopg.Connection[Any],
     generation: dict[str, Any],
@@ -583,7 +594,8 @@ class _Parts:
         """The pending parts' calls, concurrently, and the first failure among them; every answered
         call reaches the ledger, and its answer is checked and recorded, even when another failed."""
         began = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=len(pending), thread_name_prefix=f"phase-{self.phase.slug}") as pool:
+        in_flight = _parts_in_flight(self.model, self.phase, [requests[i] for i in pending])
+        with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix=f"phase-{self.phase.slug}") as pool:
             futures = {
                 i: pool.submit(self.model.call, dataclasses.replace(requests[i], round=round_number)) for i in pending
             }

@@ -48,7 +48,14 @@ class Settings(BaseSettings):
     bedrock_base_url: str | None = None
     bedrock_mantle_base_url: str | None = None
     request_timeout_seconds: float = 240.0
-    sdk_max_retries: int = 1
+    sdk_max_retries: int = 1  # retries of a request refused before answering (429, 529, 5xx), by ClaudeModel
+    # The longest retry-after waited inside a phase; a longer one fails the call as ModelRateLimited,
+    # which the state machine's throttling retrier waits out (minutes, outside the Lambda).
+    rate_limit_max_wait_seconds: float = 30.0
+    # Output tokens per minute of the model (the rate-limit tier: Anthropic's rate-limits page gives
+    # 90,000 for Sonnet at tier 2). The API reserves max_tokens when a request starts: the parts of a
+    # phase in flight at once reserve at most this many.
+    output_tokens_per_minute: int = Field(default=90_000, gt=0)
     repair_rounds: int = 2
     # The cost cap of a generation whose request names none (worldgen.cost_cap); unset: no cap.
     default_max_cost_usd: float | None = Field(default=None, gt=0)

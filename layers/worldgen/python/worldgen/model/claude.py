@@ -15,6 +15,7 @@ answer cannot outlive the Lambda. SDK errors are translated in ``model_error`` a
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
@@ -252,7 +253,7 @@ class ClaudeModel:
 
         options: dict[str, Any] = {
             "api_key": self._api_key(),
-            "max_retries": self.settings.sdk_max_retries,
+            "max_retries": 0,  # ClaudeModel._send retries, with retry-after capped
             "timeout": self.settings.request_timeout_seconds,
         }
         if self.settings.anthropic_base_url:  # else the SDK reads ANTHROPIC_BASE_URL itself
@@ -265,7 +266,7 @@ class ClaudeModel:
         return anthropic.AnthropicBedrock(
             aws_region=self.region,
             base_url=self.settings.bedrock_base_url,
-            max_retries=self.settings.sdk_max_retries,
+            max_retries=0,  # ClaudeModel._send retries, with retry-after capped
             timeout=self.settings.request_timeout_seconds,
         )
 
@@ -275,7 +276,7 @@ class ClaudeModel:
         return anthropic.AnthropicBedrockMantle(
             aws_region=self.region,
             base_url=self.settings.bedrock_mantle_base_url,
-            max_retries=self.settings.sdk_max_retries,
+            max_retries=0,  # ClaudeModel._send retries, with retry-after capped
             timeout=self.settings.request_timeout_seconds,
         )
 
@@ -323,18 +324,21 @@ class ClaudeModel:
         family = model_family(model)
         client = self.client_for(family)
         started = time.perf_counter()
-        budget = request.max_tokens
+        # The phase budgets are measured in characters / 4; a family whose tokenizer counts more
+        # tokens for the same text gets as many more (families.SONNET_5_TOKENIZER).
+        budget = min(math.ceil(request.max_tokens * family.tokenizer_factor), family.max_output_tokens)
         usage = ModelUsage(provider=self.provider, model=model)
-        # One deadline for the whole call (both streams of a max_tokens retry): the phase budgets it.
-        deadline = time.monotonic() + (request.deadline_seconds or self.settings.request_timeout_seconds)
-        message = self._stream(client, self.params(request, model, family, budget), usage, deadline)
+        # Each stream has its own deadline, counted from its first byte (a max_tokens retry gets one
+        # of its own; a wait for a rate limit before an answer starts is not the answer's time).
+        seconds = request.deadline_seconds or self.settings.request_timeout_seconds
+        message = self._send(client, self.params(request, model, family, budget), usage, seconds)
         if message.stop_reason == "max_tokens":
             larger = min(budget * 2, family.max_output_tokens)
             if larger > budget:
                 extra = {"phase": request.phase.id, "max_tokens": budget, "retry_max_tokens": larger}
                 logger.info("answer hit max_tokens; retrying with a larger budget", extra=extra)
                 budget = larger
-                message = self._stream(client, self.params(request, model, family, budget), usage, deadline)
+                message = self._send(client, self.params(request, model, family, budget), usage, seconds)
         usage.latency_ms = int((time.perf_counter() - started) * 1000)
         usage.stop_reason = message.stop_reason
         usage.cost_usd = cost_usd(usage.model, usage)
@@ -349,27 +353,53 @@ class ClaudeModel:
         model = self.model_id(request.phase)
         usage = ModelUsage(provider=self.provider, model=model)
         started = time.perf_counter()
-        deadline = time.monotonic() + (request.deadline_seconds or self.settings.request_timeout_seconds)
+        seconds = request.deadline_seconds or self.settings.request_timeout_seconds
         family = model_family(model)
-        message = self._stream(self.client_for(family), self.params(request, model, family, 1), usage, deadline)
+        message = self._send(self.client_for(family), self.params(request, model, family, 1), usage, seconds)
         usage.latency_ms = int((time.perf_counter() - started) * 1000)
         usage.stop_reason = message.stop_reason
         usage.cost_usd = cost_usd(usage.model, usage)
         return usage
 
-    def _stream(self, client: Any, params: dict[str, Any], usage: ModelUsage, deadline: float) -> Any:
-        """Stream one request to its final message before ``deadline``; add its usage to ``usage``.
+    def _send(self, client: Any, params: dict[str, Any], usage: ModelUsage, seconds: float) -> Any:
+        """``_stream``, retried (``WORLDGEN_SDK_MAX_RETRIES`` times; the SDK itself does not retry)
+        when the API refused it before answering: a 429 waits its ``retry-after``, a 529 / 5xx /
+        unreachable API a short backoff. A wait longer than ``WORLDGEN_RATE_LIMIT_MAX_WAIT_SECONDS``
+        is not waited here: the error goes to the state machine, whose throttling retrier waits
+        minutes outside the Lambda's budget (the SDK would sleep any ``retry-after`` it is told)."""
+        for attempt in range(self.settings.sdk_max_retries + 1):
+            try:
+                return self._stream(client, params, usage, seconds)
+            except (ModelRateLimited, ModelOverloaded, ModelUnavailable, ModelTimeout) as exc:
+                if exc.details.get("answered") or attempt >= self.settings.sdk_max_retries:
+                    raise
+                wait = _retry_wait(exc, attempt)
+                if wait > self.settings.rate_limit_max_wait_seconds:
+                    exc.details["retry_wait_capped"] = self.settings.rate_limit_max_wait_seconds
+                    raise
+                extra = {"error": type(exc).__name__, "wait_seconds": round(wait, 3), "attempt": attempt + 1}
+                logger.info("model request refused before answering; retrying", extra=extra)
+                time.sleep(wait)
+        raise AssertionError("unreachable")
+
+    def _stream(self, client: Any, params: dict[str, Any], usage: ModelUsage, seconds: float) -> Any:
+        """Stream one request to its final message within ``seconds`` of its first byte; add its
+        usage to ``usage``.
 
         The deadline reached while the answer is still streaming is a truncation (permanent: a
         retry streams as long again); a stream that stalls (no bytes within the SDK's read
-        timeout) is an APITimeoutError, ModelTimeout (transient).
+        timeout) is an APITimeoutError, ModelTimeout (transient). An error raised once the answer
+        had begun carries ``answered`` (not retried by ``_send``).
         """
         import anthropic
 
+        deadline: float | None = None
         try:
             with client.messages.stream(**params) as stream:
                 for _event in stream:
-                    if time.monotonic() > deadline:
+                    now = time.monotonic()
+                    deadline = deadline or now + seconds
+                    if now > deadline:
                         _add_usage(usage, stream.current_message_snapshot)
                         usage.cost_usd = cost_usd(usage.model, usage)
                         raise ModelOutputTruncated(
@@ -380,7 +410,10 @@ class ClaudeModel:
                         )
                 message = stream.get_final_message()
         except anthropic.AnthropicError as exc:
-            raise model_error(exc, params["model"], structured_output="output_config" in params) from exc
+            translated = model_error(exc, params["model"], structured_output="output_config" in params)
+            if deadline is not None or getattr(exc, "status_code", 400) < 400:  # inside a 200 stream
+                translated.details["answered"] = True
+            raise translated from exc
         except Exception as exc:  # the SDK wraps transport errors of the request, not of the stream's body
             cause = _transport_cause(exc)
             if cause is None:
@@ -390,9 +423,20 @@ class ClaudeModel:
                 f"the stream from model {params['model']} broke off: {type(exc).__name__}: {exc}"
                 + (" (no bytes within WORLDGEN_REQUEST_TIMEOUT_SECONDS)" if error is ModelTimeout else ""),
                 model=params["model"],
+                answered=True,
             ) from exc
         _add_usage(usage, message)
         return message
+
+
+def _retry_wait(exc: WorldgenError, attempt: int) -> float:
+    """Seconds to wait before retrying: the 429's ``retry-after`` when it says, else a short
+    exponential backoff (0.5 s, 1 s, 2 s ... at most 8 s, as the SDK's own)."""
+    retry_after = exc.details.get("retry_after")
+    try:
+        return max(0.0, float(retry_after)) if retry_after is not None else min(0.5 * 2**attempt, 8.0)
+    except ValueError:  # an HTTP date: wait as long as the cap allows, no longer
+        return float("inf")
 
 
 def _transport_cause(exc: BaseException) -> OSError | None:

@@ -88,6 +88,7 @@ class SimulatedModel:
                 "anthropic_api_key": SecretStr("simulated"),
                 "anthropic_api_key_secret_arn": None,
                 "request_timeout_seconds": settings.request_timeout_seconds / self.factor,
+                "rate_limit_max_wait_seconds": settings.rate_limit_max_wait_seconds / self.factor,
                 # One model for every phase, asked in its family's dialect (the simulator speaks both).
                 "default_model": settings.simulator_model,
                 "phase_models": {},
