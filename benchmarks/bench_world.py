@@ -188,6 +188,81 @@ def without_prompt_cache() -> Iterator[None]:
         pipeline._Parts._prime = prime  # type: ignore[method-assign]
 
 
+@contextlib.contextmanager
+def own_format_per_call() -> Iterator[None]:
+    """Candidate (and the structure before issue 22): on a structured-output model each call of a
+    phase in parts sends its own output_config.format (the part's tables), no tools."""
+    original = claude.request_params
+
+    def per_call(request: ModelRequest, model: str, max_tokens: int) -> dict[str, Any]:
+        return original(dataclasses.replace(request, tools=[]), model, max_tokens)
+
+    claude.request_params = per_call
+    try:
+        yield
+    finally:
+        claude.request_params = original
+
+
+@contextlib.contextmanager
+def one_format_per_phase() -> Iterator[None]:
+    """Candidate: every part of a phase sends the same format (the whole phase's tables, none
+    required; the outline its own), no tools: one cache key for the parts of a phase."""
+    original = claude.request_params
+
+    def per_phase(request: ModelRequest, model: str, max_tokens: int) -> dict[str, Any]:
+        if request.tools and not request.tool["name"].endswith("_outline"):
+            request = dataclasses.replace(request, tool=request.tools[0], tables=())
+        return original(dataclasses.replace(request, tools=[]), model, max_tokens)
+
+    claude.request_params = per_phase
+    try:
+        yield
+    finally:
+        claude.request_params = original
+
+
+@contextlib.contextmanager
+def without_primer() -> Iterator[None]:
+    """Candidate: the parts of a phase without an outline sent at once, no cache primer first."""
+    prime = pipeline._Parts._prime
+    pipeline._Parts._prime = lambda self, request: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        pipeline._Parts._prime = prime  # type: ignore[method-assign]
+
+
+CANDIDATES: tuple[tuple[str, Callable[[], contextlib.AbstractContextManager[None]]], ...] = (
+    ("own format per call (before)", own_format_per_call),
+    ("one format per phase", one_format_per_phase),
+    ("same tools, tool_choice auto (now)", contextlib.nullcontext),
+    ("same tools, no primer", without_primer),
+)
+
+
+def compare_candidates(url: str, factor: float, model: str, tier: Tier | None) -> None:
+    """The typical world under each design of a phase in parts, side by side (one run)."""
+    rows = []
+    for label, candidate in CANDIDATES:
+        with candidate():
+            world, _ = run_world(url, label, 4, "typical", factor, model=model, tier=tier)
+        calls = sum(r.calls for r in world.phases.values())
+        reads = sum(r.cache_reads for r in world.phases.values())
+        cost = sum(r.cost for r in world.phases.values())
+        tokens = sum(r.output_tokens for r in world.phases.values())
+        price = price_of(model)
+        output_cost = tokens * price.output / 1_000_000 if price else 0.0
+        rows.append((label, world.status, calls, reads, cost, cost / output_cost if output_cost else 0.0, world))
+    print(f"\n  typical world, 4 PCs, on {model}: the designs of a phase in parts side by side")
+    print(f"  {'design':<38}{'status':<11}{'calls':>6}{'reads':>6}{'cost $':>8}{'x out':>7}{'world s':>9}")
+    for label, status, calls, reads, cost, ratio, world in rows:
+        print(f"  {label:<38}{status:<11}{calls:>6}{reads:>6}{cost:>8.3f}{ratio:>7.2f}{world.critical_path:>9.0f}")
+    for label, *_, world in rows:
+        per_phase = ", ".join(f"{r.phase} ${r.cost:.3f} {r.calls}c/{r.cache_reads}r" for r in world.phases.values())
+        print(f"  {label}: {per_phase}")
+
+
 def campaign_for(pcs: int) -> CampaignFile:
     campaign = read_campaign_file(SAMPLE_CAMPAIGN)
     data = campaign.model_dump()
@@ -363,6 +438,9 @@ def main() -> None:
         "--tier", choices=[*TIERS, "none"], default="none", help="the simulator's rate-limit tier (none: unlimited)"
     )
     parser.add_argument("--typical", action="store_true", help="only the typical 4-PC world, no memory run")
+    parser.add_argument(
+        "--candidates", action="store_true", help="the designs of a phase in parts side by side, typical world"
+    )
     args = parser.parse_args()
     tier = TIERS.get(args.tier)
     os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"  # the table, not the handlers' logs
@@ -379,6 +457,9 @@ def main() -> None:
         else "no rate limits"
     )
     print(f"model {args.model} ({family_of(args.model).request_mode}), {limits}")
+    if args.candidates:
+        compare_candidates(url, args.factor, args.model, tier)
+        return
     if args.typical:
         world, _ = run_world(url, "typical world, 4 PCs", 4, "typical", args.factor, model=args.model, tier=tier)
         print_world(world, args.factor)
