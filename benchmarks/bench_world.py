@@ -263,6 +263,42 @@ def compare_candidates(url: str, factor: float, model: str, tier: Tier | None) -
         print(f"  {label}: {per_phase}")
 
 
+def concurrent_worlds(url: str, count: int, factor: float, model: str, tier: Tier | None) -> None:
+    """``count`` typical worlds started at once in one account (one simulator, one rate-limit
+    tier): does each complete, and does any 429 reach a phase's failure path?"""
+    simulator = ClaudeSimulator(Pace(time_factor=factor), size="typical", tier=tier)
+    environment = {"WORLDGEN_DATABASE_URL": url, **simulator.environment(), "WORLDGEN_SIMULATOR_MODEL": model}
+    with simulator, LocalRuntime(environment=environment) as runtime:
+        started = []
+        for _ in range(count):
+            campaign = campaign_for(4)
+            with connect(url) as conn:
+                campaign_id = insert_campaign(conn, campaign)
+            status, body = runtime.action("generateWorld", {"campaign_id": str(campaign_id)}, user_id=campaign.owner_id)
+            if status != 200:
+                raise SystemExit(f"generateWorld refused: {body}")
+            started.append(body)
+        began = time.perf_counter()
+        statuses = [runtime.wait(body["execution_arn"], timeout=3600)["status"] for body in started]
+        real = time.perf_counter() - began
+    get_settings.cache_clear()
+    ids = [body["generation_id"] for body in started]
+    with connect(url) as conn:
+        throttled = conn.execute(
+            "SELECT count(*) AS n FROM phase_runs WHERE generation_id = ANY(%s::uuid[]) AND error_type = %s",
+            (ids, "ModelRateLimited"),
+        ).fetchone()
+        spent = conn.execute(
+            "SELECT coalesce(sum(cost_usd), 0) AS usd FROM model_calls WHERE generation_id = ANY(%s::uuid[])", (ids,)
+        ).fetchone()
+    refused = simulator.limits.refused if simulator.limits else 0
+    print(
+        f"  {count} typical world(s) at once: {', '.join(statuses)}; {real * factor / 60:.1f} min simulated wall time"
+        f" (real x{factor:g}); {refused} request(s) answered 429; {throttled['n'] if throttled else 0} phase"
+        f" attempt(s) failed by a 429; ${float(spent['usd'] if spent else 0) / count:.3f} per world"
+    )
+
+
 def campaign_for(pcs: int) -> CampaignFile:
     campaign = read_campaign_file(SAMPLE_CAMPAIGN)
     data = campaign.model_dump()
@@ -441,6 +477,7 @@ def main() -> None:
     parser.add_argument(
         "--candidates", action="store_true", help="the designs of a phase in parts side by side, typical world"
     )
+    parser.add_argument("--concurrent", type=int, default=0, metavar="N", help="N typical worlds at once, then stop")
     args = parser.parse_args()
     tier = TIERS.get(args.tier)
     os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"  # the table, not the handlers' logs
@@ -457,6 +494,10 @@ def main() -> None:
         else "no rate limits"
     )
     print(f"model {args.model} ({family_of(args.model).request_mode}), {limits}")
+    if args.concurrent:
+        for count in sorted({1, args.concurrent}):
+            concurrent_worlds(url, count, args.factor, args.model, tier)
+        return
     if args.candidates:
         compare_candidates(url, args.factor, args.model, tier)
         return
