@@ -59,9 +59,7 @@ def test_a_tier_too_small_for_the_parts_at_once_answers_429_and_the_phase_waits_
 ) -> None:
     small = Tier("small", 1_000, 10_000_000, 12_000)  # two parts of 1A (5,000 max_tokens each) at a time
     with ClaudeSimulator(Pace(time_factor=FAST), tier=small) as simulator:
-        simulated(
-            monkeypatch, simulator, WORLDGEN_SDK_MAX_RETRIES="8", WORLDGEN_RATE_LIMIT_MAX_WAIT_SECONDS="600"
-        )
+        simulated(monkeypatch, simulator, WORLDGEN_SDK_MAX_RETRIES="8", WORLDGEN_RATE_LIMIT_MAX_WAIT_SECONDS="600")
         generation_id = generation(conn)
 
         outcome = run_phase(conn, generation_id, "1A")

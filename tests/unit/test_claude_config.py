@@ -130,3 +130,19 @@ def test_importing_the_module_does_not_import_the_sdk() -> None:
     code = "import sys, worldgen.model.claude; print('anthropic' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_a_phase_in_parts_on_sonnet_5_5_shares_its_tools_unforced_and_not_strict() -> None:
+    from worldgen import outline
+
+    phase = get_phase("1A")
+    context = PhaseContext("1A", {"name": "x"}, [], {}, {})
+    whole = ModelRequest(phase, "system", [{"role": "user", "content": "go"}], strict_variant(load_tool(phase)),
+                         5000, context)  # fmt: skip
+    parts = [outline.table_part_request(whole, tables) for tables in (("planes",), ("races", "feats"))]
+
+    bodies = [request_params(part, "claude-sonnet-5-5", 5000) for part in parts]
+
+    assert bodies[0]["tools"] == bodies[1]["tools"] and bodies[0]["system"] == bodies[1]["system"]
+    assert all("tool_choice" not in b and "strict" not in t for b in bodies for t in b["tools"])
+    assert all("format" not in b["output_config"] for b in bodies)

@@ -142,7 +142,9 @@ def request_params(request: ModelRequest, model: str, max_tokens: int) -> dict[s
         # part would be a cache key per part ("changing output_config.format invalidates any prompt
         # cache", structured-outputs page, 2026-12-04): every part would write the phase's prompt
         # again at 1.25x and none would read it (`make bench-world`: $2.56 -> see docs/claude.md).
-        tools = [dict(t) for t in request.tools]
+        # Not strict (WORLDGEN_STRICT_PHASES is for forced-tool families): the whole phase's schema
+        # in one strict tool could pass the strict-tool limits its parts' narrowed schemas keep to.
+        tools = [{k: v for k, v in t.items() if k != "strict"} for t in request.tools]
         tools[-1] = {**tools[-1], "cache_control": EPHEMERAL}
         params["tools"] = tools
         params["system"] = [{"type": "text", "text": request.system}, *shared]
