@@ -1,6 +1,13 @@
-"""How long a real-size world takes at a real model's pace, phase by phase.
+"""How long a real-size world takes at a real model's pace, and what it costs, phase by phase.
 
-    make bench-world
+    make bench-world                       # every world below, on the registry's default model
+    python -m benchmarks.bench_world --typical [--model M] [--tier 2]
+    python -m benchmarks.bench_world --candidates   # the designs of a phase in parts side by side
+    python -m benchmarks.bench_world --tier 2 --concurrent 3   # worlds at once in one rate-limit tier
+
+Every run asks the registry's default model (``--model``) in its own request mode and prints it
+with the simulator's rate-limit tier (none unless ``--tier``); the simulator bills as the API does
+(worldgen.local.simulator), so the costs are the list-price bill of that model.
 
 Two campaigns through the real state machine (moto executing the committed ASL, the real phase
 handlers, embedded PostgreSQL) with the ``simulated`` provider: the real anthropic SDK streaming

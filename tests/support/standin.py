@@ -36,7 +36,6 @@ from worldgen.model.families import find_family
 
 CHARS_PER_TOKEN = 4
 MIN_CACHEABLE_TOKENS = 1024
-MIN_CACHEABLE_TOKENS_SONNET_5_5 = 512
 # Families that reject a forced tool and the other settings below (API and Bedrock ids alike).
 STRUCTURED_ONLY_FAMILIES = ("claude-sonnet-5-5",)
 SAMPLING_PARAMETERS = ("temperature", "top_p", "top_k")
