@@ -30,14 +30,16 @@ from tests.support.standin import Answer, StandIn, forbidden_settings
 from worldgen.db.connection import connect
 from worldgen.local.campaigns import SAMPLE_CAMPAIGN, insert_campaign, read_campaign_file
 from worldgen.local.postgres import embedded_server, with_database
-from worldgen.model.families import PRICES_AS_OF, family_of
+from worldgen.model.families import PRICES_AS_OF, SERVED, family_of
 from worldgen.phases import PHASES, topological_order
 from worldgen.pipeline import run_phase
 from worldgen.settings import get_settings
 from worldgen.state import create_generation
 from worldgen.tools.migrator import migrate
 
-DEFAULT_MODELS = ("claude-sonnet-4-6", "claude-sonnet-5-5", "claude-haiku-4-5")
+# The registry's default model first (the baseline of the ratios), then every family still served.
+DEFAULT_MODEL = PHASES[0].model
+DEFAULT_MODELS = (DEFAULT_MODEL, *(name for name in SERVED if name != DEFAULT_MODEL))
 INVALID_1A = {"calendar_systems": [{"key": "Not A Slug"}]}
 TOKEN_KINDS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens")
 
@@ -97,6 +99,7 @@ def main() -> None:
         results.append(world_cost(url, model, args.rows))
 
     print()
+    print(f"Default model {DEFAULT_MODEL} ({family_of(DEFAULT_MODEL).request_mode}); the stand-in has no rate limits")
     print(f"Sample campaign, 9 phases + one repair round of 1A, stand-in answers of {args.rows} rows per table;")
     print(f"list prices of worldgen.model.families as of {PRICES_AS_OF}.")
     header = ("model", "request mode", "calls", "input", "cache write", "cache read", "output", "USD / world")

@@ -1,6 +1,13 @@
-"""How long a real-size world takes at a real model's pace, phase by phase.
+"""How long a real-size world takes at a real model's pace, and what it costs, phase by phase.
 
-    make bench-world
+    make bench-world                       # every world below, on the registry's default model
+    python -m benchmarks.bench_world --typical [--model M] [--tier 2]
+    python -m benchmarks.bench_world --candidates   # the designs of a phase in parts side by side
+    python -m benchmarks.bench_world --tier 2 --concurrent 3   # worlds at once in one rate-limit tier
+
+Every run asks the registry's default model (``--model``) in its own request mode and prints it
+with the simulator's rate-limit tier (none unless ``--tier``); the simulator bills as the API does
+(worldgen.local.simulator), so the costs are the list-price bill of that model.
 
 Two campaigns through the real state machine (moto executing the committed ASL, the real phase
 handlers, embedded PostgreSQL) with the ``simulated`` provider: the real anthropic SDK streaming
@@ -41,12 +48,15 @@ from worldgen.functions_registry import ALL_FUNCTIONS
 from worldgen.local.campaigns import SAMPLE_CAMPAIGN, CampaignFile, insert_campaign, read_campaign_file
 from worldgen.local.database import migrated_local_database
 from worldgen.local.runtime import LocalRuntime, load_handler
-from worldgen.local.simulator import ClaudeSimulator, Pace, Served
+from worldgen.local.simulator import TIERS, ClaudeSimulator, Pace, Served, Tier
 from worldgen.model.base import ModelRequest
-from worldgen.phases import Phase, get_phase, profile_phases
+from worldgen.model.families import family_of
+from worldgen.model.pricing import price_of
+from worldgen.phases import PHASES, Phase, get_phase, profile_phases
 from worldgen.settings import get_settings
 
 TIME_FACTOR = 40.0
+DEFAULT_MODEL = PHASES[0].model  # the registry's default model, in its own request mode
 MEMORY_TIME_FACTOR = 20.0  # tracemalloc slows the client: a slower clock keeps it inside its deadlines
 EXTRA_PCS = [
     {
@@ -79,6 +89,8 @@ class PhaseRow:
     left_out: int = 0
     output_tokens: int = 0
     cost: float = 0.0
+    cache_reads: int = 0  # calls that read a cached prefix
+    cache_read_tokens: int = 0
     error: str | None = None
 
 
@@ -91,6 +103,7 @@ class World:
     memory: dict[str, float] = field(default_factory=dict)
     audit: str = ""  # worldgen.audit of the generated world (issue 11's quality targets)
     profile: str = "full"
+    model: str = ""
 
     @property
     def critical_path(self) -> float:
@@ -182,6 +195,117 @@ def without_prompt_cache() -> Iterator[None]:
         pipeline._Parts._prime = prime  # type: ignore[method-assign]
 
 
+@contextlib.contextmanager
+def own_format_per_call() -> Iterator[None]:
+    """Candidate (and the structure before issue 22): on a structured-output model each call of a
+    phase in parts sends its own output_config.format (the part's tables), no tools."""
+    original = claude.request_params
+
+    def per_call(request: ModelRequest, model: str, max_tokens: int) -> dict[str, Any]:
+        return original(dataclasses.replace(request, tools=[]), model, max_tokens)
+
+    claude.request_params = per_call
+    try:
+        yield
+    finally:
+        claude.request_params = original
+
+
+@contextlib.contextmanager
+def one_format_per_phase() -> Iterator[None]:
+    """Candidate: every part of a phase sends the same format (the whole phase's tables, none
+    required; the outline its own), no tools: one cache key for the parts of a phase."""
+    original = claude.request_params
+
+    def per_phase(request: ModelRequest, model: str, max_tokens: int) -> dict[str, Any]:
+        if request.tools and not request.tool["name"].endswith("_outline"):
+            request = dataclasses.replace(request, tool=request.tools[0], tables=())
+        return original(dataclasses.replace(request, tools=[]), model, max_tokens)
+
+    claude.request_params = per_phase
+    try:
+        yield
+    finally:
+        claude.request_params = original
+
+
+@contextlib.contextmanager
+def without_primer() -> Iterator[None]:
+    """Candidate: the parts of a phase without an outline sent at once, no cache primer first."""
+    prime = pipeline._Parts._prime
+    pipeline._Parts._prime = lambda self, request: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        pipeline._Parts._prime = prime  # type: ignore[method-assign]
+
+
+CANDIDATES: tuple[tuple[str, Callable[[], contextlib.AbstractContextManager[None]]], ...] = (
+    ("own format per call (before)", own_format_per_call),
+    ("one format per phase", one_format_per_phase),
+    ("same tools, tool_choice auto (now)", contextlib.nullcontext),
+    ("same tools, no primer", without_primer),
+)
+
+
+def compare_candidates(url: str, factor: float, model: str, tier: Tier | None) -> None:
+    """The typical world under each design of a phase in parts, side by side (one run)."""
+    rows = []
+    for label, candidate in CANDIDATES:
+        with candidate():
+            world, _ = run_world(url, label, 4, "typical", factor, model=model, tier=tier)
+        calls = sum(r.calls for r in world.phases.values())
+        reads = sum(r.cache_reads for r in world.phases.values())
+        cost = sum(r.cost for r in world.phases.values())
+        tokens = sum(r.output_tokens for r in world.phases.values())
+        price = price_of(model)
+        output_cost = tokens * price.output / 1_000_000 if price else 0.0
+        rows.append((label, world.status, calls, reads, cost, cost / output_cost if output_cost else 0.0, world))
+    print(f"\n  typical world, 4 PCs, on {model}: the designs of a phase in parts side by side")
+    print(f"  {'design':<38}{'status':<11}{'calls':>6}{'reads':>6}{'cost $':>8}{'x out':>7}{'world s':>9}")
+    for label, status, calls, reads, cost, ratio, world in rows:
+        print(f"  {label:<38}{status:<11}{calls:>6}{reads:>6}{cost:>8.3f}{ratio:>7.2f}{world.critical_path:>9.0f}")
+    for label, *_, world in rows:
+        per_phase = ", ".join(f"{r.phase} ${r.cost:.3f} {r.calls}c/{r.cache_reads}r" for r in world.phases.values())
+        print(f"  {label}: {per_phase}")
+
+
+def concurrent_worlds(url: str, count: int, factor: float, model: str, tier: Tier | None) -> None:
+    """``count`` typical worlds started at once in one account (one simulator, one rate-limit
+    tier): does each complete, and does any 429 reach a phase's failure path?"""
+    simulator = ClaudeSimulator(Pace(time_factor=factor), size="typical", tier=tier)
+    environment = {"WORLDGEN_DATABASE_URL": url, **simulator.environment(), "WORLDGEN_SIMULATOR_MODEL": model}
+    with simulator, LocalRuntime(environment=environment) as runtime:
+        started = []
+        for _ in range(count):
+            campaign = campaign_for(4)
+            with connect(url) as conn:
+                campaign_id = insert_campaign(conn, campaign)
+            status, body = runtime.action("generateWorld", {"campaign_id": str(campaign_id)}, user_id=campaign.owner_id)
+            if status != 200:
+                raise SystemExit(f"generateWorld refused: {body}")
+            started.append(body)
+        began = time.perf_counter()
+        statuses = [runtime.wait(body["execution_arn"], timeout=3600)["status"] for body in started]
+        real = time.perf_counter() - began
+    get_settings.cache_clear()
+    ids = [body["generation_id"] for body in started]
+    with connect(url) as conn:
+        throttled = conn.execute(
+            "SELECT count(*) AS n FROM phase_runs WHERE generation_id = ANY(%s::uuid[]) AND error_type = %s",
+            (ids, "ModelRateLimited"),
+        ).fetchone()
+        spent = conn.execute(
+            "SELECT coalesce(sum(cost_usd), 0) AS usd FROM model_calls WHERE generation_id = ANY(%s::uuid[])", (ids,)
+        ).fetchone()
+    refused = simulator.limits.refused if simulator.limits else 0
+    print(
+        f"  {count} typical world(s) at once: {', '.join(statuses)}; {real * factor / 60:.1f} min simulated wall time"
+        f" (real x{factor:g}); {refused} request(s) answered 429; {throttled['n'] if throttled else 0} phase"
+        f" attempt(s) failed by a 429; ${float(spent['usd'] if spent else 0) / count:.3f} per world"
+    )
+
+
 def campaign_for(pcs: int) -> CampaignFile:
     campaign = read_campaign_file(SAMPLE_CAMPAIGN)
     data = campaign.model_dump()
@@ -199,13 +323,19 @@ def run_world(
     definition: str | None = None,
     wrap: Callable[[str, Any], Any] | None = None,
     profile: str = "full",
+    model: str = DEFAULT_MODEL,
+    tier: Tier | None = None,
 ) -> tuple[World, ClaudeSimulator]:
     campaign = campaign_for(pcs)
     with connect(url) as conn:
         campaign_id = insert_campaign(conn, campaign)
-    simulator = ClaudeSimulator(Pace(time_factor=factor), size=size)
+    simulator = ClaudeSimulator(Pace(time_factor=factor), size=size, tier=tier)
     with simulator:
-        environment = {"WORLDGEN_DATABASE_URL": url, **simulator.environment()}
+        environment = {
+            "WORLDGEN_DATABASE_URL": url,
+            **simulator.environment(),
+            "WORLDGEN_SIMULATOR_MODEL": model,
+        }
         with LocalRuntime(definition=definition, environment=environment) as runtime:
             if wrap is not None:
                 for phase in profile_phases(profile):
@@ -219,14 +349,15 @@ def run_world(
             execution = runtime.wait(body["execution_arn"], timeout=3600)
             real = time.perf_counter() - started
     get_settings.cache_clear()
-    world = World(label, execution["status"], real_seconds=real, profile=profile)
+    world = World(label, execution["status"], real_seconds=real, profile=profile, model=model)
     with connect(url) as conn:
         runs = conn.execute(
             "SELECT phase, status, duration_ms, model_ms, error_type FROM phase_runs WHERE generation_id = %s",
             (body["generation_id"],),
         ).fetchall()
         calls = conn.execute(
-            "SELECT phase, round, output_tokens, latency_ms, cost_usd FROM model_calls WHERE generation_id = %s",
+            "SELECT phase, round, output_tokens, latency_ms, cost_usd, cache_read_input_tokens"
+            " FROM model_calls WHERE generation_id = %s",
             (body["generation_id"],),
         ).fetchall()
         world.audit = audit_world(conn, body["generation_id"]).render()
@@ -249,6 +380,8 @@ def run_world(
             left_out=simulator.left_out.get(run["phase"], 0),
             output_tokens=sum(c["output_tokens"] for c in mine),
             cost=float(sum(c["cost_usd"] for c in mine)),
+            cache_reads=sum(1 for c in mine if c["cache_read_input_tokens"]),
+            cache_read_tokens=sum(c["cache_read_input_tokens"] for c in mine),
             error=run["error_type"],
         )
     return world, simulator
@@ -288,7 +421,7 @@ def traced(memory: dict[str, float]) -> Callable[[str, Any], Any]:
 def print_world(world: World, factor: float) -> None:
     print(f"\n{world.label}: execution {world.status}, {world.real_seconds:.1f} s real at x{factor:g}")
     print(
-        f"  {'phase':<6}{'status':<10}{'sim s':>8}{'calls':>6}{'max out':>9}{'repairs':>8}{'left out':>9}"
+        f"  {'phase':<6}{'status':<10}{'sim s':>8}{'calls':>6}{'reads':>6}{'max out':>9}{'repairs':>8}{'left out':>9}"
         f"{'out tok':>9}{'cost $':>8}{'mem MB':>8}{'of MB':>6}"
     )
     for phase in profile_phases(world.profile):
@@ -299,8 +432,8 @@ def print_world(world: World, factor: float) -> None:
         mem = world.memory.get(phase.id)
         mem_text = f"{mem:>8.1f}" if mem is not None else f"{'-':>8}"
         print(
-            f"  {row.phase:<6}{row.status:<10}{row.seconds:>8.1f}{row.calls:>6}{row.largest_output:>9}"
-            f"{row.repairs:>8}{row.left_out:>9}{row.output_tokens:>9}{row.cost:>8.3f}{mem_text}"
+            f"  {row.phase:<6}{row.status:<10}{row.seconds:>8.1f}{row.calls:>6}{row.cache_reads:>6}"
+            f"{row.largest_output:>9}{row.repairs:>8}{row.left_out:>9}{row.output_tokens:>9}{row.cost:>8.3f}{mem_text}"
             f"{phase.memory_mb:>6}" + (f"  {row.error}" if row.error else "")
         )
     critical, line = world.critical_path, world.line
@@ -310,7 +443,12 @@ def print_world(world: World, factor: float) -> None:
         f"  world: {critical:.0f} s simulated ({critical / 60:.1f} min) on the critical path;"
         f" phases in a line {line:.0f} s; line / DAG = {line / critical if critical else 0:.3f}"
     )
-    print(f"  output tokens {tokens}, cost ${cost:.3f} (ledger, list prices)")
+    output_cost = tokens * (price_of(world.model).output if price_of(world.model) else 0.0) / 1_000_000  # type: ignore[union-attr]
+    ratio = cost / output_cost if output_cost else 0.0
+    print(
+        f"  output tokens {tokens}, cost ${cost:.3f} (ledger, list prices of {world.model});"
+        f" {ratio:.2f}x the cost of the output tokens alone"
+    )
     if world.audit:
         print(world.audit)
 
@@ -338,7 +476,17 @@ def main() -> None:
     parser.add_argument("--factor", type=float, default=TIME_FACTOR, help="simulated seconds per real second")
     parser.add_argument("--no-memory", action="store_true", help="skip the traced-memory runs")
     parser.add_argument("--profile", choices=("full", "quick"), default=None, help="only the worlds of one profile")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="the model every phase asks (default: the registry's)")
+    parser.add_argument(
+        "--tier", choices=[*TIERS, "none"], default="none", help="the simulator's rate-limit tier (none: unlimited)"
+    )
+    parser.add_argument("--typical", action="store_true", help="only the typical 4-PC world, no memory run")
+    parser.add_argument(
+        "--candidates", action="store_true", help="the designs of a phase in parts side by side, typical world"
+    )
+    parser.add_argument("--concurrent", type=int, default=0, metavar="N", help="N typical worlds at once, then stop")
     args = parser.parse_args()
+    tier = TIERS.get(args.tier)
     os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"  # the table, not the handlers' logs
     logging.getLogger("moto").setLevel(logging.CRITICAL)  # a failed Task's traceback: the table says it
     url = migrated_local_database()
@@ -346,6 +494,24 @@ def main() -> None:
         "bench-world: simulated Claude at 60 output tokens/s, 1.5 s to the first token,"
         f" clock x{args.factor:g}; durations in simulated seconds"
     )
+    limits = (
+        f"tier {tier.name}: {tier.requests_per_minute} RPM, {tier.input_tokens_per_minute} ITPM,"
+        f" {tier.output_tokens_per_minute} OTPM"
+        if tier
+        else "no rate limits"
+    )
+    print(f"model {args.model} ({family_of(args.model).request_mode}), {limits}")
+    if args.concurrent:
+        for count in sorted({1, args.concurrent}):
+            concurrent_worlds(url, count, args.factor, args.model, tier)
+        return
+    if args.candidates:
+        compare_candidates(url, args.factor, args.model, tier)
+        return
+    if args.typical:
+        world, _ = run_world(url, "typical world, 4 PCs", 4, "typical", args.factor, model=args.model, tier=tier)
+        print_world(world, args.factor)
+        return
     summary: list[str] = []
     worlds = (
         ("typical world, 4 PCs", 4, "typical", "full"),

@@ -91,6 +91,10 @@ class EnvironmentConfig(_Frozen):
     default_model: str = Field(min_length=1)
     phase_models: dict[str, str] = Field(default_factory=dict)
     bedrock_region: str | None = None
+    # The model's output tokens per minute at the account's rate-limit tier (unset: the tier-2 default
+    # of worldgen.settings), and the cost cap of a generation whose request names none (unset: none).
+    output_tokens_per_minute: int | None = Field(default=None, gt=0)
+    default_max_cost_usd: float | None = Field(default=None, gt=0)
     log_retention_days: int = 30
     alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     database_secret_arn: str = Field(pattern=SECRET_ARN_PATTERN)

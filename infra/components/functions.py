@@ -130,10 +130,14 @@ class WorldgenFunctions(Construct):
         if spec.calls_model:
             values["phase_models"] = json.dumps(config.phase_models) if config.phase_models else None
             values["bedrock_region"] = config.bedrock_region
+            otpm = config.output_tokens_per_minute
+            values["output_tokens_per_minute"] = str(otpm) if otpm else None
             if secrets.anthropic_api_key is not None:
                 values["anthropic_api_key_secret_arn"] = secrets.anthropic_api_key.secret_arn
         if spec.id == START_FUNCTION.id:
             values["action_secret_arn"] = secrets.action.secret_arn
+            cap = config.default_max_cost_usd
+            values["default_max_cost_usd"] = str(cap) if cap else None
         return settings_environment(**values)
 
     def _grant_secrets(self, spec: LambdaFunction, role: iam.IRole) -> None:

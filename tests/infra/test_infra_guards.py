@@ -23,7 +23,7 @@ VALID = {
     "account": "111111111111",
     "region": "eu-west-1",
     "model_provider": "anthropic",
-    "default_model": "claude-sonnet-4-5",
+    "default_model": "claude-sonnet-4-6",
     "database_secret_arn": "arn:aws:secretsmanager:eu-west-1:111111111111:secret:worldgen/db-AbCdEf",
 }
 
@@ -40,6 +40,9 @@ def test_committed_environments_file_defines_dev_staging_and_prod() -> None:
         ("log_retention_days", 10),
         ("phase_models", {"9Z": "claude-haiku-4-5"}),
         ("account", "12345"),
+        ("default_model", "claude-sonnet-4-5"),  # retired 2026-11-30
+        ("output_tokens_per_minute", 0),
+        ("default_max_cost_usd", -1),
     ],
 )
 def test_environment_config_rejects_a_value_that_would_synthesize_a_broken_stack(field: str, value: object) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -28,7 +29,7 @@ from worldgen.model.base import ModelRequest
 from worldgen.model.claude import ClaudeModel, output_schema
 from worldgen.model.pricing import cost_usd
 from worldgen.phases import get_phase
-from worldgen.schema.tools import load_tool, strict_limit_problems, strict_variant
+from worldgen.schema.tools import load_tool, strict_variant
 from worldgen.settings import Settings
 
 SONNET_5_5 = "claude-sonnet-5-5"
@@ -164,14 +165,44 @@ def test_api_failures_and_stop_reasons_map_to_the_error_taxonomy(
     assert len(standin.message_requests) == 1
 
 
-def test_rate_limit_is_retried_by_the_sdk_honouring_retry_after(standin: StandIn) -> None:
+def test_rate_limit_is_retried_honouring_retry_after(standin: StandIn) -> None:
     standin.script(Answer.rate_limited(retry_after="0"))
     model = ClaudeModel("anthropic", settings=settings_for(standin, sdk_max_retries=1))
 
     response = model.call(phase_request())
 
-    assert response.tool_input is not None
-    assert [r.headers["x-stainless-retry-count"] for r in standin.message_requests] == ["0", "1"]
+    assert response.tool_input is not None and len(standin.message_requests) == 2
+
+
+def test_a_rate_limit_wait_does_not_eat_the_answers_deadline(standin: StandIn) -> None:
+    # The deadline counts from the answer's first byte: a 1 s retry-after before an answer with a
+    # 0.8 s deadline still gets the whole answer.
+    standin.script(Answer.rate_limited(retry_after="1"))
+    model = ClaudeModel("anthropic", settings=settings_for(standin, sdk_max_retries=1))
+
+    response = model.call(dataclasses.replace(phase_request(), deadline_seconds=0.8))
+
+    assert response.tool_input is not None and len(standin.message_requests) == 2
+
+
+def test_a_retry_after_beyond_the_cap_is_not_waited_in_the_phase(standin: StandIn) -> None:
+    standin.script(Answer.rate_limited(retry_after="3600"))
+    settings = settings_for(standin, sdk_max_retries=3, rate_limit_max_wait_seconds=30)
+    model = ClaudeModel("anthropic", settings=settings)
+
+    with pytest.raises(ModelRateLimited) as raised:
+        model.call(phase_request())
+
+    assert len(standin.message_requests) == 1  # no sleep, no retry: the state machine's throttling retrier waits
+    assert raised.value.details["retry_after"] == "3600" and raised.value.details["retry_wait_capped"] == 30
+
+
+def test_a_family_whose_tokenizer_counts_more_gets_a_budget_as_much_larger(standin: StandIn) -> None:
+    model = ClaudeModel("anthropic", settings=settings_for(standin, default_model=SONNET_5_5))
+
+    model.call(phase_request(max_tokens=10_000))
+
+    assert standin.message_requests[0].body["max_tokens"] == 13_000
 
 
 def test_rate_limit_outliving_the_sdk_retries_carries_retry_after(standin: StandIn) -> None:
@@ -328,19 +359,22 @@ def test_sonnet_5_5_is_asked_by_structured_output_and_its_json_read_from_the_tex
     assert text["type"] == "text" and response.tool_input == json.loads(text["text"])
 
 
-def test_a_part_on_sonnet_5_5_asks_for_its_tables_only_within_the_schema_limits(standin: StandIn) -> None:
+def test_the_calls_of_a_phase_in_parts_on_sonnet_5_5_share_one_cached_prefix(standin: StandIn) -> None:
     model = ClaudeModel("anthropic", settings=settings_for(standin, default_model=SONNET_5_5))
     whole = phase_request()
-    part = outline.table_part_request(whole, ("geography_regions",))
+    first = outline.table_part_request(whole, ("geography_regions",))
+    second = outline.table_part_request(whole, ("planes", "celestial_bodies"))
 
-    response = model.call(part)
+    responses = [model.call(first), model.call(second)]
 
-    schema = standin.message_requests[0].body["output_config"]["format"]["schema"]
-    assert list(schema["properties"]) == ["geography_regions"] and schema["required"] == ["geography_regions"]
-    assert strict_limit_problems({"input_schema": schema}) == []
-    assert not standin.message_requests[0].rejected
-    assert response.tool_input is not None and list(response.tool_input) == ["geography_regions"]
-    assert strict_limit_problems(strict_variant(whole.tool)) != []  # the whole phase in one request would not fit
+    bodies = [r.body for r in standin.message_requests]
+    assert bodies[0]["tools"] == bodies[1]["tools"] and bodies[0]["system"] == bodies[1]["system"]
+    assert all("tool_choice" not in b and "format" not in b["output_config"] for b in bodies)  # the model chooses
+    assert "geography_regions" in json.dumps(bodies[0]["messages"][-1])  # the part is named last
+    usages = [r.usage for r in responses]
+    assert usages[0].cache_creation_input_tokens > 0 and usages[1].cache_read_input_tokens > 0
+    assert usages[1].cache_creation_input_tokens == 0
+    assert all(r.tool_input is not None and r.tool_use_id for r in responses)
 
 
 def test_sonnet_5_5_on_bedrock_ids_is_recognised_as_structured_output(standin: StandIn) -> None:
@@ -370,9 +404,10 @@ def test_sonnet_5_5_max_tokens_is_retried_with_double_budget_up_to_its_limit(sta
     model = ClaudeModel("anthropic", settings=settings_for(standin, default_model=SONNET_5_5))
 
     with pytest.raises(ModelOutputTruncated) as raised:
-        model.call(phase_request(max_tokens=100_000))
+        model.call(phase_request(max_tokens=50_000))
 
-    assert [r.body["max_tokens"] for r in standin.message_requests] == [100_000, 128_000]
+    # 50K of Sonnet 4.6's tokens are 65K of Sonnet 5.5's; then doubled up to its limit
+    assert [r.body["max_tokens"] for r in standin.message_requests] == [65_000, 128_000]
     assert raised.value.details["usage"]["output_tokens"] == sum(
         r.usage["output_tokens"] for r in standin.message_requests
     )

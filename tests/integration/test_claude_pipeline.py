@@ -272,8 +272,11 @@ def test_all_nine_phases_on_sonnet_5_5_fill_every_table_without_a_forced_tool(
             assert count is not None and count["n"] > 0, table
     for request in sonnet_5_5_env.message_requests:
         assert request.body["model"] == SONNET_5_5
-        assert "tools" not in request.body and "tool_choice" not in request.body
+        assert "tool_choice" not in request.body  # never a forced tool
         assert request.body["thinking"] == {"type": "between_tools"}
+        # a phase in parts: the same tools for every call, the model chooses; one call: a format
+        assert ("tools" in request.body) != ("format" in request.body["output_config"])
+        assert request.rejected == []
     rows = ledger(conn, generation_id)
     assert sorted(r["phase"] for r in rows) == sorted(p for p in phases for _ in range(requests_for(get_phase(p))))
     usages = [request.usage for request in sonnet_5_5_env.message_requests]  # parts answer in any order

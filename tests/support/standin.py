@@ -32,12 +32,16 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from worldgen.model.families import find_family
+
 CHARS_PER_TOKEN = 4
 MIN_CACHEABLE_TOKENS = 1024
-MIN_CACHEABLE_TOKENS_SONNET_5_5 = 512
 # Families that reject a forced tool and the other settings below (API and Bedrock ids alike).
 STRUCTURED_ONLY_FAMILIES = ("claude-sonnet-5-5",)
 SAMPLING_PARAMETERS = ("temperature", "top_p", "top_k")
+# Families that think by default and refuse a forced tool unless thinking is disabled explicitly
+# (Sonnet 5 migration guide, 2026-12-04): "claude-sonnet-5" and "claude-opus-5", not their x.5.
+DEFAULT_THINKING_FAMILIES = re.compile(r"claude-(?:sonnet|opus)-5(?!-\d)")
 # Keywords structured outputs (and strict tools) reject.
 UNSUPPORTED_SCHEMA_KEYWORDS = frozenset(
     {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minLength",
@@ -175,20 +179,28 @@ class StandIn:
         The prompt is laid out as the API does: tools, then the structured-output schema (which
         the API renders into the system prompt), then the system prompt, then the messages.
         """
+        # Tokens as the model's family counts them (the Sonnet 5 tokenizer: about 30% more for the
+        # same text) and its minimum cacheable length (worldgen.model.families, with their sources).
+        family = find_family(str(body.get("model") or ""))
+        factor = family.tokenizer_factor if family else 1.0
+
+        def tokens(chars: int) -> int:
+            return int(chars / CHARS_PER_TOKEN * factor)
+
         tools_text = json.dumps(body.get("tools", []))
         format_text = json.dumps((body.get("output_config") or {}).get("format") or "")
         system_text = json.dumps(body.get("system", ""))
         messages_text = json.dumps(body.get("messages", []))
-        total = (len(tools_text) + len(format_text) + len(system_text) + len(messages_text)) // CHARS_PER_TOKEN
+        total = tokens(len(tools_text) + len(format_text) + len(system_text) + len(messages_text))
         breakpoints: list[tuple[str, int]] = []  # (prefix digest, prefix tokens)
         prefix = json.dumps(body.get("model")) + tools_text
         if any(isinstance(t, dict) and t.get("cache_control") for t in body.get("tools", [])):
-            breakpoints.append((_digest(prefix), len(tools_text) // CHARS_PER_TOKEN))
+            breakpoints.append((_digest(prefix), tokens(len(tools_text))))
         system = body.get("system")
         if isinstance(system, list) and any(isinstance(b, dict) and b.get("cache_control") for b in system):
-            tokens = (len(tools_text) + len(format_text) + len(system_text)) // CHARS_PER_TOKEN
-            breakpoints.append((_digest(prefix + format_text + system_text), tokens))
-        minimum = MIN_CACHEABLE_TOKENS_SONNET_5_5 if is_structured_only(body) else MIN_CACHEABLE_TOKENS
+            length = tokens(len(tools_text) + len(format_text) + len(system_text))
+            breakpoints.append((_digest(prefix + format_text + system_text), length))
+        minimum = family.min_cacheable_tokens if family else MIN_CACHEABLE_TOKENS
         breakpoints = [(d, t) for d, t in breakpoints if t >= minimum]
         with self._lock:
             read = max((t for d, t in breakpoints if d in self._cached), default=0)
@@ -197,7 +209,7 @@ class StandIn:
             self._cached.update(d for d, _ in breakpoints)
         return {
             "input_tokens": total - read - created,
-            "output_tokens": max(1, answer_chars // CHARS_PER_TOKEN),
+            "output_tokens": max(1, tokens(answer_chars)),
             "cache_creation_input_tokens": created,
             "cache_read_input_tokens": read,
         }
@@ -210,10 +222,16 @@ def is_structured_only(body: dict[str, Any]) -> bool:
 
 
 def forbidden_settings(body: dict[str, Any]) -> list[str]:
-    """The settings of ``body`` that Sonnet 5.5 answers with a 400 (the migration guide's five).
+    """The settings of ``body`` that Sonnet 5.5 answers with a 400 (the migration guide's five), and
+    a forced tool with thinking left on (its default) for Sonnet 5 and Opus 5.
 
     Empty for any other model. ``between_tools`` at xhigh/max effort is rejected as well.
     """
+    if DEFAULT_THINKING_FAMILIES.search(str(body.get("model") or "")):
+        forced = (body.get("tool_choice") or {}).get("type") in ("tool", "any")
+        if forced and (body.get("thinking") or {}).get("type") != "disabled":
+            return ['forced tool_choice with thinking on (its default): send thinking {"type": "disabled"}']
+        return []
     if not is_structured_only(body):
         return []
     found: list[str] = []
@@ -501,8 +519,8 @@ _STOP_REASONS = {
 def _content(answer: Answer, body: dict[str, Any], rows_per_table: int) -> tuple[list[dict[str, Any]], str]:
     """The answer's content blocks and stop reason, in the dialect of the request."""
     output_format = (body.get("output_config") or {}).get("format")
-    forced = (body.get("tool_choice") or {}).get("name")
     tools = body.get("tools") or [{}]
+    forced = (body.get("tool_choice") or {}).get("name") or _tool_named_last(body, tools)
     tool = next((t for t in tools if t.get("name") == forced), tools[0])
     thinking = (
         [{"type": "thinking", "thinking": answer.thinking, "signature": "sig-standin"}] if answer.thinking else []
@@ -523,6 +541,18 @@ def _content(answer: Answer, body: dict[str, Any], rows_per_table: int) -> tuple
         return [*thinking, {"type": "text", "text": text}], stop_reason or "end_turn"
     block = {"type": "tool_use", "id": f"toolu_standin_{next(_ids)}", "name": tool.get("name", "tool"), "input": rows}
     return [*thinking, block], stop_reason or "tool_use"
+
+
+def _tool_named_last(body: dict[str, Any], tools: list[dict[str, Any]]) -> str | None:
+    """With the model free to choose (no forced tool), the tool the latest user message naming one
+    names, as a model follows it (the longest name mentioned: ``..._outline`` before the phase
+    tool); a repair turn names none, and the model calls the same tool again."""
+    for message in reversed([m for m in body.get("messages") or [] if m.get("role") == "user"]):
+        text = json.dumps(message.get("content"))
+        named = [str(t.get("name")) for t in tools if t.get("name") and str(t.get("name")) in text]
+        if named:
+            return max(named, key=len)
+    return None
 
 
 def _events(message: dict[str, Any], answer: Answer) -> list[dict[str, Any]]:

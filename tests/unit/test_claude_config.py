@@ -11,17 +11,17 @@ from pydantic import SecretStr
 from worldgen.db.context import PhaseContext
 from worldgen.errors import ConfigurationError
 from worldgen.model.base import ModelRequest
-from worldgen.model.claude import ClaudeModel, bedrock_model_id, model_for_phase, request_params
+from worldgen.model.claude import ClaudeModel, bedrock_model_id, model_family, model_for_phase, request_params
 from worldgen.phases import get_phase
 from worldgen.schema.tools import load_tool, strict_variant
 from worldgen.settings import Settings
 
 
 def test_phase_models_override_the_default_model() -> None:
-    settings = Settings(default_model="claude-sonnet-4-5", phase_models={"3C": "claude-haiku-4-5"})
+    settings = Settings(default_model="claude-sonnet-4-6", phase_models={"3C": "claude-haiku-4-5"})
 
     assert model_for_phase(get_phase("3C"), settings) == "claude-haiku-4-5"
-    assert model_for_phase(get_phase("1A"), settings) == "claude-sonnet-4-5"
+    assert model_for_phase(get_phase("1A"), settings) == "claude-sonnet-4-6"
 
 
 @pytest.mark.parametrize(
@@ -32,8 +32,8 @@ def test_phase_models_override_the_default_model() -> None:
         ("claude-opus-4-1", "ap-northeast-1", "apac.anthropic.claude-opus-4-1-20250805-v1:0"),
         ("global.anthropic.claude-sonnet-4-5-20250929-v1:0", "us-east-1",
          "global.anthropic.claude-sonnet-4-5-20250929-v1:0"),
-        ("claude-sonnet-5-5", "eu-central-1", "eu.anthropic.claude-sonnet-5-5"),
-        ("claude-sonnet-5-5", "sa-east-1", "global.anthropic.claude-sonnet-5-5"),
+        ("claude-sonnet-5-5", "eu-central-1", "anthropic.claude-sonnet-5-5"),  # the Messages-API endpoint
+        ("claude-opus-4-6", "sa-east-1", "global.anthropic.claude-opus-4-6-v1"),
     ],
 )  # fmt: skip
 def test_anthropic_ids_map_to_bedrock_inference_profiles(model: str, region: str, expected: str) -> None:
@@ -114,12 +114,14 @@ def test_bedrock_needs_no_api_key_and_builds_its_client_lazily(monkeypatch: pyte
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     model = ClaudeModel("bedrock", settings=Settings(bedrock_region="eu-central-1", sdk_max_retries=1))
 
-    assert model._client is None
-    client = model.client
+    assert model._client is None and model._bedrock_clients == {}
+    client = model.client_for(model_family("claude-sonnet-4-6"))
+    mantle = model.client_for(model_family("claude-sonnet-5-5"))
 
-    assert type(client).__name__ == "AnthropicBedrock"
-    assert client.max_retries == 1 and getattr(client, "aws_region", None) == "eu-central-1"
-    assert model.model_id(get_phase("1A")) == "eu.anthropic.claude-sonnet-5-5"
+    assert type(client).__name__ == "AnthropicBedrock" and type(mantle).__name__ == "AnthropicBedrockMantle"
+    # ClaudeModel retries itself, with retry-after capped: the SDK would sleep any retry-after
+    assert client.max_retries == mantle.max_retries == 0 and getattr(client, "aws_region", None) == "eu-central-1"
+    assert model.model_id(get_phase("1A")) == "anthropic.claude-sonnet-5-5"
 
 
 def test_importing_the_module_does_not_import_the_sdk() -> None:
@@ -128,3 +130,19 @@ def test_importing_the_module_does_not_import_the_sdk() -> None:
     code = "import sys, worldgen.model.claude; print('anthropic' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_a_phase_in_parts_on_sonnet_5_5_shares_its_tools_unforced_and_not_strict() -> None:
+    from worldgen import outline
+
+    phase = get_phase("1A")
+    context = PhaseContext("1A", {"name": "x"}, [], {}, {})
+    whole = ModelRequest(phase, "system", [{"role": "user", "content": "go"}], strict_variant(load_tool(phase)),
+                         5000, context)  # fmt: skip
+    parts = [outline.table_part_request(whole, tables) for tables in (("planes",), ("races", "feats"))]
+
+    bodies = [request_params(part, "claude-sonnet-5-5", 5000) for part in parts]
+
+    assert bodies[0]["tools"] == bodies[1]["tools"] and bodies[0]["system"] == bodies[1]["system"]
+    assert all("tool_choice" not in b and "strict" not in t for b in bodies for t in b["tools"])
+    assert all("format" not in b["output_config"] for b in bodies)

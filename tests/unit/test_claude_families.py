@@ -73,8 +73,8 @@ def test_an_unknown_model_is_refused_naming_every_known_family() -> None:
     with pytest.raises(UnknownModel) as raised:
         family_of("claude-imaginary-9")
 
-    for name in FAMILIES:
-        assert name in str(raised.value)
+    listed = str(raised.value).split("known model families: ")[1].split(" (")[0].split(", ")
+    assert listed == [name for name, family in FAMILIES.items() if family.retired is None]
 
 
 @pytest.mark.parametrize(
@@ -152,3 +152,32 @@ def test_the_cli_reports_an_unknown_model_in_one_line_before_any_work(
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("configuration error: WORLDGEN_DEFAULT_MODEL: unknown Claude model 'claude-imaginary-9'")
+
+
+@pytest.mark.parametrize(
+    ("model", "retired"),
+    [("claude-sonnet-4-5", "2026-11-30"), ("claude-sonnet-4-20250514", "2026-06-15"),
+     ("us.anthropic.claude-opus-4-20250514-v1:0", "2026-06-15")],
+)  # fmt: skip
+def test_settings_refuse_a_retired_model_in_one_line_with_its_retirement_date(model: str, retired: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        Settings(default_model=model)
+
+    message = str(raised.value)
+    assert f"retired on {retired}" in message and "\n" not in message
+    assert "claude-sonnet-5-5" in message and "claude-sonnet-4-5," not in message
+
+
+def test_a_retired_model_keeps_its_price_for_the_ledger_rows_it_left() -> None:
+    assert FAMILIES["claude-sonnet-4-5"].price.output == 15.00
+
+
+def test_families_that_think_by_default_are_sent_thinking_disabled_with_their_forced_tool() -> None:
+    for name in ("claude-sonnet-5", "claude-opus-5"):
+        assert FAMILIES[name].request_mode == FORCED_TOOL and FAMILIES[name].thinking == {"type": "disabled"}
+    assert FAMILIES["claude-sonnet-4-6"].thinking is None
+
+
+def test_the_sonnet_5_tokenizer_counts_more_tokens_for_the_same_text() -> None:
+    assert FAMILIES["claude-sonnet-5-5"].tokenizer_factor == FAMILIES["claude-sonnet-5"].tokenizer_factor == 1.3
+    assert FAMILIES["claude-sonnet-4-6"].tokenizer_factor == 1.0

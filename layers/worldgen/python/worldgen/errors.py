@@ -81,6 +81,10 @@ class GenerationCancelled(PermanentError):
     """The generation was cancelled by its owner."""
 
 
+class CostCapReached(PermanentError):
+    """The next model call could take the generation past its cost cap (``max_cost_usd``)."""
+
+
 TRANSIENT_ERRORS: tuple[type[TransientError], ...] = (
     ModelRateLimited,
     ModelOverloaded,
@@ -97,6 +101,7 @@ PERMANENT_ERRORS: tuple[type[PermanentError], ...] = (
     CampaignNotFound,
     ConfigurationError,
     GenerationCancelled,
+    CostCapReached,
 )
 
 # Errors raised by the Lambda service or by Step Functions itself, retried like ours

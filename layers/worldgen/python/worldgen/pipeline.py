@@ -15,8 +15,8 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from worldgen import cost_cap, state
 from worldgen import outline as outlines
-from worldgen import state
 from worldgen.audit import ROLE_TABLES, role_room
 from worldgen.db import rules
 from worldgen.db.catalog import read_table_specs
@@ -41,6 +41,7 @@ from worldgen.errors import (
     WorldgenError,
 )
 from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage, WorldModel, get_model
+from worldgen.model.families import find_family
 from worldgen.observability import logger
 from worldgen.phases import SAVE_SECONDS, WORLD_TABLES, Phase, get_phase, row_target
 from worldgen.prompts import phase_prompt, size_hint, system_prompt
@@ -301,6 +302,7 @@ def _generate(
     if phase.strict_tools or phase.id in settings.strict_phases:
         tool = strict_variant(tool)
     request = model_request(phase, context, specs, tool=tool, options=generation["options"])
+    model = _within_cost_cap(conn, generation, phase, model, calls, request)
     if len(phase.table_groups) > 1:
         parts = _Parts(conn, generation, phase, attempt, model, calls, started, remaining_ms, specs, repair_rounds)
         return parts.run(request)
@@ -355,6 +357,36 @@ def _generate(
             request, messages=request.messages + repair_messages(response, problems, problem_count)
         )
     raise AssertionError("unreachable")
+
+
+def _parts_in_flight(model: WorldModel, phase: Phase, requests: list[ModelRequest]) -> int:
+    """How many parts may stream at once: the API reserves each request's ``max_tokens`` (in the
+    family's tokens) against the output-tokens-per-minute limit when it starts, so the parts in
+    flight reserve at most ``WORLDGEN_OUTPUT_TOKENS_PER_MINUTE`` (the others start as they finish)."""
+    family = find_family(cost_cap.model_name(model, phase))
+    factor = family.tokenizer_factor if family else 1.0
+    reserved = max(r.max_tokens for r in requests) * factor
+    return max(1, min(len(requests), int(get_settings().output_tokens_per_minute // reserved)))
+
+
+def _within_cost_cap(
+    conn: psycopg.Connection[Any],
+    generation: dict[str, Any],
+    phase: Phase,
+    model: WorldModel,
+    calls: list[ModelUsage],
+    request: ModelRequest,
+) -> WorldModel:
+    """``model`` checked against the generation's cost cap before each call (``worldgen.cost_cap``),
+    and the phase's first call checked now, at the phase boundary."""
+    cap = cost_cap.cap_of(generation["options"])
+    if cap is None:
+        return model
+    spent = cost_cap.spent_usd(conn, generation["id"])
+    conn.commit()
+    capped = cost_cap.CappedModel(model, phase, cap, spent, calls)
+    capped.check_start(request)
+    return capped
 
 
 def usage_of_failure(exc: Exception, model: WorldModel, phase: Phase, part: str | None = None) -> ModelUsage:
@@ -581,7 +613,8 @@ class _Parts:
         """The pending parts' calls, concurrently, and the first failure among them; every answered
         call reaches the ledger, and its answer is checked and recorded, even when another failed."""
         began = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=len(pending), thread_name_prefix=f"phase-{self.phase.slug}") as pool:
+        in_flight = _parts_in_flight(self.model, self.phase, [requests[i] for i in pending])
+        with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix=f"phase-{self.phase.slug}") as pool:
             futures = {
                 i: pool.submit(self.model.call, dataclasses.replace(requests[i], round=round_number)) for i in pending
             }

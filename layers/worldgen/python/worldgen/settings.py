@@ -45,9 +45,22 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("WORLDGEN_ANTHROPIC_BASE_URL", "ANTHROPIC_BASE_URL")
     )
     bedrock_region: str | None = None
+    # Bedrock endpoints, when not the region's own (a VPC endpoint; tests point them at loopback): the
+    # legacy InvokeModel runtime, and the Messages-API endpoint the 5.x models are served by.
+    bedrock_base_url: str | None = None
+    bedrock_mantle_base_url: str | None = None
     request_timeout_seconds: float = 240.0
-    sdk_max_retries: int = 1
+    sdk_max_retries: int = 1  # retries of a request refused before answering (429, 529, 5xx), by ClaudeModel
+    # The longest retry-after waited inside a phase; a longer one fails the call as ModelRateLimited,
+    # which the state machine's throttling retrier waits out (minutes, outside the Lambda).
+    rate_limit_max_wait_seconds: float = 30.0
+    # Output tokens per minute of the model (the rate-limit tier: Anthropic's rate-limits page gives
+    # 90,000 for Sonnet at tier 2). The API reserves max_tokens when a request starts: the parts of a
+    # phase in flight at once reserve at most this many.
+    output_tokens_per_minute: int = Field(default=90_000, gt=0)
     repair_rounds: int = 2
+    # The cost cap of a generation whose request names none (worldgen.cost_cap); unset: no cap.
+    default_max_cost_usd: float | None = Field(default=None, gt=0)
     # After the repair rounds: drop the invalid rows (and what refers to them) and save the rest when
     # they are at most this share of the phase's rows; above it the phase fails.
     partial_success_max_share: float = Field(default=0.10, ge=0.0, le=1.0)
@@ -58,6 +71,11 @@ class Settings(BaseSettings):
     def _default_model_is_known(cls, model: str | None) -> str | None:
         return _known_model(model, "WORLDGEN_DEFAULT_MODEL") if model and model.strip() else None
 
+    @field_validator("simulator_model")
+    @classmethod
+    def _simulator_model_is_known(cls, model: str) -> str:
+        return _known_model(model, "WORLDGEN_SIMULATOR_MODEL")
+
     @field_validator("phase_models")
     @classmethod
     def _phase_models_are_known(cls, models: dict[str, str]) -> dict[str, str]:
@@ -66,6 +84,8 @@ class Settings(BaseSettings):
     # Simulated Claude (worldgen.local.simulator, started by the demo, the bench and tests)
     simulator_url: str | None = None
     simulator_time_factor: float = 1.0  # simulated seconds per real second
+    # The model the simulated provider asks, in its family's dialect (the bench: the default model).
+    simulator_model: str = "claude-sonnet-4-6"
 
     # Procedural model
     seed: int = 7

@@ -290,6 +290,16 @@ def redrive_generation(conn: psycopg.Connection[Any], generation_id: uuid.UUID |
         return Transition(generation["status"] != before, generation["status"], refusal)
 
 
+def set_cost_cap(conn: psycopg.Connection[Any], generation_id: uuid.UUID | str, max_cost_usd: float) -> None:
+    """A new cost cap for a generation (``options.max_cost_usd``, worldgen.cost_cap), e.g. before a
+    resume: the phases read it from the generation's options when they run."""
+    with conn.transaction():
+        conn.execute(
+            "UPDATE generations SET options = options || jsonb_build_object('max_cost_usd', %s::numeric) WHERE id = %s",
+            (max_cost_usd, str(generation_id)),
+        )
+
+
 def set_execution_arn(conn: psycopg.Connection[Any], generation_id: uuid.UUID | str, execution_arn: str) -> None:
     """The execution of a resumed (already running) generation."""
     with conn.transaction():

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from worldgen import state
 from worldgen.contracts import ACTION_SECRET_HEADER as SECRET_HEADER
+from worldgen.cost_cap import MAX_COST_OPTION
 from worldgen.db.connection import shared_connection
 from worldgen.db.leases import execution_lease_held
 from worldgen.errors import ConfigurationError, DatabaseUnavailable
@@ -84,10 +85,12 @@ class GenerationInput(BaseModel):
 
 class ResumeInput(GenerationInput):
     model_provider: ModelProvider | None = None  # another model for the rest (default: the generation's)
+    max_cost_usd: float | None = Field(default=None, gt=0)  # a new cost cap (a generation stopped at its cap)
 
 
 class GenerateInput(CampaignInput):
     profile: str | None = None  # full | quick; default: WORLDGEN_DEFAULT_PROFILE
+    max_cost_usd: float | None = Field(default=None, gt=0)  # default: WORLDGEN_DEFAULT_MAX_COST_USD
 
 
 class RegenerateInput(CampaignInput):
@@ -314,13 +317,21 @@ def generate_world(conn: psycopg.Connection[Any], data: dict[str, Any], caller: 
             400, "unknown-profile", f"unknown profile {request.profile!r}; valid profiles: {', '.join(PROFILE_NAMES)}"
         )
     _load_campaign(conn, request.campaign_id, caller)
-    options = {"seed": settings.seed, "scale": settings.scale}
+    options = {"seed": settings.seed, "scale": settings.scale, **_cost_cap(request.max_cost_usd)}
     return _create_and_start(conn, request.campaign_id, options, profile=profile)
+
+
+def _cost_cap(max_cost_usd: float | None) -> dict[str, float]:
+    """The generation's cost cap option (worldgen.cost_cap): the request's, else the default setting."""
+    cap = max_cost_usd if max_cost_usd is not None else get_settings().default_max_cost_usd
+    return {MAX_COST_OPTION: cap} if cap is not None else {}
 
 
 def resume_generation(conn: psycopg.Connection[Any], data: dict[str, Any], caller: Caller) -> dict[str, Any]:
     request = ResumeInput.model_validate(data)
     generation = _load_generation(conn, request.generation_id, caller)
+    if request.max_cost_usd is not None:
+        state.set_cost_cap(conn, request.generation_id, request.max_cost_usd)
     try:
         moved, count = state.claim_resume(conn, request.generation_id, model_provider=request.model_provider)
     except state.GenerationActive as exc:
@@ -345,7 +356,7 @@ def regenerate_from_phase(conn: psycopg.Connection[Any], data: dict[str, Any], c
     _check_world_has(conn, request.campaign_id, phase)
     settings = get_settings()
     # Another seed, so the procedural model makes a different world for the regenerated phases.
-    options = {"regenerate_from": phase, "seed": settings.seed + 1, "scale": settings.scale}
+    options = {"regenerate_from": phase, "seed": settings.seed + 1, "scale": settings.scale, **_cost_cap(None)}
     # The phase's profile runs the regeneration (Q2 regenerates with the quick machine).
     return _create_and_start(conn, request.campaign_id, options, descendants(phase), get_phase(phase).profile)
 

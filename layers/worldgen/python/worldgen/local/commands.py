@@ -181,6 +181,8 @@ def generate_campaign(args: argparse.Namespace, campaign: CampaignFile, *, reuse
         request = {"campaign_id": str(campaign_id)}
         if getattr(args, "profile", None):
             request["profile"] = args.profile
+        if getattr(args, "max_cost", None) is not None:
+            request["max_cost_usd"] = args.max_cost
         status, body = runtime.action("generateWorld", request, user_id=campaign.owner_id)
         return _follow(runtime, url, status, body, verbose=args.verbose)
 
@@ -350,9 +352,11 @@ def _generation_of(reference: str) -> str:
 
 
 def resume(args: argparse.Namespace) -> int:
-    data = {"generation_id": _generation_of(args.generation_id)}
+    data: dict[str, Any] = {"generation_id": _generation_of(args.generation_id)}
     if args.model:
         data["model_provider"] = args.model
+    if getattr(args, "max_cost", None) is not None:
+        data["max_cost_usd"] = args.max_cost
     return _admin_action(args, "resumeGeneration", data)
 
 

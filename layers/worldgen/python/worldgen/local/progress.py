@@ -97,6 +97,13 @@ class ProgressPrinter:
             self.conn.close()
 
 
+def _cap_label(options: dict[str, Any] | None) -> str:
+    from worldgen.cost_cap import cap_of
+
+    cap = cap_of(options)
+    return f" of a ${cap:.2f} cap (max_cost_usd)" if cap is not None else " (no cost cap)"
+
+
 def generation_report(conn: psycopg.Connection[Any], generation_id: uuid.UUID | str, *, verbose: bool = False) -> str:
     """A generation in a game master's words: each phase by name with its rows, time and cost, the
     rows per table and the audit; ``verbose`` adds the internals (model and database seconds,
@@ -119,6 +126,7 @@ def generation_report(conn: psycopg.Connection[Any], generation_id: uuid.UUID | 
         + (f"  ({generation['error_type']}: {generation['error_message']})" if generation["error_type"] else "")
         + (f"  [resumable: `worldgen resume {generation['id']}`]" if resumable else ""),
         f"  model: {provider_label(generation['model_provider'])}  profile: {generation['profile']}",
+        f"  cost: ${summary['cost_usd']:.4f} spent" + _cap_label(generation["options"]),
         "",
     ]
     calls = {c["phase"]: c for c in summary["model_calls"]}

@@ -19,11 +19,21 @@ the clock (50: a 10-minute world runs in 12 s) and the provider reports simulate
 An answer longer than the request's ``max_tokens`` is cut there (stop_reason ``max_tokens``), as
 Claude does.
 
-Tokens are counted as the ledger counts them: the ledger records the ``usage`` the API returns,
-and the simulator returns characters / 4 of the JSON it receives (tools, system, messages) and
-of the tool input it streams, with prompt caching as the API does it (the prefix up to each
-``cache_control`` breakpoint written once and read by the requests that arrive after the writer's
-first token, when at least 1024 tokens long: parts sent at once all write it).
+Billing (``PromptCache``, ``bill``): the ledger records the ``usage`` the API returns, and the
+simulator returns it as the API bills, each rule with its page cited where it is applied: tokens
+are characters / 4 times the family's tokenizer factor (Sonnet 5 and 5.5: 1.3); the prompt is
+tools -> system (with the structured-output format rendered into it) -> messages, and the cache
+key of a breakpoint is everything before it, so a changed level invalidates it and everything
+after; a prefix is readable only once its writer's first token was sent; a breakpoint shorter than
+the family's minimum writes nothing; an entry lives 5 minutes (simulated) from its last use.
+
+Rate limits (``RateLimits``, off unless a ``Tier`` is given): requests, input tokens and output
+tokens per minute as token buckets on the simulated clock; output tokens are reserved by
+``max_tokens`` when a request starts and the unused part given back when it ends; a request that
+does not fit is answered 429 with ``retry-after``.
+
+Dialects: a request with ``output_config.format`` is answered with a text block holding the JSON
+(structured outputs), any other with a ``tool_use`` block of the announced request's tool.
 
 Faults (``FaultPlan.from_seed``): per phase and request number, a 429 or 529 burst, a stream
 that stalls (no bytes until the client's read timeout), an answer cut at ``max_tokens``, and a
@@ -37,6 +47,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import random
 import threading
 import time
@@ -48,11 +59,11 @@ from typing import Any
 from worldgen.audit import ROLE_TABLES, cast_for_roles
 from worldgen.model import simulated
 from worldgen.model.base import ModelRequest
+from worldgen.model.families import ModelFamily, find_family
 from worldgen.model.procedural import ProceduralModel
 from worldgen.phases import PHASES, PRIMER_MAX_TOKENS, phase_of_table, row_target
 
 CHARS_PER_TOKEN = 4
-MIN_CACHEABLE_TOKENS = 1024
 EVENT_CHARS = 64  # characters of tool input per input_json_delta event
 _ids = itertools.count(1)
 
@@ -91,6 +102,216 @@ class Pace:
 
     def real(self, simulated_seconds: float) -> float:
         return simulated_seconds / self.time_factor
+
+
+# -- billing, as the API bills -------------------------------------------------------------------
+PROMPT_CACHING = "https://platform.claude.com/docs/en/build-with-claude/prompt-caching"
+STRUCTURED_OUTPUTS = "https://platform.claude.com/docs/en/build-with-claude/structured-outputs"
+RATE_LIMITS = "https://platform.claude.com/docs/en/api/rate-limits"
+# "5 minutes default, 1 hour option"; worldgen only writes the default (PROMPT_CACHING, 2026-12-04).
+CACHE_TTL_SECONDS = 300.0
+_UNKNOWN = ModelFamily("unknown", "forced_tool", 64_000, None, None)  # type: ignore[arg-type]
+
+
+def family_for(body: dict[str, Any]) -> ModelFamily:
+    return find_family(str(body.get("model") or "")) or _UNKNOWN
+
+
+def tokens(text: str, family: ModelFamily) -> int:
+    """Tokens of ``text`` for ``family``: characters / 4 (what the budgets were measured in) times
+    the family's tokenizer factor (Sonnet 5's "about 30% more tokens", families.SONNET_5_TOKENIZER)."""
+    return int(len(text) / CHARS_PER_TOKEN * family.tokenizer_factor)
+
+
+def _without_cache_control(block: Any) -> str:
+    if isinstance(block, dict):
+        return json.dumps({k: v for k, v in block.items() if k != "cache_control"}, sort_keys=True)
+    return json.dumps(block)
+
+
+def prompt_segments(body: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """The prompt as the API lays it out, one (level, text, breakpoint after it) per block.
+
+    The order is tools -> system -> messages (PROMPT_CACHING, "what invalidates the cache",
+    2026-12-04); structured outputs add a system prompt describing the format, so the format sits at
+    the system level and "changing the output_config.format parameter will invalidate any prompt
+    cache" of the thread (STRUCTURED_OUTPUTS, "prompt modification and token costs", 2026-12-04).
+    """
+    segments: list[tuple[str, str, bool]] = []
+    for tool in body.get("tools") or []:
+        segments.append(("tools", _without_cache_control(tool), bool(tool.get("cache_control"))))
+    output_format = (body.get("output_config") or {}).get("format")
+    if output_format:
+        segments.append(("system", json.dumps(output_format, sort_keys=True), False))
+    system = body.get("system")
+    blocks = [{"type": "text", "text": system}] if isinstance(system, str) else list(system or [])
+    for block in blocks:
+        segments.append(("system", _without_cache_control(block), bool(block.get("cache_control"))))
+    for message in body.get("messages") or []:
+        content = message.get("content")
+        parts = [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
+        for block in parts:
+            marked = isinstance(block, dict) and bool(block.get("cache_control"))
+            segments.append(("messages", message.get("role", "") + _without_cache_control(block), marked))
+    return segments
+
+
+@dataclass
+class CacheEntry:
+    readable_at: float  # real clock: when its writer's first token was sent
+    expires_at: float
+
+
+@dataclass
+class Bill:
+    usage: dict[str, int]
+    written: list[str]  # keys this request writes, readable once its first token is sent
+
+
+class PromptCache:
+    """The prompt cache of one organisation, as the API keeps it (PROMPT_CACHING, 2026-12-04)."""
+
+    def __init__(self, pace: Pace) -> None:
+        self.pace = pace
+        self.entries: dict[str, CacheEntry] = {}
+        self._lock = threading.Lock()
+
+    def bill(self, body: dict[str, Any], output_tokens: int) -> Bill:
+        """The usage of ``body``: the longest readable breakpoint prefix is read (0.1x), the rest up
+        to the last breakpoint written (1.25x), the remainder plain input."""
+        family = family_for(body)
+        segments = prompt_segments(body)
+        # tool_choice and thinking are part of the messages level's key: changing them invalidates
+        # the message blocks' cache, not the tools' or the system's (PROMPT_CACHING, 2026-12-04).
+        messages_salt = json.dumps([body.get("tool_choice"), body.get("thinking")], sort_keys=True)
+        total = 0
+        prefix = hashlib.sha256(str(body.get("model")).encode())
+        breakpoints: list[tuple[str, int]] = []
+        for level, text, marked in segments:
+            total += tokens(text, family)
+            prefix.update(text.encode())
+            if marked:
+                salted = prefix.copy()
+                if level == "messages":
+                    salted.update(messages_salt.encode())
+                breakpoints.append((salted.hexdigest(), total))
+        # A breakpoint on a prefix shorter than the family's minimum caches nothing (PROMPT_CACHING,
+        # "cache limitations", 2026-12-04: 512 tokens for Sonnet 5.5 and Opus 5, 1024 to 4096 others).
+        breakpoints = [(key, length) for key, length in breakpoints if length >= family.min_cacheable_tokens]
+        now = time.monotonic()
+        ttl = self.pace.real(CACHE_TTL_SECONDS)
+        with self._lock:
+            readable = [(key, n) for key, n in breakpoints if self._readable(key, now)]
+            read = max((n for _, n in readable), default=0)
+            for read_key, n in readable:
+                if n == read:  # a read refreshes the entry's lifetime (PROMPT_CACHING, 2026-12-04)
+                    self.entries[read_key].expires_at = now + ttl
+            longest = max((n for _, n in breakpoints), default=0)
+            written = [d for d, n in breakpoints if n > read and not self._readable(d, now)]
+        created = max(0, longest - read)
+        usage = {
+            "input_tokens": total - read - created,
+            "output_tokens": output_tokens,
+            "cache_creation_input_tokens": created,
+            "cache_read_input_tokens": read,
+        }
+        return Bill(usage, written)
+
+    def written(self, keys: list[str], first_token_at: float) -> None:
+        """The writer's first token was sent at ``first_token_at`` (real clock): from then its prefix
+        is readable; requests that arrived before it each wrote (and paid for) their own copy
+        (PROMPT_CACHING, "wait for the first response before sending parallel requests", 2026-12-04)."""
+        ttl = self.pace.real(CACHE_TTL_SECONDS)
+        with self._lock:
+            for key in keys:
+                entry = self.entries.get(key)
+                if entry is None or entry.expires_at <= first_token_at or entry.readable_at > first_token_at:
+                    self.entries[key] = CacheEntry(first_token_at, first_token_at + ttl)
+
+    def _readable(self, key: str, now: float) -> bool:
+        entry = self.entries.get(key)
+        return entry is not None and entry.readable_at <= now < entry.expires_at
+
+
+@dataclass(frozen=True)
+class Tier:
+    """An organisation's rate limits for one model class (RATE_LIMITS, 2026-12-04)."""
+
+    name: str
+    requests_per_minute: int
+    input_tokens_per_minute: int
+    output_tokens_per_minute: int
+
+
+# The usage tiers' limits for the Sonnet class, as the rate-limits page's tier tables give them
+# (RATE_LIMITS, read 2026-12-04; an organisation's own are in its Console).
+TIERS: dict[str, Tier] = {
+    t.name: t
+    for t in (
+        Tier("1", 50, 30_000, 8_000),
+        Tier("2", 1_000, 450_000, 90_000),
+        Tier("3", 2_000, 800_000, 160_000),
+        Tier("4", 4_000, 2_000_000, 400_000),
+    )
+}
+
+
+class _Bucket:
+    """A token bucket refilled continuously at ``capacity`` per simulated minute."""
+
+    def __init__(self, capacity: float, pace: Pace) -> None:
+        self.capacity, self.pace = capacity, pace
+        self.level = capacity
+        self.at = time.monotonic()
+
+    def refill(self, now: float) -> None:
+        per_real_second = self.capacity / 60 * self.pace.time_factor
+        self.level = min(self.capacity, self.level + (now - self.at) * per_real_second)
+        self.at = now
+
+    def wait_for(self, amount: float) -> float:
+        """Simulated seconds until ``amount`` fits (a request larger than the bucket waits for it full)."""
+        missing = min(amount, self.capacity) - self.level
+        return max(0.0, missing) / (self.capacity / 60)
+
+
+class RateLimits:
+    """Requests, input and output tokens per minute of one tier, on the simulated clock.
+
+    "OTPM rate limits are estimated based on max_tokens at the beginning of each request, and the
+    estimate is adjusted at the end of the request to reflect the actual number of output tokens
+    used"; input_tokens and cache_creation_input_tokens count towards ITPM, cache reads do not;
+    beyond any limit the API answers 429 with a retry-after header (RATE_LIMITS, 2026-12-04)."""
+
+    def __init__(self, tier: Tier, pace: Pace) -> None:
+        self.tier = tier
+        self.requests = _Bucket(tier.requests_per_minute, pace)
+        self.input = _Bucket(tier.input_tokens_per_minute, pace)
+        self.output = _Bucket(tier.output_tokens_per_minute, pace)
+        self._lock = threading.Lock()
+        self.refused = 0
+
+    def admit(self, input_tokens: int, max_tokens: int) -> float | None:
+        """Take the request's share, or the simulated seconds to wait (``retry-after``)."""
+        now = time.monotonic()
+        with self._lock:
+            needs = ((self.requests, 1), (self.input, input_tokens), (self.output, max_tokens))
+            for bucket, _ in needs:
+                bucket.refill(now)
+            wait = max(bucket.wait_for(amount) for bucket, amount in needs)
+            if wait > 0:
+                self.refused += 1
+                return wait
+            for bucket, amount in needs:
+                bucket.level -= min(amount, bucket.capacity)
+            return None
+
+    def settle(self, max_tokens: int, output_tokens: int) -> None:
+        """The request ended: the output tokens reserved but not used are given back."""
+        with self._lock:
+            self.output.refill(time.monotonic())
+            reserved = min(max_tokens, self.output.capacity)
+            self.output.level = min(self.output.capacity, self.output.level + max(0, reserved - output_tokens))
 
 
 @dataclass(frozen=True)
@@ -155,6 +376,7 @@ class ClaudeSimulator:
         size: str = "typical",
         faults: FaultPlan | None = None,
         stall_seconds: float = 900.0,
+        tier: Tier | None = None,
     ) -> None:
         if size not in ("typical", "generous"):
             raise ValueError(f"simulator size must be 'typical' or 'generous', not {size!r}")
@@ -166,7 +388,8 @@ class ClaudeSimulator:
         self._requests: OrderedDict[str, ModelRequest] = OrderedDict()
         self._numbers: dict[str, int] = {}
         self.left_out: dict[str, int] = {}  # phase -> context rows left out for length, last request
-        self._cached: dict[str, float] = {}  # prefix digest -> when it can be read (real clock)
+        self.cache = PromptCache(self.pace)
+        self.limits = RateLimits(tier, self.pace) if tier is not None else None
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -205,7 +428,7 @@ class ClaudeSimulator:
     # -- requests ------------------------------------------------------------------------------
 
     def announce(self, request: ModelRequest) -> None:
-        digest = simulated.request_digest(request.tool["name"], request.messages)
+        digest = simulated.request_digest(request.messages)
         with self._lock:
             self._requests[digest] = request
             self.left_out[request.phase.id] = sum(request.context.omitted.values())
@@ -217,8 +440,7 @@ class ClaudeSimulator:
             return sum(s.simulated_seconds for s in self.served if s.digest == digest)
 
     def request_for(self, body: dict[str, Any]) -> tuple[str, ModelRequest | None]:
-        tool_name = (body.get("tool_choice") or {}).get("name") or ((body.get("tools") or [{}])[0]).get("name", "")
-        digest = simulated.request_digest(tool_name, body.get("messages") or [])
+        digest = simulated.request_digest(body.get("messages") or [])
         with self._lock:
             return digest, self._requests.get(digest)
 
@@ -272,30 +494,12 @@ class ClaudeSimulator:
         return answer
 
     def usage_for(self, body: dict[str, Any], output_chars: int) -> dict[str, int]:
-        """Input and cache tokens from the request's size and cache breakpoints (see the module doc)."""
-        tools_text = json.dumps(body.get("tools", []))
-        system_text = json.dumps(body.get("system", ""))
-        total = (len(tools_text) + len(system_text) + len(json.dumps(body.get("messages", [])))) // CHARS_PER_TOKEN
-        breakpoints: list[tuple[str, int]] = []
-        prefix = json.dumps(body.get("model")) + tools_text
-        if any(isinstance(t, dict) and t.get("cache_control") for t in body.get("tools", [])):
-            breakpoints.append((_digest(prefix), len(tools_text) // CHARS_PER_TOKEN))
-        system = body.get("system")
-        if isinstance(system, list) and any(isinstance(b, dict) and b.get("cache_control") for b in system):
-            breakpoints.append((_digest(prefix + system_text), (len(tools_text) + len(system_text)) // CHARS_PER_TOKEN))
-        breakpoints = [(d, t) for d, t in breakpoints if t >= MIN_CACHEABLE_TOKENS]
-        now = time.monotonic()
-        with self._lock:  # a prefix written is read by requests arriving after its first token, as the API does
-            read = max((t for d, t in breakpoints if self._cached.get(d, now + 1) <= now), default=0)
-            created = max((t for _, t in breakpoints), default=0) - read
-            for d, _ in breakpoints:
-                self._cached.setdefault(d, now + self.pace.real(self.pace.first_token_seconds))
-        return {
-            "input_tokens": total - read - created,
-            "output_tokens": max(1, output_chars // CHARS_PER_TOKEN),
-            "cache_creation_input_tokens": created,
-            "cache_read_input_tokens": read,
-        }
+        """The usage the API would bill for ``body`` and an answer of ``output_chars`` (PromptCache);
+        the prefixes it writes are readable at once (a test's shortcut: ``_answer`` waits for the
+        first token)."""
+        bill = self.cache.bill(body, tokens("x" * output_chars, family_for(body)))
+        self.cache.written(bill.written, time.monotonic())
+        return bill.usage
 
 
 def _describe(request: ModelRequest) -> dict[str, Any]:
@@ -410,17 +614,33 @@ def _handler_for(simulator: ClaudeSimulator) -> type[BaseHTTPRequestHandler]:
             if kind == "invalid_rows" and request.round == 1:
                 _invalidate(tool_input)
             text = json.dumps(tool_input)
-            budget = int(body.get("max_tokens") or 4096) * CHARS_PER_TOKEN
+            family = family_for(body)
+            max_tokens = int(body.get("max_tokens") or 4096)
+            structured = bool((body.get("output_config") or {}).get("format"))
+            stop_reason = "end_turn" if structured else "tool_use"
+            budget = int(max_tokens * CHARS_PER_TOKEN / family.tokenizer_factor)  # max_tokens in characters
             if kind == "max_tokens":
                 budget = min(budget, len(text) // 2)
-            stop_reason = "tool_use"
             if len(text) > budget:
                 text, stop_reason = text[:budget], "max_tokens"
-            usage = simulator.usage_for(body, len(text))
+            output_tokens = max(1, min(max_tokens, tokens(text, family)))
+            bill = simulator.cache.bill(body, output_tokens)
+            usage = bill.usage
+            if simulator.limits is not None:
+                counted = usage["input_tokens"] + usage["cache_creation_input_tokens"]  # reads do not count
+                wait_seconds = simulator.limits.admit(counted, max_tokens)
+                if wait_seconds is not None:
+                    simulator.record(Served(digest, phase_id, number, "rate_limited", 429, **_describe(request)))
+                    # on the compressed clock, as every duration the client sees (WORLDGEN_SIMULATOR_TIME_FACTOR)
+                    retry_after = f"{pace.real(math.ceil(wait_seconds)):.3f}"
+                    self._error(429, "rate_limit_error", "simulated rate limit", {"retry-after": retry_after})
+                    return
             input_seconds = (
                 usage["input_tokens"] + usage["cache_creation_input_tokens"]
             ) / pace.input_tokens_per_second
             wait = pace.first_token_seconds + input_seconds
+            simulator.cache.written(bill.written, time.monotonic() + pace.real(wait))
+            # the pace is in characters (60 tokens/s of characters / 4), whatever the family's tokenizer
             seconds_per_char = 1 / (pace.output_tokens_per_second * CHARS_PER_TOKEN)
             stall_at = len(text) // 3 // EVENT_CHARS * EVENT_CHARS if kind == "stall" else None
             streamed = len(text) if stall_at is None else stall_at
@@ -429,6 +649,25 @@ def _handler_for(simulator: ClaudeSimulator) -> type[BaseHTTPRequestHandler]:
                 wait + streamed * seconds_per_char + (0 if stall_at is None else simulator.stall_seconds)
             )
             simulator.record(served)
+            try:
+                self._stream(request, body, text, usage, stop_reason, wait, stall_at, structured)
+            finally:
+                if simulator.limits is not None:
+                    simulator.limits.settle(max_tokens, usage["output_tokens"])
+
+        def _stream(
+            self,
+            request: ModelRequest,
+            body: dict[str, Any],
+            text: str,
+            usage: dict[str, int],
+            stop_reason: str,
+            wait: float,
+            stall_at: int | None,
+            structured: bool,
+        ) -> None:
+            pace = simulator.pace
+            seconds_per_char = 1 / (pace.output_tokens_per_second * CHARS_PER_TOKEN)
             time.sleep(pace.real(wait))
             message: dict[str, Any] = {
                 "id": f"msg_sim_{next(_ids)}",
@@ -440,14 +679,18 @@ def _handler_for(simulator: ClaudeSimulator) -> type[BaseHTTPRequestHandler]:
                 "stop_sequence": None,
                 "usage": {**usage, "output_tokens": 1},
             }
-            tool_use = {"type": "tool_use", "id": f"toolu_sim_{next(_ids)}", "name": request.tool["name"], "input": {}}
+            block: dict[str, Any] = (
+                {"type": "text", "text": ""}
+                if structured
+                else {"type": "tool_use", "id": f"toolu_sim_{next(_ids)}", "name": request.tool["name"], "input": {}}
+            )
             self.send_response(200)
             self.send_header("content-type", "text/event-stream")
             self.send_header("request-id", f"req_sim_{next(_ids)}")
             self.send_header("connection", "close")
             self.end_headers()
             self._event({"type": "message_start", "message": message})
-            self._event({"type": "content_block_start", "index": 0, "content_block": tool_use})
+            self._event({"type": "content_block_start", "index": 0, "content_block": block})
             self._event({"type": "ping"})
             started = time.monotonic()
             for start in range(0, len(text), EVENT_CHARS):
@@ -455,13 +698,12 @@ def _handler_for(simulator: ClaudeSimulator) -> type[BaseHTTPRequestHandler]:
                     simulator._closing.wait(pace.real(simulator.stall_seconds))  # no bytes: the client times out
                     return
                 chunk = text[start : start + EVENT_CHARS]
-                self._event(
-                    {
-                        "type": "content_block_delta",
-                        "index": 0,
-                        "delta": {"type": "input_json_delta", "partial_json": chunk},
-                    }
+                delta = (
+                    {"type": "text_delta", "text": chunk}
+                    if structured
+                    else {"type": "input_json_delta", "partial_json": chunk}
                 )
+                self._event({"type": "content_block_delta", "index": 0, "delta": delta})
                 ahead = started + pace.real((start + len(chunk)) * seconds_per_char) - time.monotonic()
                 if ahead > 0:
                     time.sleep(ahead)

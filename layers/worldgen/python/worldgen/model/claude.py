@@ -15,6 +15,7 @@ answer cannot outlive the Lambda. SDK errors are translated in ``model_error`` a
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,7 @@ from worldgen.errors import (
 )
 from worldgen.model import families
 from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage
-from worldgen.model.families import FORCED_TOOL, ModelFamily, UnknownModel, family_of
+from worldgen.model.families import BEDROCK_LEGACY_API_VERSION, FORCED_TOOL, ModelFamily, UnknownModel, family_of
 from worldgen.model.pricing import cost_usd
 from worldgen.observability import logger
 from worldgen.phases import Phase
@@ -117,7 +118,7 @@ def request_params(request: ModelRequest, model: str, max_tokens: int) -> dict[s
             tools = [narrowed(request.tool, request.tables)]
         tools[-1] = {**tools[-1], "cache_control": EPHEMERAL}
         system: list[dict[str, Any]] = [{"type": "text", "text": request.system, "cache_control": EPHEMERAL}]
-        return {
+        forced: dict[str, Any] = {
             "model": model,
             "max_tokens": max_tokens,
             "system": system + shared,
@@ -125,27 +126,48 @@ def request_params(request: ModelRequest, model: str, max_tokens: int) -> dict[s
             "tools": tools,
             "tool_choice": {"type": "tool", "name": request.tool["name"], "disable_parallel_tool_use": True},
         }
+        if family.thinking is not None:  # a family that thinks by default: {"type": "disabled"}
+            forced["thinking"] = dict(family.thinking)
+        return forced
+    output_config: dict[str, Any] = {}
+    if family.effort is not None:
+        output_config["effort"] = family.effort
+    params: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "messages": request.messages}
+    if family.thinking is not None:
+        params["thinking"] = dict(family.thinking)
+    if request.tools:
+        # A call of a phase in parts on a model that refuses a forced tool: every call of the phase
+        # lists the same tools and the same cached system prefix and lets the model choose the tool
+        # (tool_choice auto, the default); the last message names the tool and the part. A format per
+        # part would be a cache key per part ("changing output_config.format invalidates any prompt
+        # cache", structured-outputs page, 2026-12-04): every part would write the phase's prompt
+        # again at 1.25x and none would read it (`make bench-world`: $2.56 -> see docs/claude.md).
+        # Not strict (WORLDGEN_STRICT_PHASES is for forced-tool families): the whole phase's schema
+        # in one strict tool could pass the strict-tool limits its parts' narrowed schemas keep to.
+        tools = [{k: v for k, v in t.items() if k != "strict"} for t in request.tools]
+        tools[-1] = {**tools[-1], "cache_control": EPHEMERAL}
+        params["tools"] = tools
+        params["system"] = [{"type": "text", "text": request.system}, *shared]
+        if output_config:
+            params["output_config"] = output_config
+        return params
     note = STRUCTURED_OUTPUT_NOTE.format(
         tool_name=request.tool["name"], description=request.tool.get("description", "the phase's rows.")
     )
     tool = narrowed(request.tool, request.tables) if request.tables else request.tool  # a part: its tables
-    output_config: dict[str, Any] = {"format": {"type": "json_schema", "schema": output_schema(tool)}}
-    if family.effort is not None:
-        output_config["effort"] = family.effort
-    params: dict[str, Any] = {
-        "model": model,
-        "max_tokens": max_tokens,
-        "system": [
-            {"type": "text", "text": request.system},
-            {"type": "text", "text": note, "cache_control": EPHEMERAL},
-            *shared,
-        ],
-        "messages": request.messages,
-        "output_config": output_config,
-    }
-    if family.thinking is not None:
-        params["thinking"] = dict(family.thinking)
+    output_config["format"] = {"type": "json_schema", "schema": output_schema(tool)}
+    params["system"] = [
+        {"type": "text", "text": request.system},
+        {"type": "text", "text": note, "cache_control": EPHEMERAL},
+        *shared,
+    ]
+    params["output_config"] = output_config
     return params
+
+
+def answers_in_text(params: dict[str, Any]) -> bool:
+    """Whether a request's answer is the JSON of its text (structured outputs) or a tool's input."""
+    return "format" in (params.get("output_config") or {})
 
 
 STRUCTURED_OUTPUT_400_HINT = (
@@ -200,7 +222,8 @@ class ClaudeModel:
             raise ConfigurationError(f"ClaudeModel serves 'anthropic' or 'bedrock', not {provider!r}")
         self.provider = provider
         self.settings = settings or get_settings()
-        self._client = client
+        self._client = client  # injected (tests): used for every family
+        self._bedrock_clients: dict[str, Any] = {}  # Bedrock endpoint -> its client
         if provider == "anthropic" and client is None:
             key = self.settings.anthropic_api_key
             if not (key and key.get_secret_value().strip()) and not self.settings.anthropic_api_key_secret_arn:
@@ -214,12 +237,25 @@ class ClaudeModel:
             self._client = self._bedrock_client() if self.provider == "bedrock" else self._anthropic_client()
         return self._client
 
+    def client_for(self, family: ModelFamily) -> Any:
+        """The client that serves ``family``: the Messages API, or on Bedrock the endpoint the family
+        is served by (the legacy InvokeModel integration, or the Messages-API Bedrock endpoint
+        through the SDK's Mantle client, which the 5.x models need)."""
+        if self._client is not None or self.provider != "bedrock":
+            return self.client
+        endpoint = family.bedrock_endpoint
+        if endpoint not in self._bedrock_clients:
+            self._bedrock_clients[endpoint] = (
+                self._bedrock_mantle_client() if endpoint == "messages" else self._bedrock_client()
+            )
+        return self._bedrock_clients[endpoint]
+
     def _anthropic_client(self) -> anthropic.Anthropic:
         import anthropic
 
         options: dict[str, Any] = {
             "api_key": self._api_key(),
-            "max_retries": self.settings.sdk_max_retries,
+            "max_retries": 0,  # ClaudeModel._send retries, with retry-after capped
             "timeout": self.settings.request_timeout_seconds,
         }
         if self.settings.anthropic_base_url:  # else the SDK reads ANTHROPIC_BASE_URL itself
@@ -231,7 +267,18 @@ class ClaudeModel:
 
         return anthropic.AnthropicBedrock(
             aws_region=self.region,
-            max_retries=self.settings.sdk_max_retries,
+            base_url=self.settings.bedrock_base_url,
+            max_retries=0,  # ClaudeModel._send retries, with retry-after capped
+            timeout=self.settings.request_timeout_seconds,
+        )
+
+    def _bedrock_mantle_client(self) -> anthropic.AnthropicBedrockMantle:
+        import anthropic
+
+        return anthropic.AnthropicBedrockMantle(
+            aws_region=self.region,
+            base_url=self.settings.bedrock_mantle_base_url,
+            max_retries=0,  # ClaudeModel._send retries, with retry-after capped
             timeout=self.settings.request_timeout_seconds,
         )
 
@@ -258,6 +305,14 @@ class ClaudeModel:
         model = model_for_phase(phase, self.settings)
         return bedrock_model_id(model, self.region) if self.provider == "bedrock" else model
 
+    def params(self, request: ModelRequest, model: str, family: ModelFamily, max_tokens: int) -> dict[str, Any]:
+        """``request_params`` plus what the provider's endpoint needs: the legacy Bedrock models get
+        the API version they accept in the body (the SDK's own would be refused)."""
+        params = request_params(request, model, max_tokens)
+        if self.provider == "bedrock" and family.bedrock_endpoint == "invoke":
+            params["extra_body"] = {"anthropic_version": BEDROCK_LEGACY_API_VERSION}
+        return params
+
     # -- call ----------------------------------------------------------------------------------
 
     def call(self, request: ModelRequest) -> ModelResponse:
@@ -269,27 +324,30 @@ class ClaudeModel:
         """
         model = self.model_id(request.phase)
         family = model_family(model)
-        client = self.client
+        client = self.client_for(family)
         started = time.perf_counter()
-        budget = request.max_tokens
+        # The phase budgets are measured in characters / 4; a family whose tokenizer counts more
+        # tokens for the same text gets as many more (families.SONNET_5_TOKENIZER).
+        budget = min(math.ceil(request.max_tokens * family.tokenizer_factor), family.max_output_tokens)
         usage = ModelUsage(provider=self.provider, model=model)
-        # One deadline for the whole call (both streams of a max_tokens retry): the phase budgets it.
-        deadline = time.monotonic() + (request.deadline_seconds or self.settings.request_timeout_seconds)
-        message = self._stream(client, request_params(request, model, budget), usage, deadline)
+        # Each stream has its own deadline, counted from its first byte (a max_tokens retry gets one
+        # of its own; a wait for a rate limit before an answer starts is not the answer's time).
+        seconds = request.deadline_seconds or self.settings.request_timeout_seconds
+        message = self._send(client, self.params(request, model, family, budget), usage, seconds)
         if message.stop_reason == "max_tokens":
             larger = min(budget * 2, family.max_output_tokens)
             if larger > budget:
                 extra = {"phase": request.phase.id, "max_tokens": budget, "retry_max_tokens": larger}
                 logger.info("answer hit max_tokens; retrying with a larger budget", extra=extra)
                 budget = larger
-                message = self._stream(client, request_params(request, model, budget), usage, deadline)
+                message = self._send(client, self.params(request, model, family, budget), usage, seconds)
         usage.latency_ms = int((time.perf_counter() - started) * 1000)
         usage.stop_reason = message.stop_reason
         usage.cost_usd = cost_usd(usage.model, usage)
         _raise_for_stop_reason(message.stop_reason, request.phase, budget, usage)
-        if family.request_mode == FORCED_TOOL:
-            return _tool_response(message, request.tool["name"], usage)
-        return _structured_response(message, usage)
+        if answers_in_text(request_params(request, model, budget)):
+            return _structured_response(message, usage)
+        return _tool_response(message, request.tool["name"], usage)
 
     def prime(self, request: ModelRequest) -> ModelUsage:
         """Send ``request`` for one output token: the API writes its cache breakpoints (the shared
@@ -297,26 +355,53 @@ class ClaudeModel:
         model = self.model_id(request.phase)
         usage = ModelUsage(provider=self.provider, model=model)
         started = time.perf_counter()
-        deadline = time.monotonic() + (request.deadline_seconds or self.settings.request_timeout_seconds)
-        message = self._stream(self.client, request_params(request, model, 1), usage, deadline)
+        seconds = request.deadline_seconds or self.settings.request_timeout_seconds
+        family = model_family(model)
+        message = self._send(self.client_for(family), self.params(request, model, family, 1), usage, seconds)
         usage.latency_ms = int((time.perf_counter() - started) * 1000)
         usage.stop_reason = message.stop_reason
         usage.cost_usd = cost_usd(usage.model, usage)
         return usage
 
-    def _stream(self, client: Any, params: dict[str, Any], usage: ModelUsage, deadline: float) -> Any:
-        """Stream one request to its final message before ``deadline``; add its usage to ``usage``.
+    def _send(self, client: Any, params: dict[str, Any], usage: ModelUsage, seconds: float) -> Any:
+        """``_stream``, retried (``WORLDGEN_SDK_MAX_RETRIES`` times; the SDK itself does not retry)
+        when the API refused it before answering: a 429 waits its ``retry-after``, a 529 / 5xx /
+        unreachable API a short backoff. A wait longer than ``WORLDGEN_RATE_LIMIT_MAX_WAIT_SECONDS``
+        is not waited here: the error goes to the state machine, whose throttling retrier waits
+        minutes outside the Lambda's budget (the SDK would sleep any ``retry-after`` it is told)."""
+        for attempt in range(self.settings.sdk_max_retries + 1):
+            try:
+                return self._stream(client, params, usage, seconds)
+            except (ModelRateLimited, ModelOverloaded, ModelUnavailable, ModelTimeout) as exc:
+                if exc.details.get("answered") or attempt >= self.settings.sdk_max_retries:
+                    raise
+                wait = _retry_wait(exc, attempt)
+                if wait > self.settings.rate_limit_max_wait_seconds:
+                    exc.details["retry_wait_capped"] = self.settings.rate_limit_max_wait_seconds
+                    raise
+                extra = {"error": type(exc).__name__, "wait_seconds": round(wait, 3), "attempt": attempt + 1}
+                logger.info("model request refused before answering; retrying", extra=extra)
+                time.sleep(wait)
+        raise AssertionError("unreachable")
+
+    def _stream(self, client: Any, params: dict[str, Any], usage: ModelUsage, seconds: float) -> Any:
+        """Stream one request to its final message within ``seconds`` of its first byte; add its
+        usage to ``usage``.
 
         The deadline reached while the answer is still streaming is a truncation (permanent: a
         retry streams as long again); a stream that stalls (no bytes within the SDK's read
-        timeout) is an APITimeoutError, ModelTimeout (transient).
+        timeout) is an APITimeoutError, ModelTimeout (transient). An error raised once the answer
+        had begun carries ``answered`` (not retried by ``_send``).
         """
         import anthropic
 
+        deadline: float | None = None
         try:
             with client.messages.stream(**params) as stream:
                 for _event in stream:
-                    if time.monotonic() > deadline:
+                    now = time.monotonic()
+                    deadline = deadline or now + seconds
+                    if now > deadline:
                         _add_usage(usage, stream.current_message_snapshot)
                         usage.cost_usd = cost_usd(usage.model, usage)
                         raise ModelOutputTruncated(
@@ -327,7 +412,10 @@ class ClaudeModel:
                         )
                 message = stream.get_final_message()
         except anthropic.AnthropicError as exc:
-            raise model_error(exc, params["model"], structured_output="output_config" in params) from exc
+            translated = model_error(exc, params["model"], structured_output="output_config" in params)
+            if deadline is not None or getattr(exc, "status_code", 400) < 400:  # inside a 200 stream
+                translated.details["answered"] = True
+            raise translated from exc
         except Exception as exc:  # the SDK wraps transport errors of the request, not of the stream's body
             cause = _transport_cause(exc)
             if cause is None:
@@ -337,9 +425,20 @@ class ClaudeModel:
                 f"the stream from model {params['model']} broke off: {type(exc).__name__}: {exc}"
                 + (" (no bytes within WORLDGEN_REQUEST_TIMEOUT_SECONDS)" if error is ModelTimeout else ""),
                 model=params["model"],
+                answered=True,
             ) from exc
         _add_usage(usage, message)
         return message
+
+
+def _retry_wait(exc: WorldgenError, attempt: int) -> float:
+    """Seconds to wait before retrying: the 429's ``retry-after`` when it says, else a short
+    exponential backoff (0.5 s, 1 s, 2 s ... at most 8 s, as the SDK's own)."""
+    retry_after = exc.details.get("retry_after")
+    try:
+        return max(0.0, float(retry_after)) if retry_after is not None else min(0.5 * 2**attempt, 8.0)
+    except ValueError:  # an HTTP date: wait as long as the cap allows, no longer
+        return float("inf")
 
 
 def _transport_cause(exc: BaseException) -> OSError | None:

@@ -28,6 +28,7 @@ from pydantic import SecretStr
 from worldgen.errors import ConfigurationError, WorldgenError
 from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage
 from worldgen.model.claude import ClaudeModel
+from worldgen.phases import Phase
 from worldgen.settings import Settings, get_settings
 
 PROVIDER = "simulated"
@@ -55,13 +56,11 @@ def stop_listening(listener: Listener) -> None:
         _listeners.remove(listener)
 
 
-def request_digest(tool_name: str, messages: list[dict[str, Any]]) -> str:
-    """What identifies a request on both ends of the HTTP call: its tool and its messages."""
-    text = tool_name + "\n" + json.dumps(messages, sort_keys=True, separators=(",", ":"), default=str)
+def request_digest(messages: list[dict[str, Any]]) -> str:
+    """What identifies a request on both ends of the HTTP call: its messages (every call of a phase
+    differs in its last message; a structured-output request carries no tool to tell them apart)."""
+    text = json.dumps(messages, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-SIMULATED_MODEL = "claude-sonnet-4-6"
 
 
 class SimulatedModel:
@@ -89,9 +88,9 @@ class SimulatedModel:
                 "anthropic_api_key": SecretStr("simulated"),
                 "anthropic_api_key_secret_arn": None,
                 "request_timeout_seconds": settings.request_timeout_seconds / self.factor,
-                # The simulator speaks the forced-tool dialect (it finds a request by its tool); pace
-                # and size, what it measures, do not depend on the dialect.
-                "default_model": SIMULATED_MODEL,
+                "rate_limit_max_wait_seconds": settings.rate_limit_max_wait_seconds / self.factor,
+                # One model for every phase, asked in its family's dialect (the simulator speaks both).
+                "default_model": settings.simulator_model,
                 "phase_models": {},
             }
         )
@@ -110,6 +109,9 @@ class SimulatedModel:
         response.usage.provider = PROVIDER
         response.usage.latency_ms = self._simulated_ms(response.usage.latency_ms, clock.spent())
         return response
+
+    def model_id(self, phase: Phase) -> str:
+        return self.claude.model_id(phase)
 
     def prime(self, request: ModelRequest) -> ModelUsage:
         """ClaudeModel.prime against the simulator, on the compressed clock."""
@@ -135,7 +137,7 @@ class _SimulatedClock:
 
     def __init__(self, request: ModelRequest) -> None:
         self.listeners = list(_listeners)
-        self.digest = request_digest(request.tool["name"], request.messages)
+        self.digest = request_digest(request.messages)
         for listener in self.listeners:
             listener.announce(request)
         self.before = self._total()

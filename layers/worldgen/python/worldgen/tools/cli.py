@@ -142,6 +142,16 @@ def uuid_argument(value: str) -> str:
         ) from None
 
 
+def usd_argument(value: str) -> float:
+    try:
+        amount = float(value)
+    except ValueError:
+        amount = 0.0
+    if not amount > 0 or amount == float("inf"):
+        raise argparse.ArgumentTypeError(f"{value!r} is not an amount: give a positive number of USD, e.g. 1.50")
+    return amount
+
+
 def phase_argument(value: str) -> str:
     if value.upper() not in ANY_PHASE_BY_ID:
         raise argparse.ArgumentTypeError(f"unknown phase {value!r}; choose one of: {', '.join(ANY_PHASE_BY_ID)}")
@@ -211,25 +221,36 @@ def build_parser() -> argparse.ArgumentParser:
         )
         return command
 
+    def with_cost_cap(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        command.add_argument(
+            "--max-cost", type=usd_argument, default=None, metavar="USD",
+            help="the generation's cost cap in USD (default WORLDGEN_DEFAULT_MAX_COST_USD; none: no cap)",
+        )  # fmt: skip
+        return command
+
     # -- a game master's commands --------------------------------------------------------------
-    demo = with_profile(
-        with_model(
-            add_command(
-                "demo",
-                help="generate the sample campaign's world (again: a new generation of the same campaign)",
-                example="worldgen demo            # offline; --model anthropic with ANTHROPIC_API_KEY for Claude",
-                group=GM_COMMANDS,
+    demo = with_cost_cap(
+        with_profile(
+            with_model(
+                add_command(
+                    "demo",
+                    help="generate the sample campaign's world (again: a new generation of the same campaign)",
+                    example="worldgen demo            # offline; --model anthropic with ANTHROPIC_API_KEY for Claude",
+                    group=GM_COMMANDS,
+                )
             )
         )
     )
     demo.set_defaults(func=_generation("demo"))
-    generate = with_profile(
-        with_model(
-            add_command(
-                "generate",
-                help="generate the world of a campaign file",
-                example="worldgen generate --campaign my_campaign.json --model anthropic",
-                group=GM_COMMANDS,
+    generate = with_cost_cap(
+        with_profile(
+            with_model(
+                add_command(
+                    "generate",
+                    help="generate the world of a campaign file",
+                    example="worldgen generate --campaign my_campaign.json --model anthropic",
+                    group=GM_COMMANDS,
+                )
             )
         )
     )
@@ -305,12 +326,14 @@ def build_parser() -> argparse.ArgumentParser:
     import_.add_argument("file", metavar="FILE")
     import_.add_argument("--owner", default=None, help="owner_id of the new campaign (default: the file's)")
     import_.set_defaults(func=_import)
-    resume = with_model(
-        add_command(
-            "resume",
-            help="run a failed generation again from where it failed (--model to switch models)",
-            example='worldgen resume "The Drowned Crown" --model procedural',
-            group=GM_COMMANDS,
+    resume = with_cost_cap(
+        with_model(
+            add_command(
+                "resume",
+                help="run a failed generation again from where it failed (--model, --max-cost to change them)",
+                example='worldgen resume "The Drowned Crown" --model procedural',
+                group=GM_COMMANDS,
+            )
         )
     )
     resume.add_argument("generation_id", metavar="GENERATION|CAMPAIGN", help=CAMPAIGN_OR_GENERATION)
