@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ENV ?= dev
 
-.PHONY: chaos install demo test test-fast lint format asl schemas hasura-metadata export-schema report-demo browser \
+.PHONY: chaos install demo test test-fast lint format asl schemas hasura-metadata infra-readme export-schema report-demo browser \
 	lock synth layers rehearse bench bench-save bench-engine bench-serve bench-models bench-world clean
 
 $(STAMP): pyproject.toml
@@ -42,6 +42,10 @@ schemas: $(STAMP)
 
 hasura-metadata: $(STAMP)
 	$(BIN)/worldgen hasura-metadata
+
+# The environments' figures in infra/README.md (reserved concurrency, database connections), from the configs.
+infra-readme: $(STAMP)
+	$(BIN)/python -m infra.readme
 
 # The JSON Schema of `worldgen export --format json`, from the catalog (a test checks it is fresh).
 export-schema: $(STAMP)

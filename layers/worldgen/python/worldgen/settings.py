@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     database_secret_arn: str | None = None
     # RDS Proxy: connect to this host instead of the secret's, with prepared statements off (no pinning).
     database_proxy_endpoint: str | None = None
+    # libpq sslmode for every connection (staging and prod: require); None leaves libpq's default.
+    database_sslmode: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] | None = None
+    database_sslrootcert: str | None = None  # the CA bundle for verify-ca / verify-full (the RDS bundle)
     local_data_dir: Path = Path(".worldgen")
 
     # Model
