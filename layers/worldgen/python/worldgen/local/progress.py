@@ -108,7 +108,7 @@ def generation_report(conn: psycopg.Connection[Any], generation_id: uuid.UUID | 
         f"generation {generation['id']}  campaign {generation['campaign_name']!r}",
         f"  status: {generation['status']}"
         + (f"  ({generation['error_type']}: {generation['error_message']})" if generation["error_type"] else "")
-        + ("  [redrivable: `worldgen resume`]" if generation["redrivable"] else ""),
+        + ("  [redrivable: `worldgen redrive` or `worldgen resume`]" if generation["redrivable"] else ""),
         f"  model: {provider_label(generation['model_provider'])}  profile: {generation['profile']}",
         "",
         f"  {'phase':<6}{'status':<12}{'rows':>6}{'seconds':>9}{'model s':>9}{'db s':>7}{'calls':>6}"
