@@ -33,8 +33,9 @@ def ran(*names: str) -> list[dict[str, Any]]:
 
 
 def test_a_failed_phase_is_run_again_with_its_input_and_nothing_before_it_is():
-    history = ran("Phase1ACoreWorldSystems", "Phase1BCharacterBuildingSystems") + [
-        entered("Phase1CSocialFramework", {"at": "1C"})
+    history = [
+        *ran("Phase1ACoreWorldSystems", "Phase1BCharacterBuildingSystems"),
+        entered("Phase1CSocialFramework", {"at": "1C"}),
     ]
 
     redriven = redrive_definition(DEFINITION, history)
@@ -69,7 +70,7 @@ def test_in_a_failed_parallel_state_only_the_unfinished_branch_runs_again():
 
 
 def test_an_execution_that_ended_in_its_fail_state_fails_there_again():
-    history = ran("Phase1ACoreWorldSystems", "RollbackGeneration") + [entered("GenerationFailed", {"error": {}})]
+    history = [*ran("Phase1ACoreWorldSystems", "RollbackGeneration"), entered("GenerationFailed", {"error": {}})]
 
     redriven = redrive_definition(DEFINITION, history)
 
