@@ -120,9 +120,10 @@ class EnvironmentConfig(_Frozen):
         return self.name == "prod"
 
     @property
-    def database_sslmode(self) -> str | None:
-        """TLS to the database (libpq sslmode) wherever the stack runs in a VPC it shares."""
-        return "require" if self.name in ("staging", "prod") else None
+    def database_sslmode(self) -> str:
+        """TLS to the database (libpq sslmode) in every deployed environment: staging and prod reach
+        it across a shared VPC, dev over the internet (infra/README.md, "dev database")."""
+        return "require"
 
     @property
     def log_retention(self) -> logs.RetentionDays:

@@ -10,14 +10,11 @@ from tests.infra.synthesized import Synthesized
 from worldgen.functions_registry import ALL_FUNCTIONS
 
 
-def test_staging_and_prod_functions_require_tls_to_the_database(synthesized: Synthesized) -> None:
+def test_every_deployed_function_requires_tls_to_the_database(synthesized: Synthesized) -> None:
     functions = synthesized.of_type("AWS::Lambda::Function")
     for spec in ALL_FUNCTIONS:
         variables = functions[spec.id]["Properties"]["Environment"]["Variables"]
-        if synthesized.env == "dev":
-            assert "WORLDGEN_DATABASE_SSLMODE" not in variables
-        else:
-            assert variables["WORLDGEN_DATABASE_SSLMODE"] == "require"
+        assert variables["WORLDGEN_DATABASE_SSLMODE"] == "require"
 
 
 def _decrypt_statements(policy: dict) -> list[dict]:

@@ -31,7 +31,6 @@ class Settings(BaseSettings):
     database_proxy_endpoint: str | None = None
     # libpq sslmode for every connection (staging and prod: require); None leaves libpq's default.
     database_sslmode: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] | None = None
-    database_sslrootcert: str | None = None  # the CA bundle for verify-ca / verify-full (the RDS bundle)
     local_data_dir: Path = Path(".worldgen")
 
     # Model

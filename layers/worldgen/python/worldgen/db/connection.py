@@ -92,8 +92,6 @@ def with_connection_options(params: dict[str, Any]) -> str:
     sslmode = get_settings().database_sslmode
     if sslmode:
         params = {**params, "sslmode": sslmode}
-        if get_settings().database_sslrootcert:
-            params["sslrootcert"] = get_settings().database_sslrootcert
     return make_conninfo(**{k: v for k, v in params.items() if v is not None})
 
 
