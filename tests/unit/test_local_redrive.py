@@ -107,3 +107,24 @@ def test_the_redrive_rules_aws_documents_are_enforced(changes, reason):
         check_redrivable(record(**changes))
     for status in ("FAILED", "TIMED_OUT", "ABORTED"):
         check_redrivable(record(status=status))
+
+
+@pytest.mark.parametrize(
+    ("row", "says"),
+    [
+        (None, "does not exist"),
+        ({"status": "cancelled", "execution_arn": "arn", "redrivable": False, "error_type": None}, "is cancelled"),
+        ({"status": "running", "execution_arn": "arn", "redrivable": False, "error_type": None}, "is running"),
+        (
+            {"status": "failed", "execution_arn": "arn", "redrivable": False, "error_type": "InvalidModelOutput"},
+            "permanent error (InvalidModelOutput)",
+        ),
+    ],
+)
+def test_worldgen_redrive_says_in_one_line_why_a_generation_cannot_be_redriven(row, says):
+    from worldgen.local.commands import redrive_refusal
+
+    line = redrive_refusal("g-1", row)
+    assert line.startswith("error: generation g-1") and says in line and "\n" not in line
+    redrivable = {"status": "failed", "execution_arn": "arn", "redrivable": True, "error_type": "ModelUnavailable"}
+    assert redrive_refusal("g-1", redrivable) == ""
