@@ -6,8 +6,8 @@ STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
 ENV ?= dev
 
-.PHONY: chaos install demo test test-fast lint format asl schemas hasura-metadata export-schema report-demo browser vendor-layout \
-	foundry-cli lock synth layers rehearse bench bench-save bench-engine bench-serve bench-models bench-world clean
+.PHONY: chaos install demo test test-fast lint format asl schemas hasura-metadata infra-readme export-schema report-demo browser \
+	vendor-layout foundry-cli lock synth layers rehearse bench bench-save bench-engine bench-serve bench-models bench-world clean
 
 # Everything: tests, lint, the CDK app (make test, make lint, make synth ...).
 $(STAMP): pyproject.toml
@@ -53,6 +53,10 @@ schemas: $(STAMP)
 
 hasura-metadata: $(STAMP)
 	$(BIN)/worldgen hasura-metadata
+
+# The environments' figures in infra/README.md (reserved concurrency, database connections), from the configs.
+infra-readme: $(STAMP)
+	$(BIN)/python -m infra.readme
 
 # The JSON Schema of `worldgen export --format json`, from the catalog (a test checks it is fresh).
 export-schema: $(STAMP)

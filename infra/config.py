@@ -23,6 +23,7 @@ ENVIRONMENTS_FILE = Path(__file__).resolve().parent / "environments.json"
 # A complete secret ARN ends in "-" + 6 characters that Secrets Manager appends to the name;
 # IAM grants on a partial ARN would need a wildcard.
 SECRET_ARN_PATTERN = r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@-]+-[A-Za-z0-9]{6}$"
+KMS_KEY_ARN_PATTERN = r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$"
 # The retention periods CloudWatch Logs accepts, in days.
 RETENTION_DAYS: dict[int, logs.RetentionDays] = {
     1: logs.RetentionDays.ONE_DAY,
@@ -98,6 +99,9 @@ class EnvironmentConfig(_Frozen):
     log_retention_days: int = 30
     alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     database_secret_arn: str = Field(pattern=SECRET_ARN_PATTERN)
+    # The customer-managed KMS key the database secret is encrypted with, if any (None: AWS's
+    # managed key, which needs no grant): the functions and RDS Proxy get kms:Decrypt on it.
+    database_secret_kms_key_arn: str | None = Field(default=None, pattern=KMS_KEY_ARN_PATTERN)
     # None: the stack creates an empty secret that the operator fills (infra/README.md).
     anthropic_api_key_secret_arn: str | None = Field(default=None, pattern=SECRET_ARN_PATTERN)
     network: NetworkConfig | None = None
@@ -118,6 +122,12 @@ class EnvironmentConfig(_Frozen):
     @property
     def is_production(self) -> bool:
         return self.name == "prod"
+
+    @property
+    def database_sslmode(self) -> str:
+        """TLS to the database (libpq sslmode) in every deployed environment: staging and prod reach
+        it across a shared VPC, dev over the internet (infra/README.md, "dev database")."""
+        return "require"
 
     @property
     def log_retention(self) -> logs.RetentionDays:

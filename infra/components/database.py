@@ -17,7 +17,7 @@ from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from infra.components.functions import ImportedNetwork
+from infra.components.functions import ImportedNetwork, grant_secret_key
 from infra.config import DatabaseProxyConfig, EnvironmentConfig, NetworkConfig
 
 POSTGRES_PORT = 5432
@@ -59,6 +59,7 @@ class WorldgenDatabaseProxy(Construct):
             description=f"{config.stack_name} RDS Proxy: read the database secret",
         )
         secret.grant_read(role)
+        grant_secret_key(config, role)
         self.proxy = rds.CfnDBProxy(
             self,
             "Proxy",

@@ -25,6 +25,20 @@ from worldgen.functions_registry import ALL_FUNCTIONS, START_FUNCTION, LambdaFun
 from worldgen.settings import Settings
 
 
+def grant_secret_key(config: EnvironmentConfig, role: iam.IRole) -> None:
+    """kms:Decrypt on the database secret's customer-managed key, through Secrets Manager only
+    (reading a secret so encrypted needs it: https://docs.aws.amazon.com/secretsmanager/latest/userguide/security-encryption.html)."""
+    if config.database_secret_kms_key_arn is None:
+        return
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["kms:Decrypt"],
+            resources=[config.database_secret_kms_key_arn],
+            conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{config.region}.amazonaws.com"}},
+        )
+    )
+
+
 def settings_environment(**values: str | None) -> dict[str, str]:
     """Lambda environment variables for ``worldgen.settings.Settings`` fields.
 
@@ -124,6 +138,7 @@ class WorldgenFunctions(Construct):
         config, secrets = self._config, self._secrets
         values: dict[str, str | None] = {
             "database_secret_arn": secrets.database.secret_arn,
+            "database_sslmode": config.database_sslmode,
             "model_provider": config.model_provider,
             "default_model": config.default_model,
         }
@@ -148,6 +163,7 @@ class WorldgenFunctions(Construct):
             readable.append(self._secrets.action)
         for secret in readable:
             secret.grant_read(role)
+        grant_secret_key(self._config, role)
 
     def _grant_bedrock(self, role: iam.Role) -> None:
         stack = Stack.of(self)

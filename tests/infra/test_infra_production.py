@@ -128,8 +128,9 @@ def test_deployed_definition_retries_throttling_first_with_waits_up_to_five_minu
         return found
 
     for task in tasks(synthesized.definition()["States"]):
-        throttling, general = task["Retry"]
+        throttling, lambda_faults, general = task["Retry"]
         assert throttling["ErrorEquals"] == throttling_error_names()
+        assert lambda_faults["ErrorEquals"] == ["Sandbox.Timedout", "Lambda.Unknown"]  # a killed Lambda, retried
         assert throttling["MaxDelaySeconds"] == THROTTLING_RETRY_POLICY["MaxDelaySeconds"] == 300
         assert throttling["MaxAttempts"] > general["MaxAttempts"]
         assert "Lambda.ClientExecutionTimeoutException" in general["ErrorEquals"]

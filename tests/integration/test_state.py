@@ -261,3 +261,24 @@ def test_a_redrive_before_the_failure_was_recorded_makes_the_late_failure_event_
     assert _generation(conn, generation_id)["status"] == "running"
     with pytest.raises(GenerationCancelled, match="superseded"):  # a zombie of the first run
         state.start_phase_attempt(conn, generation_id, get_phase("1B"), run=RUN_0)
+
+
+def test_a_resume_after_a_redrive_runs_its_new_execution_and_fences_the_old_one(conn, campaign_id):
+    generation_id = _failed_at_a_phase(conn, campaign_id)
+    state.start_phase_attempt(conn, generation_id, get_phase("1B"), run=RUN_1)  # redriven...
+    state.record_execution_end(conn, generation_id, "FAILED", "Boom", "", execution_arn=ARN, redrive_count=1)
+    assert state.claim_resume(conn, generation_id)[0].moved  # ...failed again, then resumed
+
+    resumed = state.ExecutionRun("arn:resumed", 0)
+    with pytest.raises(GenerationCancelled, match="execution changed"):  # the old one, redriven again
+        state.start_phase_attempt(conn, generation_id, get_phase("1B"), run=state.ExecutionRun(ARN, 2))
+    state.start_phase_attempt(conn, generation_id, get_phase("1B"), run=resumed)  # before its ARN is set
+    state.set_execution_arn(conn, generation_id, "arn:resumed")
+    state.start_phase_attempt(conn, generation_id, get_phase("1C"), run=resumed)
+
+    generation = _generation(conn, generation_id)
+    assert (generation["status"], generation["execution_arn"], generation["redrive_count"]) == (
+        "running",
+        "arn:resumed",
+        0,
+    )

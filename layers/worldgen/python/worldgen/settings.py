@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     # Where the local commands keep the embedded PostgreSQL (worldgen.local.home): unset, the
     # platform's per-user data folder, whatever the working directory.
     home: Path | None = Field(default=None, validation_alias=AliasChoices("WORLDGEN_HOME", "WORLDGEN_LOCAL_DATA_DIR"))
+    # libpq sslmode for every connection (staging and prod: require); None leaves libpq's default.
+    database_sslmode: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] | None = None
 
     # Model
     model_provider: ModelProvider = "procedural"

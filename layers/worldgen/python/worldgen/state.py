@@ -149,8 +149,10 @@ def _follow_run(conn: psycopg.Connection[Any], generation: dict[str, Any], run: 
     redrive count on a running one), else why not (the generation is left unchanged)."""
     if run is None:  # a caller that names no execution (tests, the local tools): no fence on it
         return ""
-    if generation["execution_arn"] is not None and generation["execution_arn"] != run.arn:
-        return "its execution changed (a resume or a cancel came since)"
+    # A redriven run's execution was recorded when it first ran; none recorded means a resume
+    # replaced it and the new execution is starting (its first run may come before its ARN does).
+    if generation["execution_arn"] != run.arn and (generation["execution_arn"] is not None or run.redrive_count):
+        return "its execution changed (a resume came since)"
     if run.redrive_count < generation["redrive_count"]:
         return f"run {run.redrive_count} of its execution was superseded by redrive {generation['redrive_count']}"
     if run.redrive_count == generation["redrive_count"]:
@@ -269,6 +271,7 @@ def claim_resume(
                 "resume",
                 resumed_count=count,
                 execution_arn=None,  # the failed execution's late events must not touch the resumed run
+                redrive_count=0,  # the new execution's runs count from 0
                 finished_at=None,
                 redrivable=False,
                 error_type=None,

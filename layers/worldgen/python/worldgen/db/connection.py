@@ -6,11 +6,10 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
 from typing import Any
-from urllib.parse import quote
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
 from worldgen.errors import ConfigurationError, DatabaseUnavailable
@@ -22,27 +21,78 @@ from worldgen.settings import get_settings
 _local = threading.local()
 
 
-@cache
-def database_url() -> str:
-    """The URL from settings, else from the Secrets Manager secret (JSON of RDS's shape or a URL)."""
+_url_lock = threading.Lock()
+_url: dict[str, str] = {}  # the connection string this process read, until a rotation replaces it
+
+
+def database_url(*, refresh: bool = False) -> str:
+    """The connection string from settings, else from the Secrets Manager secret (JSON of RDS's
+    shape or a URL), read once per process; ``refresh`` reads the secret again (a rotation)."""
+    with _url_lock:
+        if refresh or "url" not in _url:
+            _url["url"] = _configured_url(refresh=refresh)
+        return _url["url"]
+
+
+def forget_database_url() -> None:
+    with _url_lock:
+        _url.clear()
+
+
+def _configured_url(*, refresh: bool) -> str:
     settings = get_settings()
     if settings.database_url:
-        return settings.database_url
+        if not settings.database_sslmode:
+            return settings.database_url
+        return with_connection_options(conninfo_to_dict(settings.database_url))
     if settings.database_secret_arn:
         from aws_lambda_powertools.utilities import parameters
 
-        raw = str(parameters.get_secret(settings.database_secret_arn, max_age=300))
-        if raw.startswith("postgres"):
-            return raw
-        secret = json.loads(raw)
-        host = settings.database_proxy_endpoint or secret["host"]
-        return (
-            f"postgresql://{quote(secret['username'])}:{quote(secret['password'])}"
-            f"@{host}:{secret.get('port', 5432)}/{secret.get('dbname', 'postgres')}"
-        )
+        # force_fetch skips Powertools' cache (max_age): after a failed login the secret is read anew.
+        raw = str(parameters.get_secret(settings.database_secret_arn, max_age=300, force_fetch=refresh))
+        return secret_conninfo(raw)
     raise ConfigurationError(
         "no database configured: set WORLDGEN_DATABASE_URL (or DATABASE_URL) or WORLDGEN_DATABASE_SECRET_ARN"
     )
+
+
+def secret_conninfo(raw: str) -> str:
+    """The connection string of a database secret: RDS's JSON shape, or a URL (``postgresql://``).
+
+    With RDS Proxy configured, either form connects to the proxy's endpoint, never to the host the
+    secret names (a URL would otherwise bypass the proxy and use one database connection per
+    Lambda environment)."""
+    if raw.lstrip().startswith("postgres"):
+        params = conninfo_to_dict(raw)
+    else:
+        try:
+            secret = json.loads(raw)
+            params = {
+                "user": secret["username"],
+                "password": secret["password"],
+                "host": secret["host"],
+                "port": secret.get("port", 5432),
+                "dbname": secret.get("dbname", "postgres"),
+            }
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigurationError(
+                "the database secret is neither a postgresql:// URL nor RDS's JSON shape"
+                " (username, password, host[, port, dbname])"
+            ) from exc
+    proxy = get_settings().database_proxy_endpoint
+    if proxy:
+        params.pop("hostaddr", None)
+        params["host"] = proxy
+    return with_connection_options(params)
+
+
+def with_connection_options(params: dict[str, Any]) -> str:
+    """``params`` as a libpq connection string, with the configured ``sslmode`` (staging and prod
+    require TLS: the setting wins over what the URL or secret says)."""
+    sslmode = get_settings().database_sslmode
+    if sslmode:
+        params = {**params, "sslmode": sslmode}
+    return make_conninfo(**{k: v for k, v in params.items() if v is not None})
 
 
 def connect(url: str | None = None, *, autocommit: bool = True) -> psycopg.Connection[dict[str, Any]]:
@@ -53,14 +103,26 @@ def connect(url: str | None = None, *, autocommit: bool = True) -> psycopg.Conne
     """
     behind_proxy = get_settings().database_proxy_endpoint is not None
     try:
-        connection = psycopg.connect(
-            url or database_url(), autocommit=autocommit, row_factory=dict_row, connect_timeout=10
-        )
-    except psycopg.OperationalError as exc:
-        raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+        connection = _open(url or database_url(), autocommit)
+    except DatabaseUnavailable:
+        if url is not None or not get_settings().database_secret_arn:
+            raise
+        # The secret may have been rotated since this environment read it (a warm Lambda keeps
+        # its string for its life): read it again and, if it changed, log in with the new one.
+        stale = database_url()
+        if database_url(refresh=True) == stale:
+            raise
+        connection = _open(database_url(), autocommit)
     if behind_proxy:
         connection.prepare_threshold = None
     return connection
+
+
+def _open(conninfo: str, autocommit: bool) -> psycopg.Connection[dict[str, Any]]:
+    try:
+        return psycopg.connect(conninfo, autocommit=autocommit, row_factory=dict_row, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
 
 
 def shared_connection() -> psycopg.Connection[dict[str, Any]]:
@@ -93,7 +155,7 @@ def reset_shared_connection() -> None:
         if not connection.closed:
             connection.close()
     _local.__dict__.clear()
-    database_url.cache_clear()
+    forget_database_url()
 
 
 @contextmanager

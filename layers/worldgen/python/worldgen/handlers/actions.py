@@ -246,6 +246,7 @@ def reconcile(conn: psycopg.Connection[Any], generation: dict[str, Any]) -> dict
             execution.get("error"),
             execution.get("cause"),
             execution_arn=arn,
+            redrive_count=execution.get("redriveCount"),  # DescribeExecution's: the latest run's
         )
     logger.warning("generation reconciled with its execution", extra={"status": moved.status})
     return {**generation, "status": moved.status}

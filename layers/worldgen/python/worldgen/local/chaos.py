@@ -1,5 +1,6 @@
 """`make chaos`: generations on the local runtime against a PostgreSQL that is restarted and killed,
-with processes killed, cancels, concurrent resumes, failing regenerations and slow or failing models.
+with processes killed, cancels, concurrent resumes, failing regenerations, slow or failing models, and
+an execution failed by a bug that is redriven after the fix.
 
 After each scenario the invariants are checked from the database alone; the run prints a table and
 never asserts (``tests/e2e/test_chaos.py`` runs a short version and asserts 0 violations).
@@ -32,6 +33,7 @@ from psycopg.rows import dict_row
 from worldgen.errors import InvalidModelOutput, ModelOverloaded
 from worldgen.handlers.phase import make_phase_handler
 from worldgen.local.campaigns import SAMPLE_CAMPAIGN, insert_campaign, read_campaign_file
+from worldgen.local.redrive import ExecutionNotRedrivable
 from worldgen.local.runtime import LocalRuntime
 from worldgen.model.base import ModelRequest, ModelResponse
 from worldgen.model.procedural import ProceduralModel
@@ -139,8 +141,15 @@ class Chaos:
         logging.getLogger("moto").setLevel(logging.CRITICAL)  # its ASL interpreter logs every Fail state
         self.model = ChaosModel()
         handler = make_phase_handler(lambda: self.model)
+        self.bugs: set[str] = set()  # phases whose Lambda fails before doing anything (a bug)
+
+        def phase_handler(event: dict[str, Any], context: Any) -> Any:
+            if event.get("phase") in self.bugs:
+                raise RuntimeError(f"a bug in phase {event['phase']}")
+            return handler(event, context)
+
         self.runtime = LocalRuntime(
-            {phase.function_id: handler for phase in PHASES},
+            {phase.function_id: phase_handler for phase in PHASES},
             environment={"WORLDGEN_DATABASE_URL": self.url, "POWERTOOLS_LOG_LEVEL": "CRITICAL"},
         ).__enter__()
         self.campaign_file = Path(root) / "campaign.json"
@@ -341,6 +350,37 @@ class Chaos:
             self.until_succeeded(body["generation_id"], out)
         return campaign_id
 
+    def redrive(self, out: Outcome) -> uuid.UUID:
+        """A bug fails the execution AT a phase (no Retry or Catch names it); after the hotfix the
+        operator redrives: the same execution finishes the world, the succeeded phases untouched."""
+        campaign_id = self.campaign()
+        phase = self.random.choice(["1B", "2A", "2C", "3B", "3C"])
+        self.bugs = {phase}  # an error no Retry or Catch names: the execution fails AT the phase
+        out.faults.append(f"bug at {phase}, hotfix, redrive")
+        status, body = self.generate(campaign_id)
+        if status != "FAILED":
+            out.violations.append(f"the bug did not fail the execution at {phase} ({status})")
+            return campaign_id
+        with self.db() as conn:
+            before = _world(conn, campaign_id)
+        self.bugs = set()  # the hotfix
+        self.runtime.redrive(body["execution_arn"])
+        if (ended := self.wait(body)) != "SUCCEEDED":
+            out.violations.append(f"the redriven execution ended {ended}")
+        if (status := self.status_of(body["generation_id"])) != "succeeded":
+            out.violations.append(f"the redriven generation is {status}")
+        with self.db() as conn:
+            after = _world(conn, campaign_id)
+        changed = sum(len(before[t] - after[t]) for t in WORLD_TABLES)
+        if changed:
+            out.violations.append(f"{changed} rows of the phases that had succeeded were written again")
+        try:
+            self.runtime.redrive(body["execution_arn"])
+            out.violations.append("a succeeded execution was redriven")
+        except ExecutionNotRedrivable:
+            pass
+        return campaign_id
+
     def _wait_phase_running(self, generation_id: str, phase: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -414,6 +454,7 @@ class Chaos:
         "regeneration_revert",
         "slow_model",
         "failing_model",
+        "redrive",
     )
 
     def run(self, count: int, scenarios: tuple[str, ...] = SCENARIOS, out: Any = sys.stdout) -> list[Outcome]:

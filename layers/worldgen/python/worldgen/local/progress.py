@@ -124,7 +124,11 @@ def generation_report(conn: psycopg.Connection[Any], generation_id: uuid.UUID | 
         f"generation {generation['id']}  campaign {generation['campaign_name']!r}",
         f"  status: {generation['status']}"
         + (f"  ({generation['error_type']}: {generation['error_message']})" if generation["error_type"] else "")
-        + (f"  [resumable: `worldgen resume {generation['id']}`]" if resumable else ""),
+        + (
+            f"  [redrivable: `worldgen redrive {generation['id']}` or `worldgen resume {generation['id']}`]"
+            if resumable and generation["redrivable"]
+            else (f"  [resumable: `worldgen resume {generation['id']}`]" if resumable else "")
+        ),
         f"  model: {provider_label(generation['model_provider'])}  profile: {generation['profile']}",
         f"  cost: ${summary['cost_usd']:.4f} spent" + _cap_label(generation["options"]),
         "",

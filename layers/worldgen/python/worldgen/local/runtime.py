@@ -100,14 +100,10 @@ def deployed_definition(definition: str | None = None) -> dict[str, Any]:
     return parsed
 
 
-def substituted_definition(definition: str | None = None, *, redrive_count: int = 0) -> str:
-    """The deployed ASL as moto runs it: ``$$.Execution.RedriveCount`` is the run's number (moto's
-    context object has no RedriveCount; AWS's does)."""
-    return json.dumps(with_redrive_count(deployed_definition(definition), redrive_count))
-
-
 def with_redrive_count(node: Any, redrive_count: int) -> Any:
-    """``node`` with every ``"<key>.$": "$$.Execution.RedriveCount"`` made ``"<key>": redrive_count``."""
+    """What moto runs of a definition: moto's context object has no ``Execution.RedriveCount``
+    (AWS's does), so ``node`` with every ``"<key>.$": "$$.Execution.RedriveCount"`` made
+    ``"<key>": redrive_count``, the run's number."""
     if isinstance(node, list):
         return [with_redrive_count(item, redrive_count) for item in node]
     if not isinstance(node, dict):

@@ -47,7 +47,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from worldgen import contracts
-from worldgen.local.runtime import status_change_event
+from worldgen.local.runtime import status_change_event, with_redrive_count
 from worldgen.settings import Settings
 from worldgen.tools.assembly import (
     LAMBDA_UNZIPPED_LIMIT_BYTES,
@@ -551,6 +551,8 @@ class Rehearsal:
             raise RehearsalFailed(f"ASL placeholders with no function: {left}")
         name = props.get("StateMachineName", self._stack_name())
         role = str(self.resolve(props["RoleArn"]))
+        # moto's context object has no Execution.RedriveCount: the first run's is 0.
+        definition = json.dumps(with_redrive_count(json.loads(definition), 0))
         arn = self.sfn.create_state_machine(name=name, definition=definition, roleArn=role)["stateMachineArn"]
         if name == self._stack_name():
             self.state_machine_arn = arn
