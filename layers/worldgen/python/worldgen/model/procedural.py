@@ -409,9 +409,27 @@ class _PhaseGenerator:
         generator of the row's own (its key), so the rest of the world stays what it was."""
         rng = _rng(self.seed, self.campaign["name"], table, row["key"], "secret")
         if SECRET_LINK_COLUMN in properties:
-            row[SECRET_LINK_COLUMN] = rng.random() < 0.25
+            # A link whose end's public text already names the other end is no secret (the players
+            # export refuses such a world, tools/export/audience.py), so it stays public.
+            row[SECRET_LINK_COLUMN] = rng.random() < 0.25 and not self._named_in_public(row)
         if GM_NOTES_COLUMN in properties:
             row[GM_NOTES_COLUMN] = self.gm_notes(table, row, rng)
+
+    def _named_in_public(self, link: dict[str, Any]) -> bool:
+        """Whether one end of a link names another end in the public text the context shows of it."""
+        ends = [v for k, v in link.items() if k.endswith("_key") and isinstance(v, str)]
+        texts = {
+            row["key"]: f"{row.get('name') or ''} {row.get('summary') or row.get('description') or ''}".lower()
+            for rows in self.request.context.rows.values()
+            for row in rows
+            if row.get("key") in ends
+        }
+        return any(
+            self.names.get(other, other).lower() in text
+            for end, text in texts.items()
+            for other in ends
+            if other != end
+        )
 
     def gm_notes(self, table: str, row: dict[str, Any], rng: random.Random) -> str:
         """A secret in sentences the public description never uses (the players export checks it)."""
