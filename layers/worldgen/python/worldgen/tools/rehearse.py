@@ -82,6 +82,9 @@ SETTINGS_WITH_PRODUCTION_DEFAULTS = frozenset(
         "bedrock_region",
         "database_proxy_endpoint",  # unset means no RDS Proxy: what an environment without one wants
         "default_profile",  # full unless an environment chooses the quick profile for every request
+        "output_tokens_per_minute",  # the documented tier default unless an environment sets its own
+        "default_max_cost_usd",  # unset means no cap unless an environment sets one
+        "rate_limit_max_wait_seconds",  # how long a phase waits out a 429 itself before the ASL retries
     }
 )
 # One of each group is enough: a value, or the ARN of the secret holding it.
