@@ -31,7 +31,7 @@ Outline = dict[str, list[dict[str, str]]]  # table -> [{"key": ...}]
 
 
 def outline_tool(phase: Phase) -> dict[str, Any]:
-    """Keys only: a slug says what a row is ("the-drowned-choir") and costs a few tokens; the part
+    """Keys only: a slug says what a row is ("the-glass-choir") and costs a few tokens; the part
     that writes the row gives it its name and the rest."""
     key = {"type": "string", "description": "Slug of a row, e.g. 'iron-marches'; fixed from now on."}
     return {
@@ -58,7 +58,7 @@ def outline_request(request: ModelRequest) -> ModelRequest:
     tool = outline_tool(request.phase)
     text = (
         f"First the outline of phase {request.phase.id}: call {tool['name']} with the key of every row each"
-        " table will have (a slug that says what the row is, e.g. 'the-drowned-choir'), as many rows as the"
+        " table will have (a slug that says what the row is, e.g. 'the-glass-choir'), as many rows as the"
         " targets above ask for. Other calls then write the rows in full from these keys."
     )
     asked = shared_request(request, tool, text)
