@@ -15,13 +15,14 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from worldgen import continuity, state
 from worldgen import outline as outlines
-from worldgen import state
 from worldgen.audit import ROLE_TABLES, role_room
 from worldgen.db import rules
 from worldgen.db.catalog import read_table_specs
 from worldgen.db.connection import connect
 from worldgen.db.context import PhaseContext, phase_context
+from worldgen.db.problems import Problem
 from worldgen.db.save import (
     SaveResult,
     bounded_problems,
@@ -308,6 +309,9 @@ def _generate(
             tool_input, collisions = rules.slug_keys(phase, specs, response.tool_input)
             problems = [str(p) for p in collisions]
             problem_count = len(problems)
+        if tool_input is not None and not problems and round_number <= repair_rounds:
+            problems = [str(p) for p in _continuity_problems(conn, generation, phase, tool_input)]
+            problem_count = len(problems)
         if tool_input is not None and not problems:
             try:
                 result = save_phase_rows(
@@ -336,6 +340,22 @@ def _generate(
             request, messages=request.messages + _repair_messages(response, problems, problem_count)
         )
     raise AssertionError("unreachable")
+
+
+def _continuity_problems(
+    conn: psycopg.Connection[Any], generation: dict[str, Any], phase: Phase, answer: dict[str, Any]
+) -> list[Problem]:
+    """The findings of the repairable continuity rules (``Settings.continuity_repair``) on the rows of
+    ``answer``, judged with the world saved so far, as problems of the rows the phase wrote."""
+    repairable = set(get_settings().continuity_repair)
+    if not repairable:
+        return []
+    world, party = continuity.load_world(conn, generation["campaign_id"])
+    conn.commit()
+    found = continuity.answer_problems(world, party, answer, phase.tables, repairable)
+    if found:
+        logger.info("continuity findings sent back", extra={"phase": phase.id, "findings": len(found)})
+    return found
 
 
 def _usage_of_failure(exc: Exception, model: WorldModel, phase: Phase, part: str | None = None) -> ModelUsage:
@@ -429,13 +449,20 @@ class _Parts:
         if answers:
             logger.info("phase parts reused", extra={"phase": self.phase.id, "parts": sorted(i + 1 for i in answers)})
         pending = [i for i in requests if i not in answers]
+        last: dict[int, ModelResponse] = {}  # each part's latest answer, for its repair turn
         if pending and not self.phase.outline:  # the outline call wrote the cache an outlined phase's parts read
             self._prime(request)
         for round_number in range(1, self.repair_rounds + 2):
             responses, failure = self._call(pending, requests, round_number) if pending else ({}, None)
             problems = self._problems(responses, answers)  # records the valid answers, for a retry
+            last.update(responses)
             if failure is not None:
                 raise failure
+            if not problems and round_number <= self.repair_rounds:
+                found = _continuity_problems(self.conn, self.generation, self.phase, self._merged(answers))
+                problems = self._by_part([str(p) for p in found])
+                for index in problems:
+                    answers.pop(index, None)
             if not problems:
                 try:
                     return self._save(self._merged(answers))
@@ -455,10 +482,10 @@ class _Parts:
                     len(listing),
                 )
             _check_time_for_a_round(self.phase, round_number + 1, self.remaining_ms, listing)
-            for index, found in problems.items():
-                response = responses.get(index)
+            for index, listed in problems.items():
+                response = last.get(index)  # this round's answer, or the earlier one a later check refused
                 if response is not None:
-                    repaired = requests[index].messages + _repair_messages(response, found, len(found))
+                    repaired = requests[index].messages + _repair_messages(response, listed, len(listed))
                     requests[index] = dataclasses.replace(requests[index], messages=repaired)
             pending = sorted(problems)
         raise AssertionError("unreachable")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ import psycopg
 from psycopg import sql
 
 from worldgen.audit import RELATIONSHIP_TABLES
+from worldgen.continuity import LEVEL_BAND, LEVELED_TABLES
 from worldgen.db.save import rows_kept_on_regeneration
 from worldgen.errors import CampaignNotFound
 from worldgen.phases import ALL_PHASES, Phase, ancestors
@@ -34,6 +36,12 @@ class PhaseContext:
     kept: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     omitted_keys: dict[str, list[str]] = field(default_factory=dict)  # the rows left out, by table
     npc_roles: dict[str, int] = field(default_factory=dict)  # every NPC's roles so far, by key (none cut)
+    # Facts the continuity rules (worldgen.continuity) need, from every row (none cut for length), told
+    # to the phases writing the tables they judge: the region hierarchy (temples), where each
+    # god is worshipped (temples), the party's level (quest hooks, encounters).
+    region_parents: dict[str, str | None] = field(default_factory=dict)
+    worshipped_in: dict[str, str] = field(default_factory=dict)  # deity key -> region of its pantheon's culture
+    party_level: float | None = None
 
     def render(self) -> str:
         parts = [
@@ -55,10 +63,32 @@ class PhaseContext:
                     " do not recreate them and do not reuse their keys; your new rows may refer to them by key."
                 )
                 parts += [json.dumps(r, ensure_ascii=False) for r in rows]
+        parts += self._continuity_facts()
         left_out = [f"{table} {count}" for table, count in self.omitted.items() if count]
         if left_out:
             parts.append("Rows left out for length (their keys are still valid references): " + ", ".join(left_out))
         return "\n".join(parts)
+
+    def _continuity_facts(self) -> list[str]:
+        lines = []
+        inside = {r: p for r, p in self.region_parents.items() if p}
+        if inside:
+            lines.append(
+                "Regions inside other regions (region: the region containing it); a place lies in its parent"
+                " place's region or in one inside it: " + json.dumps(inside, ensure_ascii=False)
+            )
+        if self.worshipped_in:
+            lines.append(
+                "Where each god is worshipped (deity: region of its pantheon's culture); a temple stands in its"
+                " god's region or in one inside it: " + json.dumps(self.worshipped_in, ensure_ascii=False)
+            )
+        if self.party_level is not None:
+            low, high = max(1, math.ceil(self.party_level - LEVEL_BAND)), min(20, int(self.party_level + LEVEL_BAND))
+            lines.append(
+                f"The party's average level is {self.party_level:g}: quests and encounters are for levels {low} to"
+                f" {high}."
+            )
+        return lines
 
     @property
     def estimated_tokens(self) -> int:
@@ -155,6 +185,7 @@ def phase_context(
         keys=keys,
     )
     context.kept = _kept_rows(conn, campaign_id, phase, specs, id_to_key)
+    _continuity_facts(context, phase, raw, id_to_key, pcs)
     budget_chars = (token_budget or phase.context_token_budget) * CHARS_PER_TOKEN
     used = len(context.render())
     added: list[str] = []
@@ -173,6 +204,31 @@ def phase_context(
         table = added.pop()
         _leave_out(context, table, context.rows[table].pop())
     return context
+
+
+def _continuity_facts(
+    context: PhaseContext,
+    phase: Phase,
+    raw: Mapping[str, list[dict[str, Any]]],
+    id_to_key: Mapping[str, str],
+    pcs: list[dict[str, Any]],
+) -> None:
+    """The facts the continuity rules judge a phase's rows by, for the phases writing those rows."""
+    key = id_to_key
+    if "temples" in phase.tables:  # a phase writing locations references the regions: their rows come first
+        context.region_parents = {
+            r["key"]: key.get(str(r.get("parent_region_id"))) for r in raw.get("geography_regions", [])
+        }
+    if "temples" in phase.tables:
+        region_of_culture = {str(r["id"]): key.get(str(r.get("region_id"))) for r in raw.get("cultures", [])}
+        culture_of_pantheon = {str(r["id"]): str(r.get("culture_id")) for r in raw.get("pantheons", [])}
+        for deity in raw.get("deities", []):
+            region = region_of_culture.get(culture_of_pantheon.get(str(deity.get("pantheon_id")), ""))
+            if region:
+                context.worshipped_in[deity["key"]] = region
+    levels = [pc["level"] for pc in pcs if isinstance(pc.get("level"), int)]
+    if set(LEVELED_TABLES) & set(phase.tables) and levels:
+        context.party_level = round(sum(levels) / len(levels), 1)
 
 
 def _kept_rows(

@@ -10,6 +10,7 @@ references are drawn from the keys available so that the nine phases form a conn
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import re
 import time
@@ -17,6 +18,7 @@ from collections import Counter
 from typing import Any
 
 from worldgen.audit import RELATIONSHIP_TABLES, ROLE_LIMIT, role_phases_beside
+from worldgen.continuity import LEVEL_BAND
 from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage
 from worldgen.phases import row_target
 
@@ -186,6 +188,8 @@ class _PhaseGenerator:
         context = request.context
         self.campaign = context.campaign
         self.pcs = {pc["key"]: pc for pc in context.player_characters}
+        levels = [pc["level"] for pc in context.player_characters if isinstance(pc.get("level"), int)]
+        self.party_level = sum(levels) / len(levels) if levels else None
         self.names: dict[str, str] = {pc["key"]: pc["name"] for pc in context.player_characters}
         for rows in context.rows.values():
             for row in rows:
@@ -370,6 +374,7 @@ class _PhaseGenerator:
                     row.pop(prop, None)
             if keep not in row:
                 return None
+        self.keep_continuity(table, item, row, position)
         if "name" in properties:
             row["name"] = self.name(table, rng)
         row["key"] = slug(row.get("name") or self.edge_key(table, row, refs, first_required, position))
@@ -406,6 +411,67 @@ class _PhaseGenerator:
         # from it (a different row of the same table) and further on each retry.
         return pool[(position + ends.index(prop) * (1 + attempt)) % len(pool)]
 
+    # -- continuity (worldgen.continuity): the answer a careful model gives --------------------
+
+    def keep_continuity(self, table: str, item: dict[str, Any], row: dict[str, Any], position: int) -> None:
+        """A place lies in its parent place's region or in one inside it (``region-mismatch``), and a
+        temple serves a god worshipped where it stands (``foreign-temple``)."""
+        if table == "locations" and "region_key" in row:
+            region = self.place_region(self.outline_position(table, position), self.pool(table, "region_key", item))
+            if region is not None:
+                row["region_key"] = region
+        if table == "temples" and row.get("deity_key") and row.get("location_key"):
+            stands_in = self.region_of_place(str(row["location_key"]))
+            if stands_in is None:
+                return
+            gods = [d for d in self.pool(table, "deity_key", item) if self.worshipped_in(d, stands_in)]
+            if gods and row["deity_key"] not in gods:
+                row["deity_key"] = gods[position % len(gods)]
+            elif not gods:  # no god of this place: the temple stands where its god is worshipped
+                places = [
+                    p
+                    for p in self.pool(table, "location_key", item)
+                    if (region := self.region_of_place(p)) is not None and self.worshipped_in(row["deity_key"], region)
+                ]
+                if places:
+                    row["location_key"] = places[position % len(places)]
+
+    def region_tree(self, pool: list[str]) -> dict[str, str | None]:
+        """The regions of ``pool`` the context shows, each with its parent region."""
+        rows = self.request.context.rows.get("geography_regions", [])
+        tree = {**{r["key"]: r.get("parent_region_key") for r in rows}, **self.request.context.region_parents}
+        return {k: parent for k, parent in tree.items() if k in pool}
+
+    def place_region(self, at: int, pool: list[str]) -> str | None:
+        """The region of the place at ``at`` in its table's hierarchy (``reference``: the parent of
+        ``at`` is ``(at - 1) // 2``): the first top-level region for the root, then one inside the
+        parent's region. A function of the position alone, so parts side by side agree on it."""
+        tree = self.region_tree(pool)
+        if not tree:
+            return None
+        if at <= 0:
+            return sorted(k for k, parent in tree.items() if parent not in tree)[0]
+        around = self.place_region((at - 1) // 2, pool)
+        inside = sorted(k for k in tree if around is None or _within(tree, k, around))
+        return inside[at % len(inside)]
+
+    def region_of_place(self, location: str) -> str | None:
+        """The region of a location of the context, or of the nearest place containing it with one."""
+        places = {r["key"]: r for r in self.request.context.rows.get("locations", [])}
+        seen: set[str] = set()
+        while location in places and location not in seen:
+            seen.add(location)
+            if places[location].get("region_key"):
+                return str(places[location]["region_key"])
+            location = str(places[location].get("parent_location_key") or "")
+        return None
+
+    def worshipped_in(self, deity: str, region: str) -> bool:
+        """Whether ``deity``'s pantheon belongs to a culture of ``region`` or a region containing it
+        (the context's ``worshipped_in``); True when the context does not tell."""
+        home = self.request.context.worshipped_in.get(deity)
+        return home is None or _within(self.request.context.region_parents, region, home)
+
     def outline_position(self, table: str, position: int) -> int:
         """A row's place in its whole table: in a part of an outlined phase, its place in the outline
         (the parts of a table side by side then walk a pool, e.g. the PCs, as one call would)."""
@@ -439,6 +505,12 @@ class _PhaseGenerator:
         kind = schema.get("type")
         if "enum" in schema:
             return rng.choice(schema["enum"])
+        if prop == "recommended_level" and self.party_level is not None:  # continuity: level-band
+            low, high = int(schema.get("minimum", 1)), int(schema.get("maximum", 20))
+            band = range(
+                max(low, math.ceil(self.party_level - LEVEL_BAND)), min(high, int(self.party_level + LEVEL_BAND)) + 1
+            )
+            return rng.choice(band) if band else rng.randint(low, high)
         if kind in ("integer", "number"):
             default_low = 0 if "population" in prop or ("gp" in prop and "price" not in prop) else 1
             if "exclusiveMinimum" in schema:
@@ -519,6 +591,18 @@ class _PhaseGenerator:
             backstory = " ".join(pc.get("backstory", "").split()[:14])
             text += f" Rooted in {pc['name']}'s story: \u201c{backstory}\u2026\u201d"
         return text
+
+
+def _within(tree: dict[str, str | None], region: str, container: str) -> bool:
+    """``region`` is ``container`` or lies inside it, through the parents in ``tree``."""
+    seen: set[str] = set()
+    current: str | None = region
+    while current is not None and current not in seen:
+        if current == container:
+            return True
+        seen.add(current)
+        current = tree.get(current)
+    return False
 
 
 def _roman(number: int) -> str:
