@@ -190,6 +190,9 @@ class Phase:
     # outline rows dealt out between them.
     parts: tuple[tuple[str, ...], ...] = ()
     outline: bool = False
+    # A phase in parts without an outline whose parts each refer to other tables (3C): each part's
+    # context shows the rows its own tables refer to, whole, instead of one context cut for all.
+    part_contexts: bool = False
     strict_tools: bool = False
     state_timeout_margin_seconds: int = 60
     profile: str = "full"  # the profile (PROFILES) whose state machine runs the phase
@@ -234,7 +237,13 @@ class Phase:
     @property
     def primer_deadline_seconds(self) -> int:
         """The cache primer's deadline: parts without an outline send one first (0 otherwise)."""
-        return stream_deadline_seconds(PRIMER_MAX_TOKENS) if len(self.table_groups) > 1 and not self.outline else 0
+        return stream_deadline_seconds(PRIMER_MAX_TOKENS) if self.primes_cache else 0
+
+    @property
+    def primes_cache(self) -> bool:
+        """Parts sharing one prefix without an outline call to write it send a one-token primer first;
+        parts with contexts of their own share no prefix, so none."""
+        return len(self.table_groups) > 1 and not self.outline and not self.part_contexts
 
     @property
     def round_seconds(self) -> int:
@@ -408,6 +417,10 @@ PHASES: tuple[Phase, ...] = (
         expected_output_tokens=4000,  # per part: the largest of a generous world's 21.8K in 7
         uses_player_characters=True,
         max_rows_per_table=80,
+        # Each part sees the rows it ties together (issue 24): a generous world's largest part
+        # (pc_connections: NPCs, places, items, quests, factions and the PCs) fits in this budget.
+        part_contexts=True,
+        context_token_budget=16000,
         parts=(  # by kind of link, about the same number of rows each
             ("entity_relationships",),
             ("entity_locations",),

@@ -21,7 +21,7 @@ from worldgen.audit import ROLE_TABLES, role_room
 from worldgen.db import rules
 from worldgen.db.catalog import read_table_specs
 from worldgen.db.connection import connect
-from worldgen.db.context import PhaseContext, phase_context
+from worldgen.db.context import PhaseContext, phase_context, referenced_tables
 from worldgen.db.problems import Problem
 from worldgen.db.save import (
     SaveResult,
@@ -440,7 +440,10 @@ class _Parts:
             requests = {i: outlines.part_request(request, self.outline, rows) for i, rows in self.assigned.items()}
             self.tables = {i: tuple(rows) for i, rows in self.assigned.items()}
         else:
-            requests = {index: outlines.table_part_request(request, tables) for index, tables in enumerate(groups)}
+            requests = {
+                index: outlines.table_part_request(self._part_base(request, tables), tables)
+                for index, tables in enumerate(groups)
+            }
             self.tables = dict(enumerate(groups))
         requests = self._deal_roles(requests, request)
         # A retried attempt reuses what an earlier attempt already got (same generation, same context).
@@ -450,7 +453,7 @@ class _Parts:
             logger.info("phase parts reused", extra={"phase": self.phase.id, "parts": sorted(i + 1 for i in answers)})
         pending = [i for i in requests if i not in answers]
         last: dict[int, ModelResponse] = {}  # each part's latest answer, for its repair turn
-        if pending and not self.phase.outline:  # the outline call wrote the cache an outlined phase's parts read
+        if pending and self.phase.primes_cache:  # an outlined phase's outline call wrote the cache its parts read
             self._prime(request)
         for round_number in range(1, self.repair_rounds + 2):
             responses, failure = self._call(pending, requests, round_number) if pending else ({}, None)
@@ -489,6 +492,20 @@ class _Parts:
                     requests[index] = dataclasses.replace(requests[index], messages=repaired)
             pending = sorted(problems)
         raise AssertionError("unreachable")
+
+    def _part_base(self, request: ModelRequest, tables: tuple[str, ...]) -> ModelRequest:
+        """The phase's request as a part writing ``tables`` starts from: the same, or (``part_contexts``)
+        with a context of its own showing the rows its tables refer to, within the phase's budget."""
+        if not self.phase.part_contexts:
+            return request
+        shown = referenced_tables(dataclasses.replace(self.phase, tables=tables), self.specs)
+        context = phase_context(self.conn, self.generation["campaign_id"], self.phase, self.specs, shown=shown)
+        self.conn.commit()
+        pcs = len(context.keys.get("player_characters", []))
+        prompt = phase_prompt(self.phase, context, size_hint(self.phase, pcs))
+        extra = {"phase": self.phase.id, "tables": list(tables), "rows": sum(len(r) for r in context.rows.values())}
+        logger.info("phase part context", extra={**extra, "left_out": sum(context.omitted.values())})
+        return dataclasses.replace(request, context=context, messages=[{"role": "user", "content": prompt}])
 
     def _deal_roles(self, requests: dict[int, ModelRequest], request: ModelRequest) -> dict[int, ModelRequest]:
         """Calls side by side cannot see each other's rows: each NPC's room for new roles (a ruler,

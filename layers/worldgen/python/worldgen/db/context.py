@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,17 +165,22 @@ def phase_context(
     phase: Phase,
     specs: Mapping[str, TableSpec],
     token_budget: int | None = None,
+    shown: Collection[str] | None = None,
 ) -> PhaseContext:
-    """The compact world so far for ``phase``; PC-connected rows are kept first when cutting."""
+    """The compact world so far for ``phase``; PC-connected rows are kept first when cutting.
+
+    ``shown`` limits the rows shown to those tables (a part of a phase sees the rows its tables
+    refer to, ``referenced_tables``); the keys a reference may name stay those of every table."""
     campaign = load_campaign(conn, campaign_id)
     pcs = load_player_characters(conn, campaign_id)
     earlier = ancestors(phase.id)
-    tables = [t for p in ALL_PHASES if p.id in earlier for t in p.tables]
-    raw = _rows_of(conn, campaign_id, tables)
+    every = [t for p in ALL_PHASES if p.id in earlier for t in p.tables]
+    raw = _rows_of(conn, campaign_id, every)
+    tables = every if shown is None else [t for t in every if t in shown]
     id_to_key = {str(r["id"]): r["key"] for rows in raw.values() for r in rows}
     id_to_key.update(_pc_keys(conn, campaign_id))
 
-    keys = {t: sorted(r["key"] for r in raw[t]) for t in tables}
+    keys = {t: sorted(r["key"] for r in raw[t]) for t in every}
     keys["player_characters"] = [pc["key"] for pc in pcs]
     context = PhaseContext(
         phase=phase.id,
@@ -189,7 +194,7 @@ def phase_context(
     budget_chars = (token_budget or phase.context_token_budget) * CHARS_PER_TOKEN
     used = len(context.render())
     added: list[str] = []
-    referenced = _referenced_tables(phase, specs)
+    referenced = referenced_tables(phase, specs)
     roles = _npc_roles(raw, specs)
     context.npc_roles = {r["key"]: roles.get(str(r["id"]), 0) for r in raw.get("entities", [])}
     for table, row, line in _by_priority(tables, raw, specs, id_to_key, referenced, roles):
@@ -255,7 +260,7 @@ def _leave_out(context: PhaseContext, table: str, row: dict[str, Any]) -> None:
     context.omitted_keys.setdefault(table, []).append(row["key"])
 
 
-def _referenced_tables(phase: Phase, specs: Mapping[str, TableSpec]) -> set[str]:
+def referenced_tables(phase: Phase, specs: Mapping[str, TableSpec]) -> set[str]:
     """The earlier tables the phase's rows point at (its foreign keys): the context it needs most."""
     return {c.references for t in phase.tables for c in specs[t].foreign_keys if c.references} - set(phase.tables)
 

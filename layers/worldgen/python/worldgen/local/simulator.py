@@ -166,6 +166,7 @@ class ClaudeSimulator:
         self._requests: OrderedDict[str, ModelRequest] = OrderedDict()
         self._numbers: dict[str, int] = {}
         self.left_out: dict[str, int] = {}  # phase -> context rows left out for length, last request
+        self.left_out_by_part: dict[str, dict[str, int]] = {}  # phase -> a part's tables -> rows left out
         self._cached: dict[str, float] = {}  # prefix digest -> when it can be read (real clock)
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -209,6 +210,9 @@ class ClaudeSimulator:
         with self._lock:
             self._requests[digest] = request
             self.left_out[request.phase.id] = sum(request.context.omitted.values())
+            if request.tables:
+                part = ",".join(request.tables)
+                self.left_out_by_part.setdefault(request.phase.id, {})[part] = sum(request.context.omitted.values())
             while len(self._requests) > 512:
                 self._requests.popitem(last=False)
 
