@@ -575,7 +575,8 @@ class _Parts:
             finally:
                 self.model_seconds += time.perf_counter() - began
             self.calls.append(dataclasses.replace(response.usage, part="outline"))
-            outline, problems = outlines.check_outline(self.phase, response.tool_input, taken)
+            party = request.context.keys.get("player_characters", [])
+            outline, problems = outlines.check_outline(self.phase, response.tool_input, taken, party)
             if response.tool_input is None:
                 problems = [response.problem or "the answer did not call the tool"]
             rows = sum(len(r) for r in outline.values())

@@ -41,6 +41,7 @@ class PhaseContext:
     # god is worshipped (temples), the party's level (quest hooks, encounters).
     region_parents: dict[str, str | None] = field(default_factory=dict)
     worshipped_in: dict[str, str] = field(default_factory=dict)  # deity key -> region of its pantheon's culture
+    place_regions: dict[str, str] = field(default_factory=dict)  # location key -> its region, or its nearest parent's
     party_level: float | None = None
 
     def render(self) -> str:
@@ -81,6 +82,11 @@ class PhaseContext:
             lines.append(
                 "Where each god is worshipped (deity: region of its pantheon's culture); a temple stands in its"
                 " god's region or in one inside it: " + json.dumps(self.worshipped_in, ensure_ascii=False)
+            )
+        if self.place_regions:
+            lines.append(
+                "The region of each place (its own, or the nearest place containing it that has one): "
+                + json.dumps(self.place_regions, ensure_ascii=False)
             )
         if self.party_level is not None:
             low, high = max(1, math.ceil(self.party_level - LEVEL_BAND)), min(20, int(self.party_level + LEVEL_BAND))
@@ -227,6 +233,15 @@ def _continuity_facts(
     if "temples" in phase.tables:
         region_of_culture = {str(r["id"]): key.get(str(r.get("region_id"))) for r in raw.get("cultures", [])}
         culture_of_pantheon = {str(r["id"]): str(r.get("culture_id")) for r in raw.get("pantheons", [])}
+        places = {str(r["id"]): r for r in raw.get("locations", [])}
+        for place in places.values():
+            seen: set[str] = set()
+            current: dict[str, Any] | None = place
+            while current is not None and current["key"] not in seen and not current.get("region_id"):
+                seen.add(current["key"])
+                current = places.get(str(current.get("parent_location_id")))
+            if current is not None and current.get("region_id") and str(current["region_id"]) in key:
+                context.place_regions[place["key"]] = key[str(current["region_id"])]
         for deity in raw.get("deities", []):
             region = region_of_culture.get(culture_of_pantheon.get(str(deity.get("pantheon_id")), ""))
             if region:

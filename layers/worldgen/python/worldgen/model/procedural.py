@@ -20,6 +20,7 @@ from typing import Any
 from worldgen.audit import RELATIONSHIP_TABLES, ROLE_LIMIT, role_phases_beside
 from worldgen.continuity import LEVEL_BAND
 from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage
+from worldgen.outline import GIST_WORDS
 from worldgen.phases import row_target
 
 PROVIDER = "procedural"
@@ -209,6 +210,8 @@ class _PhaseGenerator:
             s.strip() for s in re.split(r"(?<=[.!?])\s+", self.campaign["setting"]) if len(s.strip()) > 20
         ] or [self.campaign["setting"]]
         self.generated: dict[str, list[dict[str, Any]]] = {}
+        self.outline_roles: list[str] = []
+        self.outlined = {t: {r["key"]: r for r in rows} for t, rows in request.outline.items()}
         self.npc_roles = self._npc_roles_so_far()
         self.roles_before = Counter(self.npc_roles)
         self.phases_beside = sum(p != request.phase.id for p in role_phases_beside(request.phase.id))
@@ -250,16 +253,33 @@ class _PhaseGenerator:
 
     def generate(self) -> dict[str, Any]:
         properties = self.request.tool["input_schema"]["properties"]
-        outline = any(schema.get("items", {}).get("type") == "string" for schema in properties.values())
-        if outline:  # an outline asks for keys: the rows the phase tool would get, by key
+        outline = self.request.tool["name"].endswith("_outline")
+        if outline:  # an outline asks for rows by key and gist: the rows the phase tool would get
             properties = self.request.tools[0]["input_schema"]["properties"]
         for table in self.request.phase.tables:
             if table in properties and (not self.request.tables or table in self.request.tables):
                 # a part of a phase asks for some of its tables (an outlined one: for given rows)
                 self.generated[table] = self.table_rows(table, properties[table])
         if outline:
-            return {table: [row["key"] for row in rows] for table, rows in self.generated.items()}
+            return {table: [self.outline_entry(table, row) for row in rows] for table, rows in self.generated.items()}
         return dict(self.generated)
+
+    def outline_entry(self, table: str, row: dict[str, Any]) -> dict[str, str]:
+        """A row as an outline gives it: key, a gist (at most GIST_WORDS words), the PC it serves and,
+        for an NPC, its role (a PC's NPC: a tie from the backstory; the others: the cast's roles)."""
+        label = _LABELS.get(table, table.rstrip("s")).replace("_", " ")
+        words = f"{row.get('name') or row['key'].replace('-', ' ')}, a {self.tone_word} {label}".split()
+        entry = {"key": row["key"], "gist": " ".join(words[:GIST_WORDS])}
+        pc = next((v for p, v in row.items() if p.endswith("_key") and p != "key" and v in self.pcs), None)
+        if pc is not None:
+            entry["player_character_key"] = pc
+        if table == "entities":
+            ties = (
+                ("mentor", "rival", "patron", "family", "debtor") if pc else ("ruler", "owner", "priest", "quest giver")
+            )
+            entry["role"] = ties[len(self.outline_roles) % len(ties)]
+            self.outline_roles.append(entry["role"])
+        return entry
 
     def table_rows(self, table: str, table_schema: dict[str, Any]) -> list[dict[str, Any]]:
         rng = _rng(self.seed, self.campaign["name"], table)
@@ -321,6 +341,10 @@ class _PhaseGenerator:
                 used_edges.add(edge)
             if assigned is not None:
                 row["key"] = assigned[len(rows)]
+                served = self.outlined.get(table, {}).get(row["key"], {}).get("player_character_key")
+                if served in self.pcs:  # the outline dealt this row to a PC: the part keeps to it
+                    for prop in pc_props:
+                        row[prop] = served
                 if "name" in row:
                     row["name"] = self.names.get(row["key"], row["name"])
                 row["description"] = self.description(table, row, refs, rng)
@@ -457,6 +481,8 @@ class _PhaseGenerator:
 
     def region_of_place(self, location: str) -> str | None:
         """The region of a location of the context, or of the nearest place containing it with one."""
+        if location in self.request.context.place_regions:  # every place, none cut for length
+            return self.request.context.place_regions[location]
         places = {r["key"]: r for r in self.request.context.rows.get("locations", [])}
         seen: set[str] = set()
         while location in places and location not in seen:
