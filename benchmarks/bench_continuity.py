@@ -4,8 +4,9 @@
 
 The simulator's typical (4 PCs) and generous (6 PCs) worlds through the real state machine, as
 ``make bench-world`` runs them (``bench_world.run_world``), each twice: 3C with one context shared by
-its parts (before issue 24) and with a context per part (now); then the demo world (offline model,
-sample campaign). Printed, never asserted.
+its parts (as before issue 24) and with a context per part (now); then the demo world (offline model,
+sample campaign). Per world: continuity findings per rule, repair calls per phase, 3C's context rows
+left out (per part), the outline calls' output tokens and cost, the world's cost. Printed, never asserted.
 """
 
 from __future__ import annotations
@@ -44,21 +45,6 @@ def shared_3c_context() -> Iterator[None]:
         pipeline.get_phase = original
 
 
-@contextlib.contextmanager
-def without_continuity_policy() -> Iterator[None]:
-    """The offline model's answers before issue 24: levels anywhere in 1-20, places and temples in any region."""
-    import worldgen.model.procedural as procedural
-
-    keep, band = procedural._PhaseGenerator.keep_continuity, procedural.LEVEL_BAND
-    procedural._PhaseGenerator.keep_continuity = lambda self, *args: None  # type: ignore[method-assign]
-    procedural.LEVEL_BAND = 99
-    try:
-        yield
-    finally:
-        procedural._PhaseGenerator.keep_continuity = keep  # type: ignore[method-assign]
-        procedural.LEVEL_BAND = band
-
-
 def findings_of(url: str, generation_id: str) -> dict[str, int]:
     with connect(url) as conn:
         return continuity.counts(audit_world(conn, generation_id).continuity)
@@ -70,17 +56,28 @@ def latest_generation(url: str) -> str:
         return str(row["id"]) if row else ""
 
 
-def line(label: str, world: World, findings: dict[str, int]) -> str:
+def outline_spend(url: str, generation_id: str) -> tuple[int, float]:
+    """Output tokens and cost of the outline calls of a generation (the ledger)."""
+    with connect(url) as conn:
+        row = conn.execute(
+            "SELECT coalesce(sum(output_tokens), 0) AS tokens, coalesce(sum(cost_usd), 0) AS cost"
+            " FROM model_calls WHERE generation_id = %s AND part = 'outline'",
+            (generation_id,),
+        ).fetchone()
+    return (int(row["tokens"]), float(row["cost"])) if row else (0, 0.0)
+
+
+def line(label: str, world: World, findings: dict[str, int], outline: tuple[int, float]) -> str:
     cost = sum(r.cost for r in world.phases.values())
-    repairs = sum(r.repairs for r in world.phases.values())
+    repairs = {p: r.repairs for p, r in world.phases.items() if r.repairs}
     parts = world.left_out_by_part.get("3C", {})
     left = sum(parts.values()) if parts else (world.phases["3C"].left_out if "3C" in world.phases else 0)
     rules = ", ".join(f"{rule} {n}" for rule, n in findings.items())
     cost_3c = world.phases["3C"].cost if "3C" in world.phases else 0.0
     return (
-        f"{label:<32} {world.status:<10} findings {sum(findings.values()):>3} ({rules}); repair rounds {repairs};"
+        f"{label:<32} {world.status:<10} findings {sum(findings.values()):>3} ({rules}); repair calls {repairs or 0};"
         f" 3C left out {left} (per part {parts or '-'}); 3C cost ${cost_3c:.3f};"
-        f" world ${cost:.3f}"
+        f" outlines {outline[0]} output tokens ${outline[1]:.3f}; world ${cost:.3f}"
     )
 
 
@@ -95,14 +92,16 @@ def main() -> None:
     for label, pcs, size in (("typical world, 4 PCs", 4, "typical"), ("generous world, 6 PCs", 6, "generous")):
         if args.world and size != args.world:
             continue
-        with shared_3c_context(), without_continuity_policy():
-            start, _ = run_world(url, label, pcs, size, args.factor)
-        print(line(f"{label}, start", start, findings_of(url, latest_generation(url))), flush=True)
         with shared_3c_context():
             before, _ = run_world(url, label, pcs, size, args.factor)
-        print(line(f"{label}, before 3C", before, findings_of(url, latest_generation(url))), flush=True)
+        generation = latest_generation(url)
+        print(
+            line(f"{label}, 3C shared", before, findings_of(url, generation), outline_spend(url, generation)),
+            flush=True,
+        )
         now, _ = run_world(url, label, pcs, size, args.factor)
-        print(line(f"{label}, now", now, findings_of(url, latest_generation(url))), flush=True)
+        generation = latest_generation(url)
+        print(line(f"{label}, now", now, findings_of(url, generation), outline_spend(url, generation)), flush=True)
     get_settings.cache_clear()
     with connect(url) as conn:
         from worldgen import state
@@ -111,10 +110,10 @@ def main() -> None:
 
         campaign = read_campaign_file(SAMPLE_CAMPAIGN)
         campaign_id = insert_campaign(conn, campaign.model_copy(update={"name": campaign.name + " (bench)"}))
-        generation = state.create_generation(conn, campaign_id, provider="procedural")
+        demo = state.create_generation(conn, campaign_id, provider="procedural")
         for phase in PHASES:
-            run_phase(conn, generation, phase.id)
-        found = continuity.counts(audit_world(conn, generation).continuity)
+            run_phase(conn, demo, phase.id)
+        found = continuity.counts(audit_world(conn, demo).continuity)
     print(f"{'demo world (offline model)':<32} findings {sum(found.values())} ({found})")
 
 
