@@ -195,3 +195,33 @@ def test_an_unknown_repairable_rule_is_a_one_line_configuration_error(
     get_settings.cache_clear()
     with pytest.raises(ConfigurationError, match=r"unknown continuity rule.*level-bnad.*valid rules: level-band"):
         get_settings()
+
+
+def test_the_phases_writing_judged_rows_are_told_the_facts_the_rules_use(
+    conn: Conn, sample_world: dict[str, Any]
+) -> None:
+    from worldgen.db.context import phase_context
+    from worldgen.phases import get_phase
+    from worldgen.pipeline import table_specs
+
+    campaign, specs = sample_world["campaign"], table_specs(conn)
+    world, _ = continuity.load_world(conn, campaign)
+
+    temples = phase_context(conn, campaign, get_phase("3B"), specs)
+    quests = phase_context(conn, campaign, get_phase("3A"), specs)
+    # A budget that leaves some regions out while rows of lower priority remain to make room.
+    budgets = [phase_context(conn, campaign, get_phase("2B"), specs, token_budget=b) for b in range(5000, 8000, 250)]
+    places = next(c for c in budgets if c.omitted_keys.get("geography_regions"))
+    conn.commit()
+
+    assert "Where each god is worshipped" in temples.render() and temples.worshipped_in
+    for deity, region in temples.worshipped_in.items():  # every god whose culture's region is known
+        pantheon = world["pantheons"][world["deities"][deity]["pantheon_key"]]
+        assert world["cultures"][pantheon["culture_key"]]["region_key"] == region
+    assert set(temples.place_regions) == set(world["locations"])  # every place, none cut
+    assert "The party's average level is 3: quests and encounters are for levels 1 to 6." in quests.render()
+    assert "average level" not in temples.render()
+    left_out = places.omitted_keys.get("geography_regions", [])  # a small budget: regions left out,
+    assert left_out and places.left_out_regions_told  # and the parents of those told instead
+    told = places.told_region_parents()
+    assert all(told[r] == world["geography_regions"][r].get("parent_region_key") for r in left_out)

@@ -20,6 +20,7 @@ from worldgen.phases import ALL_PHASES, Phase, ancestors
 from worldgen.schema.spec import TableSpec
 
 CHARS_PER_TOKEN = 4
+FACTS_SHARE = 0.1  # of a context's budget, at most, for the region facts that displace rows
 SUMMARY_CHARS = 160
 
 
@@ -37,9 +38,11 @@ class PhaseContext:
     omitted_keys: dict[str, list[str]] = field(default_factory=dict)  # the rows left out, by table
     npc_roles: dict[str, int] = field(default_factory=dict)  # every NPC's roles so far, by key (none cut)
     # Facts the continuity rules (worldgen.continuity) need, from every row (none cut for length), told
-    # to the phases writing the tables they judge: the region hierarchy (temples), where each
+    # to the phases writing the tables they judge: the region hierarchy (locations, temples), where each
     # god is worshipped (temples), the party's level (quest hooks, encounters).
     region_parents: dict[str, str | None] = field(default_factory=dict)
+    regions_told: bool = False  # the hierarchy is rendered whole; else only when region rows were left out
+    left_out_regions_told: bool = False  # the left-out regions' parents, when they fit after the rows
     worshipped_in: dict[str, str] = field(default_factory=dict)  # deity key -> region of its pantheon's culture
     place_regions: dict[str, str] = field(default_factory=dict)  # location key -> its region, or its nearest parent's
     party_level: float | None = None
@@ -70,9 +73,20 @@ class PhaseContext:
             parts.append("Rows left out for length (their keys are still valid references): " + ", ".join(left_out))
         return "\n".join(parts)
 
+    def told_region_parents(self) -> dict[str, str | None]:
+        """The region hierarchy as the rendered context tells it: the regions' rows shown, and the
+        facts' line (the whole hierarchy, or the parents of the regions left out, when it fits)."""
+        shown = {r["key"]: r.get("parent_region_key") for r in self.rows.get("geography_regions", [])}
+        left_out = self.omitted_keys.get("geography_regions", []) if self.left_out_regions_told else []
+        told = self.region_parents if self.regions_told else {r: self.region_parents.get(r) for r in left_out}
+        return {**shown, **told}
+
     def _continuity_facts(self) -> list[str]:
         lines = []
-        inside = {r: p for r, p in self.region_parents.items() if p}
+        # Whole for a phase writing temples; else only the regions whose rows were left out for length.
+        left_out = self.omitted_keys.get("geography_regions", []) if self.left_out_regions_told else []
+        told = self.region_parents if self.regions_told else set(left_out)
+        inside = {r: p for r, p in self.region_parents.items() if p and r in told}
         if inside:
             lines.append(
                 "Regions inside other regions (region: the region containing it); a place lies in its parent"
@@ -214,6 +228,16 @@ def phase_context(
     while added and len(context.render()) > budget_chars:
         table = added.pop()
         _leave_out(context, table, context.rows[table].pop())
+    # The parents of the regions left out (a place's region must lie in its parent's): a short line
+    # worth more than the last rows, which give way to it, lowest priority first; told only when it
+    # takes at most FACTS_SHARE of the budget (a tiny budget keeps its rows).
+    without = len(context.render())
+    context.left_out_regions_told = True
+    if len(context.render()) - without > FACTS_SHARE * budget_chars:
+        context.left_out_regions_told = False
+    while context.left_out_regions_told and added and len(context.render()) > budget_chars:
+        table = added.pop()
+        _leave_out(context, table, context.rows[table].pop())
     return context
 
 
@@ -226,7 +250,8 @@ def _continuity_facts(
 ) -> None:
     """The facts the continuity rules judge a phase's rows by, for the phases writing those rows."""
     key = id_to_key
-    if "temples" in phase.tables:  # a phase writing locations references the regions: their rows come first
+    if {"locations", "temples"} & set(phase.tables):
+        context.regions_told = "temples" in phase.tables  # a phase writing locations has the regions' rows first
         context.region_parents = {
             r["key"]: key.get(str(r.get("parent_region_id"))) for r in raw.get("geography_regions", [])
         }

@@ -246,9 +246,10 @@ class ClaudeSimulator:
         counts = {t: self.rows_of(t, pcs) for t in request.phase.tables}
         if "entities" in counts:
             counts["entities"] = max(counts["entities"], cast_for_roles(sum(self.rows_of(t, pcs) for t in ROLE_TABLES)))
-        if "entity_locations" in counts:  # 3C's prompt: every NPC somewhere
-            npcs = len(request.context.keys.get("entities", []))
-            counts["entity_locations"] = min(request.phase.max_rows_per_table, max(counts["entity_locations"], npcs))
+        if "entity_locations" in counts:  # 3C's prompt: "about <the cast's target> (every NPC somewhere)"
+            npcs = len(request.context.keys.get("entities", [])) or counts["entity_locations"]
+            target = row_target("entity_locations", pcs, request.phase.max_rows_per_table)
+            counts["entity_locations"] = min(npcs, max(counts["entity_locations"], target))
         return counts
 
     def rows_of(self, table: str, pcs: int) -> int:

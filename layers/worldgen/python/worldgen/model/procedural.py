@@ -211,6 +211,8 @@ class _PhaseGenerator:
         ] or [self.campaign["setting"]]
         self.generated: dict[str, list[dict[str, Any]]] = {}
         self.outline_roles: list[str] = []
+        self.taken_names = {str(r["name"]).casefold() for rows in context.rows.values() for r in rows if r.get("name")}
+        self.taken_names |= {str(pc["name"]).casefold() for pc in context.player_characters}
         self.outlined = {t: {r["key"]: r for r in rows} for t, rows in request.outline.items()}
         self.npc_roles = self._npc_roles_so_far()
         self.roles_before = Counter(self.npc_roles)
@@ -351,8 +353,8 @@ class _PhaseGenerator:
                 rows.append(row)
                 continue
             name = row.get("name")
-            if name is not None:
-                while name in used_names or slug(name) in used_keys:
+            if name is not None:  # continuity (name-clash): no name of the world so far, nor a PC's
+                while name in used_names or slug(name) in used_keys or name.casefold() in self.taken_names:
                     name = f"{name} {_roman(len(used_names) + 2)}"
                 row["name"] = name
                 used_names.add(name)
@@ -462,9 +464,7 @@ class _PhaseGenerator:
 
     def region_tree(self, pool: list[str]) -> dict[str, str | None]:
         """The regions of ``pool`` the context shows, each with its parent region."""
-        rows = self.request.context.rows.get("geography_regions", [])
-        tree = {**{r["key"]: r.get("parent_region_key") for r in rows}, **self.request.context.region_parents}
-        return {k: parent for k, parent in tree.items() if k in pool}
+        return {k: parent for k, parent in self.request.context.told_region_parents().items() if k in pool}
 
     def place_region(self, at: int, pool: list[str]) -> str | None:
         """The region of the place at ``at`` in its table's hierarchy (``reference``: the parent of
@@ -496,7 +496,7 @@ class _PhaseGenerator:
         """Whether ``deity``'s pantheon belongs to a culture of ``region`` or a region containing it
         (the context's ``worshipped_in``); True when the context does not tell."""
         home = self.request.context.worshipped_in.get(deity)
-        return home is None or _within(self.request.context.region_parents, region, home)
+        return home is None or _within(self.request.context.told_region_parents(), region, home)
 
     def outline_position(self, table: str, position: int) -> int:
         """A row's place in its whole table: in a part of an outlined phase, its place in the outline
