@@ -358,6 +358,7 @@ class _PhaseGenerator:
                     name = f"{name} {_roman(len(used_names) + 2)}"
                 row["name"] = name
                 used_names.add(name)
+                self.taken_names.add(name.casefold())  # another table of this call: another name
                 row["key"] = slug(name)
             while row["key"] in used_keys:
                 row["key"] = f"{row['key']}-{len(used_keys) + 1}"
@@ -450,17 +451,23 @@ class _PhaseGenerator:
             stands_in = self.region_of_place(str(row["location_key"]))
             if stands_in is None:
                 return
-            gods = [d for d in self.pool(table, "deity_key", item) if self.worshipped_in(d, stands_in)]
-            if gods and row["deity_key"] not in gods:
-                row["deity_key"] = gods[position % len(gods)]
-            elif not gods:  # no god of this place: the temple stands where its god is worshipped
-                places = [
-                    p
-                    for p in self.pool(table, "location_key", item)
-                    if (region := self.region_of_place(p)) is not None and self.worshipped_in(row["deity_key"], region)
-                ]
-                if places:
-                    row["location_key"] = places[position % len(places)]
+            gods = self.pool(table, "deity_key", item)
+            if self.worshipped_in(str(row["deity_key"]), stands_in):
+                return
+            here = [d for d in gods if self.worshipped_in(d, stands_in)]
+            if here:
+                row["deity_key"] = here[position % len(here)]
+                return
+            # no god of this place: a place and a god worshipped there
+            pairs = [
+                (god, place)
+                for place in self.pool(table, "location_key", item)
+                if (region := self.region_of_place(place)) is not None
+                for god in gods
+                if self.worshipped_in(god, region)
+            ]
+            if pairs:
+                row["deity_key"], row["location_key"] = pairs[position % len(pairs)]
 
     def region_tree(self, pool: list[str]) -> dict[str, str | None]:
         """The regions of ``pool`` the context shows, each with its parent region."""
