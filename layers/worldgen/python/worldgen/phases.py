@@ -28,8 +28,9 @@ MAX_TOKENS_HEADROOM = 1.3  # max_tokens over the expected answer of a generous w
 SAVE_SECONDS = 40  # context read, validation and the save transaction, once per attempt
 REPAIR_ROUNDS = 2  # at most; fewer when the rounds of a long answer do not fit in the Lambda
 LAMBDA_MAX_SECONDS = 900  # AWS Lambda's limit
-# An outline is keys and gists (issue 24): a generous phase's ~60 rows take about 2,500 tokens
-# (about 40 a row: key, a gist of up to 12 words, the PC served, a role), keys alone about 800.
+# An outline is keys and gists (issue 24): the simulator's largest (a generous 2A) is 1,675 tokens
+# (keys alone: about 800); a model's full 12-word gists, a PC and a role take about 50 tokens a row,
+# so ~60 rows about 3,000.
 OUTLINE_MAX_TOKENS = 4000
 PRIMER_MAX_TOKENS = 1  # the request that writes a phase's shared prefix to the prompt cache
 
@@ -422,10 +423,11 @@ PHASES: tuple[Phase, ...] = (
         expected_output_tokens=4000,  # per part: the largest of a generous world's 21.8K in 7
         uses_player_characters=True,
         max_rows_per_table=80,
-        # Each part sees the rows it ties together (issue 24): a generous world's largest part
-        # (pc_connections: NPCs, places, items, quests, factions and the PCs) fits in this budget.
+        # Each part sees the rows it ties together, in summary (issue 24): a generous world's largest
+        # part (pc_connections: NPCs, places, items, quests, factions and the PCs) fits in this budget
+        # (measured with benchmarks/bench_continuity.py: 16K left 1 row out).
         part_contexts=True,
-        context_token_budget=16000,
+        context_token_budget=17000,
         parts=(  # by kind of link, about the same number of rows each
             ("entity_relationships",),
             ("entity_locations",),

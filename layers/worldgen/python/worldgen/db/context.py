@@ -217,7 +217,10 @@ def phase_context(
     referenced = referenced_tables(phase, specs)
     roles = _npc_roles(raw, specs)
     context.npc_roles = {r["key"]: roles.get(str(r["id"]), 0) for r in raw.get("entities", [])}
-    for table, row, line in _by_priority(tables, raw, specs, id_to_key, referenced, roles):
+    # A part's context (``shown``) has every row it refers to in summary: all of them count more than
+    # some in full.
+    whole = shown is None
+    for table, row, line in _by_priority(tables, raw, specs, id_to_key, referenced, roles, pc_full_text=whole):
         if used + len(line) + 1 > budget_chars:
             _leave_out(context, table, row)
             continue
@@ -312,10 +315,11 @@ def _by_priority(
     id_to_key: Mapping[str, str],
     referenced: set[str] = frozenset(),  # type: ignore[assignment]
     roles: Mapping[str, int] | None = None,
+    pc_full_text: bool = True,
 ) -> list[tuple[str, dict[str, Any], str]]:
     """Relevance first: the tables the phase references (PC-connected rows first), then the other
     PC-connected rows, then the rest; within a tier, round-robin over tables by key. PC-connected
-    rows keep their whole description."""
+    rows keep their whole description (``pc_full_text``; a part's context shows every row in summary)."""
     order = [(True, True), (True, False), (False, True), (False, False)]  # (referenced, PC-connected)
     found: list[tuple[str, dict[str, Any], str]] = []
     for wanted_referenced, wanted_pc in order:
@@ -326,7 +330,10 @@ def _by_priority(
             pc_columns = [c.name for c in specs[table].foreign_keys if c.references == "player_characters"]
             chosen = [r for r in raw[table] if any(r.get(c) for c in pc_columns) == wanted_pc]
             queues.append(
-                [(table, _compact(r, specs[table], id_to_key, full_text=wanted_pc, roles=roles)) for r in chosen]
+                [
+                    (table, _compact(r, specs[table], id_to_key, full_text=wanted_pc and pc_full_text, roles=roles))
+                    for r in chosen
+                ]
             )
         while any(queues):
             for queue in queues:
