@@ -141,7 +141,8 @@ class Planting:
             self.requests.append(request)
         response = self.inner.call(request)
         answer = response.tool_input
-        if request.round == 1 and "quest_hooks" in request.assigned and isinstance(answer, dict):
+        writes = "quest_hooks" in request.assigned or not request.assigned  # a part, or the one call
+        if request.round == 1 and writes and isinstance(answer, dict) and answer.get("quest_hooks"):
             answer["quest_hooks"][0]["recommended_level"] = 18
         return response
 
@@ -186,6 +187,20 @@ def test_a_repairable_rule_s_finding_goes_back_to_the_part_that_wrote_the_row(
     assert "continuity (level-band)" in told and "meant for level 18" in told
     assert max(quest_levels(conn, up_to_3a)) <= 6  # the repaired answers, within 3 of level 3
     assert audit_world(conn, up_to_3a).continuity == []
+
+
+def test_a_phase_in_one_call_repairs_a_repairable_finding_too(
+    conn: Conn, up_to_3a: Any, monkeypatch: pytest.MonkeyPatch, one_call_phases: None
+) -> None:
+    monkeypatch.setenv("WORLDGEN_CONTINUITY_REPAIR", '["level-band", "name-clash"]')
+    get_settings.cache_clear()
+    model = Planting()
+
+    assert run_phase(conn, up_to_3a, "3A", model).status == "succeeded"
+
+    assert [r.round for r in model.requests] == [1, 2]  # the one call, then its repair round
+    assert "continuity (level-band)" in json.dumps(model.requests[1].messages)
+    assert max(quest_levels(conn, up_to_3a)) <= 6
 
 
 def test_an_unknown_repairable_rule_is_a_one_line_configuration_error(
