@@ -72,7 +72,9 @@ def test_the_parts_write_exactly_the_rows_of_the_outline_sharing_one_prompt_pref
     outline_answer = model.inner.call(outline[0]).tool_input
     assert outline_answer is not None
     for table in phase.tables:  # the outline is keys, and exactly those rows were written
-        assert keys(conn, table, generation["generation_id"]) == sorted(outline_answer[table])
+        assert keys(conn, table, generation["generation_id"]) == sorted(r["key"] for r in outline_answer[table])
+    assert all(r["gist"] and len(r["gist"].split()) <= 12 for rows in outline_answer.values() for r in rows)
+    gists = {r["key"]: r["gist"] for r in outline_answer["feats"]}
     parts = model.part_requests()
     # every call sends the same tools and the same cached prefix, differing only in the forced tool and message
     assert {r.shared_prompt for r in model.requests} == {outline[0].shared_prompt}
@@ -82,6 +84,9 @@ def test_the_parts_write_exactly_the_rows_of_the_outline_sharing_one_prompt_pref
     )
     split = [r.assigned["feats"] for r in parts if "feats" in r.assigned]
     assert len(split) == 2 and not set(split[0]) & set(split[1])  # a table dealt out between two parts
+    for part in (r for r in parts if "feats" in r.assigned):  # each part is told the gists of its rows
+        message = str(part.messages[-1]["content"])
+        assert all(f'"{k}": "{gists[k]}' in message for k in part.assigned["feats"])
 
 
 def test_an_invalid_outline_is_repaired_before_any_part_is_called(conn, generation):
@@ -89,8 +94,8 @@ def test_an_invalid_outline_is_repaired_before_any_part_is_called(conn, generati
         if number == 1:
             assert response.tool_input is not None
             races = response.tool_input["races"]
-            races.append(races[0].replace("-", "_").upper())  # the same key once slugged
-            races.append("")
+            races.append({**races[0], "key": races[0]["key"].replace("-", "_").upper()})  # the same key once slugged
+            races.append({"key": "", "gist": "a race"})
 
     model = Recording(duplicate_a_race)
     outcome = run_phase(conn, generation["generation_id"], "1B", model)

@@ -199,14 +199,15 @@ def test_no_repair_round_starts_without_the_time_for_its_call_and_the_save(
     assert recorded["error_type"] == "InvalidModelOutput"
 
 
-@pytest.mark.parametrize("simulator", [{("3C", 2): Fault("invalid_rows")}], indirect=True)  # 1: the primer
+# 3B: parts sharing one cached prefix (3C's parts have contexts of their own, issue 24)
+@pytest.mark.parametrize("simulator", [{("3B", 2): Fault("invalid_rows")}], indirect=True)  # 1: the primer
 def test_a_phase_in_parts_repairs_the_failing_part_alone_and_saves_once(
     simulated_env: ClaudeSimulator, conn: psycopg.Connection[Any]
 ) -> None:
     generation_id = make_generation(conn, [p.id for p in PHASES])
-    for phase in PHASES[:-1]:  # the world so far, quickly: the procedural model
-        run_phase(conn, generation_id, phase.id, ProceduralModel())
-    phase = PHASES[-1]
+    phase = get_phase("3B")
+    for earlier in PHASES[: PHASES.index(phase)]:  # the world so far, quickly: the procedural model
+        run_phase(conn, generation_id, earlier.id, ProceduralModel())
     outcome = run_phase(conn, generation_id, phase.id)
 
     parts = len(phase.parts)

@@ -648,10 +648,11 @@ if __name__ == "__main__":
 def requests_for(phase: Any, rows_per_table: int = 2) -> int:
     """The requests a phase sends the stand-in on a first attempt without repairs: the outline and
     a part per group with rows (a table dealt out to more parts than it has rows leaves some
-    empty), or, for parts without an outline, the one-token cache primer and a call per part."""
+    empty), or, for parts without an outline, the one-token cache primer (``Phase.primes_cache``) and
+    a call per part."""
     from worldgen.outline import deal
 
     if not phase.outline:
-        return len(phase.table_groups) + (1 if len(phase.table_groups) > 1 else 0)
+        return len(phase.table_groups) + (1 if phase.primes_cache else 0)
     rows = {t: [{"key": f"{t}-{n}", "name": t} for n in range(rows_per_table)] for t in phase.tables}
     return 1 + sum(1 for part in deal(phase, rows) if part)

@@ -28,7 +28,7 @@ def test_the_lambda_outlives_every_round_at_its_deadline_plus_the_save(phase: Ph
     rounds = phase.repair_rounds + 1
     calls = phase.stream_deadline_seconds * rounds  # the parts of a round side by side
     outline = phases.stream_deadline_seconds(phases.OUTLINE_MAX_TOKENS) * rounds if phase.outline else 0
-    primer = phases.stream_deadline_seconds(1) if phase.parts and not phase.outline else 0
+    primer = phases.stream_deadline_seconds(1) if phase.primes_cache else 0
     assert phase.lambda_timeout_seconds >= calls + outline + primer + phases.SAVE_SECONDS
     assert phase.lambda_timeout_seconds <= phases.LAMBDA_MAX_SECONDS
 

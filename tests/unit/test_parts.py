@@ -61,15 +61,44 @@ def outline_rows(count: int) -> list[dict[str, str]]:
 
 def test_the_outline_check_slugs_keys_and_reports_every_problem_by_row() -> None:
     phase = get_phase("2A")
-    answer = {"entities": ["Iron_Warden", "iron warden", "kept-one", "", {"key": "The Grey Abbot"}]}
-    outline, problems = check_outline(phase, answer, {"entities": {"kept-one"}})
-    assert outline == {"entities": [{"key": "iron-warden"}, {"key": "the-grey-abbot"}]}
+    warden = {"key": "Iron_Warden", "gist": "gaoler of the salt mines", "role": "villain"}
+    abbot = {"key": "The Grey Abbot", "gist": "abbot who raised the cleric", "player_character_key": "teo"}
+    answer = {"entities": [warden, {**warden, "key": "iron warden"}, {**warden, "key": "kept-one"}, "", abbot]}
+    outline, problems = check_outline(phase, answer, {"entities": {"kept-one"}}, ["teo", "isa"])
+    assert outline == {
+        "entities": [
+            {"key": "iron-warden", "gist": "gaoler of the salt mines", "role": "villain"},
+            {"key": "the-grey-abbot", "gist": "abbot who raised the cleric", "player_character_key": "teo"},
+        ]
+    }
     assert problems == [
         "entities[1] 'iron-warden': duplicate key in this table",
         "entities[2] 'kept-one': key taken by a kept (locked) row: choose another",
         "entities[3]: a key is required (a slug, e.g. 'iron-marches')",
     ]
     assert check_outline(phase, {}, {})[1] == ["entities: missing: give an array of keys (it may be empty)"]
+
+
+def test_an_outline_row_needs_a_short_gist_a_real_pc_and_a_short_role() -> None:
+    phase = get_phase("2A")
+    long_gist = " ".join(["word"] * 13)
+    answer = {
+        "entities": [
+            {"key": "a"},
+            {"key": "b", "gist": long_gist},
+            {"key": "c", "gist": "a smuggler", "player_character_key": "nobody"},
+            {"key": "d", "gist": "a smuggler", "role": "the one who betrayed everyone"},
+            "e",
+        ]
+    }
+    _, problems = check_outline(phase, answer, {}, ["teo"])
+    assert problems == [
+        "entities[0] 'a': a gist is required: what the row is, in at most 12 words",
+        "entities[1] 'b': the gist has 13 words; at most 12",
+        "entities[2] 'c': player_character_key 'nobody' is not a player character; one of ['teo']",
+        "entities[3] 'd': the role has 5 words; at most 3",
+        "entities[4] 'e': a gist is required: what the row is, in at most 12 words",
+    ]
 
 
 def test_a_part_must_write_exactly_its_rows() -> None:

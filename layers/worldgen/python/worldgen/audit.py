@@ -2,7 +2,8 @@
 
 PC coverage (links per player character, by kind), orphans (rows nothing refers to and that refer to
 nothing), NPC load (roles per NPC outside the relationship tables), relationship density,
-description lengths and the rows partial success dropped. Everything is derived from the catalog's
+description lengths, the rows partial success dropped, and continuity findings (``worldgen.continuity``:
+level-band, name-clash, region-mismatch, foreign-temple). Everything is derived from the catalog's
 foreign keys, so a new table is audited without a change here.
 """
 
@@ -19,6 +20,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from worldgen import continuity
+from worldgen.continuity import Finding
 from worldgen.db.catalog import foreign_key_edges
 from worldgen.errors import CampaignNotFound
 from worldgen.phases import WORLD_TABLES, get_phase
@@ -42,6 +45,7 @@ ROLE_LIMIT = 3  # an NPC with more roles (ruler, owner, priest, quest giver, ...
 # test checks this declaration against it.
 ROLE_TABLES = frozenset({"locations", "dungeons", "buildings", "quest_hooks", "shops", "taverns", "temples"})
 SHORT_DESCRIPTION = 80
+CONTINUITY_LISTED = 20  # findings listed in the text report; --json has them all
 
 
 def role_phases_beside(phase_id: str) -> tuple[str, ...]:
@@ -86,6 +90,7 @@ class Audit:
     world_rows: int = 0
     descriptions: dict[str, float] = field(default_factory=dict)
     dropped_rows: list[dict[str, str]] = field(default_factory=list)
+    continuity: list[Finding] = field(default_factory=list)  # advisory: a world with findings succeeds
 
     @property
     def pcs_fully_linked(self) -> int:
@@ -98,6 +103,8 @@ class Audit:
     def as_dict(self) -> dict[str, Any]:
         return {
             **asdict(self),
+            "continuity": [f.as_dict() for f in self.continuity],
+            "continuity_counts": continuity.counts(self.continuity),
             "pcs_fully_linked": self.pcs_fully_linked,
             "overloaded_npcs": self.overloaded_npcs,
             "relationships_per_npc": round(self.relationship_rows / max(1, self.entity_rows), 2),
@@ -131,6 +138,11 @@ class Audit:
             )
         lines.append(f"    dropped rows: {len(self.dropped_rows)}")
         lines += [f"      {d['phase']} {d['table']}/{d['key']}: {d['reason']}" for d in self.dropped_rows]
+        per_rule = ", ".join(f"{rule} {n}" for rule, n in continuity.counts(self.continuity).items())
+        lines.append(f"    continuity: {len(self.continuity)} finding(s) ({per_rule})")
+        lines += [f"      {f.render()}" for f in self.continuity[:CONTINUITY_LISTED]]
+        if len(self.continuity) > CONTINUITY_LISTED:
+            lines.append(f"      (+{len(self.continuity) - CONTINUITY_LISTED} more: worldgen audit --json lists all)")
         return "\n".join(lines)
 
 
@@ -206,6 +218,8 @@ def audit_world(conn: psycopg.Connection[Any], generation_id: uuid.UUID | str) -
         "SELECT phase, dropped_rows FROM phase_runs WHERE generation_id = %s ORDER BY phase", (str(generation["id"]),)
     ):
         report.dropped_rows += [{"phase": run["phase"], **d} for d in run["dropped_rows"] or []]
+    world, party = continuity.load_world(conn, campaign_id)
+    report.continuity = continuity.findings(world, party)
     conn.commit()
     return report
 

@@ -1,8 +1,11 @@
 """Phases in parts (``Phase.parts``) and outlined phases (``Phase.outline``): the requests they send.
 
-An outlined phase first asks for an outline, the key of every row (keys only: a slug says what a
-row is in a few tokens), then its parts write the rows side by side, each exactly the keys dealt to
-it and free to refer to any key of the outline. A phase in parts without an outline (no part refers
+An outlined phase first asks for an outline: every row's key, a gist (at most GIST_WORDS words: what
+the row is) and, where it applies, the player character it serves and its role (mentor, rival, quest
+giver, ruler...). The outline thereby fixes the phase's quotas (who serves which PC, who plays which
+role); then its parts write the rows side by side, each exactly the keys dealt to it, told the gists
+of the rows it writes and of those it may refer to: its share of the quotas, and what the outline
+meant by every key. A phase in parts without an outline (no part refers
 to another's tables) first sends a one-token primer.
 
 Every call of a phase in parts sends the same tools (the phase tool with no table required, plus
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from worldgen.db.rules import slug
@@ -27,25 +31,64 @@ OUTLINE_MARKER = "The phase's outline (JSON): "
 ASSIGNED_MARKER = "This call writes these rows (JSON): "
 TABLES_MARKER = "This call writes these tables (JSON): "
 
-Outline = dict[str, list[dict[str, str]]]  # table -> [{"key": ...}]
+GISTS_MARKER = "What the outline says of these rows (JSON, key: gist [PC served, role]): "
+GIST_WORDS = 12  # a gist says what a row is; the part that writes the row gives it the rest
+ROLE_WORDS = 3
+
+Outline = dict[str, list[dict[str, str]]]  # table -> [{"key", "gist", "player_character_key"?, "role"?}]
 
 
-def outline_tool(phase: Phase) -> dict[str, Any]:
-    """Keys only: a slug says what a row is ("the-drowned-choir") and costs a few tokens; the part
-    that writes the row gives it its name and the rest."""
-    key = {"type": "string", "description": "Slug of a row, e.g. 'iron-marches'; fixed from now on."}
+def outline_tool(phase: Phase, player_characters: Sequence[str] = ()) -> dict[str, Any]:
+    """Every row's key and gist, and where it applies the PC it serves and its role: a few tokens a
+    row that tell each part what the outline meant by a key and deal the phase's quotas out."""
+    entry: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "key": {"type": "string", "description": "Slug of the row, e.g. 'iron-marches'; fixed from now on."},
+            "gist": {
+                "type": "string",
+                "description": f"What the row is, in at most {GIST_WORDS} words (e.g. 'exiled duelist who"
+                " taught the rogue to fight').",
+            },
+            "player_character_key": {
+                "type": "string",
+                "description": "The player character this row serves (their backstory's person, place, item or"
+                " quest); leave it out when it serves none.",
+                **({"enum": list(player_characters)} if player_characters else {}),
+            },
+            "role": {
+                "type": "string",
+                "description": f"Its role where it has one, in at most {ROLE_WORDS} words: mentor, rival, patron,"
+                " family, quest giver, ruler, villain, owner, priest...",
+            },
+        },
+        "required": ["key", "gist"],
+        "additionalProperties": False,
+    }
     return {
         "name": f"{phase.tool_name}_outline",
-        "description": f"Record the outline of phase {phase.id}: the key of every row each table will have.",
+        "description": f"Record the outline of phase {phase.id}: every row each table will have, with its gist.",
         "input_schema": {
             "type": "object",
             "properties": {
-                t: {"type": "array", "items": key, "maxItems": phase.max_rows_per_table} for t in phase.tables
+                t: {"type": "array", "items": entry, "maxItems": phase.max_rows_per_table} for t in phase.tables
             },
             "required": list(phase.tables),
             "additionalProperties": False,
         },
     }
+
+
+def _party(request: ModelRequest) -> list[str]:
+    return list(request.context.keys.get("player_characters", []))
+
+
+def gist_line(row: dict[str, str]) -> str:
+    """An outline row as a part reads it: its gist, and the PC it serves and its role when given."""
+    served = [f"serves {row['player_character_key']}" if row.get("player_character_key") else ""]
+    served += [f"as {row['role']}" if row.get("role") else ""]
+    extra = " ".join(s for s in served if s)
+    return row.get("gist", "") + (f" [{extra}]" if extra else "")
 
 
 def rows_tool(tool: dict[str, Any]) -> dict[str, Any]:
@@ -55,11 +98,14 @@ def rows_tool(tool: dict[str, Any]) -> dict[str, Any]:
 
 def outline_request(request: ModelRequest) -> ModelRequest:
     """The first call of an outlined phase, built from the phase's single-call request."""
-    tool = outline_tool(request.phase)
+    tool = outline_tool(request.phase, _party(request))
     text = (
-        f"First the outline of phase {request.phase.id}: call {tool['name']} with the key of every row each"
-        " table will have (a slug that says what the row is, e.g. 'the-drowned-choir'), as many rows as the"
-        " targets above ask for. Other calls then write the rows in full from these keys."
+        f"First the outline of phase {request.phase.id}: call {tool['name']} with every row each table will"
+        " have, as many as the targets above ask for: its key (a slug, e.g. 'the-glass-choir'), a gist of at"
+        f" most {GIST_WORDS} words saying what it is, and where it applies the player character it serves and"
+        " its role. The outline fixes the phase's quotas row by row (who serves which player character, who"
+        " plays which role, e.g. two NPCs from each backstory, a quest giver per PC): meet them here. Other"
+        " calls then write the rows in full, each told the gists of its rows and its share of the quotas."
     )
     asked = shared_request(request, tool, text)
     return dataclasses.replace(
@@ -75,17 +121,23 @@ def part_request(request: ModelRequest, outline: Outline, assigned: dict[str, li
         target for table in assigned for target in request.references.get(table, {}).values() if target in outline
     }
     visible = {t: rows for t, rows in outline.items() if t in referred}
+    own = {t: [r for r in outline[t] if r["key"] in keys] for t, keys in assigned.items()}
+    gists = {t: {r["key"]: gist_line(r) for r in rows} for t, rows in {**visible, **own}.items() if rows}
     text = (
         f"Now write rows of phase {request.phase.id} in full, with every field, by calling"
         f" {request.phase.tool_name} with these tables only: {', '.join(assigned)}. Write exactly the rows"
         " whose keys are listed below, one row per key; other calls write the phase's other rows at the"
         " same time. References may name the rows of the outline below or of the world so far.\n"
         f"{OUTLINE_MARKER}{json.dumps({t: [r['key'] for r in rows] for t, rows in visible.items()})}\n"
-        f"{ASSIGNED_MARKER}{json.dumps(assigned)}"
+        f"{ASSIGNED_MARKER}{json.dumps(assigned)}\n"
+        f"{GISTS_MARKER}{json.dumps(gists, ensure_ascii=False)}\n"
+        "The outline dealt the phase's quotas: this call's share is exactly its rows above, each the row its"
+        " gist describes, serving the player character and playing the role given there (and no other);"
+        " the phase-wide counts of the prompt are met by all calls together, not by this one."
     )
     shared = shared_request(request, rows_tool(request.tool), text)
-    own = {t: outline[t] for t in assigned}  # the procedural model walks its rows in outline order
-    return dataclasses.replace(shared, outline={**visible, **own}, assigned=assigned, tables=tuple(assigned))
+    rows = {t: outline[t] for t in assigned}  # the procedural model walks its rows in outline order
+    return dataclasses.replace(shared, outline={**visible, **rows}, assigned=assigned, tables=tuple(assigned))
 
 
 def table_part_request(request: ModelRequest, tables: tuple[str, ...]) -> ModelRequest:
@@ -111,7 +163,8 @@ def shared_request(request: ModelRequest, tool: dict[str, Any], text: str) -> Mo
     """``request`` laid out as every call of a phase in parts sends it: the same tools, the phase
     prompt (with its context) as a cached system block, then ``text`` as the only user message."""
     first = request.messages[0]
-    tools = [rows_tool(request.tool)] + ([outline_tool(request.phase)] if request.phase.outline else [])
+    outlined = [outline_tool(request.phase, _party(request))] if request.phase.outline else []
+    tools = [rows_tool(request.tool), *outlined]
     return dataclasses.replace(
         request,
         tool=tool,
@@ -121,7 +174,9 @@ def shared_request(request: ModelRequest, tool: dict[str, Any], text: str) -> Mo
     )
 
 
-def check_outline(phase: Phase, answer: Any, taken: dict[str, set[str]]) -> tuple[Outline, list[str]]:
+def check_outline(
+    phase: Phase, answer: Any, taken: dict[str, set[str]], player_characters: Sequence[str] = ()
+) -> tuple[Outline, list[str]]:
     """The outline with its keys slugged, and every problem of it (``taken``: keys of kept rows)."""
     if not isinstance(answer, dict):
         return {}, [f"(input): expected an object with the tables {list(phase.tables)}"]
@@ -147,8 +202,33 @@ def check_outline(phase: Phase, answer: Any, taken: dict[str, set[str]]) -> tupl
                 problems.append(f"{table}[{index}] {key!r}: key taken by a kept (locked) row: choose another")
             else:
                 seen.add(key)
-                outline[table].append({"key": key})
+                entry, found = _entry(key, row, player_characters)
+                problems += [f"{table}[{index}] {key!r}: {p}" for p in found]
+                outline[table].append(entry)
     return outline, problems
+
+
+def _entry(key: str, row: Any, player_characters: Sequence[str]) -> tuple[dict[str, str], list[str]]:
+    """An outline row (key, gist, PC served, role) and what is wrong with it."""
+    given = row if isinstance(row, dict) else {}
+    gist = " ".join(str(given.get("gist") or "").split())
+    problems = []
+    if not gist:
+        problems.append(f"a gist is required: what the row is, in at most {GIST_WORDS} words")
+    elif len(gist.split()) > GIST_WORDS:
+        problems.append(f"the gist has {len(gist.split())} words; at most {GIST_WORDS}")
+    entry = {"key": key, "gist": gist}
+    pc = given.get("player_character_key")
+    if pc:
+        if player_characters and pc not in player_characters:
+            problems.append(f"player_character_key {pc!r} is not a player character; one of {list(player_characters)}")
+        entry["player_character_key"] = str(pc)
+    role = " ".join(str(given.get("role") or "").split())
+    if role:
+        if len(role.split()) > ROLE_WORDS:
+            problems.append(f"the role has {len(role.split())} words; at most {ROLE_WORDS}")
+        entry["role"] = role
+    return entry, problems
 
 
 def deal(phase: Phase, outline: Outline) -> list[dict[str, list[str]]]:

@@ -28,7 +28,10 @@ MAX_TOKENS_HEADROOM = 1.3  # max_tokens over the expected answer of a generous w
 SAVE_SECONDS = 40  # context read, validation and the save transaction, once per attempt
 REPAIR_ROUNDS = 2  # at most; fewer when the rounds of a long answer do not fit in the Lambda
 LAMBDA_MAX_SECONDS = 900  # AWS Lambda's limit
-OUTLINE_MAX_TOKENS = 2000  # an outline is keys: a generous phase's ~60 rows take about 800 tokens
+# An outline is keys and gists (issue 24): the simulator's largest (a generous 2A) is 1,675 tokens
+# (keys alone: about 800); a model's full 12-word gists, a PC and a role take about 50 tokens a row,
+# so ~60 rows about 3,000.
+OUTLINE_MAX_TOKENS = 4000
 PRIMER_MAX_TOKENS = 1  # the request that writes a phase's shared prefix to the prompt cache
 
 
@@ -55,6 +58,9 @@ class RowTarget:
     base: int
     per_pc: float = 0.0
     note: str = ""  # what the rows are for, shown to the model next to the number
+    # What the note (a rule of the prompt) needs: at least ``n`` rows per player character ("pc") or
+    # per row of another table's target; tests/unit/test_row_targets.py checks it for 1 to 8 PCs.
+    at_least: tuple[str, float] | None = None
 
     def rows(self, pc_count: int) -> int:
         return self.base + math.ceil(self.per_pc * pc_count)
@@ -66,35 +72,35 @@ ROW_TARGETS: dict[str, RowTarget] = {
     # 1A
     "calendar_systems": RowTarget(1, note="one calendar, a second only for a rival culture"),
     "planes": RowTarget(3),
-    "geography_regions": RowTarget(3, 0.5, "every PC homeland among them"),
+    "geography_regions": RowTarget(2, 0.75, "every PC homeland among them", ("pc", 1)),
     "historical_periods": RowTarget(4),
     "economic_systems": RowTarget(2),
     "legal_systems": RowTarget(2),
     "celestial_bodies": RowTarget(3),
     # 1B
-    "races": RowTarget(2, 0.5, "every PC's race among them"),
-    "character_classes": RowTarget(2, 0.5, "every PC's class among them"),
+    "races": RowTarget(2, 0.75, "every PC's race among them", ("pc", 1)),
+    "character_classes": RowTarget(2, 0.75, "every PC's class among them", ("pc", 1)),
     "feats": RowTarget(4),
-    "backgrounds": RowTarget(2, 0.5, "one fitting each PC's backstory"),
+    "backgrounds": RowTarget(2, 0.75, "one fitting each PC's backstory", ("pc", 1)),
     # 1C
     "languages": RowTarget(3),
     "cultures": RowTarget(3, 0.5),
-    "factions": RowTarget(3, 1, "every house, order, guild or crew a backstory names"),
+    "factions": RowTarget(3, 1, "every house, order, guild or crew a backstory names", ("pc", 1)),
     "pantheons": RowTarget(1),
-    "deities": RowTarget(4, 0.5, "every god a backstory names"),
+    "deities": RowTarget(4, 0.5, "every god a backstory names", ("pc", 1)),
     # 2A
     # The cast: about two roles per NPC for the rows below that need one (audit.cast_for_roles).
-    "entities": RowTarget(12, 3, "2 per PC from their backstory, the rest the supporting cast"),
+    "entities": RowTarget(12, 3, "2 per PC from their backstory, the rest the supporting cast", ("pc", 2)),
     # 2B
     "locations": RowTarget(6, 1.5, "a hierarchy: regions > cities > districts > sites"),
     "dungeons": RowTarget(2, 0.5),
     "buildings": RowTarget(3, 1),
     # 2C
-    "items": RowTarget(3, 1.5, "at least one made for or sought by each PC"),
+    "items": RowTarget(3, 1.5, "at least one made for or sought by each PC", ("pc", 1)),
     "item_effects": RowTarget(3, 1),
     "sentient_item_properties": RowTarget(1, note="at most one per item"),
     # 3A
-    "quest_hooks": RowTarget(2, 1.5, "at least one per PC"),
+    "quest_hooks": RowTarget(2, 1.5, "at least one per PC", ("pc", 1)),
     "encounters": RowTarget(3, 1),
     # 3B
     "shops": RowTarget(3, 0.5),
@@ -102,7 +108,7 @@ ROW_TARGETS: dict[str, RowTarget] = {
     "temples": RowTarget(2, 0.5),
     # 3C
     "entity_relationships": RowTarget(4, 2),
-    "entity_locations": RowTarget(6, 1.5, "every NPC somewhere"),
+    "entity_locations": RowTarget(12, 3, "every NPC somewhere", ("entities", 1)),
     "entity_factions": RowTarget(4, 1),
     "entity_items": RowTarget(2, 1),
     "entity_deities": RowTarget(2, 0.5),
@@ -111,7 +117,7 @@ ROW_TARGETS: dict[str, RowTarget] = {
     "location_connections": RowTarget(4, 1),
     "quest_hook_entities": RowTarget(3, 1.5),
     "quest_hook_locations": RowTarget(3, 1.5),
-    "pc_connections": RowTarget(0, 5, "per PC: an NPC, a place, an item, a quest and a faction"),
+    "pc_connections": RowTarget(0, 5, "per PC: an NPC, a place, an item, a quest and a faction", ("pc", 5)),
 }
 DEFAULT_ROW_TARGET = RowTarget(3)
 
@@ -122,13 +128,13 @@ QUICK_ROW_TARGETS: dict[str, RowTarget] = {
     # Q1
     "calendar_systems": RowTarget(1),
     "planes": RowTarget(1),
-    "geography_regions": RowTarget(1, 0.25, "every PC homeland among them"),
+    "geography_regions": RowTarget(1, 0.5, "the PCs' homelands among them, shared where stories allow", ("pc", 0.5)),
     "historical_periods": RowTarget(1),
     "economic_systems": RowTarget(1),
     "legal_systems": RowTarget(1),
     "celestial_bodies": RowTarget(1),
-    "races": RowTarget(1, 0.25, "every PC's race among them"),
-    "character_classes": RowTarget(1, 0.25, "every PC's class among them"),
+    "races": RowTarget(0, 1, "every PC's race among them (PCs may share one)", ("pc", 1)),
+    "character_classes": RowTarget(0, 1, "every PC's class among them (PCs may share one)", ("pc", 1)),
     "feats": RowTarget(1),
     "backgrounds": RowTarget(1, 0.25),
     "languages": RowTarget(1),
@@ -137,7 +143,7 @@ QUICK_ROW_TARGETS: dict[str, RowTarget] = {
     "pantheons": RowTarget(1),
     "deities": RowTarget(1),
     # Q2
-    "entities": RowTarget(2, 0.5, "one NPC per two PCs from their backstories, a ruler and a villain"),
+    "entities": RowTarget(2, 0.5, "one NPC per two PCs from their backstories, a ruler and a villain", ("pc", 0.5)),
     "locations": RowTarget(2, 0.25, "a city and its district or site"),
     "dungeons": RowTarget(1),
     "buildings": RowTarget(1),
@@ -145,13 +151,13 @@ QUICK_ROW_TARGETS: dict[str, RowTarget] = {
     "item_effects": RowTarget(1),
     "sentient_item_properties": RowTarget(1),
     # Q3
-    "quest_hooks": RowTarget(0, 0.5, "one per two PCs"),
+    "quest_hooks": RowTarget(0, 0.5, "one per two PCs", ("pc", 0.5)),
     "encounters": RowTarget(1),
     "shops": RowTarget(1),
     "taverns": RowTarget(1),
     "temples": RowTarget(1),
     "entity_relationships": RowTarget(1),
-    "entity_locations": RowTarget(0, 0.5, "every NPC somewhere"),
+    "entity_locations": RowTarget(2, 0.5, "every NPC somewhere", ("entities", 1)),
     "entity_factions": RowTarget(1),
     "entity_items": RowTarget(1),
     "entity_deities": RowTarget(1),
@@ -160,7 +166,7 @@ QUICK_ROW_TARGETS: dict[str, RowTarget] = {
     "location_connections": RowTarget(1),
     "quest_hook_entities": RowTarget(1),
     "quest_hook_locations": RowTarget(1),
-    "pc_connections": RowTarget(0, 5, "per PC: an NPC, a place, an item, a quest and a faction"),
+    "pc_connections": RowTarget(0, 5, "per PC: an NPC, a place, an item, a quest and a faction", ("pc", 5)),
 }
 PROFILE_ROW_TARGETS: dict[str, dict[str, RowTarget]] = {"full": ROW_TARGETS, "quick": QUICK_ROW_TARGETS}
 
@@ -197,6 +203,9 @@ class Phase:
     # outline rows dealt out between them.
     parts: tuple[tuple[str, ...], ...] = ()
     outline: bool = False
+    # A phase in parts without an outline whose parts each refer to other tables (3C): each part's
+    # context shows the rows its own tables refer to, whole, instead of one context cut for all.
+    part_contexts: bool = False
     strict_tools: bool = False
     state_timeout_margin_seconds: int = 60
     profile: str = "full"  # the profile (PROFILES) whose state machine runs the phase
@@ -241,7 +250,13 @@ class Phase:
     @property
     def primer_deadline_seconds(self) -> int:
         """The cache primer's deadline: parts without an outline send one first (0 otherwise)."""
-        return stream_deadline_seconds(PRIMER_MAX_TOKENS) if len(self.table_groups) > 1 and not self.outline else 0
+        return stream_deadline_seconds(PRIMER_MAX_TOKENS) if self.primes_cache else 0
+
+    @property
+    def primes_cache(self) -> bool:
+        """Parts sharing one prefix without an outline call to write it send a one-token primer first;
+        parts with contexts of their own share no prefix, so none."""
+        return len(self.table_groups) > 1 and not self.outline and not self.part_contexts
 
     @property
     def round_seconds(self) -> int:
@@ -415,6 +430,11 @@ PHASES: tuple[Phase, ...] = (
         expected_output_tokens=4000,  # per part: the largest of a generous world's 21.8K in 7
         uses_player_characters=True,
         max_rows_per_table=80,
+        # Each part sees the rows it ties together, in summary (issue 24): a generous world's largest
+        # part (pc_connections: NPCs, places, items, quests, factions and the PCs) fits in this budget
+        # (measured with benchmarks/bench_continuity.py: 16K left 1 row out).
+        part_contexts=True,
+        context_token_budget=17000,
         parts=(  # by kind of link, about the same number of rows each
             ("entity_relationships",),
             ("entity_locations",),
@@ -445,7 +465,7 @@ QUICK_PHASES: tuple[Phase, ...] = (
         tables=_tables_of("1A", "1B", "1C"),
         depends_on=(),
         focus="the world's foundations in brief: geography, history, economy, law, sky, character options,"
-        " cultures, factions and gods, with every PC's homeland, race, class and background",
+        " cultures, factions and gods, with every PC's race and class, and the PCs' homelands and backgrounds",
         expected_output_tokens=2000,  # per part
         profile="quick",
         # In one request its 16 tables have 29 optional references: over the 24 that strict tools and

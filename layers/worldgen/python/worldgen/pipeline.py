@@ -15,13 +15,14 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from worldgen import cost_cap, state
+from worldgen import continuity, cost_cap, state
 from worldgen import outline as outlines
 from worldgen.audit import ROLE_TABLES, role_room
 from worldgen.db import rules
 from worldgen.db.catalog import read_table_specs
 from worldgen.db.connection import connect
-from worldgen.db.context import PhaseContext, phase_context
+from worldgen.db.context import PhaseContext, phase_context, referenced_tables
+from worldgen.db.problems import Problem
 from worldgen.db.save import (
     SaveResult,
     bounded_problems,
@@ -329,6 +330,9 @@ def _generate(
             tool_input, collisions = rules.slug_keys(phase, specs, response.tool_input)
             problems = [str(p) for p in collisions]
             problem_count = len(problems)
+        if tool_input is not None and not problems and round_number <= repair_rounds:
+            problems = [str(p) for p in _continuity_problems(conn, generation, phase, tool_input)]
+            problem_count = len(problems)
         if tool_input is not None and not problems:
             try:
                 result = save_phase_rows(
@@ -387,6 +391,22 @@ def _within_cost_cap(
     capped = cost_cap.CappedModel(model, phase, cap, spent, calls)
     capped.check_start(request)
     return capped
+
+
+def _continuity_problems(
+    conn: psycopg.Connection[Any], generation: dict[str, Any], phase: Phase, answer: dict[str, Any]
+) -> list[Problem]:
+    """The findings of the repairable continuity rules (``Settings.continuity_repair``) on the rows of
+    ``answer``, judged with the world saved so far, as problems of the rows the phase wrote."""
+    repairable = set(get_settings().continuity_repair)
+    if not repairable:
+        return []
+    world, party = continuity.load_world(conn, generation["campaign_id"])
+    conn.commit()
+    found = continuity.answer_problems(world, party, answer, phase.tables, repairable)
+    if found:
+        logger.info("continuity findings sent back", extra={"phase": phase.id, "findings": len(found)})
+    return found
 
 
 def usage_of_failure(exc: Exception, model: WorldModel, phase: Phase, part: str | None = None) -> ModelUsage:
@@ -471,7 +491,10 @@ class _Parts:
             requests = {i: outlines.part_request(request, self.outline, rows) for i, rows in self.assigned.items()}
             self.tables = {i: tuple(rows) for i, rows in self.assigned.items()}
         else:
-            requests = {index: outlines.table_part_request(request, tables) for index, tables in enumerate(groups)}
+            requests = {
+                index: outlines.table_part_request(self._part_base(request, tables), tables)
+                for index, tables in enumerate(groups)
+            }
             self.tables = dict(enumerate(groups))
         requests = self._deal_roles(requests, request)
         # A retried attempt reuses what an earlier attempt already got (same generation, same context).
@@ -480,13 +503,20 @@ class _Parts:
         if answers:
             logger.info("phase parts reused", extra={"phase": self.phase.id, "parts": sorted(i + 1 for i in answers)})
         pending = [i for i in requests if i not in answers]
-        if pending and not self.phase.outline:  # the outline call wrote the cache an outlined phase's parts read
+        last: dict[int, ModelResponse] = {}  # each part's latest answer, for its repair turn
+        if pending and self.phase.primes_cache:  # an outlined phase's outline call wrote the cache its parts read
             self._prime(request)
         for round_number in range(1, self.repair_rounds + 2):
             responses, failure = self._call(pending, requests, round_number) if pending else ({}, None)
             problems = self._problems(responses, answers)  # records the valid answers, for a retry
+            last.update(responses)
             if failure is not None:
                 raise failure
+            if not problems and round_number <= self.repair_rounds:
+                found = _continuity_problems(self.conn, self.generation, self.phase, self._merged(answers))
+                problems = self._by_part([str(p) for p in found])
+                for index in problems:
+                    answers.pop(index, None)
             if not problems:
                 try:
                     return self._save(self._merged(answers))
@@ -506,13 +536,27 @@ class _Parts:
                     len(listing),
                 )
             _check_time_for_a_round(self.phase, round_number + 1, self.remaining_ms, listing)
-            for index, found in problems.items():
-                response = responses.get(index)
+            for index, listed in problems.items():
+                response = last.get(index)  # this round's answer, or the earlier one a later check refused
                 if response is not None:
-                    repaired = requests[index].messages + repair_messages(response, found, len(found))
+                    repaired = requests[index].messages + repair_messages(response, listed, len(listed))
                     requests[index] = dataclasses.replace(requests[index], messages=repaired)
             pending = sorted(problems)
         raise AssertionError("unreachable")
+
+    def _part_base(self, request: ModelRequest, tables: tuple[str, ...]) -> ModelRequest:
+        """The phase's request as a part writing ``tables`` starts from: the same, or (``part_contexts``)
+        with a context of its own showing the rows its tables refer to, within the phase's budget."""
+        if not self.phase.part_contexts:
+            return request
+        shown = referenced_tables(dataclasses.replace(self.phase, tables=tables), self.specs)
+        context = phase_context(self.conn, self.generation["campaign_id"], self.phase, self.specs, shown=shown)
+        self.conn.commit()
+        pcs = len(context.keys.get("player_characters", []))
+        prompt = phase_prompt(self.phase, context, size_hint(self.phase, pcs))
+        extra = {"phase": self.phase.id, "tables": list(tables), "rows": sum(len(r) for r in context.rows.values())}
+        logger.info("phase part context", extra={**extra, "left_out": sum(context.omitted.values())})
+        return dataclasses.replace(request, context=context, messages=[{"role": "user", "content": prompt}])
 
     def _deal_roles(self, requests: dict[int, ModelRequest], request: ModelRequest) -> dict[int, ModelRequest]:
         """Calls side by side cannot see each other's rows: each NPC's room for new roles (a ruler,
@@ -582,7 +626,8 @@ class _Parts:
             finally:
                 self.model_seconds += time.perf_counter() - began
             self.calls.append(dataclasses.replace(response.usage, part="outline"))
-            outline, problems = outlines.check_outline(self.phase, response.tool_input, taken)
+            party = request.context.keys.get("player_characters", [])
+            outline, problems = outlines.check_outline(self.phase, response.tool_input, taken, party)
             if response.tool_input is None:
                 problems = [response.problem or "the answer did not call the tool"]
             rows = sum(len(r) for r in outline.values())

@@ -67,6 +67,19 @@ class Settings(BaseSettings):
     # they are at most this share of the phase's rows; above it the phase fails.
     partial_success_max_share: float = Field(default=0.10, ge=0.0, le=1.0)
     strict_phases: list[str] = Field(default_factory=list)  # phases whose tool is sent with strict: true
+    # Continuity rules (worldgen.continuity.RULES) whose findings go back, as problems, to the phase that
+    # wrote the row, in its repair rounds; the others (and these after the last round) stay advisory.
+    continuity_repair: list[str] = Field(default_factory=list)
+
+    @field_validator("continuity_repair")
+    @classmethod
+    def _continuity_rules_are_known(cls, rules: list[str]) -> list[str]:
+        from worldgen.continuity import RULES
+
+        unknown = [rule for rule in rules if rule not in RULES]
+        if unknown:
+            raise ValueError(f"unknown continuity rule(s) {', '.join(unknown)}; valid rules: {', '.join(RULES)}")
+        return rules
 
     @field_validator("default_model")
     @classmethod

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,12 +13,14 @@ import psycopg
 from psycopg import sql
 
 from worldgen.audit import RELATIONSHIP_TABLES
+from worldgen.continuity import LEVEL_BAND, LEVELED_TABLES
 from worldgen.db.save import rows_kept_on_regeneration
 from worldgen.errors import CampaignNotFound
 from worldgen.phases import ALL_PHASES, Phase, ancestors
 from worldgen.schema.spec import TableSpec
 
 CHARS_PER_TOKEN = 4
+FACTS_SHARE = 0.1  # of a context's budget, at most, for the region facts that displace rows
 SUMMARY_CHARS = 160
 
 
@@ -34,6 +37,15 @@ class PhaseContext:
     kept: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     omitted_keys: dict[str, list[str]] = field(default_factory=dict)  # the rows left out, by table
     npc_roles: dict[str, int] = field(default_factory=dict)  # every NPC's roles so far, by key (none cut)
+    # Facts the continuity rules (worldgen.continuity) need, from every row (none cut for length), told
+    # to the phases writing the tables they judge: the region hierarchy (locations, temples), where each
+    # god is worshipped (temples), the party's level (quest hooks, encounters).
+    region_parents: dict[str, str | None] = field(default_factory=dict)
+    regions_told: bool = False  # the hierarchy is rendered whole; else only when region rows were left out
+    left_out_regions_told: bool = False  # the left-out regions' parents, when they fit after the rows
+    worshipped_in: dict[str, str] = field(default_factory=dict)  # deity key -> region of its pantheon's culture
+    place_regions: dict[str, str] = field(default_factory=dict)  # location key -> its region, or its nearest parent's
+    party_level: float | None = None
 
     def render(self) -> str:
         parts = [
@@ -55,10 +67,48 @@ class PhaseContext:
                     " do not recreate them and do not reuse their keys; your new rows may refer to them by key."
                 )
                 parts += [json.dumps(r, ensure_ascii=False) for r in rows]
+        parts += self._continuity_facts()
         left_out = [f"{table} {count}" for table, count in self.omitted.items() if count]
         if left_out:
             parts.append("Rows left out for length (their keys are still valid references): " + ", ".join(left_out))
         return "\n".join(parts)
+
+    def told_region_parents(self) -> dict[str, str | None]:
+        """The region hierarchy as the rendered context tells it: the regions' rows shown, and the
+        facts' line (the whole hierarchy, or the parents of the regions left out, when it fits)."""
+        shown = {r["key"]: r.get("parent_region_key") for r in self.rows.get("geography_regions", [])}
+        left_out = self.omitted_keys.get("geography_regions", []) if self.left_out_regions_told else []
+        told = self.region_parents if self.regions_told else {r: self.region_parents.get(r) for r in left_out}
+        return {**shown, **told}
+
+    def _continuity_facts(self) -> list[str]:
+        lines = []
+        # Whole for a phase writing temples; else only the regions whose rows were left out for length.
+        left_out = self.omitted_keys.get("geography_regions", []) if self.left_out_regions_told else []
+        told = self.region_parents if self.regions_told else set(left_out)
+        inside = {r: p for r, p in self.region_parents.items() if p and r in told}
+        if inside:
+            lines.append(
+                "Regions inside other regions (region: the region containing it); a place lies in its parent"
+                " place's region or in one inside it: " + json.dumps(inside, ensure_ascii=False)
+            )
+        if self.worshipped_in:
+            lines.append(
+                "Where each god is worshipped (deity: region of its pantheon's culture); a temple stands in its"
+                " god's region or in one inside it: " + json.dumps(self.worshipped_in, ensure_ascii=False)
+            )
+        if self.place_regions:
+            lines.append(
+                "The region of each place (its own, or the nearest place containing it that has one): "
+                + json.dumps(self.place_regions, ensure_ascii=False)
+            )
+        if self.party_level is not None:
+            low, high = max(1, math.ceil(self.party_level - LEVEL_BAND)), min(20, int(self.party_level + LEVEL_BAND))
+            lines.append(
+                f"The party's average level is {self.party_level:g}: quests and encounters are for levels {low} to"
+                f" {high}."
+            )
+        return lines
 
     @property
     def estimated_tokens(self) -> int:
@@ -135,17 +185,22 @@ def phase_context(
     phase: Phase,
     specs: Mapping[str, TableSpec],
     token_budget: int | None = None,
+    shown: Collection[str] | None = None,
 ) -> PhaseContext:
-    """The compact world so far for ``phase``; PC-connected rows are kept first when cutting."""
+    """The compact world so far for ``phase``; PC-connected rows are kept first when cutting.
+
+    ``shown`` limits the rows shown to those tables (a part of a phase sees the rows its tables
+    refer to, ``referenced_tables``); the keys a reference may name stay those of every table."""
     campaign = load_campaign(conn, campaign_id)
     pcs = load_player_characters(conn, campaign_id)
     earlier = ancestors(phase.id)
-    tables = [t for p in ALL_PHASES if p.id in earlier for t in p.tables]
-    raw = _rows_of(conn, campaign_id, tables)
+    every = [t for p in ALL_PHASES if p.id in earlier for t in p.tables]
+    raw = _rows_of(conn, campaign_id, every)
+    tables = every if shown is None else [t for t in every if t in shown]
     id_to_key = {str(r["id"]): r["key"] for rows in raw.values() for r in rows}
     id_to_key.update(_pc_keys(conn, campaign_id))
 
-    keys = {t: sorted(r["key"] for r in raw[t]) for t in tables}
+    keys = {t: sorted(r["key"] for r in raw[t]) for t in every}
     keys["player_characters"] = [pc["key"] for pc in pcs]
     context = PhaseContext(
         phase=phase.id,
@@ -155,13 +210,17 @@ def phase_context(
         keys=keys,
     )
     context.kept = _kept_rows(conn, campaign_id, phase, specs, id_to_key)
+    _continuity_facts(context, phase, raw, id_to_key, pcs)
     budget_chars = (token_budget or phase.context_token_budget) * CHARS_PER_TOKEN
     used = len(context.render())
     added: list[str] = []
-    referenced = _referenced_tables(phase, specs)
+    referenced = referenced_tables(phase, specs)
     roles = _npc_roles(raw, specs)
     context.npc_roles = {r["key"]: roles.get(str(r["id"]), 0) for r in raw.get("entities", [])}
-    for table, row, line in _by_priority(tables, raw, specs, id_to_key, referenced, roles):
+    # A part's context (``shown``) has every row it refers to in summary: all of them count more than
+    # some in full.
+    whole = shown is None
+    for table, row, line in _by_priority(tables, raw, specs, id_to_key, referenced, roles, pc_full_text=whole):
         if used + len(line) + 1 > budget_chars:
             _leave_out(context, table, row)
             continue
@@ -172,7 +231,52 @@ def phase_context(
     while added and len(context.render()) > budget_chars:
         table = added.pop()
         _leave_out(context, table, context.rows[table].pop())
+    # The parents of the regions left out (a place's region must lie in its parent's): a short line
+    # worth more than the last rows, which give way to it, lowest priority first; told only when it
+    # takes at most FACTS_SHARE of the budget (a tiny budget keeps its rows).
+    without = len(context.render())
+    context.left_out_regions_told = True
+    if len(context.render()) - without > FACTS_SHARE * budget_chars:
+        context.left_out_regions_told = False
+    while context.left_out_regions_told and added and len(context.render()) > budget_chars:
+        table = added.pop()
+        _leave_out(context, table, context.rows[table].pop())
     return context
+
+
+def _continuity_facts(
+    context: PhaseContext,
+    phase: Phase,
+    raw: Mapping[str, list[dict[str, Any]]],
+    id_to_key: Mapping[str, str],
+    pcs: list[dict[str, Any]],
+) -> None:
+    """The facts the continuity rules judge a phase's rows by, for the phases writing those rows."""
+    key = id_to_key
+    if {"locations", "temples"} & set(phase.tables):
+        context.regions_told = "temples" in phase.tables  # a phase writing locations has the regions' rows first
+        context.region_parents = {
+            r["key"]: key.get(str(r.get("parent_region_id"))) for r in raw.get("geography_regions", [])
+        }
+    if "temples" in phase.tables:
+        region_of_culture = {str(r["id"]): key.get(str(r.get("region_id"))) for r in raw.get("cultures", [])}
+        culture_of_pantheon = {str(r["id"]): str(r.get("culture_id")) for r in raw.get("pantheons", [])}
+        places = {str(r["id"]): r for r in raw.get("locations", [])}
+        for place in places.values():
+            seen: set[str] = set()
+            current: dict[str, Any] | None = place
+            while current is not None and current["key"] not in seen and not current.get("region_id"):
+                seen.add(current["key"])
+                current = places.get(str(current.get("parent_location_id")))
+            if current is not None and current.get("region_id") and str(current["region_id"]) in key:
+                context.place_regions[place["key"]] = key[str(current["region_id"])]
+        for deity in raw.get("deities", []):
+            region = region_of_culture.get(culture_of_pantheon.get(str(deity.get("pantheon_id")), ""))
+            if region:
+                context.worshipped_in[deity["key"]] = region
+    levels = [pc["level"] for pc in pcs if isinstance(pc.get("level"), int)]
+    if set(LEVELED_TABLES) & set(phase.tables) and levels:
+        context.party_level = round(sum(levels) / len(levels), 1)
 
 
 def _kept_rows(
@@ -199,7 +303,7 @@ def _leave_out(context: PhaseContext, table: str, row: dict[str, Any]) -> None:
     context.omitted_keys.setdefault(table, []).append(row["key"])
 
 
-def _referenced_tables(phase: Phase, specs: Mapping[str, TableSpec]) -> set[str]:
+def referenced_tables(phase: Phase, specs: Mapping[str, TableSpec]) -> set[str]:
     """The earlier tables the phase's rows point at (its foreign keys): the context it needs most."""
     return {c.references for t in phase.tables for c in specs[t].foreign_keys if c.references} - set(phase.tables)
 
@@ -211,10 +315,11 @@ def _by_priority(
     id_to_key: Mapping[str, str],
     referenced: set[str] = frozenset(),  # type: ignore[assignment]
     roles: Mapping[str, int] | None = None,
+    pc_full_text: bool = True,
 ) -> list[tuple[str, dict[str, Any], str]]:
     """Relevance first: the tables the phase references (PC-connected rows first), then the other
     PC-connected rows, then the rest; within a tier, round-robin over tables by key. PC-connected
-    rows keep their whole description."""
+    rows keep their whole description (``pc_full_text``; a part's context shows every row in summary)."""
     order = [(True, True), (True, False), (False, True), (False, False)]  # (referenced, PC-connected)
     found: list[tuple[str, dict[str, Any], str]] = []
     for wanted_referenced, wanted_pc in order:
@@ -225,7 +330,10 @@ def _by_priority(
             pc_columns = [c.name for c in specs[table].foreign_keys if c.references == "player_characters"]
             chosen = [r for r in raw[table] if any(r.get(c) for c in pc_columns) == wanted_pc]
             queues.append(
-                [(table, _compact(r, specs[table], id_to_key, full_text=wanted_pc, roles=roles)) for r in chosen]
+                [
+                    (table, _compact(r, specs[table], id_to_key, full_text=wanted_pc and pc_full_text, roles=roles))
+                    for r in chosen
+                ]
             )
         while any(queues):
             for queue in queues:

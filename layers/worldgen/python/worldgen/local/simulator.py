@@ -390,6 +390,7 @@ class ClaudeSimulator:
         self.left_out: dict[str, int] = {}  # phase -> context rows left out for length, last request
         self.cache = PromptCache(self.pace)
         self.limits = RateLimits(tier, self.pace) if tier is not None else None
+        self.left_out_by_part: dict[str, dict[str, int]] = {}  # phase -> a part's tables -> rows left out
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -432,6 +433,9 @@ class ClaudeSimulator:
         with self._lock:
             self._requests[digest] = request
             self.left_out[request.phase.id] = sum(request.context.omitted.values())
+            if request.tables:
+                part = ",".join(request.tables)
+                self.left_out_by_part.setdefault(request.phase.id, {})[part] = sum(request.context.omitted.values())
             while len(self._requests) > 512:
                 self._requests.popitem(last=False)
 
@@ -464,6 +468,10 @@ class ClaudeSimulator:
         counts = {t: self.rows_of(t, pcs) for t in request.phase.tables}
         if "entities" in counts:
             counts["entities"] = max(counts["entities"], cast_for_roles(sum(self.rows_of(t, pcs) for t in ROLE_TABLES)))
+        if "entity_locations" in counts:  # 3C's prompt: "about <the cast's target> (every NPC somewhere)"
+            npcs = len(request.context.keys.get("entities", [])) or counts["entity_locations"]
+            target = row_target("entity_locations", pcs, request.phase.max_rows_per_table)
+            counts["entity_locations"] = min(npcs, max(counts["entity_locations"], target))
         return counts
 
     def rows_of(self, table: str, pcs: int) -> int:

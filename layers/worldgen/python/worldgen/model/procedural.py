@@ -10,6 +10,7 @@ references are drawn from the keys available so that the nine phases form a conn
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import re
 import time
@@ -17,8 +18,10 @@ from collections import Counter
 from typing import Any
 
 from worldgen.audit import RELATIONSHIP_TABLES, ROLE_LIMIT, role_phases_beside
+from worldgen.continuity import LEVEL_BAND
 from worldgen.contracts import GM_NOTES_COLUMN, SECRET_LINK_COLUMN
 from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage
+from worldgen.outline import GIST_WORDS
 from worldgen.phases import row_target
 
 PROVIDER = "procedural"
@@ -196,6 +199,8 @@ class _PhaseGenerator:
         context = request.context
         self.campaign = context.campaign
         self.pcs = {pc["key"]: pc for pc in context.player_characters}
+        levels = [pc["level"] for pc in context.player_characters if isinstance(pc.get("level"), int)]
+        self.party_level = sum(levels) / len(levels) if levels else None
         self.names: dict[str, str] = {pc["key"]: pc["name"] for pc in context.player_characters}
         for rows in context.rows.values():
             for row in rows:
@@ -220,6 +225,10 @@ class _PhaseGenerator:
             s.strip() for s in re.split(r"(?<=[.!?])\s+", self.campaign["setting"]) if len(s.strip()) > 20
         ] or [self.campaign["setting"]]
         self.generated: dict[str, list[dict[str, Any]]] = {}
+        self.outline_roles: list[str] = []
+        self.taken_names = {str(r["name"]).casefold() for rows in context.rows.values() for r in rows if r.get("name")}
+        self.taken_names |= {str(pc["name"]).casefold() for pc in context.player_characters}
+        self.outlined = {t: {r["key"]: r for r in rows} for t, rows in request.outline.items()}
         self.npc_roles = self._npc_roles_so_far()
         self.roles_before = Counter(self.npc_roles)
         self.phases_beside = sum(p != request.phase.id for p in role_phases_beside(request.phase.id))
@@ -261,16 +270,33 @@ class _PhaseGenerator:
 
     def generate(self) -> dict[str, Any]:
         properties = self.request.tool["input_schema"]["properties"]
-        outline = any(schema.get("items", {}).get("type") == "string" for schema in properties.values())
-        if outline:  # an outline asks for keys: the rows the phase tool would get, by key
+        outline = self.request.tool["name"].endswith("_outline")
+        if outline:  # an outline asks for rows by key and gist: the rows the phase tool would get
             properties = self.request.tools[0]["input_schema"]["properties"]
         for table in self.request.phase.tables:
             if table in properties and (not self.request.tables or table in self.request.tables):
                 # a part of a phase asks for some of its tables (an outlined one: for given rows)
                 self.generated[table] = self.table_rows(table, properties[table])
         if outline:
-            return {table: [row["key"] for row in rows] for table, rows in self.generated.items()}
+            return {table: [self.outline_entry(table, row) for row in rows] for table, rows in self.generated.items()}
         return dict(self.generated)
+
+    def outline_entry(self, table: str, row: dict[str, Any]) -> dict[str, str]:
+        """A row as an outline gives it: key, a gist (at most GIST_WORDS words), the PC it serves and,
+        for an NPC, its role (a PC's NPC: a tie from the backstory; the others: the cast's roles)."""
+        label = _LABELS.get(table, table.rstrip("s")).replace("_", " ")
+        words = f"{row.get('name') or row['key'].replace('-', ' ')}, a {self.tone_word} {label}".split()
+        entry = {"key": row["key"], "gist": " ".join(words[:GIST_WORDS])}
+        pc = next((v for p, v in row.items() if p.endswith("_key") and p != "key" and v in self.pcs), None)
+        if pc is not None:
+            entry["player_character_key"] = pc
+        if table == "entities":
+            ties = (
+                ("mentor", "rival", "patron", "family", "debtor") if pc else ("ruler", "owner", "priest", "quest giver")
+            )
+            entry["role"] = ties[len(self.outline_roles) % len(ties)]
+            self.outline_roles.append(entry["role"])
+        return entry
 
     def table_rows(self, table: str, table_schema: dict[str, Any]) -> list[dict[str, Any]]:
         rng = _rng(self.seed, self.campaign["name"], table)
@@ -339,6 +365,10 @@ class _PhaseGenerator:
                 used_edges.add(edge)
             if assigned is not None:
                 row["key"] = assigned[len(rows)]
+                served = self.outlined.get(table, {}).get(row["key"], {}).get("player_character_key")
+                if served in self.pcs:  # the outline dealt this row to a PC: the part keeps to it
+                    for prop in pc_props:
+                        row[prop] = served
                 if "name" in row:
                     row["name"] = self.names.get(row["key"], row["name"])
                 row["description"] = self.description(table, row, refs, rng)
@@ -350,11 +380,12 @@ class _PhaseGenerator:
                 rows.append(row)
                 continue
             name = row.get("name")
-            if name is not None:
-                while name in used_names or slug(name) in used_keys:
+            if name is not None:  # continuity (name-clash): no name of the world so far, nor a PC's
+                while name in used_names or slug(name) in used_keys or name.casefold() in self.taken_names:
                     name = f"{name} {_roman(len(used_names) + 2)}"
                 row["name"] = name
                 used_names.add(name)
+                self.taken_names.add(name.casefold())  # another table of this call: another name
                 row["key"] = slug(name)
             while row["key"] in used_keys:
                 row["key"] = f"{row['key']}-{len(used_keys) + 1}"
@@ -397,6 +428,7 @@ class _PhaseGenerator:
                     row.pop(prop, None)
             if keep not in row:
                 return None
+        self.keep_continuity(table, item, row, position)
         if "name" in properties:
             row["name"] = self.name(table, rng)
         row["key"] = slug(row.get("name") or self.edge_key(table, row, refs, first_required, position))
@@ -484,6 +516,73 @@ class _PhaseGenerator:
         # from it (a different row of the same table) and further on each retry.
         return pool[(position + ends.index(prop) * (1 + attempt)) % len(pool)]
 
+    # -- continuity (worldgen.continuity): the answer a careful model gives --------------------
+
+    def keep_continuity(self, table: str, item: dict[str, Any], row: dict[str, Any], position: int) -> None:
+        """A place lies in its parent place's region or in one inside it (``region-mismatch``), and a
+        temple serves a god worshipped where it stands (``foreign-temple``)."""
+        if table == "locations" and "region_key" in row:
+            region = self.place_region(self.outline_position(table, position), self.pool(table, "region_key", item))
+            if region is not None:
+                row["region_key"] = region
+        if table == "temples" and row.get("deity_key") and row.get("location_key"):
+            stands_in = self.region_of_place(str(row["location_key"]))
+            if stands_in is None:
+                return
+            gods = self.pool(table, "deity_key", item)
+            if self.worshipped_in(str(row["deity_key"]), stands_in):
+                return
+            here = [d for d in gods if self.worshipped_in(d, stands_in)]
+            if here:
+                row["deity_key"] = here[position % len(here)]
+                return
+            # no god of this place: a place and a god worshipped there
+            pairs = [
+                (god, place)
+                for place in self.pool(table, "location_key", item)
+                if (region := self.region_of_place(place)) is not None
+                for god in gods
+                if self.worshipped_in(god, region)
+            ]
+            if pairs:
+                row["deity_key"], row["location_key"] = pairs[position % len(pairs)]
+
+    def region_tree(self, pool: list[str]) -> dict[str, str | None]:
+        """The regions of ``pool`` the context shows, each with its parent region."""
+        return {k: parent for k, parent in self.request.context.told_region_parents().items() if k in pool}
+
+    def place_region(self, at: int, pool: list[str]) -> str | None:
+        """The region of the place at ``at`` in its table's hierarchy (``reference``: the parent of
+        ``at`` is ``(at - 1) // 2``): the first top-level region for the root, then one inside the
+        parent's region. A function of the position alone, so parts side by side agree on it."""
+        tree = self.region_tree(pool)
+        if not tree:
+            return None
+        if at <= 0:
+            return sorted(k for k, parent in tree.items() if parent not in tree)[0]
+        around = self.place_region((at - 1) // 2, pool)
+        inside = sorted(k for k in tree if around is None or _within(tree, k, around))
+        return inside[at % len(inside)]
+
+    def region_of_place(self, location: str) -> str | None:
+        """The region of a location of the context, or of the nearest place containing it with one."""
+        if location in self.request.context.place_regions:  # every place, none cut for length
+            return self.request.context.place_regions[location]
+        places = {r["key"]: r for r in self.request.context.rows.get("locations", [])}
+        seen: set[str] = set()
+        while location in places and location not in seen:
+            seen.add(location)
+            if places[location].get("region_key"):
+                return str(places[location]["region_key"])
+            location = str(places[location].get("parent_location_key") or "")
+        return None
+
+    def worshipped_in(self, deity: str, region: str) -> bool:
+        """Whether ``deity``'s pantheon belongs to a culture of ``region`` or a region containing it
+        (the context's ``worshipped_in``); True when the context does not tell."""
+        home = self.request.context.worshipped_in.get(deity)
+        return home is None or _within(self.request.context.told_region_parents(), region, home)
+
     def outline_position(self, table: str, position: int) -> int:
         """A row's place in its whole table: in a part of an outlined phase, its place in the outline
         (the parts of a table side by side then walk a pool, e.g. the PCs, as one call would)."""
@@ -517,6 +616,12 @@ class _PhaseGenerator:
         kind = schema.get("type")
         if "enum" in schema:
             return rng.choice(schema["enum"])
+        if prop == "recommended_level" and self.party_level is not None:  # continuity: level-band
+            low, high = int(schema.get("minimum", 1)), int(schema.get("maximum", 20))
+            band = range(
+                max(low, math.ceil(self.party_level - LEVEL_BAND)), min(high, int(self.party_level + LEVEL_BAND)) + 1
+            )
+            return rng.choice(band) if band else rng.randint(low, high)
         if kind in ("integer", "number"):
             default_low = 0 if "population" in prop or ("gp" in prop and "price" not in prop) else 1
             if "exclusiveMinimum" in schema:
@@ -638,6 +743,18 @@ def _proper_names(texts: list[str], pc_words: set[str]) -> list[str]:
                     found.append(" ".join(run))
                 run = []
     return list(dict.fromkeys(found))
+
+
+def _within(tree: dict[str, str | None], region: str, container: str) -> bool:
+    """``region`` is ``container`` or lies inside it, through the parents in ``tree``."""
+    seen: set[str] = set()
+    current: str | None = region
+    while current is not None and current not in seen:
+        if current == container:
+            return True
+        seen.add(current)
+        current = tree.get(current)
+    return False
 
 
 def _roman(number: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from importlib import resources
 
@@ -29,6 +30,21 @@ def size_hint(phase: Phase, pc_count: int) -> str:
     return "\n".join(lines)
 
 
+def pc_connection_example(context: PhaseContext) -> str:
+    """An example pc_connections row made of this campaign's own keys (a PC, a faction), never of
+    another campaign's: a model copies examples, and another campaign's keys do not exist here."""
+    pc = next(iter(context.keys.get("player_characters", [])), "a-player-character-key")
+    faction = next(iter(context.keys.get("factions", [])), "a-faction-key")
+    row = {
+        "key": f"{pc}-owes-{faction}",
+        "player_character_key": pc,
+        "faction_key": faction,
+        "connection_type": "debt",
+        "description": "...",
+    }
+    return json.dumps(row, ensure_ascii=False)
+
+
 def phase_prompt(phase: Phase, context: PhaseContext, size_hint: str) -> str:
     return (
         _template(f"phase_{phase.slug}.txt")
@@ -39,6 +55,7 @@ def phase_prompt(phase: Phase, context: PhaseContext, size_hint: str) -> str:
             tables=", ".join(phase.tables),
             tool_name=phase.tool_name,
             size_hint=size_hint,
+            pc_connection_example=pc_connection_example(context),
             context=context.render(),
         )
         .strip()
