@@ -456,6 +456,11 @@ class _PhaseGenerator:
             for row in rows
             if row.get("key") in ends
         }
+        # The setting's own proper names (a port, a city) may appear in any public text, also past the
+        # context's summary: a link to a row so named is never hidden.
+        public_names = {name.lower() for name in self.proper_names}
+        if any(self.names.get(end, end).lower() in public_names for end in ends):
+            return True
         return any(
             self.names.get(other, other).lower() in text
             for end, text in texts.items()

@@ -85,6 +85,7 @@ SETTINGS_WITH_PRODUCTION_DEFAULTS = frozenset(
         "output_tokens_per_minute",  # the documented tier default unless an environment sets its own
         "default_max_cost_usd",  # unset means no cap unless an environment sets one
         "rate_limit_max_wait_seconds",  # how long a phase waits out a 429 itself before the ASL retries
+        "continuity_repair",  # none: continuity findings are advisory unless an environment chooses rules
     }
 )
 # One of each group is enough: a value, or the ARN of the secret holding it.
