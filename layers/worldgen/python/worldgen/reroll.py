@@ -521,6 +521,8 @@ def _save(
         values: list[Any] = []
         for column in columns:
             value = row.get(column.property_name)
+            if value is None and not column.nullable and not column.references:
+                value = now.get(column.name)  # left out (gm_notes, is_secret): the row keeps what it had
             if value is not None and column.references:
                 value = around.keys[column.references][value]
             elif isinstance(value, float) and column.pg_type == "numeric":
