@@ -306,6 +306,7 @@ def resume_generation(conn: psycopg.Connection[Any], data: dict[str, Any], calle
         moved, count = state.claim_resume(conn, request.generation_id, model_provider=request.model_provider)
     except state.GenerationActive as exc:
         raise ActionError(409, "generation-active", str(exc)) from exc
+    _refuse_if_newer(request.generation_id, "resumed", moved)
     if not moved.moved:  # of two racing resumes, this one lost (or it was never failed)
         raise ActionError(
             409, "not-resumable", f"generation {request.generation_id} is {moved.status}; only a failed one resumes"
@@ -354,10 +355,22 @@ def _check_world_has(conn: psycopg.Connection[Any], campaign_id: uuid.UUID, phas
         )
 
 
+def _refuse_if_newer(generation_id: uuid.UUID, verb: str, moved: state.Transition) -> None:
+    """The order rule (``state.ONLY_WHILE_LATEST``): a 409 naming the newer generation."""
+    if not moved.moved and moved.newer_generation:
+        raise ActionError(
+            409,
+            "newer-generation",
+            f"generation {generation_id} cannot be {verb}: generation {moved.newer_generation} of its campaign"
+            " started after it; only a campaign's latest generation is resumed, cancelled, reverted or discarded",
+        )
+
+
 def cancel_generation(conn: psycopg.Connection[Any], data: dict[str, Any], caller: Caller) -> dict[str, Any]:
     request = GenerationInput.model_validate(data)
     generation = _load_generation(conn, request.generation_id, caller)
     moved = state.cancel_generation(conn, request.generation_id)
+    _refuse_if_newer(request.generation_id, "cancelled", moved)
     if not moved.moved:
         raise ActionError(409, "not-cancellable", f"generation {request.generation_id} is already {moved.status}")
     if generation["execution_arn"] and generation["status"] in state.ACTIVE_STATUSES:
@@ -388,9 +401,14 @@ def _undo(
     request = GenerationInput.model_validate(data)
     _load_generation(conn, request.generation_id, caller)
     moved = transition(conn, request.generation_id)
+    _refuse_if_newer(request.generation_id, "reverted" if code == "not-revertible" else "discarded", moved)
     if not moved.moved:
         raise ActionError(409, code, refusal(request.generation_id, moved))
-    return {"generation_id": str(request.generation_id), "execution_arn": None, "status": moved.status}
+    return {
+        "generation_id": str(request.generation_id),
+        "execution_arn": None,
+        "status": moved.status,
+    }
 
 
 def revert_generation(conn: psycopg.Connection[Any], data: dict[str, Any], caller: Caller) -> dict[str, Any]:
