@@ -20,7 +20,7 @@ succeeded (or a cancel/revert put the previous world back), failed when one fail
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -86,6 +86,7 @@ class Transition:
     status: str  # the generation's status after the attempt (unchanged when it did not move)
     detail: str = ""
     newer_generation: str = ""  # set when refused because this newer generation of the campaign started
+    kept: tuple[str, ...] = ()  # rows a restore kept because the game master locked or edited them since
 
 
 def _lock_campaign(conn: psycopg.Connection[Any], campaign_id: uuid.UUID | str) -> None:
@@ -422,7 +423,7 @@ def cancel_generation(
         if moved.moved:
             _fail_running_phase_runs(conn, generation["id"], "GenerationCancelled")
             if generation["replaced_world"]:
-                _restore(conn, generation)
+                return replace(moved, kept=_restore(conn, generation))
         return moved
 
 
@@ -442,15 +443,27 @@ def revert_generation(conn: psycopg.Connection[Any], generation_id: uuid.UUID | 
             return Transition(False, generation["status"], "its snapshot of the world it replaced is not kept")
         moved = _move(conn, generation, "revert", finished_at=NOW)
         if moved.moved:
-            _restore(conn, generation)
+            return replace(moved, kept=_restore(conn, generation))
         return moved
 
 
 def discard_generation(conn: psycopg.Connection[Any], generation_id: uuid.UUID | str) -> Transition:
     """failed/cancelled -> discarded: every row the generation wrote is removed (a clean slate for
-    those who do not want to resume it); rows of other generations stay."""
+    those who do not want to resume it); rows of other generations stay.
+
+    A regeneration (it replaced a world) is refused: removing its rows would leave the campaign
+    with less than before and the replaced world out of reach; ``revert`` puts that world back."""
     with conn.transaction():
         generation = _locked_generation(conn, generation_id)
+        refused = _refusal(conn, generation, "discard")
+        if refused is not None:
+            return refused
+        if generation["replaced_world"]:
+            return Transition(
+                False,
+                generation["status"],
+                "it replaced a world that discarding would lose; `worldgen revert` puts that world back",
+            )
         moved = _move(conn, generation, "discard", finished_at=NOW)
         if moved.moved:
             for table in reversed(tables_of(generation["phases"])):
@@ -466,14 +479,18 @@ def discard_generation(conn: psycopg.Connection[Any], generation_id: uuid.UUID |
         return moved
 
 
-def _restore(conn: psycopg.Connection[Any], generation: dict[str, Any]) -> None:
-    restore_world(conn, generation["campaign_id"], tables_of(generation["phases"]), generation["replaced_world"])
+def _restore(conn: psycopg.Connection[Any], generation: dict[str, Any]) -> tuple[str, ...]:
+    """The world the generation replaced, back; returns the rows kept as the game master left them."""
+    kept = restore_world(
+        conn, generation["campaign_id"], tables_of(generation["phases"]), generation["replaced_world"], generation["id"]
+    )
     conn.execute(
         "UPDATE phase_runs SET status = 'rolled_back', finished_at = coalesce(finished_at, now())"
         " WHERE generation_id = %s",
         (generation["id"],),
     )
     _follow_campaign(conn, generation["campaign_id"], "reverted")
+    return tuple(str(row) for row in kept)
 
 
 def _fail_running_phase_runs(conn: psycopg.Connection[Any], generation_id: Any, error_type: str) -> None:

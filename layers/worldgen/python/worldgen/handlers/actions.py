@@ -386,6 +386,7 @@ def cancel_generation(conn: psycopg.Connection[Any], data: dict[str, Any], calle
         "generation_id": str(request.generation_id),
         "execution_arn": generation["execution_arn"],
         "status": "cancelled",
+        "kept": list(moved.kept),  # rows the game master locked, edited or added, kept by the restore
     }
 
 
@@ -408,6 +409,7 @@ def _undo(
         "generation_id": str(request.generation_id),
         "execution_arn": None,
         "status": moved.status,
+        "kept": list(moved.kept),  # rows the game master locked, edited or added, kept by the restore
     }
 
 
@@ -432,7 +434,11 @@ def discard_generation(conn: psycopg.Connection[Any], data: dict[str, Any], call
         caller,
         state.discard_generation,
         "not-discardable",
-        lambda g, moved: f"generation {g} is {moved.status}; only a failed or cancelled one is discarded",
+        lambda g, moved: (
+            f"generation {g} cannot be discarded: {moved.detail}"
+            if moved.status in state.GENERATION_TRANSITIONS["discard"][0]
+            else f"generation {g} is {moved.status}; only a failed or cancelled one is discarded"
+        ),
     )
 
 
