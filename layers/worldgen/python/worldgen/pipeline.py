@@ -362,19 +362,22 @@ def _save_partially(
     specs: dict[str, TableSpec],
     tool_input: Any,
     finish: Any,
+    unwritten: list[dict[str, str]] | None = None,
 ) -> SaveResult | None:
     """Drop the rows still invalid after the repair rounds (and what in the phase refers to them) and
-    save the rest, when they are few (``partial_success_max_share`` of the phase's rows); else None."""
+    save the rest, when they are few (``partial_success_max_share`` of the phase's rows); else None.
+    ``unwritten``: rows the phase was to write (its outline) that no answer has, dropped too."""
     if not isinstance(tool_input, dict):
         return None
     known = existing_keys(conn, generation["campaign_id"], external_tables(phase, specs))
     problems = rules.validate(conn, phase, specs, tool_input, known) + rules.slug_keys(phase, specs, tool_input)[1]
     conn.commit()
-    trimmed = rules.drop_rows(phase, specs, tool_input, problems) if problems else None
-    if trimmed is None:
+    trimmed = rules.drop_rows(phase, specs, tool_input, problems) if problems else (tool_input, [])
+    if trimmed is None or not (problems or unwritten):
         return None
     kept, dropped = trimmed
-    total = sum(len(rows) for rows in tool_input.values() if isinstance(rows, list))
+    dropped = [*(unwritten or []), *dropped]
+    total = sum(len(rows) for rows in tool_input.values() if isinstance(rows, list)) + len(unwritten or [])
     if len(dropped) > get_settings().partial_success_max_share * total:
         return None
     logger.warning("phase saved without its invalid rows", extra={"phase": phase.id, "dropped": dropped})
@@ -694,8 +697,27 @@ class _Parts:
         if len(self.latest) != parts:
             return None
         merged = self._merged({i: {t: answer.get(t, []) for t in self.tables[i]} for i, answer in self.latest.items()})
-        saved = _save_partially(self.conn, self.generation, self.phase, self.specs, merged, self._finisher())
+        saved = _save_partially(
+            self.conn, self.generation, self.phase, self.specs, merged, self._finisher(), self._unwritten(merged)
+        )
         return _outcome(self.phase, saved, self.calls) if saved is not None else None
+
+    def _unwritten(self, merged: dict[str, list[Any]]) -> list[dict[str, str]]:
+        """The outline's rows no part's answer has: dropped rows too, each with its reason."""
+        unwritten = []
+        for index, assigned in sorted(self.assigned.items()):
+            for table, keys in assigned.items():
+                written = {row.get("key") for row in merged.get(table, []) if isinstance(row, dict)}
+                unwritten += [
+                    {
+                        "table": table,
+                        "key": key,
+                        "reason": f"{table}[key={key}]: in the outline, never written by part {index + 1}",
+                    }
+                    for key in keys
+                    if key not in written
+                ]
+        return unwritten
 
     def _save(self, merged: dict[str, Any]) -> PhaseOutcome:
         result = save_phase_rows(
