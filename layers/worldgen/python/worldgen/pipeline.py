@@ -334,6 +334,7 @@ def _generate(
                 problem_count,
             )
         _check_time_for_a_round(phase, round_number + 1, remaining_ms, problems)
+        state.check_attempt_current(conn, generation["id"], phase, attempt)  # cancelled: no more paid calls
         request = dataclasses.replace(
             request, messages=request.messages + _repair_messages(response, problems, problem_count)
         )
@@ -460,6 +461,7 @@ class _Parts:
                     len(listing),
                 )
             _check_time_for_a_round(self.phase, round_number + 1, self.remaining_ms, listing)
+            state.check_attempt_current(self.conn, self.generation["id"], self.phase, self.attempt)
             for index, found in problems.items():
                 response = responses.get(index)
                 if response is not None:
@@ -552,6 +554,7 @@ class _Parts:
                     len(problems),
                 )
             _check_time_for_a_round(self.phase, round_number + 1, self.remaining_ms, problems)
+            state.check_attempt_current(self.conn, self.generation["id"], self.phase, self.attempt)
             asked = dataclasses.replace(
                 asked, messages=asked.messages + _repair_messages(response, problems, len(problems))
             )

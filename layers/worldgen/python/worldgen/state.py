@@ -608,6 +608,16 @@ def fence_phase_commit(
         raise superseded
 
 
+def check_attempt_current(
+    conn: psycopg.Connection[Any], generation_id: uuid.UUID | str, phase: Phase, attempt: int
+) -> None:
+    """Between two rounds of model calls: GenerationCancelled (or AttemptSuperseded) when the
+    attempt could not commit any more, so a cancelled phase stops paying for calls (its own
+    transaction; ``fence_phase_commit``'s checks)."""
+    with conn.transaction():
+        fence_phase_commit(conn, generation_id, phase, attempt)
+
+
 def succeed_phase_run(
     conn: psycopg.Connection[Any], generation_id: uuid.UUID | str, phase: Phase, **values: Any
 ) -> None:
