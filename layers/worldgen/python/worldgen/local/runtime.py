@@ -260,12 +260,18 @@ class LocalRuntime:
         )
         self.invocations.append((function.id, event))
         started = time.perf_counter()
+        resuming = self._resumed_generation(event) if function.id == START_FUNCTION.id else None
+        if resuming is not None and not self._lease_before_resume(resuming):
+            return _busy_response(resuming)
+        response: Any = None
         try:
             response = self.handler_for(function)(event, context)
             if function.id == START_FUNCTION.id:
                 self._lease_started_execution(response)
             return response
         finally:
+            if resuming is not None and not (isinstance(response, dict) and response.get("statusCode") == 200):
+                self._release_lease(resuming)  # refused (or failed): the lease taken for it goes
             self.timings.append((function.id, started, time.perf_counter()))
             # moto runs every task in a thread of its own: the Lambda environment ends with it.
             release_thread_connection()
@@ -347,6 +353,49 @@ class LocalRuntime:
         return execution
 
     # -- ends of executions: leases and failure events (EventBridge's job on AWS) ---------------
+
+    def _resumed_generation(self, event: dict[str, Any]) -> str | None:
+        """The generation an authenticated ``resumeGeneration`` request names (None for any other)."""
+        headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
+        given = headers.get(contracts.ACTION_SECRET_HEADER.lower()) or ""
+        if not secrets.compare_digest(str(given), self.action_secret or ""):
+            return None  # the handler refuses it; no lease is taken for it
+        try:
+            body = json.loads(event.get("body") or "")
+            generation_id = str(uuid.UUID(str(body["input"]["generation_id"])))
+        except (TypeError, ValueError, KeyError, AttributeError):
+            return None
+        return generation_id if (body.get("action") or {}).get("name") == "resumeGeneration" else None
+
+    def _lease_before_resume(self, generation_id: str) -> bool:
+        """Take the generation's execution lease BEFORE the resume claims it, so the execution is
+        never visible without its lease: another process's reconcile sees it alive, and of two
+        processes resuming at once exactly one holds the lease and goes on (issue 29)."""
+        with self._lock:
+            if generation_id in self._held:
+                return True
+            try:
+                if self._lease_conn is None or self._lease_conn.closed or self._lease_conn.broken:
+                    self._lease_conn = connect()
+                    self._held = set()
+                if not acquire_execution_lease(self._lease_conn, generation_id):
+                    return False
+            except Exception:  # the database is away: the handler answers for it
+                self._lease_conn = None
+                return True
+            self._held.add(generation_id)
+            return True
+
+    def _release_lease(self, generation_id: str) -> None:
+        with self._lock:
+            if generation_id in self.leases.values() or generation_id not in self._held:
+                return  # an execution of it runs here: its lease stays until it is settled
+            self._held.discard(generation_id)
+            try:
+                if self._lease_conn is not None:
+                    release_execution_lease(self._lease_conn, generation_id)
+            except Exception:
+                self._lease_conn = None  # a closed session released it already
 
     def _lease_started_execution(self, response: Any) -> None:
         try:
@@ -592,6 +641,16 @@ def status_change_event(
             "redriveCount": redrive_count,
         },
     }
+
+
+def _busy_response(generation_id: str) -> dict[str, Any]:
+    """Hasura's error shape for a resume another local process is running (it holds the lease)."""
+    body = {
+        "message": f"generation {generation_id} is held by another worldgen process (resuming or still running it);"
+        " `worldgen status` follows it",
+        "extensions": {"code": "resume-in-progress"},
+    }
+    return {"statusCode": 409, "headers": {"content-type": "application/json"}, "body": json.dumps(body)}
 
 
 def function_url_event(body: str, secret: str | None, *, method: str = "POST") -> dict[str, Any]:
