@@ -415,10 +415,12 @@ class _Parts:
         self.tables: dict[int, tuple[str, ...]] = {}  # the tables each part writes
         self.outline: outlines.Outline = {}
         self.assigned: dict[int, dict[str, list[str]]] = {}  # outlined: the keys each part writes
+        self.fingerprint = ""  # of the context this attempt's answers are written against
 
     def run(self, request: ModelRequest) -> PhaseOutcome:
         groups = self.phase.table_groups
-        recorded = self._recorded()
+        self.fingerprint = request.context.fingerprint
+        recorded = self._recorded(request)
         if self.phase.outline:
             self.outline = recorded.get("outline") or self._outline(request)
             dealt = outlines.deal(self.phase, self.outline)
@@ -652,14 +654,35 @@ class _Parts:
             self._record({"answers": valid})
         return problems
 
-    def _recorded(self) -> dict[str, Any]:
-        """What earlier attempts of this phase run recorded (``phase_runs.parts``), or nothing."""
+    def _recorded(self, request: ModelRequest) -> dict[str, Any]:
+        """What earlier attempts of this phase run recorded (``phase_runs.parts``), when it was written
+        against the world this attempt sees (same context fingerprint) and its outline still fits the
+        kept rows; else nothing (the record is cleared and the model asked again)."""
         with self.conn.transaction():
             row = self.conn.execute(
                 "SELECT parts FROM phase_runs WHERE generation_id = %s AND phase = %s",
                 (self.generation["id"], self.phase.id),
             ).fetchone()
-        return dict(row["parts"] or {}) if row else {}
+        recorded = dict(row["parts"] or {}) if row else {}
+        if not recorded:
+            return {}
+        why = ""
+        if recorded.get("fingerprint") != self.fingerprint:
+            why = "the world it was written against changed (rows, locks or kept keys)"
+        elif "outline" in recorded:
+            taken = {t: {r["key"] for r in rows} for t, rows in request.context.kept.items()}
+            problems = outlines.check_outline(self.phase, recorded["outline"], taken)[1]
+            if problems:
+                why = "its outline no longer fits the kept rows: " + "; ".join(problems[:3])
+        if not why:
+            return recorded
+        logger.info("recorded parts dropped", extra={"phase": self.phase.id, "reason": why})
+        with self.conn.transaction():
+            self.conn.execute(
+                "UPDATE phase_runs SET parts = NULL WHERE generation_id = %s AND phase = %s AND attempt = %s",
+                (self.generation["id"], self.phase.id, self.attempt),
+            )
+        return {}
 
     def _record(self, progress: dict[str, Any]) -> None:
         """Add to ``phase_runs.parts`` (answers merged by part), if this attempt is still the current one."""
@@ -674,7 +697,7 @@ class _Parts:
                  WHERE generation_id = %(generation)s AND phase = %(phase)s AND attempt = %(attempt)s
                 """,
                 {
-                    "progress": Jsonb(progress),
+                    "progress": Jsonb({**progress, "fingerprint": self.fingerprint}),
                     "total": len(self.tables) or len(self.phase.table_groups),
                     "generation": self.generation["id"],
                     "phase": self.phase.id,
