@@ -296,10 +296,10 @@ def drop_rows(
     # One entry per row removed (two rows sharing a key are two), by table and key.
     dropped = sorted(
         (
-            {"table": table, "key": str(row.get("key")), "reason": reasons[table, row.get("key")]}
+            {"table": table, "key": str(row.get("key")), "reason": reasons[table, str(row.get("key"))]}
             for table in phase.tables
             for row in tool_input.get(table) or []
-            if isinstance(row, dict) and (table, row.get("key")) in reasons
+            if isinstance(row, dict) and isinstance(row.get("key"), str) and (table, row.get("key")) in reasons
         ),
         key=lambda d: (d["table"], d["key"]),
     )
