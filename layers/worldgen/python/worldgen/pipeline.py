@@ -815,6 +815,23 @@ def _finish(
     """Inside the save's transaction: refuse to commit unless fenced in, then record."""
     state.fence_phase_commit(conn, generation["id"], phase, attempt)
     outcome = dataclasses.replace(_outcome(phase, result, calls), rows_dropped=len(dropped or []))
+    # Every call of the phase's earlier attempts (any model) is in the ledger: the result counts them too.
+    earlier = conn.execute(
+        "SELECT count(*) AS calls, coalesce(sum(input_tokens), 0) AS input_tokens,"
+        " coalesce(sum(output_tokens), 0) AS output_tokens,"
+        " coalesce(sum(cache_read_input_tokens), 0) AS cache_read_input_tokens,"
+        " coalesce(sum(cost_usd), 0) AS cost_usd FROM model_calls WHERE generation_id = %s AND phase = %s",
+        (generation["id"], phase.id),
+    ).fetchone()
+    if earlier is not None and earlier["calls"]:
+        outcome = dataclasses.replace(
+            outcome,
+            model_calls=outcome.model_calls + int(earlier["calls"]),
+            input_tokens=outcome.input_tokens + int(earlier["input_tokens"]),
+            output_tokens=outcome.output_tokens + int(earlier["output_tokens"]),
+            cache_read_input_tokens=outcome.cache_read_input_tokens + int(earlier["cache_read_input_tokens"]),
+            cost_usd=round(outcome.cost_usd + float(earlier["cost_usd"]), 6),
+        )
     duration_ms = int((time.perf_counter() - started) * 1000)
     state.succeed_phase_run(
         conn,
