@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from urllib.parse import unquote
 
 from worldgen import contracts
 from worldgen.db.connection import connect, release_thread_connection
-from worldgen.db.leases import acquire_execution_lease, release_execution_lease
+from worldgen.db.leases import acquire_execution_lease, mark_own_session, release_execution_lease
 from worldgen.errors import LAMBDA_TIMEOUT
 from worldgen.functions_registry import ALL_FUNCTIONS, FAILURE_FUNCTION, START_FUNCTION, LambdaFunction
 from worldgen.local.redrive import ExecutionNotRedrivable, ExecutionRecord, check_redrivable, redrive_definition
@@ -156,6 +157,7 @@ class LocalRuntime:
         self.leases: dict[str, str] = {}
         self._lease_conn: Any = None
         self._held: set[str] = set()
+        self._resuming: Counter[str] = Counter()  # resume requests in their handler, per generation
         self._settled: set[str] = set()
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -270,8 +272,8 @@ class LocalRuntime:
                 self._lease_started_execution(response)
             return response
         finally:
-            if resuming is not None and not (isinstance(response, dict) and response.get("statusCode") == 200):
-                self._release_lease(resuming)  # refused (or failed): the lease taken for it goes
+            if resuming is not None:
+                self._end_resume(resuming)  # refused (or failed): the lease taken for it goes
             self.timings.append((function.id, started, time.perf_counter()))
             # moto runs every task in a thread of its own: the Lambda environment ends with it.
             release_thread_connection()
@@ -373,10 +375,12 @@ class LocalRuntime:
         processes resuming at once exactly one holds the lease and goes on (issue 29)."""
         with self._lock:
             if generation_id in self._held:
+                self._resuming[generation_id] += 1
                 return True
             try:
                 if self._lease_conn is None or self._lease_conn.closed or self._lease_conn.broken:
                     self._lease_conn = connect()
+                    mark_own_session(self._lease_conn)
                     self._held = set()
                 if not acquire_execution_lease(self._lease_conn, generation_id):
                     return False
@@ -384,10 +388,17 @@ class LocalRuntime:
                 self._lease_conn = None
                 return True
             self._held.add(generation_id)
+            self._resuming[generation_id] += 1
             return True
 
-    def _release_lease(self, generation_id: str) -> None:
+    def _end_resume(self, generation_id: str) -> None:
+        """A resume request ended: the lease taken for it goes unless an execution of the
+        generation runs here now, or another resume request of it is still in its handler."""
         with self._lock:
+            self._resuming[generation_id] -= 1
+            if self._resuming[generation_id] > 0:
+                return
+            del self._resuming[generation_id]
             if generation_id in self.leases.values() or generation_id not in self._held:
                 return  # an execution of it runs here: its lease stays until it is settled
             self._held.discard(generation_id)
@@ -413,6 +424,7 @@ class LocalRuntime:
             try:
                 if self._lease_conn is None or self._lease_conn.closed or self._lease_conn.broken:
                     self._lease_conn = connect()
+                    mark_own_session(self._lease_conn)
                     self._held = set()
                 for generation_id in set(self.leases.values()) - self._held:
                     if acquire_execution_lease(self._lease_conn, generation_id):
