@@ -52,6 +52,7 @@ def test_status_shows_every_models_calls_of_a_phase(make_runtime, settings_env, 
             (generation_id,),
         ).fetchone()
         report = generation_report(conn, generation_id, verbose=True)
+    assert ledger is not None
 
     columns = next(line for line in report.splitlines() if line.strip().startswith("1A ")).split()
     # phase, status, rows, seconds, model s, db s, calls, in tok, out tok, cost $

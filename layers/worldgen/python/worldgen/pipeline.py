@@ -7,7 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from functools import cache, partial
 from typing import Any
@@ -440,8 +440,10 @@ class _Parts:
         if pending and not self.phase.outline:  # the outline call wrote the cache an outlined phase's parts read
             self._prime(request)
         for round_number in range(1, self.repair_rounds + 2):
-            responses, failure = self._call(pending, requests, round_number) if pending else ({}, None)
-            problems = self._problems(responses, answers)  # records the valid answers, for a retry
+            # each valid answer is recorded as it arrives, for a retry (a process killed mid-round loses none)
+            responses, failure, problems = (
+                self._call(pending, requests, round_number, answers) if pending else ({}, None, {})
+            )
             if failure is not None:
                 raise failure
             if not problems:
@@ -567,40 +569,49 @@ class _Parts:
         return {t: [row for i in sorted(answers) for row in answers[i].get(t, [])] for t in self.phase.tables}
 
     def _call(
-        self, pending: list[int], requests: dict[int, ModelRequest], round_number: int
-    ) -> tuple[dict[int, ModelResponse], Exception | None]:
+        self,
+        pending: list[int],
+        requests: dict[int, ModelRequest],
+        round_number: int,
+        answers: dict[int, dict[str, Any]],
+    ) -> tuple[dict[int, ModelResponse], Exception | None, dict[int, list[str]]]:
         """The pending parts' calls, concurrently, and the first failure among them; every answered
-        call reaches the ledger, and its answer is checked and recorded, even when another failed."""
+        call reaches the ledger, and its answer is checked and recorded AS IT ARRIVES (``_problems``),
+        even when another failed or is still in flight. Returns the answers, the first failure and
+        the problems of each invalid answer."""
         began = time.perf_counter()
+        responses: dict[int, ModelResponse] = {}
+        problems: dict[int, list[str]] = {}
+        failure: Exception | None = None
         with ThreadPoolExecutor(max_workers=len(pending), thread_name_prefix=f"phase-{self.phase.slug}") as pool:
             futures = {
-                i: pool.submit(self.model.call, dataclasses.replace(requests[i], round=round_number)) for i in pending
+                pool.submit(self.model.call, dataclasses.replace(requests[i], round=round_number)): i for i in pending
             }
+            for future in as_completed(futures):
+                index = futures[future]
+                try:
+                    response = future.result()
+                except Exception as exc:
+                    self.calls.append(
+                        dataclasses.replace(_usage_of_failure(exc, self.model, self.phase), part=self._label(index))
+                    )
+                    failure = failure or exc
+                    continue
+                responses[index] = response
+                self.calls.append(dataclasses.replace(response.usage, part=self._label(index)))
+                if isinstance(response.tool_input, dict):
+                    self.latest[index] = response.tool_input
+                extra = {
+                    "phase": self.phase.id,
+                    "part": index + 1,
+                    "round": round_number,
+                    "tables": list(self.tables[index]),
+                    "output_tokens": response.usage.output_tokens,
+                }
+                logger.info("phase part answered", extra=extra)
+                problems.update(self._problems({index: response}, answers))  # a valid one is recorded now
         self.model_seconds += time.perf_counter() - began
-        responses: dict[int, ModelResponse] = {}
-        failure: Exception | None = None
-        for index, future in futures.items():
-            try:
-                responses[index] = future.result()
-            except Exception as exc:
-                self.calls.append(
-                    dataclasses.replace(_usage_of_failure(exc, self.model, self.phase), part=self._label(index))
-                )
-                failure = failure or exc
-                continue
-            self.calls.append(dataclasses.replace(responses[index].usage, part=self._label(index)))
-            answered = responses[index].tool_input
-            if isinstance(answered, dict):
-                self.latest[index] = answered
-            extra = {
-                "phase": self.phase.id,
-                "part": index + 1,
-                "round": round_number,
-                "tables": list(self.tables[index]),
-                "output_tokens": responses[index].usage.output_tokens,
-            }
-            logger.info("phase part answered", extra=extra)
-        return responses, failure
+        return responses, failure, problems
 
     def _label(self, index: int) -> str:
         """A part as the ledger names it: its tables, and its first key when a table is split."""
