@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -44,7 +45,7 @@ def test_the_answered_parts_are_recorded_while_another_part_is_still_in_flight(m
     status, body = runtime.action("generateWorld", {"campaign_id": str(campaign_id)}, user_id=OWNER)
     assert status == 200, body
 
-    recorded: dict[str, object] = {}
+    recorded: dict[str, Any] = {}
     try:
         deadline = time.monotonic() + 45
         while time.monotonic() < deadline and not recorded:
