@@ -177,3 +177,22 @@ def test_schema_problems_name_the_missing_table_and_each_missing_field(specs: di
         ("locations", "north-reach", "name"),
         ("locations", "north-reach", "description"),
     }
+
+
+def test_dropping_a_duplicated_key_reports_each_row_it_removes(specs: dict[str, TableSpec]) -> None:
+    phase = get_phase("2B")
+    tool_input = empty_input(phase)
+    tool_input["locations"] = [
+        location("north-reach", "region"),
+        location("port-vell", "city", parent="north-reach"),
+        location("port-vell", "town", parent="north-reach"),
+    ]
+    problem = rules.Problem("locations", "duplicate key 'port-vell'", 2, "port-vell", "key")
+
+    result = rules.drop_rows(phase, specs, tool_input, [problem])
+
+    assert result is not None
+    kept, dropped = result
+    removed = len(tool_input["locations"]) - len(kept["locations"])
+    assert removed == 2
+    assert [(d["table"], d["key"]) for d in dropped] == [("locations", "port-vell")] * removed

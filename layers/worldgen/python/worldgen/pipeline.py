@@ -7,7 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from functools import cache, partial
 from typing import Any
@@ -357,6 +357,7 @@ def _generate(
                 problem_count,
             )
         _check_time_for_a_round(phase, round_number + 1, remaining_ms, problems)
+        state.check_attempt_current(conn, generation["id"], phase, attempt)  # cancelled: no more paid calls
         request = dataclasses.replace(
             request, messages=request.messages + repair_messages(response, problems, problem_count)
         )
@@ -431,19 +432,22 @@ def _save_partially(
     specs: dict[str, TableSpec],
     tool_input: Any,
     finish: Any,
+    unwritten: list[dict[str, str]] | None = None,
 ) -> SaveResult | None:
     """Drop the rows still invalid after the repair rounds (and what in the phase refers to them) and
-    save the rest, when they are few (``partial_success_max_share`` of the phase's rows); else None."""
+    save the rest, when they are few (``partial_success_max_share`` of the phase's rows); else None.
+    ``unwritten``: rows the phase was to write (its outline) that no answer has, dropped too."""
     if not isinstance(tool_input, dict):
         return None
     known = existing_keys(conn, generation["campaign_id"], external_tables(phase, specs))
     problems = rules.validate(conn, phase, specs, tool_input, known) + rules.slug_keys(phase, specs, tool_input)[1]
     conn.commit()
-    trimmed = rules.drop_rows(phase, specs, tool_input, problems) if problems else None
-    if trimmed is None:
+    trimmed = rules.drop_rows(phase, specs, tool_input, problems) if problems else (tool_input, [])
+    if trimmed is None or not (problems or unwritten):
         return None
     kept, dropped = trimmed
-    total = sum(len(rows) for rows in tool_input.values() if isinstance(rows, list))
+    dropped = [*(unwritten or []), *dropped]
+    total = sum(len(rows) for rows in tool_input.values() if isinstance(rows, list)) + len(unwritten or [])
     if len(dropped) > get_settings().partial_success_max_share * total:
         return None
     logger.warning("phase saved without its invalid rows", extra={"phase": phase.id, "dropped": dropped})
@@ -480,10 +484,12 @@ class _Parts:
         self.tables: dict[int, tuple[str, ...]] = {}  # the tables each part writes
         self.outline: outlines.Outline = {}
         self.assigned: dict[int, dict[str, list[str]]] = {}  # outlined: the keys each part writes
+        self.fingerprint = ""  # of the context this attempt's answers are written against
 
     def run(self, request: ModelRequest) -> PhaseOutcome:
         groups = self.phase.table_groups
-        recorded = self._recorded()
+        self.fingerprint = request.context.fingerprint
+        recorded = self._recorded(request)
         if self.phase.outline:
             self.outline = recorded.get("outline") or self._outline(request)
             dealt = outlines.deal(self.phase, self.outline)
@@ -507,8 +513,10 @@ class _Parts:
         if pending and self.phase.primes_cache:  # an outlined phase's outline call wrote the cache its parts read
             self._prime(request)
         for round_number in range(1, self.repair_rounds + 2):
-            responses, failure = self._call(pending, requests, round_number) if pending else ({}, None)
-            problems = self._problems(responses, answers)  # records the valid answers, for a retry
+            # each valid answer is recorded as it arrives, for a retry (a process killed mid-round loses none)
+            responses, failure, problems = (
+                self._call(pending, requests, round_number, answers) if pending else ({}, None, {})
+            )
             last.update(responses)
             if failure is not None:
                 raise failure
@@ -536,6 +544,7 @@ class _Parts:
                     len(listing),
                 )
             _check_time_for_a_round(self.phase, round_number + 1, self.remaining_ms, listing)
+            state.check_attempt_current(self.conn, self.generation["id"], self.phase, self.attempt)
             for index, listed in problems.items():
                 response = last.get(index)  # this round's answer, or the earlier one a later check refused
                 if response is not None:
@@ -643,6 +652,7 @@ class _Parts:
                     len(problems),
                 )
             _check_time_for_a_round(self.phase, round_number + 1, self.remaining_ms, problems)
+            state.check_attempt_current(self.conn, self.generation["id"], self.phase, self.attempt)
             asked = dataclasses.replace(
                 asked, messages=asked.messages + repair_messages(response, problems, len(problems))
             )
@@ -653,41 +663,50 @@ class _Parts:
         return {t: [row for i in sorted(answers) for row in answers[i].get(t, [])] for t in self.phase.tables}
 
     def _call(
-        self, pending: list[int], requests: dict[int, ModelRequest], round_number: int
-    ) -> tuple[dict[int, ModelResponse], Exception | None]:
+        self,
+        pending: list[int],
+        requests: dict[int, ModelRequest],
+        round_number: int,
+        answers: dict[int, dict[str, Any]],
+    ) -> tuple[dict[int, ModelResponse], Exception | None, dict[int, list[str]]]:
         """The pending parts' calls, concurrently, and the first failure among them; every answered
-        call reaches the ledger, and its answer is checked and recorded, even when another failed."""
+        call reaches the ledger, and its answer is checked and recorded AS IT ARRIVES (``_problems``),
+        even when another failed or is still in flight. Returns the answers, the first failure and
+        the problems of each invalid answer."""
         began = time.perf_counter()
         in_flight = _parts_in_flight(self.model, self.phase, [requests[i] for i in pending])
+        responses: dict[int, ModelResponse] = {}
+        problems: dict[int, list[str]] = {}
+        failure: Exception | None = None
         with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix=f"phase-{self.phase.slug}") as pool:
             futures = {
-                i: pool.submit(self.model.call, dataclasses.replace(requests[i], round=round_number)) for i in pending
+                pool.submit(self.model.call, dataclasses.replace(requests[i], round=round_number)): i for i in pending
             }
+            for future in as_completed(futures):
+                index = futures[future]
+                try:
+                    response = future.result()
+                except Exception as exc:
+                    self.calls.append(
+                        dataclasses.replace(usage_of_failure(exc, self.model, self.phase), part=self._label(index))
+                    )
+                    failure = failure or exc
+                    continue
+                responses[index] = response
+                self.calls.append(dataclasses.replace(response.usage, part=self._label(index)))
+                if isinstance(response.tool_input, dict):
+                    self.latest[index] = response.tool_input
+                extra = {
+                    "phase": self.phase.id,
+                    "part": index + 1,
+                    "round": round_number,
+                    "tables": list(self.tables[index]),
+                    "output_tokens": response.usage.output_tokens,
+                }
+                logger.info("phase part answered", extra=extra)
+                problems.update(self._problems({index: response}, answers))  # a valid one is recorded now
         self.model_seconds += time.perf_counter() - began
-        responses: dict[int, ModelResponse] = {}
-        failure: Exception | None = None
-        for index, future in futures.items():
-            try:
-                responses[index] = future.result()
-            except Exception as exc:
-                self.calls.append(
-                    dataclasses.replace(usage_of_failure(exc, self.model, self.phase), part=self._label(index))
-                )
-                failure = failure or exc
-                continue
-            self.calls.append(dataclasses.replace(responses[index].usage, part=self._label(index)))
-            answered = responses[index].tool_input
-            if isinstance(answered, dict):
-                self.latest[index] = answered
-            extra = {
-                "phase": self.phase.id,
-                "part": index + 1,
-                "round": round_number,
-                "tables": list(self.tables[index]),
-                "output_tokens": responses[index].usage.output_tokens,
-            }
-            logger.info("phase part answered", extra=extra)
-        return responses, failure
+        return responses, failure, problems
 
     def _label(self, index: int) -> str:
         """A part as the ledger names it: its tables, and its first key when a table is split."""
@@ -741,14 +760,35 @@ class _Parts:
             self._record({"answers": valid})
         return problems
 
-    def _recorded(self) -> dict[str, Any]:
-        """What earlier attempts of this phase run recorded (``phase_runs.parts``), or nothing."""
+    def _recorded(self, request: ModelRequest) -> dict[str, Any]:
+        """What earlier attempts of this phase run recorded (``phase_runs.parts``), when it was written
+        against the world this attempt sees (same context fingerprint) and its outline still fits the
+        kept rows; else nothing (the record is cleared and the model asked again)."""
         with self.conn.transaction():
             row = self.conn.execute(
                 "SELECT parts FROM phase_runs WHERE generation_id = %s AND phase = %s",
                 (self.generation["id"], self.phase.id),
             ).fetchone()
-        return dict(row["parts"] or {}) if row else {}
+        recorded = dict(row["parts"] or {}) if row else {}
+        if not recorded:
+            return {}
+        why = ""
+        if recorded.get("fingerprint") != self.fingerprint:
+            why = "the world it was written against changed (rows, locks or kept keys)"
+        elif "outline" in recorded:
+            taken = {t: {r["key"] for r in rows} for t, rows in request.context.kept.items()}
+            problems = outlines.check_outline(self.phase, recorded["outline"], taken)[1]
+            if problems:
+                why = "its outline no longer fits the kept rows: " + "; ".join(problems[:3])
+        if not why:
+            return recorded
+        logger.info("recorded parts dropped", extra={"phase": self.phase.id, "reason": why})
+        with self.conn.transaction():
+            self.conn.execute(
+                "UPDATE phase_runs SET parts = NULL WHERE generation_id = %s AND phase = %s AND attempt = %s",
+                (self.generation["id"], self.phase.id, self.attempt),
+            )
+        return {}
 
     def _record(self, progress: dict[str, Any]) -> None:
         """Add to ``phase_runs.parts`` (answers merged by part), if this attempt is still the current one."""
@@ -763,7 +803,7 @@ class _Parts:
                  WHERE generation_id = %(generation)s AND phase = %(phase)s AND attempt = %(attempt)s
                 """,
                 {
-                    "progress": Jsonb(progress),
+                    "progress": Jsonb({**progress, "fingerprint": self.fingerprint}),
                     "total": len(self.tables) or len(self.phase.table_groups),
                     "generation": self.generation["id"],
                     "phase": self.phase.id,
@@ -789,8 +829,27 @@ class _Parts:
         if len(self.latest) != parts:
             return None
         merged = self._merged({i: {t: answer.get(t, []) for t in self.tables[i]} for i, answer in self.latest.items()})
-        saved = _save_partially(self.conn, self.generation, self.phase, self.specs, merged, self._finisher())
+        saved = _save_partially(
+            self.conn, self.generation, self.phase, self.specs, merged, self._finisher(), self._unwritten(merged)
+        )
         return _outcome(self.phase, saved, self.calls) if saved is not None else None
+
+    def _unwritten(self, merged: dict[str, list[Any]]) -> list[dict[str, str]]:
+        """The outline's rows no part's answer has: dropped rows too, each with its reason."""
+        unwritten = []
+        for index, assigned in sorted(self.assigned.items()):
+            for table, keys in assigned.items():
+                written = {row.get("key") for row in merged.get(table, []) if isinstance(row, dict)}
+                unwritten += [
+                    {
+                        "table": table,
+                        "key": key,
+                        "reason": f"{table}[key={key}]: in the outline, never written by part {index + 1}",
+                    }
+                    for key in keys
+                    if key not in written
+                ]
+        return unwritten
 
     def _save(self, merged: dict[str, Any]) -> PhaseOutcome:
         result = save_phase_rows(
@@ -862,6 +921,23 @@ def _finish(
     """Inside the save's transaction: refuse to commit unless fenced in, then record."""
     state.fence_phase_commit(conn, generation["id"], phase, attempt)
     outcome = dataclasses.replace(_outcome(phase, result, calls), rows_dropped=len(dropped or []))
+    # Every call of the phase's earlier attempts (any model) is in the ledger: the result counts them too.
+    earlier = conn.execute(
+        "SELECT count(*) AS calls, coalesce(sum(input_tokens), 0) AS input_tokens,"
+        " coalesce(sum(output_tokens), 0) AS output_tokens,"
+        " coalesce(sum(cache_read_input_tokens), 0) AS cache_read_input_tokens,"
+        " coalesce(sum(cost_usd), 0) AS cost_usd FROM model_calls WHERE generation_id = %s AND phase = %s",
+        (generation["id"], phase.id),
+    ).fetchone()
+    if earlier is not None and earlier["calls"]:
+        outcome = dataclasses.replace(
+            outcome,
+            model_calls=outcome.model_calls + int(earlier["calls"]),
+            input_tokens=outcome.input_tokens + int(earlier["input_tokens"]),
+            output_tokens=outcome.output_tokens + int(earlier["output_tokens"]),
+            cache_read_input_tokens=outcome.cache_read_input_tokens + int(earlier["cache_read_input_tokens"]),
+            cost_usd=round(outcome.cost_usd + float(earlier["cost_usd"]), 6),
+        )
     duration_ms = int((time.perf_counter() - started) * 1000)
     state.succeed_phase_run(
         conn,

@@ -20,7 +20,7 @@ succeeded (or a cancel/revert put the previous world back), failed when one fail
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -47,6 +47,11 @@ GENERATION_TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "revert": (("failed", "cancelled"), "reverted"),
     "discard": (("failed", "cancelled"), "discarded"),
 }
+# One order of generations per campaign: these events move a generation only while no newer
+# generation of its campaign has started. An older generation's resume would reuse work recorded
+# against a world the newer one rewrote; its cancel, revert or discard would put its snapshot back
+# over (or delete rows under) the newer world.
+ONLY_WHILE_LATEST: frozenset[str] = frozenset({"resume", "redrive", "cancel", "revert", "discard"})
 PHASE_RUN_TRANSITIONS: dict[str, tuple[tuple[str | None, ...], str]] = {
     "start_attempt": ((None, "running", "failed", "rolled_back"), "running"),
     "succeed": (("running",), "succeeded"),
@@ -80,6 +85,8 @@ class Transition:
     moved: bool
     status: str  # the generation's status after the attempt (unchanged when it did not move)
     detail: str = ""
+    newer_generation: str = ""  # set when refused because this newer generation of the campaign started
+    kept: tuple[str, ...] = ()  # rows a restore kept because the game master locked or edited them since
 
 
 def _lock_campaign(conn: psycopg.Connection[Any], campaign_id: uuid.UUID | str) -> None:
@@ -123,15 +130,40 @@ def _follow_campaign(conn: psycopg.Connection[Any], campaign_id: Any, generation
     )
 
 
+def _newer_generation(conn: psycopg.Connection[Any], generation: dict[str, Any]) -> str:
+    """The id of a generation of the same campaign started after ``generation`` ("" when none)."""
+    row = conn.execute(
+        "SELECT id FROM generations WHERE campaign_id = %s AND id <> %s AND started_at > %s"
+        " ORDER BY started_at DESC LIMIT 1",
+        (generation["campaign_id"], generation["id"], generation["started_at"]),
+    ).fetchone()
+    return str(row["id"]) if row else ""
+
+
+def _refusal(conn: psycopg.Connection[Any], generation: dict[str, Any], event: str) -> Transition | None:
+    """Why ``event`` may not move ``generation`` now (None when it may): the table, then the order."""
+    allowed, _ = GENERATION_TRANSITIONS[event]
+    if generation["status"] not in allowed:
+        return Transition(False, generation["status"], f"generation is {generation['status']}")
+    if event in ONLY_WHILE_LATEST:
+        newer = _newer_generation(conn, generation)
+        if newer:
+            return Transition(
+                False, generation["status"], f"generation {newer} of its campaign started after it", newer
+            )
+    return None
+
+
 def _move(
     conn: psycopg.Connection[Any],
     generation: dict[str, Any],
     event: str,
     **columns: Any,
 ) -> Transition:
-    allowed, target = GENERATION_TRANSITIONS[event]
-    if generation["status"] not in allowed:
-        return Transition(False, generation["status"], f"generation is {generation['status']}")
+    refused = _refusal(conn, generation, event)
+    if refused is not None:
+        return refused
+    target = GENERATION_TRANSITIONS[event][1]
     # Column names are this module's own literals; values travel as parameters.
     assignments = "".join(f", {name} = now()" if value is NOW else f", {name} = %s" for name, value in columns.items())
     values = [value for value in columns.values() if value is not NOW]
@@ -163,12 +195,9 @@ def _follow_run(conn: psycopg.Connection[Any], generation: dict[str, Any], run: 
         return ""
     if generation["status"] != "failed" or not generation["redrivable"] or generation["execution_arn"] != run.arn:
         return f"generation is {generation['status']} and not redrivable"
-    newer = conn.execute(
-        "SELECT id FROM generations WHERE campaign_id = %s AND started_at > %s LIMIT 1",
-        (generation["campaign_id"], generation["started_at"]),
-    ).fetchone()
-    if newer is not None:
-        return f"generation {newer['id']} started after it"
+    newer = _newer_generation(conn, generation)
+    if newer:
+        return f"generation {newer} started after it"
     try:
         with conn.transaction():  # a savepoint: an older generation resumed since holds the campaign
             moved = _move(
@@ -228,7 +257,8 @@ def create_generation(
                     provider,
                     Jsonb(options or {}),
                     phases,
-                    Jsonb(replaced) if replaced else None,
+                    # {} when it replaces nothing; NULL only once no snapshot is kept (never "restore to empty").
+                    Jsonb(replaced or {}),
                     profile,
                 ),
             ).fetchone()
@@ -319,7 +349,8 @@ def complete_generation(
     *,
     run: ExecutionRun | None = None,
 ) -> Transition:
-    """running -> succeeded; the campaign's older snapshots are no longer a way back and go.
+    """running -> succeeded; its own snapshot is no longer a way back and goes (a succeeded
+    generation is neither reverted nor discarded). Other generations' snapshots stay untouched.
 
     A redriven run (``run``) of a generation that failed in this very state completes it too."""
     with conn.transaction():
@@ -340,11 +371,7 @@ def complete_generation(
             redrivable=False,
         )
         if moved.moved:
-            conn.execute(
-                "UPDATE generations SET replaced_world = NULL WHERE campaign_id = %s AND id <> %s"
-                " AND replaced_world IS NOT NULL",
-                (generation["campaign_id"], generation["id"]),
-            )
+            conn.execute("UPDATE generations SET replaced_world = NULL WHERE id = %s", (generation["id"],))
         return moved
 
 
@@ -408,36 +435,48 @@ def cancel_generation(
         moved = _move(conn, generation, "cancel", finished_at=NOW, redrivable=False)
         if moved.moved:
             _fail_running_phase_runs(conn, generation["id"], "GenerationCancelled")
-            if generation["replaced_world"] is not None:
-                _restore(conn, generation)
+            if generation["replaced_world"]:
+                return replace(moved, kept=_restore(conn, generation))
         return moved
 
 
 def revert_generation(conn: psycopg.Connection[Any], generation_id: uuid.UUID | str) -> Transition:
     """failed/cancelled -> reverted: the campaign's world is exactly what it was before it started.
 
-    Only the campaign's latest generation can be reverted (an older one's snapshot would undo a
-    newer world).
+    Only the campaign's latest generation can be reverted (``ONLY_WHILE_LATEST``: an older one's
+    snapshot would undo a newer world), and only while its snapshot is kept: an absent snapshot is
+    refused, never taken for an empty world.
     """
     with conn.transaction():
         generation = _locked_generation(conn, generation_id)
-        newer = conn.execute(
-            "SELECT id FROM generations WHERE campaign_id = %s AND started_at > %s LIMIT 1",
-            (generation["campaign_id"], generation["started_at"]),
-        ).fetchone()
-        if newer is not None:
-            return Transition(False, generation["status"], f"generation {newer['id']} started after it")
+        refused = _refusal(conn, generation, "revert")
+        if refused is not None:
+            return refused
+        if generation["replaced_world"] is None:
+            return Transition(False, generation["status"], "its snapshot of the world it replaced is not kept")
         moved = _move(conn, generation, "revert", finished_at=NOW)
         if moved.moved:
-            _restore(conn, generation)
+            return replace(moved, kept=_restore(conn, generation))
         return moved
 
 
 def discard_generation(conn: psycopg.Connection[Any], generation_id: uuid.UUID | str) -> Transition:
     """failed/cancelled -> discarded: every row the generation wrote is removed (a clean slate for
-    those who do not want to resume it); rows of other generations stay."""
+    those who do not want to resume it); rows of other generations stay.
+
+    A regeneration (it replaced a world) is refused: removing its rows would leave the campaign
+    with less than before and the replaced world out of reach; ``revert`` puts that world back."""
     with conn.transaction():
         generation = _locked_generation(conn, generation_id)
+        refused = _refusal(conn, generation, "discard")
+        if refused is not None:
+            return refused
+        if generation["replaced_world"]:
+            return Transition(
+                False,
+                generation["status"],
+                "it replaced a world that discarding would lose; `worldgen revert` puts that world back",
+            )
         moved = _move(conn, generation, "discard", finished_at=NOW)
         if moved.moved:
             for table in reversed(tables_of(generation["phases"])):
@@ -453,14 +492,18 @@ def discard_generation(conn: psycopg.Connection[Any], generation_id: uuid.UUID |
         return moved
 
 
-def _restore(conn: psycopg.Connection[Any], generation: dict[str, Any]) -> None:
-    restore_world(conn, generation["campaign_id"], tables_of(generation["phases"]), generation["replaced_world"])
+def _restore(conn: psycopg.Connection[Any], generation: dict[str, Any]) -> tuple[str, ...]:
+    """The world the generation replaced, back; returns the rows kept as the game master left them."""
+    kept = restore_world(
+        conn, generation["campaign_id"], tables_of(generation["phases"]), generation["replaced_world"], generation["id"]
+    )
     conn.execute(
         "UPDATE phase_runs SET status = 'rolled_back', finished_at = coalesce(finished_at, now())"
         " WHERE generation_id = %s",
         (generation["id"],),
     )
     _follow_campaign(conn, generation["campaign_id"], "reverted")
+    return tuple(str(row) for row in kept)
 
 
 def _fail_running_phase_runs(conn: psycopg.Connection[Any], generation_id: Any, error_type: str) -> None:
@@ -576,6 +619,16 @@ def fence_phase_commit(
         )
     if current["status"] != "running":
         raise superseded
+
+
+def check_attempt_current(
+    conn: psycopg.Connection[Any], generation_id: uuid.UUID | str, phase: Phase, attempt: int
+) -> None:
+    """Between two rounds of model calls: GenerationCancelled (or AttemptSuperseded) when the
+    attempt could not commit any more, so a cancelled phase stops paying for calls (its own
+    transaction; ``fence_phase_commit``'s checks)."""
+    with conn.transaction():
+        fence_phase_commit(conn, generation_id, phase, attempt)
 
 
 def succeed_phase_run(

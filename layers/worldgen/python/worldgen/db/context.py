@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import uuid
@@ -109,6 +110,19 @@ class PhaseContext:
                 f" {high}."
             )
         return lines
+
+    @property
+    def fingerprint(self) -> str:
+        """What the model was shown of the world (rows, keys, kept/locked rows, PCs), hashed: work
+        recorded against another fingerprint was written for another world and is not reused."""
+        seen = {
+            "pcs": self.player_characters,
+            "rows": self.rows,
+            "keys": self.keys,
+            "kept": self.kept,
+            "omitted_keys": self.omitted_keys,
+        }
+        return hashlib.sha256(json.dumps(seen, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
     @property
     def estimated_tokens(self) -> int:

@@ -30,12 +30,22 @@ def release_execution_lease(conn: psycopg.Connection[Any], generation_id: uuid.U
     conn.execute("SELECT pg_advisory_unlock(%s, %s)", lease_keys(generation_id))
 
 
+# Backend pids of this process's own lease sessions (a LocalRuntime's). Its executions are known to
+# its own moto, so a lease one of them holds says nothing about another process: a runtime that
+# takes a generation's lease before resuming it (issue 29) must not see its own lease as "alive".
+_OWN_SESSIONS: set[int] = set()
+
+
+def mark_own_session(conn: psycopg.Connection[Any]) -> None:
+    _OWN_SESSIONS.add(int(conn.info.backend_pid))
+
+
 def execution_lease_held(conn: psycopg.Connection[Any], generation_id: uuid.UUID | str) -> bool:
-    """Whether some session (a local runtime) holds the lease of this generation's execution."""
+    """Whether a session of another process (a local runtime) holds the lease of this generation's execution."""
     classid, objid = lease_keys(generation_id)
     row = conn.execute(
         "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND objid = %s AND objsubid = 2"
-        " AND granted LIMIT 1",
-        (classid, objid),
+        " AND granted AND NOT (pid = ANY(%s)) LIMIT 1",
+        (classid, objid, sorted(_OWN_SESSIONS)),
     ).fetchone()
     return row is not None

@@ -311,5 +311,14 @@ def drop_rows(
         ]
         for table in phase.tables
     }
-    dropped = [{"table": t, "key": k, "reason": reason} for (t, k), reason in sorted(reasons.items())]
+    # One entry per row removed (two rows sharing a key are two), by table and key.
+    dropped = sorted(
+        (
+            {"table": table, "key": str(row.get("key")), "reason": reasons[table, str(row.get("key"))]}
+            for table in phase.tables
+            for row in tool_input.get(table) or []
+            if isinstance(row, dict) and isinstance(row.get("key"), str) and (table, row.get("key")) in reasons
+        ),
+        key=lambda d: (d["table"], d["key"]),
+    )
     return kept, dropped

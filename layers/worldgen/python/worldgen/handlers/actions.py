@@ -337,6 +337,7 @@ def resume_generation(conn: psycopg.Connection[Any], data: dict[str, Any], calle
         moved, count = state.claim_resume(conn, request.generation_id, model_provider=request.model_provider)
     except state.GenerationActive as exc:
         raise ActionError(409, "generation-active", str(exc)) from exc
+    _refuse_if_newer(request.generation_id, "resumed", moved)
     if not moved.moved:  # of two racing resumes, this one lost (or it was never failed)
         raise ActionError(
             409, "not-resumable", f"generation {request.generation_id} is {moved.status}; only a failed one resumes"
@@ -385,10 +386,22 @@ def _check_world_has(conn: psycopg.Connection[Any], campaign_id: uuid.UUID, phas
         )
 
 
+def _refuse_if_newer(generation_id: uuid.UUID, verb: str, moved: state.Transition) -> None:
+    """The order rule (``state.ONLY_WHILE_LATEST``): a 409 naming the newer generation."""
+    if not moved.moved and moved.newer_generation:
+        raise ActionError(
+            409,
+            "newer-generation",
+            f"generation {generation_id} cannot be {verb}: generation {moved.newer_generation} of its campaign"
+            " started after it; only a campaign's latest generation is resumed, cancelled, reverted or discarded",
+        )
+
+
 def cancel_generation(conn: psycopg.Connection[Any], data: dict[str, Any], caller: Caller) -> dict[str, Any]:
     request = GenerationInput.model_validate(data)
     generation = _load_generation(conn, request.generation_id, caller)
     moved = state.cancel_generation(conn, request.generation_id)
+    _refuse_if_newer(request.generation_id, "cancelled", moved)
     if not moved.moved:
         raise ActionError(409, "not-cancellable", f"generation {request.generation_id} is already {moved.status}")
     if generation["execution_arn"] and generation["status"] in state.ACTIVE_STATUSES:
@@ -404,6 +417,7 @@ def cancel_generation(conn: psycopg.Connection[Any], data: dict[str, Any], calle
         "generation_id": str(request.generation_id),
         "execution_arn": generation["execution_arn"],
         "status": "cancelled",
+        "kept": list(moved.kept),  # rows the game master locked, edited or added, kept by the restore
     }
 
 
@@ -419,9 +433,15 @@ def _undo(
     request = GenerationInput.model_validate(data)
     _load_generation(conn, request.generation_id, caller)
     moved = transition(conn, request.generation_id)
+    _refuse_if_newer(request.generation_id, "reverted" if code == "not-revertible" else "discarded", moved)
     if not moved.moved:
         raise ActionError(409, code, refusal(request.generation_id, moved))
-    return {"generation_id": str(request.generation_id), "execution_arn": None, "status": moved.status}
+    return {
+        "generation_id": str(request.generation_id),
+        "execution_arn": None,
+        "status": moved.status,
+        "kept": list(moved.kept),  # rows the game master locked, edited or added, kept by the restore
+    }
 
 
 def revert_generation(conn: psycopg.Connection[Any], data: dict[str, Any], caller: Caller) -> dict[str, Any]:
@@ -445,7 +465,11 @@ def discard_generation(conn: psycopg.Connection[Any], data: dict[str, Any], call
         caller,
         state.discard_generation,
         "not-discardable",
-        lambda g, moved: f"generation {g} is {moved.status}; only a failed or cancelled one is discarded",
+        lambda g, moved: (
+            f"generation {g} cannot be discarded: {moved.detail}"
+            if moved.status in state.GENERATION_TRANSITIONS["discard"][0]
+            else f"generation {g} is {moved.status}; only a failed or cancelled one is discarded"
+        ),
     )
 
 

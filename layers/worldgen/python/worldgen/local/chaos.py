@@ -112,6 +112,7 @@ class Outcome:
     rows_duplicated: int = 0
     stuck: int = 0
     seconds: float = 0.0
+    gm_rows: set[tuple[str, str]] = field(default_factory=set)  # (table, key) a recovery kept for the GM
 
 
 def _world(conn: psycopg.Connection[Any], campaign_id: Any) -> dict[str, set[tuple[str, str]]]:
@@ -381,6 +382,124 @@ class Chaos:
             pass
         return campaign_id
 
+    # -- a game master's work between a failure and its recovery (issue 29) --------------------
+
+    def _older_failed_then_newer(self, out: Outcome) -> tuple[uuid.UUID, str]:
+        """A generation failed at a phase, then a newer generation of the campaign that succeeded."""
+        campaign_id = self.campaign()
+        failing = self.random.choice(["1C", "2A", "2B", "3A"])
+        self.model.plan(**{failing: [InvalidModelOutput("never valid")]})
+        _, older = self.generate(campaign_id)
+        self.model.plan()
+        self.generate(campaign_id)
+        out.faults.append(f"generation failed at {failing}, a newer one succeeded")
+        return campaign_id, str(older["generation_id"])
+
+    def _refused_by_order(self, action: str, generation_id: str, campaign_id: uuid.UUID, out: Outcome) -> None:
+        with self.db() as conn:
+            before = _world(conn, campaign_id)
+        status, body = self.act(action, {"generation_id": generation_id})
+        out.faults.append(f"{action} of the older one")
+        if status == 200:
+            out.violations.append(f"{action} of an older generation accepted after a newer one started")
+            if body.get("execution_arn"):
+                self.wait(body)
+        elif body.get("extensions", {}).get("code") != "newer-generation":
+            out.violations.append(f"{action} refused with {body.get('extensions')}, not newer-generation")
+        with self.db() as conn:
+            after = _world(conn, campaign_id)
+        lost = sum(len(before[t] - after[t]) for t in WORLD_TABLES)
+        out.rows_lost += lost
+        if lost:
+            out.violations.append(f"{lost} rows of the newer generation lost")
+
+    def resume_after_newer(self, out: Outcome) -> uuid.UUID:
+        campaign_id, older = self._older_failed_then_newer(out)
+        self._refused_by_order("resumeGeneration", older, campaign_id, out)
+        return campaign_id
+
+    def cancel_after_newer(self, out: Outcome) -> uuid.UUID:
+        campaign_id, older = self._older_failed_then_newer(out)
+        self._refused_by_order("cancelGeneration", older, campaign_id, out)
+        self._refused_by_order("revertGeneration", older, campaign_id, out)
+        return campaign_id
+
+    def _failed_regeneration(self, out: Outcome) -> tuple[uuid.UUID, dict[str, Any], dict[str, Any]]:
+        campaign_id = self.campaign()
+        self.generate(campaign_id)
+        with self.db() as conn:
+            before = _world(conn, campaign_id)
+        self.model.plan(**{"3C": [InvalidModelOutput("never valid")]})
+        out.faults.append("regenerate from 2B, permanent failure at 3C")
+        status, body = self.act("regenerateFromPhase", {"campaign_id": str(campaign_id), "phase": "2B"})
+        if status != 200:
+            out.violations.append(f"regeneration refused ({status})")
+            return campaign_id, before, {}
+        self.wait(body)
+        return campaign_id, before, body
+
+    def discard_of_a_regeneration(self, out: Outcome) -> uuid.UUID:
+        campaign_id, before, body = self._failed_regeneration(out)
+        if not body:
+            return campaign_id
+        status, _ = self.act("discardGeneration", {"generation_id": body["generation_id"]})
+        out.faults.append("discard of the failed regeneration")
+        if status == 200:
+            out.violations.append("discard of a regeneration accepted: the world it replaced is out of reach")
+        status, _ = self.act("revertGeneration", {"generation_id": body["generation_id"]})
+        with self.db() as conn:
+            after = _world(conn, campaign_id)
+        lost = sum(len(before[t] - after[t]) for t in WORLD_TABLES)
+        out.rows_lost += lost
+        if status != 200 or after != before:
+            out.violations.append(f"revert after the refused discard: {status}, {lost} rows lost")
+        return campaign_id
+
+    def gm_work_then_revert(self, out: Outcome) -> uuid.UUID:
+        """Between the failure and the revert the game master locks a place the regeneration wrote
+        and edits an older row it never touched: both must survive the revert."""
+        campaign_id, before, body = self._failed_regeneration(out)
+        if not body:
+            return campaign_id
+        generation_id = body["generation_id"]
+        with self.db() as conn:
+            place = conn.execute(
+                "SELECT id::text, key FROM locations WHERE generation_id = %s ORDER BY random() LIMIT 1",
+                (generation_id,),
+            ).fetchone()
+            edited = conn.execute(
+                "SELECT id::text, key FROM entity_relationships WHERE campaign_id = %s AND generation_id <> %s LIMIT 1",
+                (str(campaign_id), generation_id),
+            ).fetchone()
+            if place is None or edited is None:
+                out.violations.append("no place of the regeneration or older relationship to work on")
+                return campaign_id
+            conn.execute("UPDATE locations SET locked = true, name = 'Kept by the GM' WHERE id = %s", (place["id"],))
+            conn.execute(
+                "UPDATE entity_relationships SET description = 'The GM''s own words' WHERE id = %s", (edited["id"],)
+            )
+        out.faults.append("GM locked a regenerated place and edited an older relationship, then revert")
+        status, answer = self.act("revertGeneration", {"generation_id": generation_id})
+        if status != 200:
+            out.violations.append(f"revert refused ({status})")
+            return campaign_id
+        out.gm_rows |= {(line.split(" ", 1)[0], line.split(" ", 2)[1]) for line in answer.get("kept", [])}
+        with self.db() as conn:
+            kept = conn.execute("SELECT name, locked FROM locations WHERE id = %s", (place["id"],)).fetchone()
+            words = conn.execute(
+                "SELECT description FROM entity_relationships WHERE id = %s", (edited["id"],)
+            ).fetchone()
+            after = _world(conn, campaign_id)
+        if not kept or kept != {"name": "Kept by the GM", "locked": True}:
+            out.violations.append("the place the GM locked was lost or changed by the revert")
+        if not words or words["description"] != "The GM's own words":
+            out.violations.append("the GM's edit was lost by the revert")
+        lost = sum(len(before[t] - after[t]) for t in WORLD_TABLES if t not in ("locations", "dungeons", "buildings"))
+        out.rows_lost += lost
+        if lost:
+            out.violations.append(f"{lost} rows of the replaced world not put back")
+        return campaign_id
+
     def _wait_phase_running(self, generation_id: str, phase: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -414,6 +533,17 @@ class Chaos:
                 ).fetchall()
             }
             world = _world(conn, campaign_id)
+            for table, key in out.gm_rows:  # rows a recovery kept for the game master of an undone phase
+                found = conn.execute(
+                    sql.SQL(
+                        "SELECT id::text AS id, generation_id::text AS g FROM {} WHERE campaign_id = %s AND key = %s"
+                    ).format(sql.Identifier(table)),
+                    (str(campaign_id), key),
+                ).fetchone()
+                phase_of = phase_of_table(table)
+                run = runs.get((found["g"], phase_of.id)) if found is not None and phase_of is not None else None
+                if found is not None and table in world and (run is None or run["status"] != "succeeded"):
+                    world[table] = {row for row in world[table] if row[0] != found["id"]}
             for table, rows in world.items():
                 phase = phase_of_table(table)
                 assert phase is not None
@@ -455,6 +585,10 @@ class Chaos:
         "slow_model",
         "failing_model",
         "redrive",
+        "resume_after_newer",
+        "cancel_after_newer",
+        "discard_of_a_regeneration",
+        "gm_work_then_revert",
     )
 
     def run(self, count: int, scenarios: tuple[str, ...] = SCENARIOS, out: Any = sys.stdout) -> list[Outcome]:
@@ -474,7 +608,7 @@ class Chaos:
             outcomes.append(outcome)
             mark = "ok" if not outcome.violations else "VIOLATION"
             print(
-                f"  {index + 1:>3} {name:<20} {outcome.seconds:6.1f} s  {mark}  {'; '.join(outcome.faults)}", file=out
+                f"  {index + 1:>3} {name:<26} {outcome.seconds:6.1f} s  {mark}  {'; '.join(outcome.faults)}", file=out
             )
             for violation in outcome.violations:
                 print(f"        - {violation}", file=out)

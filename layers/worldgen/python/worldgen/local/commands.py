@@ -340,6 +340,8 @@ def _admin_action(args: argparse.Namespace, name: str, data: dict[str, Any], fol
             return 2
         if not follow:
             print(f"generation {body['generation_id']}: {body['status']}")
+            for row in body.get("kept") or []:
+                print(f"  kept as you left it: {row}")
             if args.verbose:
                 print(json.dumps(body, indent=2))
             return 0

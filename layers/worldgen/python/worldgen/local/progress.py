@@ -133,7 +133,11 @@ def generation_report(conn: psycopg.Connection[Any], generation_id: uuid.UUID | 
         f"  cost: ${summary['cost_usd']:.4f} spent" + _cap_label(generation["options"]),
         "",
     ]
-    calls = {c["phase"]: c for c in summary["model_calls"]}
+    calls: dict[str, dict[str, float]] = {}  # per phase, every call of every attempt and model
+    for row in summary["model_calls"]:
+        total = calls.setdefault(row["phase"], {"calls": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0})
+        for name in total:
+            total[name] += float(row.get(name) or 0)
     if verbose:
         lines.append(
             f"  {'phase':<6}{'status':<12}{'rows':>6}{'seconds':>9}{'model s':>9}{'db s':>7}{'calls':>6}"
@@ -144,7 +148,8 @@ def generation_report(conn: psycopg.Connection[Any], generation_id: uuid.UUID | 
             lines.append(
                 f"  {run['phase']:<6}{run['status']:<12}{run['rows_total'] or 0:>6}"
                 f"{(run['duration_ms'] or 0) / 1000:>9.2f}{(run['model_ms'] or 0) / 1000:>9.2f}"
-                f"{(run['db_ms'] or 0) / 1000:>7.2f}{call.get('calls', 0):>6}{int(call.get('input_tokens') or 0):>9}"
+                f"{(run['db_ms'] or 0) / 1000:>7.2f}{int(call.get('calls', 0)):>6}"
+                f"{int(call.get('input_tokens') or 0):>9}"
                 f"{int(call.get('output_tokens') or 0):>9}{float(call.get('cost_usd') or 0):>10.4f}  "
                 + parts_label(run["phase"], run["status"], run["outline_kept"], run["parts_kept"])
             )

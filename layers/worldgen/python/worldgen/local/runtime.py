@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from urllib.parse import unquote
 
 from worldgen import contracts
 from worldgen.db.connection import connect, release_thread_connection
-from worldgen.db.leases import acquire_execution_lease, release_execution_lease
+from worldgen.db.leases import acquire_execution_lease, mark_own_session, release_execution_lease
 from worldgen.errors import LAMBDA_TIMEOUT
 from worldgen.functions_registry import ALL_FUNCTIONS, FAILURE_FUNCTION, START_FUNCTION, LambdaFunction
 from worldgen.local.redrive import ExecutionNotRedrivable, ExecutionRecord, check_redrivable, redrive_definition
@@ -152,6 +153,7 @@ class LocalRuntime:
         self.leases: dict[str, str] = {}
         self._lease_conn: Any = None
         self._held: set[str] = set()
+        self._resuming: Counter[str] = Counter()  # resume requests in their handler, per generation
         self._settled: set[str] = set()
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -256,12 +258,18 @@ class LocalRuntime:
         )
         self.invocations.append((function.id, event))
         started = time.perf_counter()
+        resuming = self._resumed_generation(event) if function.id == START_FUNCTION.id else None
+        if resuming is not None and not self._lease_before_resume(resuming):
+            return _busy_response(resuming)
+        response: Any = None
         try:
             response = self.handler_for(function)(event, context)
             if function.id == START_FUNCTION.id:
                 self._lease_started_execution(response)
             return response
         finally:
+            if resuming is not None:
+                self._end_resume(resuming)  # refused (or failed): the lease taken for it goes
             self.timings.append((function.id, started, time.perf_counter()))
             # moto runs every task in a thread of its own: the Lambda environment ends with it.
             release_thread_connection()
@@ -344,6 +352,58 @@ class LocalRuntime:
 
     # -- ends of executions: leases and failure events (EventBridge's job on AWS) ---------------
 
+    def _resumed_generation(self, event: dict[str, Any]) -> str | None:
+        """The generation an authenticated ``resumeGeneration`` request names (None for any other)."""
+        headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
+        given = headers.get(contracts.ACTION_SECRET_HEADER.lower()) or ""
+        if not secrets.compare_digest(str(given), self.action_secret or ""):
+            return None  # the handler refuses it; no lease is taken for it
+        try:
+            body = json.loads(event.get("body") or "")
+            generation_id = str(uuid.UUID(str(body["input"]["generation_id"])))
+        except (TypeError, ValueError, KeyError, AttributeError):
+            return None
+        return generation_id if (body.get("action") or {}).get("name") == "resumeGeneration" else None
+
+    def _lease_before_resume(self, generation_id: str) -> bool:
+        """Take the generation's execution lease BEFORE the resume claims it, so the execution is
+        never visible without its lease: another process's reconcile sees it alive, and of two
+        processes resuming at once exactly one holds the lease and goes on (issue 29)."""
+        with self._lock:
+            if generation_id in self._held:
+                self._resuming[generation_id] += 1
+                return True
+            try:
+                if self._lease_conn is None or self._lease_conn.closed or self._lease_conn.broken:
+                    self._lease_conn = connect()
+                    mark_own_session(self._lease_conn)
+                    self._held = set()
+                if not acquire_execution_lease(self._lease_conn, generation_id):
+                    return False
+            except Exception:  # the database is away: the handler answers for it
+                self._lease_conn = None
+                return True
+            self._held.add(generation_id)
+            self._resuming[generation_id] += 1
+            return True
+
+    def _end_resume(self, generation_id: str) -> None:
+        """A resume request ended: the lease taken for it goes unless an execution of the
+        generation runs here now, or another resume request of it is still in its handler."""
+        with self._lock:
+            self._resuming[generation_id] -= 1
+            if self._resuming[generation_id] > 0:
+                return
+            del self._resuming[generation_id]
+            if generation_id in self.leases.values() or generation_id not in self._held:
+                return  # an execution of it runs here: its lease stays until it is settled
+            self._held.discard(generation_id)
+            try:
+                if self._lease_conn is not None:
+                    release_execution_lease(self._lease_conn, generation_id)
+            except Exception:
+                self._lease_conn = None  # a closed session released it already
+
     def _lease_started_execution(self, response: Any) -> None:
         try:
             body = json.loads(response["body"]) if response.get("statusCode") == 200 else {}
@@ -360,6 +420,7 @@ class LocalRuntime:
             try:
                 if self._lease_conn is None or self._lease_conn.closed or self._lease_conn.broken:
                     self._lease_conn = connect()
+                    mark_own_session(self._lease_conn)
                     self._held = set()
                 for generation_id in set(self.leases.values()) - self._held:
                     if acquire_execution_lease(self._lease_conn, generation_id):
@@ -588,6 +649,16 @@ def status_change_event(
             "redriveCount": redrive_count,
         },
     }
+
+
+def _busy_response(generation_id: str) -> dict[str, Any]:
+    """Hasura's error shape for a resume another local process is running (it holds the lease)."""
+    body = {
+        "message": f"generation {generation_id} is held by another worldgen process (resuming or still running it);"
+        " `worldgen status` follows it",
+        "extensions": {"code": "resume-in-progress"},
+    }
+    return {"statusCode": 409, "headers": {"content-type": "application/json"}, "body": json.dumps(body)}
 
 
 def function_url_event(body: str, secret: str | None, *, method: str = "POST") -> dict[str, Any]:
