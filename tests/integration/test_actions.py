@@ -159,7 +159,7 @@ def test_regenerate_keeps_upstream_rows_and_replaces_the_phase_and_everything_do
 
 
 def test_replacing_locations_applies_the_foreign_keys_on_delete_rules_downstream(conn, campaign_id):
-    """What the README promises: NOT NULL references cascade, nullable ones are set to NULL."""
+    """What docs/architecture.md promises: NOT NULL references cascade, nullable ones are set to NULL."""
     first = state.create_generation(conn, campaign_id, provider="procedural")
     for phase in PHASES:
         run_phase(conn, first, phase.id)
