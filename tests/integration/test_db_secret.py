@@ -28,6 +28,11 @@ def secret(settings_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    from aws_lambda_powertools.utilities.parameters import base
+
+    # Powertools keeps one Secrets Manager client per process (made in whatever region an earlier
+    # test had): this test's secret lives in eu-west-1 of this mock.
+    base.DEFAULT_PROVIDERS.clear()
     with mock_aws():
         import boto3
 
@@ -37,6 +42,7 @@ def secret(settings_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple
         get_settings.cache_clear()
         forget_database_url()
         yield client, arn
+    base.DEFAULT_PROVIDERS.clear()
     forget_database_url()
     get_settings.cache_clear()
 

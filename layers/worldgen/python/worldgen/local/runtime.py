@@ -48,6 +48,9 @@ TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
+# How long a resume looks again for a lease whose process just ended (its session closing).
+LEASE_RELEASE_GRACE_SECONDS = 2.0
+
 
 class LambdaTimedOut(Exception):
     """The handler did not return within the function's timeout."""
@@ -378,8 +381,13 @@ class LocalRuntime:
                     self._lease_conn = connect()
                     mark_own_session(self._lease_conn)
                     self._held = set()
-                if not acquire_execution_lease(self._lease_conn, generation_id):
-                    return False
+                # A process that just ended releases its lease as its server session ends, a moment
+                # after its connection closed: look again briefly before calling the lease taken.
+                deadline = time.monotonic() + LEASE_RELEASE_GRACE_SECONDS
+                while not acquire_execution_lease(self._lease_conn, generation_id):
+                    if time.monotonic() >= deadline:
+                        return False
+                    time.sleep(0.1)
             except Exception:  # the database is away: the handler answers for it
                 self._lease_conn = None
                 return True
