@@ -254,9 +254,10 @@ class Phase:
 
     @property
     def primes_cache(self) -> bool:
-        """Parts sharing one prefix without an outline call to write it send a one-token primer first;
-        parts with contexts of their own share no prefix, so none."""
-        return len(self.table_groups) > 1 and not self.outline and not self.part_contexts
+        """Parts sharing one prefix without an outline call to write it send a one-token primer first
+        (a prefix is readable only once its writer has begun: parts sent at once would each pay the
+        write); parts with contexts of their own still share the tools, which the primer writes alone."""
+        return len(self.table_groups) > 1 and not self.outline
 
     @property
     def round_seconds(self) -> int:
