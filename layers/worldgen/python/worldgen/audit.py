@@ -18,11 +18,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from worldgen import continuity
 from worldgen.continuity import Finding
 from worldgen.db.catalog import foreign_key_edges
+from worldgen.db.rows import campaign_rows
 from worldgen.errors import CampaignNotFound
 from worldgen.phases import WORLD_TABLES, get_phase
 
@@ -167,7 +167,7 @@ def audit_world(conn: psycopg.Connection[Any], generation_id: uuid.UUID | str) -
     campaign_id = str(generation["campaign_id"])
     report = Audit(campaign_id=campaign_id, generation_id=str(generation["id"]))
 
-    rows = _world_rows(conn, campaign_id)
+    rows = campaign_rows(conn, campaign_id, list(WORLD_TABLES))
     pcs = {
         str(r["id"]): r["key"]
         for r in conn.execute("SELECT id, key FROM player_characters WHERE campaign_id = %s", (campaign_id,))
@@ -232,17 +232,3 @@ def _count_pc_link(report: Audit, pc: str, table: str, targets: list[tuple[str, 
         kinds = [KIND_OF_TABLE[table]] if table in KIND_OF_TABLE else []
     for kind in kinds:
         links[kind] = links.get(kind, 0) + 1
-
-
-def _world_rows(conn: psycopg.Connection[Any], campaign_id: str) -> dict[str, list[dict[str, Any]]]:
-    found: dict[str, list[dict[str, Any]]] = {t: [] for t in WORLD_TABLES}
-    union = sql.SQL(" UNION ALL ").join(
-        sql.SQL("SELECT {name} AS t, to_jsonb(x) AS row FROM {table} x WHERE campaign_id = %(c)s").format(
-            name=sql.Literal(t), table=sql.Identifier(t)
-        )
-        for t in WORLD_TABLES
-    )
-    with conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
-        for table, row in cur.execute(union, {"c": campaign_id}):
-            found[table].append(row)
-    return found

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from worldgen.db.catalog import foreign_key_edges
 from worldgen.db.problems import Problem
+from worldgen.db.rows import campaign_rows
 from worldgen.phases import WORLD_TABLES
 
 LEVEL_BAND = 3  # levels from the party's average a quest or encounter may be meant for
@@ -149,16 +149,23 @@ def _region_of_place(world: KeyWorld, location: str | None) -> tuple[str | None,
     return None, None
 
 
-def _inside(world: KeyWorld, region: str, container: str) -> bool:
-    """``region`` is ``container`` or lies inside it (through the regions' parents)."""
+def within(parents: Mapping[str, str | None], region: str, container: str) -> bool:
+    """``region`` is ``container`` or lies inside it, through the regions' ``parents`` (region ->
+    parent region); the offline model places its rows by the same rule."""
     seen: set[str] = set()
     current: str | None = region
     while current and current not in seen:
         if current == container:
             return True
         seen.add(current)
-        current = world.get("geography_regions", {}).get(current, {}).get("parent_region_key")
+        current = parents.get(current)
     return False
+
+
+def _inside(world: KeyWorld, region: str, container: str) -> bool:
+    """``region`` is ``container`` or lies inside it (through the world's regions' parents)."""
+    parents = {key: row.get("parent_region_key") for key, row in world.get("geography_regions", {}).items()}
+    return within(parents, region, container)
 
 
 def _region_mismatch(world: KeyWorld) -> list[Finding]:
@@ -235,16 +242,7 @@ def by_key(
 
 def load_world(conn: psycopg.Connection[Any], campaign_id: uuid.UUID | str) -> tuple[KeyWorld, list[dict[str, Any]]]:
     """The campaign's world by key, and its party (key, name, level)."""
-    found: dict[str, list[dict[str, Any]]] = {t: [] for t in WORLD_TABLES}
-    union = sql.SQL(" UNION ALL ").join(
-        sql.SQL("SELECT {name} AS t, to_jsonb(x) AS row FROM {table} x WHERE campaign_id = %(c)s").format(
-            name=sql.Literal(t), table=sql.Identifier(t)
-        )
-        for t in WORLD_TABLES
-    )
-    with conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
-        for table, row in cur.execute(union, {"c": str(campaign_id)}):
-            found[table].append(row)
+    found = campaign_rows(conn, campaign_id, list(WORLD_TABLES))
     party = [
         dict(r)
         for r in conn.execute(

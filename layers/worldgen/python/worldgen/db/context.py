@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from worldgen.audit import RELATIONSHIP_TABLES
 from worldgen.continuity import LEVEL_BAND, LEVELED_TABLES
+from worldgen.db.rows import campaign_rows
 from worldgen.db.save import rows_kept_on_regeneration
 from worldgen.errors import CampaignNotFound
 from worldgen.phases import ALL_PHASES, Phase, ancestors
@@ -209,7 +209,7 @@ def phase_context(
     pcs = load_player_characters(conn, campaign_id)
     earlier = ancestors(phase.id)
     every = [t for p in ALL_PHASES if p.id in earlier for t in p.tables]
-    raw = _rows_of(conn, campaign_id, every)
+    raw = campaign_rows(conn, campaign_id, every)
     tables = every if shown is None else [t for t in every if t in shown]
     id_to_key = {str(r["id"]): r["key"] for rows in raw.values() for r in rows}
     id_to_key.update(_pc_keys(conn, campaign_id))
@@ -303,7 +303,7 @@ def _kept_rows(
     kept = rows_kept_on_regeneration(conn, campaign_id, phase, specs)
     if not any(kept.values()):
         return {}
-    raw = _rows_of(conn, campaign_id, list(phase.tables))
+    raw = campaign_rows(conn, campaign_id, list(phase.tables))
     id_to_key = {**id_to_key, **{str(r["id"]): r["key"] for rows in raw.values() for r in rows}}
     return {
         table: [_compact(r, specs[table], id_to_key) for r in raw[table] if r["key"] in kept[table]]
@@ -354,26 +354,6 @@ def _by_priority(
                 if queue:
                     table, row = queue.pop(0)
                     found.append((table, row, json.dumps(row, ensure_ascii=False)))
-    return found
-
-
-def _rows_of(
-    conn: psycopg.Connection[Any], campaign_id: uuid.UUID | str, tables: list[str]
-) -> dict[str, list[dict[str, Any]]]:
-    found: dict[str, list[dict[str, Any]]] = {t: [] for t in tables}
-    if not tables:
-        return found
-    union = sql.SQL(" UNION ALL ").join(
-        sql.SQL("SELECT {name} AS t, to_jsonb(x) AS row FROM {table} x WHERE campaign_id = %(c)s").format(
-            name=sql.Literal(t), table=sql.Identifier(t)
-        )
-        for t in tables
-    )
-    with conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
-        for table, row in cur.execute(union, {"c": str(campaign_id)}):
-            found[table].append(row)
-    for rows in found.values():
-        rows.sort(key=lambda r: r["key"])
     return found
 
 

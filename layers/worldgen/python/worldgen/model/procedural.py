@@ -18,7 +18,7 @@ from collections import Counter
 from typing import Any
 
 from worldgen.audit import RELATIONSHIP_TABLES, ROLE_LIMIT, role_phases_beside
-from worldgen.continuity import LEVEL_BAND
+from worldgen.continuity import LEVEL_BAND, within
 from worldgen.contracts import GM_NOTES_COLUMN, SECRET_LINK_COLUMN
 from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage
 from worldgen.outline import GIST_WORDS
@@ -566,7 +566,7 @@ class _PhaseGenerator:
         if at <= 0:
             return sorted(k for k, parent in tree.items() if parent not in tree)[0]
         around = self.place_region((at - 1) // 2, pool)
-        inside = sorted(k for k in tree if around is None or _within(tree, k, around))
+        inside = sorted(k for k in tree if around is None or within(tree, k, around))
         return inside[at % len(inside)]
 
     def region_of_place(self, location: str) -> str | None:
@@ -586,7 +586,7 @@ class _PhaseGenerator:
         """Whether ``deity``'s pantheon belongs to a culture of ``region`` or a region containing it
         (the context's ``worshipped_in``); True when the context does not tell."""
         home = self.request.context.worshipped_in.get(deity)
-        return home is None or _within(self.request.context.told_region_parents(), region, home)
+        return home is None or within(self.request.context.told_region_parents(), region, home)
 
     def outline_position(self, table: str, position: int) -> int:
         """A row's place in its whole table: in a part of an outlined phase, its place in the outline
@@ -748,18 +748,6 @@ def _proper_names(texts: list[str], pc_words: set[str]) -> list[str]:
                     found.append(" ".join(run))
                 run = []
     return list(dict.fromkeys(found))
-
-
-def _within(tree: dict[str, str | None], region: str, container: str) -> bool:
-    """``region`` is ``container`` or lies inside it, through the parents in ``tree``."""
-    seen: set[str] = set()
-    current: str | None = region
-    while current is not None and current not in seen:
-        if current == container:
-            return True
-        seen.add(current)
-        current = tree.get(current)
-    return False
 
 
 def _roman(number: int) -> str:
