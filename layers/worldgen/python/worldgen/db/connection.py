@@ -27,7 +27,11 @@ _url: dict[str, str] = {}  # the connection string this process read, until a ro
 
 def database_url(*, refresh: bool = False) -> str:
     """The connection string from settings, else from the Secrets Manager secret (JSON of RDS's
-    shape or a URL), read once per process; ``refresh`` reads the secret again (a rotation)."""
+    shape or a URL), read once per process; ``refresh`` reads the secret again (a rotation).
+
+    A rotation changes the password and then moves the secret's AWSCURRENT label to the new value
+    (docs.aws.amazon.com/secretsmanager/latest/userguide/rotate-secrets_lambda.html): a warm
+    function's cached value fails its next login, which is when it reads the secret again."""
     with _url_lock:
         if refresh or "url" not in _url:
             _url["url"] = _configured_url(refresh=refresh)
@@ -61,7 +65,8 @@ def secret_conninfo(raw: str) -> str:
 
     With RDS Proxy configured, either form connects to the proxy's endpoint, never to the host the
     secret names (a URL would otherwise bypass the proxy and use one database connection per
-    Lambda environment)."""
+    Lambda environment; clients connect to the proxy's endpoint in place of the database's,
+    docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-proxy-connecting.html)."""
     if raw.lstrip().startswith("postgres"):
         params = conninfo_to_dict(raw)
     else:
@@ -88,7 +93,9 @@ def secret_conninfo(raw: str) -> str:
 
 def with_connection_options(params: dict[str, Any]) -> str:
     """``params`` as a libpq connection string, with the configured ``sslmode`` (staging and prod
-    require TLS: the setting wins over what the URL or secret says)."""
+    require TLS: the setting wins over what the URL or secret says). A proxy that requires TLS
+    refuses plain connections (docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-proxy.howitworks.html,
+    "TLS/SSL"); libpq's sslmode is https://www.postgresql.org/docs/current/libpq-ssl.html."""
     sslmode = get_settings().database_sslmode
     if sslmode:
         params = {**params, "sslmode": sslmode}

@@ -368,7 +368,11 @@ class ClaudeModel:
         when the API refused it before answering: a 429 waits its ``retry-after``, a 529 / 5xx /
         unreachable API a short backoff. A wait longer than ``WORLDGEN_RATE_LIMIT_MAX_WAIT_SECONDS``
         is not waited here: the error goes to the state machine, whose throttling retrier waits
-        minutes outside the Lambda's budget (the SDK would sleep any ``retry-after`` it is told)."""
+        minutes outside the Lambda's budget (the SDK would sleep any ``retry-after`` it is told).
+
+        Anthropic's rate limits (platform.claude.com/docs/en/api/rate-limits): a 429 carries
+        ``retry-after``, and output tokens are reserved by ``max_tokens`` when a request starts, so a
+        refused request has used nothing and may be sent again as it is."""
         for attempt in range(self.settings.sdk_max_retries + 1):
             try:
                 return self._stream(client, params, usage, seconds)
