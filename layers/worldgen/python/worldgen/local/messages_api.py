@@ -238,7 +238,7 @@ class Exchange:
         self.body: dict[str, Any] = json.loads(handler.rfile.read(length) or b"{}")
 
     def new_id(self, kind: str) -> str:
-        """An id of the API's shape: ``msg_…``, ``toolu_…``, ``req_…``, naming the fake."""
+        """An id of the API's shape: ``msg_...``, ``toolu_...``, ``req_...``, naming the fake."""
         return f"{kind}_{self.name}_{next(_ids)}"
 
     def send_json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
