@@ -1,10 +1,12 @@
 """A stand-in for the Anthropic Messages API, for tests that drive the real SDK over HTTP.
 
-``StandIn`` runs a ThreadingHTTPServer on 127.0.0.1 (random port); point the SDK at ``url``
-(``base_url`` / ``WORLDGEN_ANTHROPIC_BASE_URL``). It records every request (JSON body and headers)
-and answers ``POST /v1/messages`` from a per-test queue of scripted ``Answer``s; when the queue is
-empty it answers with a valid tool input built from the tool's JSON schema (``fill_tool_input``).
-Streaming requests (``"stream": true``) get the SSE event sequence of the real API.
+``StandIn`` serves on 127.0.0.1 (random port); point the SDK at ``url`` (``base_url`` /
+``WORLDGEN_ANTHROPIC_BASE_URL``). It records every request (JSON body and headers) and answers
+``POST /v1/messages`` from a per-test queue of scripted ``Answer``s; when the queue is empty it
+answers with a valid tool input built from the tool's JSON schema (``fill_tool_input``). Streaming
+requests (``"stream": true``) get the SSE event sequence of the real API. The server, the framing
+and the bill are ``worldgen.local.messages_api``'s, the paced simulator's too: what is answered is
+this module's.
 
 It speaks both dialects of a phase request: a forced tool (the answer is a ``tool_use`` block)
 and structured outputs (``output_config.format``: the answer is a text block holding the JSON).
@@ -12,16 +14,15 @@ Like the real API it answers 400 ``invalid_request_error`` to a request for a So
 that carries a setting the Sonnet 5.5 migration guide lists as a 400 (``forbidden_settings``),
 and to a structured-output schema outside the documented limits (``schema_problems``).
 
-Usage is derived from the real request and answer sizes, so ledger tests and ``make bench-models``
-mean something: tokens are characters / 4; the prompt prefix up to each cache breakpoint (tools,
-then the output format and the system prompt) is written to the cache the first time it is seen
-(when at least the model's minimum cacheable length) and read from it afterwards.
+Usage is billed by the simulator's rules (``messages_api.PromptCache``: the family's tokenizer,
+the cache key tools -> system with the output format -> messages, the family's minimum cacheable
+length, a 5-minute TTL), so ledger tests and ``make bench-models`` mean something. Unlike the
+simulator, the stand-in answers at once: what a request writes to the cache is readable as soon
+as it is billed.
 """
 
 from __future__ import annotations
 
-import hashlib
-import itertools
 import json
 import re
 import threading
@@ -29,13 +30,17 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from worldgen.model.families import find_family
+from worldgen.local.messages_api import (
+    Exchange,
+    LoopbackServer,
+    PromptCache,
+    assistant_message,
+    family_for,
+    token_count,
+)
 
-CHARS_PER_TOKEN = 4
-MIN_CACHEABLE_TOKENS = 1024
 # Families that reject a forced tool and the other settings below (API and Bedrock ids alike).
 STRUCTURED_ONLY_FAMILIES = ("claude-sonnet-5-5",)
 SAMPLING_PARAMETERS = ("temperature", "top_p", "top_k")
@@ -48,7 +53,7 @@ UNSUPPORTED_SCHEMA_KEYWORDS = frozenset(
      "maxLength", "maxItems", "uniqueItems", "minProperties", "maxProperties"}
 )  # fmt: skip
 _REFERENCE = re.compile(r"Key of (?:a|the referenced) row of ([a-z_ ]+?)\.")
-_ids = itertools.count(1)
+DELTA_CHARS = 512  # characters of text or tool input per content_block_delta event
 
 
 @dataclass
@@ -134,25 +139,21 @@ class StandIn:
         self.rows_per_table = rows_per_table
         self.answers: deque[Answer] = deque()
         self.requests: list[RecordedRequest] = []
-        self._cached: set[str] = set()
+        self.cache = PromptCache()  # the simulator's rules, on the real clock
         self.on_answered: Callable[[RecordedRequest], None] | None = None  # called after each answer
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._server = LoopbackServer(self._respond, "standin", port)
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._server.url
 
     def start(self) -> StandIn:
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
     def __enter__(self) -> StandIn:
         return self.start()
@@ -171,48 +172,53 @@ class StandIn:
     def message_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path.startswith("/v1/messages")]
 
-    # -- usage ---------------------------------------------------------------------------------
+    # -- answers -------------------------------------------------------------------------------
 
-    def usage_for(self, body: dict[str, Any], answer_chars: int) -> dict[str, int]:
-        """Input/cache tokens from the request size and the cache breakpoints it carries.
-
-        The prompt is laid out as the API does: tools, then the structured-output schema (which
-        the API renders into the system prompt), then the system prompt, then the messages.
-        """
-        # Tokens as the model's family counts them (the Sonnet 5 tokenizer: about 30% more for the
-        # same text) and its minimum cacheable length (worldgen.model.families, with their sources).
-        family = find_family(str(body.get("model") or ""))
-        factor = family.tokenizer_factor if family else 1.0
-
-        def tokens(chars: int) -> int:
-            return int(chars / CHARS_PER_TOKEN * factor)
-
-        tools_text = json.dumps(body.get("tools", []))
-        format_text = json.dumps((body.get("output_config") or {}).get("format") or "")
-        system_text = json.dumps(body.get("system", ""))
-        messages_text = json.dumps(body.get("messages", []))
-        total = tokens(len(tools_text) + len(format_text) + len(system_text) + len(messages_text))
-        breakpoints: list[tuple[str, int]] = []  # (prefix digest, prefix tokens)
-        prefix = json.dumps(body.get("model")) + tools_text
-        if any(isinstance(t, dict) and t.get("cache_control") for t in body.get("tools", [])):
-            breakpoints.append((_digest(prefix), tokens(len(tools_text))))
-        system = body.get("system")
-        if isinstance(system, list) and any(isinstance(b, dict) and b.get("cache_control") for b in system):
-            length = tokens(len(tools_text) + len(format_text) + len(system_text))
-            breakpoints.append((_digest(prefix + format_text + system_text), length))
-        minimum = family.min_cacheable_tokens if family else MIN_CACHEABLE_TOKENS
-        breakpoints = [(d, t) for d, t in breakpoints if t >= minimum]
+    def _respond(self, exchange: Exchange) -> None:
+        body = exchange.body
+        record = RecordedRequest(exchange.path, exchange.headers, body)
         with self._lock:
-            read = max((t for d, t in breakpoints if d in self._cached), default=0)
-            longest = max((t for _, t in breakpoints), default=0)
-            created = longest - read
-            self._cached.update(d for d, _ in breakpoints)
-        return {
-            "input_tokens": total - read - created,
-            "output_tokens": max(1, tokens(answer_chars)),
-            "cache_creation_input_tokens": created,
-            "cache_read_input_tokens": read,
-        }
+            self.requests.append(record)
+        try:
+            if exchange.path.startswith("/v1/messages"):
+                record.rejected = forbidden_settings(body) + schema_problems(body)
+            if record.rejected:  # as the API does: a 400 before any scripted answer is used
+                message = "stand-in rejected the request: " + "; ".join(record.rejected)
+                exchange.send_error(400, "invalid_request_error", message)
+                return
+            answer = self.next_answer()
+            if answer.delay:
+                time.sleep(answer.delay)
+            self._answer(exchange, answer, record)
+        finally:
+            if self.on_answered is not None:
+                self.on_answered(record)
+
+    def _answer(self, exchange: Exchange, answer: Answer, record: RecordedRequest) -> None:
+        body = exchange.body
+        if answer.kind == "error":
+            exchange.send_error(answer.status, answer.error_type, "stand-in error", answer.headers)
+            return
+        content, stop_reason = _content(exchange, answer, body, self.rows_per_table)
+        answer_chars = sum(_block_chars(block) for block in content)
+        output_tokens = max(1, token_count(answer_chars, family_for(body)))
+        record.usage = self.cache.bill(body, output_tokens, first_token_at=time.monotonic()).usage
+        answered = assistant_message(exchange.new_id("msg"), body.get("model"), content, stop_reason, record.usage)
+        if not body.get("stream"):
+            exchange.send_json(200, answered)
+            return
+        stream = exchange.stream(gap=answer.gap)
+        stream.start(answered)
+        if answer.kind == "stream_error":
+            stream.error(answer.error_type, "stand-in")
+            return
+        for index, block in enumerate(content):
+            written = None
+            if block["type"] == "tool_use" and answer.kind in _STOP_REASONS:
+                full = json.dumps(block["input"])
+                written = full[: len(full) // 2]  # cut off mid-JSON, as max_tokens does
+            stream.write_block(index, block, DELTA_CHARS, written)
+        stream.finish(stop_reason, record.usage)
 
 
 def is_structured_only(body: dict[str, Any]) -> bool:
@@ -279,10 +285,6 @@ def schema_problems(body: dict[str, Any]) -> list[str]:
 
     walk(output_format["schema"], "schema")
     return problems
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 # -- the schema-driven filler ------------------------------------------------------------------
@@ -417,91 +419,6 @@ def _fill_value(table: str, prop: str, schema: dict[str, Any], index: int) -> An
     return "x"
 
 
-# -- HTTP --------------------------------------------------------------------------------------
-
-
-def _handler_for(standin: StandIn) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:  # quiet test output
-            pass
-
-        def do_POST(self) -> None:
-            length = int(self.headers.get("content-length", "0"))
-            body = json.loads(self.rfile.read(length) or b"{}")
-            record = RecordedRequest(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-            with standin._lock:
-                standin.requests.append(record)
-            if self.path.startswith("/v1/messages"):
-                record.rejected = forbidden_settings(body) + schema_problems(body)
-            if record.rejected:  # as the API does: a 400 before any scripted answer is used
-                message = "stand-in rejected the request: " + "; ".join(record.rejected)
-                error = {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
-                self._send_json(400, error, {})
-                if standin.on_answered is not None:
-                    standin.on_answered(record)
-                return
-            answer = standin.next_answer()
-            try:
-                if answer.delay:
-                    time.sleep(answer.delay)
-                self._answer(answer, body, record)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up (timeout): nothing to answer
-            if standin.on_answered is not None:
-                standin.on_answered(record)
-
-        def _answer(self, answer: Answer, body: dict[str, Any], record: RecordedRequest) -> None:
-            if answer.kind == "error":
-                error = {"type": "error", "error": {"type": answer.error_type, "message": "stand-in error"}}
-                self._send_json(answer.status, error, answer.headers)
-                return
-            content, stop_reason = _content(answer, body, standin.rows_per_table)
-            answer_chars = sum(_block_chars(block) for block in content)
-            record.usage = standin.usage_for(body, answer_chars)
-            message = {
-                "id": f"msg_standin_{next(_ids)}",
-                "type": "message",
-                "role": "assistant",
-                "model": body.get("model"),
-                "content": content,
-                "stop_reason": stop_reason,
-                "stop_sequence": None,
-                "usage": record.usage,
-            }
-            if body.get("stream"):
-                self._send_stream(message, answer)
-            else:
-                self._send_json(200, message, {})
-
-        def _send_json(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("request-id", f"req_standin_{next(_ids)}")
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _send_stream(self, message: dict[str, Any], answer: Answer) -> None:
-            self.send_response(200)
-            self.send_header("content-type", "text/event-stream")
-            self.send_header("request-id", f"req_standin_{next(_ids)}")
-            self.send_header("connection", "close")
-            self.end_headers()
-            for event in _events(message, answer):
-                self.wfile.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
-                self.wfile.flush()
-                if answer.gap:
-                    time.sleep(answer.gap)
-            self.close_connection = True
-
-    return Handler
-
-
 def _block_chars(block: dict[str, Any]) -> int:
     """Characters the model wrote in a block: the text, the thinking, or the tool input's JSON."""
     if block["type"] == "tool_use":
@@ -516,7 +433,9 @@ _STOP_REASONS = {
 }
 
 
-def _content(answer: Answer, body: dict[str, Any], rows_per_table: int) -> tuple[list[dict[str, Any]], str]:
+def _content(
+    exchange: Exchange, answer: Answer, body: dict[str, Any], rows_per_table: int
+) -> tuple[list[dict[str, Any]], str]:
     """The answer's content blocks and stop reason, in the dialect of the request."""
     output_format = (body.get("output_config") or {}).get("format")
     tools = body.get("tools") or [{}]
@@ -539,7 +458,7 @@ def _content(answer: Answer, body: dict[str, Any], rows_per_table: int) -> tuple
         if stop_reason is not None:
             text = text[: len(text) // 2]  # cut off mid-JSON, as max_tokens does
         return [*thinking, {"type": "text", "text": text}], stop_reason or "end_turn"
-    block = {"type": "tool_use", "id": f"toolu_standin_{next(_ids)}", "name": tool.get("name", "tool"), "input": rows}
+    block = {"type": "tool_use", "id": exchange.new_id("toolu"), "name": tool.get("name", "tool"), "input": rows}
     return [*thinking, block], stop_reason or "tool_use"
 
 
@@ -553,44 +472,6 @@ def _tool_named_last(body: dict[str, Any], tools: list[dict[str, Any]]) -> str |
         if named:
             return max(named, key=len)
     return None
-
-
-def _events(message: dict[str, Any], answer: Answer) -> list[dict[str, Any]]:
-    usage = message["usage"]
-    start = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
-    events: list[dict[str, Any]] = [{"type": "message_start", "message": start}]
-    if answer.kind == "stream_error":
-        return [*events, {"type": "error", "error": {"type": answer.error_type, "message": "stand-in"}}]
-    for index, block in enumerate(message["content"]):
-        if block["type"] == "thinking":
-            start = {"type": "thinking", "thinking": "", "signature": ""}
-            events.append({"type": "content_block_start", "index": index, "content_block": start})
-            deltas = [
-                {"type": "thinking_delta", "thinking": block["thinking"]},
-                {"type": "signature_delta", "signature": block["signature"]},
-            ]
-        elif block["type"] == "tool_use":
-            text = json.dumps(block["input"])
-            if answer.kind in _STOP_REASONS:
-                text = text[: len(text) // 2]  # cut off mid-JSON, as max_tokens does
-            events.append({"type": "content_block_start", "index": index, "content_block": {**block, "input": {}}})
-            deltas = [{"type": "input_json_delta", "partial_json": text[i : i + 512]} for i in range(0, len(text), 512)]
-        else:
-            events.append(
-                {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}}
-            )
-            deltas = [{"type": "text_delta", "text": block["text"]}]
-        events += [{"type": "content_block_delta", "index": index, "delta": d} for d in deltas]
-        events.append({"type": "content_block_stop", "index": index})
-    events.append(
-        {
-            "type": "message_delta",
-            "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
-            "usage": usage,
-        }
-    )
-    events.append({"type": "message_stop"})
-    return events
 
 
 def main() -> None:

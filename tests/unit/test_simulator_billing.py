@@ -1,5 +1,5 @@
-"""The simulator bills as the API bills: each rule of prompt caching, the tokenizer and the rate
-limits, with the page it comes from (cited in worldgen.local.simulator next to the rule)."""
+"""The fakes bill as the API bills: each rule of prompt caching and the tokenizer (cited in
+worldgen.local.messages_api next to the rule) and the simulator's rate limits (worldgen.local.simulator)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,8 @@ from typing import Any
 
 import pytest
 
-from worldgen.local.simulator import (
-    CACHE_TTL_SECONDS,
-    TIERS,
-    Pace,
-    PromptCache,
-    RateLimits,
-    Tier,
-    prompt_segments,
-)
+from worldgen.local.messages_api import CACHE_TTL_SECONDS, PromptCache, prompt_segments
+from worldgen.local.simulator import TIERS, Pace, RateLimits, Tier
 
 EPHEMERAL = {"type": "ephemeral"}
 TOOL = {"name": "record_phase_1a", "description": "d" * 2000, "input_schema": {"type": "object"}}
@@ -45,7 +38,7 @@ def structured(schema: dict[str, Any], **changes: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def cache() -> PromptCache:
-    return PromptCache(Pace(time_factor=1.0))
+    return PromptCache(time_factor=1.0)
 
 
 def written_long_ago(cache: PromptCache, request: dict[str, Any]) -> dict[str, int]:

@@ -1,10 +1,10 @@
 """The paced Claude simulator: a loopback Messages API server answering at a real model's size and pace.
 
-``ClaudeSimulator`` runs a ThreadingHTTPServer on 127.0.0.1 that speaks ``POST /v1/messages`` with
-the streaming SSE events of the real API (message_start, content_block_start, input_json_delta
-content_block_delta, content_block_stop, message_delta, message_stop, plus ping), so the real
-anthropic SDK and ``ClaudeModel`` run unchanged against it through the ``simulated`` provider
-(``worldgen.model.simulated``). Not in the Lambda layer: a tool for the demo, the bench and tests.
+``ClaudeSimulator`` answers ``POST /v1/messages`` on 127.0.0.1 with the streaming events of the
+real API, so the real anthropic SDK and ``ClaudeModel`` run unchanged against it through the
+``simulated`` provider (``worldgen.model.simulated``). The server, the SSE framing and the bill are
+``worldgen.local.messages_api``'s, shared with the tests' stand-in; what is answered, when and at
+what pace is this module's. Not in the Lambda layer: a tool for the demo, the bench and tests.
 
 Answers. The provider announces each request in-process (the HTTP body does not carry the phase's
 context); the simulator answers it with the procedural model at the real size of a world: rows
@@ -19,13 +19,10 @@ the clock (50: a 10-minute world runs in 12 s) and the provider reports simulate
 An answer longer than the request's ``max_tokens`` is cut there (stop_reason ``max_tokens``), as
 Claude does.
 
-Billing (``PromptCache``, ``bill``): the ledger records the ``usage`` the API returns, and the
-simulator returns it as the API bills, each rule with its page cited where it is applied: tokens
-are characters / 4 times the family's tokenizer factor (Sonnet 5 and 5.5: 1.3); the prompt is
-tools -> system (with the structured-output format rendered into it) -> messages, and the cache
-key of a breakpoint is everything before it, so a changed level invalidates it and everything
-after; a prefix is readable only once its writer's first token was sent; a breakpoint shorter than
-the family's minimum writes nothing; an entry lives 5 minutes (simulated) from its last use.
+Billing (``messages_api.PromptCache``): the ledger records the ``usage`` the API returns, and the
+simulator returns it as the API bills (tokenizer, cache key tools -> system -> messages with the
+structured-output format, minimum cacheable length, 5-minute TTL on the simulated clock); a prefix
+is readable once its writer's first token was sent, which here is after the pace's wait.
 
 Rate limits (``RateLimits``, off unless a ``Tier`` is given): requests, input tokens and output
 tokens per minute as token buckets on the simulated clock; output tokens are reserved by
@@ -42,9 +39,7 @@ few invalid rows (a duplicate key, a missing name) in the first answer.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import hashlib
 import itertools
 import json
 import math
@@ -53,19 +48,26 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from worldgen.audit import ROLE_TABLES, cast_for_roles
+from worldgen.local.messages_api import (
+    CHARS_PER_TOKEN,
+    EventStream,
+    Exchange,
+    LoopbackServer,
+    PromptCache,
+    assistant_message,
+    delta,
+    family_for,
+    tokens,
+)
 from worldgen.model import simulated
 from worldgen.model.base import ModelRequest
-from worldgen.model.families import ModelFamily, find_family
 from worldgen.model.procedural import ProceduralModel
 from worldgen.phases import PHASES, PRIMER_MAX_TOKENS, phase_of_table, row_target
 
-CHARS_PER_TOKEN = 4
 EVENT_CHARS = 64  # characters of tool input per input_json_delta event
-_ids = itertools.count(1)
 
 # Rows per table of a 4-PC campaign (typical world). Phases that use the player characters grow
 # with their number; a generous world asks for GENEROUS_ROWS times as many rows.
@@ -103,134 +105,14 @@ class Pace:
     def real(self, simulated_seconds: float) -> float:
         return simulated_seconds / self.time_factor
 
+    @property
+    def seconds_per_char(self) -> float:
+        """Simulated seconds per character streamed: the pace is in characters (60 tokens/s of
+        characters / 4), whatever the family's tokenizer."""
+        return 1 / (self.output_tokens_per_second * CHARS_PER_TOKEN)
 
-# -- billing, as the API bills -------------------------------------------------------------------
-PROMPT_CACHING = "https://platform.claude.com/docs/en/build-with-claude/prompt-caching"
-STRUCTURED_OUTPUTS = "https://platform.claude.com/docs/en/build-with-claude/structured-outputs"
+
 RATE_LIMITS = "https://platform.claude.com/docs/en/api/rate-limits"
-# "5 minutes default, 1 hour option"; worldgen only writes the default (PROMPT_CACHING, 2026-12-04).
-CACHE_TTL_SECONDS = 300.0
-_UNKNOWN = ModelFamily("unknown", "forced_tool", 64_000, None, None)  # type: ignore[arg-type]
-
-
-def family_for(body: dict[str, Any]) -> ModelFamily:
-    return find_family(str(body.get("model") or "")) or _UNKNOWN
-
-
-def tokens(text: str, family: ModelFamily) -> int:
-    """Tokens of ``text`` for ``family``: characters / 4 (what the budgets were measured in) times
-    the family's tokenizer factor (Sonnet 5's "about 30% more tokens", families.SONNET_5_TOKENIZER)."""
-    return int(len(text) / CHARS_PER_TOKEN * family.tokenizer_factor)
-
-
-def _without_cache_control(block: Any) -> str:
-    if isinstance(block, dict):
-        return json.dumps({k: v for k, v in block.items() if k != "cache_control"}, sort_keys=True)
-    return json.dumps(block)
-
-
-def prompt_segments(body: dict[str, Any]) -> list[tuple[str, str, bool]]:
-    """The prompt as the API lays it out, one (level, text, breakpoint after it) per block.
-
-    The order is tools -> system -> messages (PROMPT_CACHING, "what invalidates the cache",
-    2026-12-04); structured outputs add a system prompt describing the format, so the format sits at
-    the system level and "changing the output_config.format parameter will invalidate any prompt
-    cache" of the thread (STRUCTURED_OUTPUTS, "prompt modification and token costs", 2026-12-04).
-    """
-    segments: list[tuple[str, str, bool]] = []
-    for tool in body.get("tools") or []:
-        segments.append(("tools", _without_cache_control(tool), bool(tool.get("cache_control"))))
-    output_format = (body.get("output_config") or {}).get("format")
-    if output_format:
-        segments.append(("system", json.dumps(output_format, sort_keys=True), False))
-    system = body.get("system")
-    blocks = [{"type": "text", "text": system}] if isinstance(system, str) else list(system or [])
-    for block in blocks:
-        segments.append(("system", _without_cache_control(block), bool(block.get("cache_control"))))
-    for message in body.get("messages") or []:
-        content = message.get("content")
-        parts = [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
-        for block in parts:
-            marked = isinstance(block, dict) and bool(block.get("cache_control"))
-            segments.append(("messages", message.get("role", "") + _without_cache_control(block), marked))
-    return segments
-
-
-@dataclass
-class CacheEntry:
-    readable_at: float  # real clock: when its writer's first token was sent
-    expires_at: float
-
-
-@dataclass
-class Bill:
-    usage: dict[str, int]
-    written: list[str]  # keys this request writes, readable once its first token is sent
-
-
-class PromptCache:
-    """The prompt cache of one organisation, as the API keeps it (PROMPT_CACHING, 2026-12-04)."""
-
-    def __init__(self, pace: Pace) -> None:
-        self.pace = pace
-        self.entries: dict[str, CacheEntry] = {}
-        self._lock = threading.Lock()
-
-    def bill(self, body: dict[str, Any], output_tokens: int) -> Bill:
-        """The usage of ``body``: the longest readable breakpoint prefix is read (0.1x), the rest up
-        to the last breakpoint written (1.25x), the remainder plain input."""
-        family = family_for(body)
-        segments = prompt_segments(body)
-        # tool_choice and thinking are part of the messages level's key: changing them invalidates
-        # the message blocks' cache, not the tools' or the system's (PROMPT_CACHING, 2026-12-04).
-        messages_salt = json.dumps([body.get("tool_choice"), body.get("thinking")], sort_keys=True)
-        total = 0
-        prefix = hashlib.sha256(str(body.get("model")).encode())
-        breakpoints: list[tuple[str, int]] = []
-        for level, text, marked in segments:
-            total += tokens(text, family)
-            prefix.update(text.encode())
-            if marked:
-                salted = prefix.copy()
-                if level == "messages":
-                    salted.update(messages_salt.encode())
-                breakpoints.append((salted.hexdigest(), total))
-        # A breakpoint on a prefix shorter than the family's minimum caches nothing (PROMPT_CACHING,
-        # "cache limitations", 2026-12-04: 512 tokens for Sonnet 5.5 and Opus 5, 1024 to 4096 others).
-        breakpoints = [(key, length) for key, length in breakpoints if length >= family.min_cacheable_tokens]
-        now = time.monotonic()
-        ttl = self.pace.real(CACHE_TTL_SECONDS)
-        with self._lock:
-            readable = [(key, n) for key, n in breakpoints if self._readable(key, now)]
-            read = max((n for _, n in readable), default=0)
-            for read_key, n in readable:
-                if n == read:  # a read refreshes the entry's lifetime (PROMPT_CACHING, 2026-12-04)
-                    self.entries[read_key].expires_at = now + ttl
-            longest = max((n for _, n in breakpoints), default=0)
-            written = [d for d, n in breakpoints if n > read and not self._readable(d, now)]
-        created = max(0, longest - read)
-        usage = {
-            "input_tokens": total - read - created,
-            "output_tokens": output_tokens,
-            "cache_creation_input_tokens": created,
-            "cache_read_input_tokens": read,
-        }
-        return Bill(usage, written)
-
-    def written(self, keys: list[str], first_token_at: float) -> None:
-        """The writer's first token was sent at ``first_token_at`` (real clock): from then its prefix
-        is readable; requests that arrived before it each wrote (and paid for) their own copy
-        (PROMPT_CACHING, "wait for the first response before sending parallel requests", 2026-12-04)."""
-        ttl = self.pace.real(CACHE_TTL_SECONDS)
-        with self._lock:
-            for key in keys:
-                entry = self.entries.get(key)
-                if entry is None or entry.expires_at <= first_token_at or entry.readable_at > first_token_at:
-                    self.entries[key] = CacheEntry(first_token_at, first_token_at + ttl)
-
-    def _readable(self, key: str, now: float) -> bool:
-        entry = self.entries.get(key)
-        return entry is not None and entry.readable_at <= now < entry.expires_at
 
 
 @dataclass(frozen=True)
@@ -388,19 +270,16 @@ class ClaudeSimulator:
         self._requests: OrderedDict[str, ModelRequest] = OrderedDict()
         self._numbers: dict[str, int] = {}
         self.left_out: dict[str, int] = {}  # phase -> context rows left out for length, last request
-        self.cache = PromptCache(self.pace)
+        self.cache = PromptCache(self.pace.time_factor)
         self.limits = RateLimits(tier, self.pace) if tier is not None else None
         self.left_out_by_part: dict[str, dict[str, int]] = {}  # phase -> a part's tables -> rows left out
         self._lock = threading.Lock()
         self._closing = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="claude-simulator", daemon=True)
+        self._server = LoopbackServer(self._answer, "sim")
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._server.url
 
     def environment(self) -> dict[str, str]:
         return {
@@ -411,14 +290,13 @@ class ClaudeSimulator:
 
     def start(self) -> ClaudeSimulator:
         simulated.listen(self)
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
         simulated.stop_listening(self)
         self._closing.set()
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
     def __enter__(self) -> ClaudeSimulator:
         return self.start()
@@ -501,13 +379,100 @@ class ClaudeSimulator:
                 _pad(row, int(target), filler)
         return answer
 
-    def usage_for(self, body: dict[str, Any], output_chars: int) -> dict[str, int]:
-        """The usage the API would bill for ``body`` and an answer of ``output_chars`` (PromptCache);
-        the prefixes it writes are readable at once (a test's shortcut: ``_answer`` waits for the
-        first token)."""
-        bill = self.cache.bill(body, tokens("x" * output_chars, family_for(body)))
-        self.cache.written(bill.written, time.monotonic())
-        return bill.usage
+    # -- HTTP ----------------------------------------------------------------------------------
+
+    def _answer(self, exchange: Exchange) -> None:
+        body = exchange.body
+        digest, request = self.request_for(body)
+        if request is None:
+            exchange.send_error(400, "invalid_request_error", "the simulator was not told about this request")
+            return
+        phase_id = request.phase.id
+        number = self.next_number(phase_id)
+        fault = self.faults.fault_for(phase_id, number)
+        kind = fault.kind if fault else None
+        if kind == "overloaded":
+            self.record(Served(digest, phase_id, number, kind, 529))
+            exchange.send_error(529, "overloaded_error", "simulated overload")
+            return
+        if kind == "rate_limited":
+            self.record(Served(digest, phase_id, number, kind, 429))
+            exchange.send_error(429, "rate_limit_error", "simulated rate limit", {"retry-after": "1"})
+            return
+        tool_input = self.tool_input(request)
+        if kind == "invalid_rows" and request.round == 1:
+            _invalidate(tool_input)
+        text = json.dumps(tool_input)
+        family = family_for(body)
+        max_tokens = int(body.get("max_tokens") or 4096)
+        structured = bool((body.get("output_config") or {}).get("format"))
+        stop_reason = "end_turn" if structured else "tool_use"
+        budget = int(max_tokens * CHARS_PER_TOKEN / family.tokenizer_factor)  # max_tokens in characters
+        if kind == "max_tokens":
+            budget = min(budget, len(text) // 2)
+        if len(text) > budget:
+            text, stop_reason = text[:budget], "max_tokens"
+        output_tokens = max(1, min(max_tokens, tokens(text, family)))
+        bill = self.cache.bill(body, output_tokens)
+        usage = bill.usage
+        if self.limits is not None:
+            counted = usage["input_tokens"] + usage["cache_creation_input_tokens"]  # reads do not count
+            wait_seconds = self.limits.admit(counted, max_tokens)
+            if wait_seconds is not None:
+                self.record(Served(digest, phase_id, number, "rate_limited", 429, **_describe(request)))
+                # on the compressed clock, as every duration the client sees (WORLDGEN_SIMULATOR_TIME_FACTOR)
+                retry_after = f"{self.pace.real(math.ceil(wait_seconds)):.3f}"
+                exchange.send_error(429, "rate_limit_error", "simulated rate limit", {"retry-after": retry_after})
+                return
+        input_seconds = (
+            usage["input_tokens"] + usage["cache_creation_input_tokens"]
+        ) / self.pace.input_tokens_per_second
+        wait = self.pace.first_token_seconds + input_seconds
+        self.cache.written(bill.written, time.monotonic() + self.pace.real(wait))
+        stall_at = len(text) // 3 // EVENT_CHARS * EVENT_CHARS if kind == "stall" else None
+        streamed = len(text) if stall_at is None else stall_at
+        served = Served(digest, phase_id, number, kind, 200, stop_reason, usage, **_describe(request))
+        stalled = 0 if stall_at is None else self.stall_seconds
+        served.simulated_seconds = wait + streamed * self.pace.seconds_per_char + stalled
+        self.record(served)
+        block: dict[str, Any] = (
+            {"type": "text", "text": text}
+            if structured
+            else {"type": "tool_use", "id": exchange.new_id("toolu"), "name": request.tool["name"], "input": {}}
+        )
+        try:
+            time.sleep(self.pace.real(wait))
+            started = assistant_message(exchange.new_id("msg"), body.get("model"), [], None, usage)
+            self._stream(exchange.stream(), started, block, text, stop_reason, stall_at)
+        finally:
+            if self.limits is not None:
+                self.limits.settle(max_tokens, usage["output_tokens"])
+
+    def _stream(
+        self,
+        stream: EventStream,
+        started: dict[str, Any],
+        block: dict[str, Any],
+        text: str,
+        stop_reason: str,
+        stall_at: int | None,
+    ) -> None:
+        """The answer ``text`` at the pace, in events of EVENT_CHARS characters; a stall sends no
+        more bytes from ``stall_at`` on, until the client's read timeout gives up."""
+        stream.start(started)
+        stream.open_block(0, block)
+        began = time.monotonic()
+        for start in range(0, len(text), EVENT_CHARS):
+            if start == stall_at:
+                self._closing.wait(self.pace.real(self.stall_seconds))
+                return
+            chunk = text[start : start + EVENT_CHARS]
+            stream.delta(0, delta(block["type"], chunk))
+            ahead = began + self.pace.real((start + len(chunk)) * self.pace.seconds_per_char) - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
+        stream.close_block(0)
+        stream.finish(stop_reason, started["usage"])
 
 
 def _describe(request: ModelRequest) -> dict[str, Any]:
@@ -522,10 +487,6 @@ def _describe(request: ModelRequest) -> dict[str, Any]:
     tables = request.tables or tuple(request.tool["input_schema"]["properties"])
     part = ",".join(tables) + ":" + ",".join(k for keys in request.assigned.values() for k in keys[:1])
     return {"kind": kind, "round": request.round, "part": part}
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _filler(request: ModelRequest) -> list[str]:
@@ -582,163 +543,3 @@ def _invalidate(tool_input: dict[str, Any]) -> list[str]:
                 broken.append(f"{table}: missing name")
             return broken
     return broken
-
-
-# -- HTTP --------------------------------------------------------------------------------------
-
-
-def _handler_for(simulator: ClaudeSimulator) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def do_POST(self) -> None:
-            length = int(self.headers.get("content-length", "0"))
-            body = json.loads(self.rfile.read(length) or b"{}")
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up (its timeout)
-                self._answer(body)
-
-        def _answer(self, body: dict[str, Any]) -> None:
-            digest, request = simulator.request_for(body)
-            if request is None:
-                self._error(400, "invalid_request_error", "the simulator was not told about this request")
-                return
-            phase_id = request.phase.id
-            number = simulator.next_number(phase_id)
-            fault = simulator.faults.fault_for(phase_id, number)
-            kind = fault.kind if fault else None
-            pace = simulator.pace
-            if kind == "overloaded":
-                simulator.record(Served(digest, phase_id, number, kind, 529))
-                self._error(529, "overloaded_error", "simulated overload")
-                return
-            if kind == "rate_limited":
-                simulator.record(Served(digest, phase_id, number, kind, 429))
-                self._error(429, "rate_limit_error", "simulated rate limit", {"retry-after": "1"})
-                return
-            tool_input = simulator.tool_input(request)
-            if kind == "invalid_rows" and request.round == 1:
-                _invalidate(tool_input)
-            text = json.dumps(tool_input)
-            family = family_for(body)
-            max_tokens = int(body.get("max_tokens") or 4096)
-            structured = bool((body.get("output_config") or {}).get("format"))
-            stop_reason = "end_turn" if structured else "tool_use"
-            budget = int(max_tokens * CHARS_PER_TOKEN / family.tokenizer_factor)  # max_tokens in characters
-            if kind == "max_tokens":
-                budget = min(budget, len(text) // 2)
-            if len(text) > budget:
-                text, stop_reason = text[:budget], "max_tokens"
-            output_tokens = max(1, min(max_tokens, tokens(text, family)))
-            bill = simulator.cache.bill(body, output_tokens)
-            usage = bill.usage
-            if simulator.limits is not None:
-                counted = usage["input_tokens"] + usage["cache_creation_input_tokens"]  # reads do not count
-                wait_seconds = simulator.limits.admit(counted, max_tokens)
-                if wait_seconds is not None:
-                    simulator.record(Served(digest, phase_id, number, "rate_limited", 429, **_describe(request)))
-                    # on the compressed clock, as every duration the client sees (WORLDGEN_SIMULATOR_TIME_FACTOR)
-                    retry_after = f"{pace.real(math.ceil(wait_seconds)):.3f}"
-                    self._error(429, "rate_limit_error", "simulated rate limit", {"retry-after": retry_after})
-                    return
-            input_seconds = (
-                usage["input_tokens"] + usage["cache_creation_input_tokens"]
-            ) / pace.input_tokens_per_second
-            wait = pace.first_token_seconds + input_seconds
-            simulator.cache.written(bill.written, time.monotonic() + pace.real(wait))
-            # the pace is in characters (60 tokens/s of characters / 4), whatever the family's tokenizer
-            seconds_per_char = 1 / (pace.output_tokens_per_second * CHARS_PER_TOKEN)
-            stall_at = len(text) // 3 // EVENT_CHARS * EVENT_CHARS if kind == "stall" else None
-            streamed = len(text) if stall_at is None else stall_at
-            served = Served(digest, phase_id, number, kind, 200, stop_reason, usage, **_describe(request))
-            served.simulated_seconds = (
-                wait + streamed * seconds_per_char + (0 if stall_at is None else simulator.stall_seconds)
-            )
-            simulator.record(served)
-            try:
-                self._stream(request, body, text, usage, stop_reason, wait, stall_at, structured)
-            finally:
-                if simulator.limits is not None:
-                    simulator.limits.settle(max_tokens, usage["output_tokens"])
-
-        def _stream(
-            self,
-            request: ModelRequest,
-            body: dict[str, Any],
-            text: str,
-            usage: dict[str, int],
-            stop_reason: str,
-            wait: float,
-            stall_at: int | None,
-            structured: bool,
-        ) -> None:
-            pace = simulator.pace
-            seconds_per_char = 1 / (pace.output_tokens_per_second * CHARS_PER_TOKEN)
-            time.sleep(pace.real(wait))
-            message: dict[str, Any] = {
-                "id": f"msg_sim_{next(_ids)}",
-                "type": "message",
-                "role": "assistant",
-                "model": body.get("model"),
-                "content": [],
-                "stop_reason": None,
-                "stop_sequence": None,
-                "usage": {**usage, "output_tokens": 1},
-            }
-            block: dict[str, Any] = (
-                {"type": "text", "text": ""}
-                if structured
-                else {"type": "tool_use", "id": f"toolu_sim_{next(_ids)}", "name": request.tool["name"], "input": {}}
-            )
-            self.send_response(200)
-            self.send_header("content-type", "text/event-stream")
-            self.send_header("request-id", f"req_sim_{next(_ids)}")
-            self.send_header("connection", "close")
-            self.end_headers()
-            self._event({"type": "message_start", "message": message})
-            self._event({"type": "content_block_start", "index": 0, "content_block": block})
-            self._event({"type": "ping"})
-            started = time.monotonic()
-            for start in range(0, len(text), EVENT_CHARS):
-                if start == stall_at:
-                    simulator._closing.wait(pace.real(simulator.stall_seconds))  # no bytes: the client times out
-                    return
-                chunk = text[start : start + EVENT_CHARS]
-                delta = (
-                    {"type": "text_delta", "text": chunk}
-                    if structured
-                    else {"type": "input_json_delta", "partial_json": chunk}
-                )
-                self._event({"type": "content_block_delta", "index": 0, "delta": delta})
-                ahead = started + pace.real((start + len(chunk)) * seconds_per_char) - time.monotonic()
-                if ahead > 0:
-                    time.sleep(ahead)
-            self._event({"type": "content_block_stop", "index": 0})
-            self._event(
-                {
-                    "type": "message_delta",
-                    "delta": {"stop_reason": stop_reason, "stop_sequence": None},
-                    "usage": {"output_tokens": usage["output_tokens"]},
-                }
-            )
-            self._event({"type": "message_stop"})
-            self.close_connection = True
-
-        def _event(self, event: dict[str, Any]) -> None:
-            self.wfile.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
-            self.wfile.flush()
-
-        def _error(self, status: int, error_type: str, message: str, headers: dict[str, str] | None = None) -> None:
-            data = json.dumps({"type": "error", "error": {"type": error_type, "message": message}}).encode()
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("request-id", f"req_sim_{next(_ids)}")
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-    return Handler
