@@ -307,8 +307,11 @@ PHASES: tuple[Phase, ...] = (
         parts=(
             ("calendar_systems", "planes"),
             ("geography_regions",),
+            ("geography_regions",),
             ("historical_periods",),
-            ("economic_systems", "legal_systems"),
+            ("historical_periods",),
+            ("economic_systems",),
+            ("legal_systems",),
             ("celestial_bodies",),
         ),
     ),
@@ -321,6 +324,7 @@ PHASES: tuple[Phase, ...] = (
         expected_output_tokens=3500,
         outline=True,
         parts=(
+            ("races",),
             ("races",),
             ("character_classes",),
             ("character_classes",),
@@ -340,6 +344,8 @@ PHASES: tuple[Phase, ...] = (
         outline=True,
         parts=(
             ("languages",),
+            ("languages",),
+            ("cultures",),
             ("cultures",),
             ("factions",),
             ("factions",),
@@ -356,7 +362,7 @@ PHASES: tuple[Phase, ...] = (
         focus="the NPCs of the PCs' backstories and the cast later phases need: rulers, villains, owners, priests",
         expected_output_tokens=3500,
         outline=True,
-        parts=(("entities",), ("entities",), ("entities",), ("entities",)),
+        parts=(("entities",),) * 6,
         uses_player_characters=True,
         max_rows_per_table=60,  # a generous world's cast: its 100 roles at two per NPC
     ),
@@ -369,6 +375,7 @@ PHASES: tuple[Phase, ...] = (
         expected_output_tokens=3500,
         outline=True,
         parts=(
+            ("locations",),
             ("locations",),
             ("locations",),
             ("locations",),
@@ -386,7 +393,7 @@ PHASES: tuple[Phase, ...] = (
         focus="the equipment and artifacts the stories need, some made for a player character",
         expected_output_tokens=3500,
         outline=True,
-        parts=(("items",), ("items",), ("item_effects",), ("item_effects",), ("sentient_item_properties",)),
+        parts=(("items",), ("items",), ("items",), ("item_effects",), ("item_effects",), ("sentient_item_properties",)),
         uses_player_characters=True,
     ),
     Phase(
