@@ -23,7 +23,8 @@ from worldgen import state
 from worldgen.db.save import existing_keys
 from worldgen.errors import InvalidModelOutput
 from worldgen.local.runtime import LocalRuntime
-from worldgen.model.base import ModelRequest, ModelResponse, get_model
+from worldgen.model.base import ModelRequest, ModelResponse
+from worldgen.model.factory import get_model
 from worldgen.phases import WORLD_TABLES
 from worldgen.pipeline import table_specs
 from worldgen.reroll import RerollRefused, reroll_history, reroll_row, undo_reroll

@@ -6,10 +6,10 @@ from importlib import resources
 
 import pytest
 
-from worldgen.audit import ROLE_LIMIT, ROLE_TABLES, cast_for_roles
 from worldgen.db.context import PhaseContext
 from worldgen.phases import ALL_PHASES, PHASES, ROW_TARGETS, get_phase, row_target
 from worldgen.prompts import phase_prompt, size_hint
+from worldgen.roles import ROLE_LIMIT, ROLE_TABLES, cast_for_roles
 from worldgen.schema.tools import load_tool, with_row_targets
 
 

@@ -12,12 +12,11 @@ from typing import Any
 
 import psycopg
 
-from worldgen.audit import RELATIONSHIP_TABLES
 from worldgen.continuity import LEVEL_BAND, LEVELED_TABLES
 from worldgen.db.rows import campaign_rows
 from worldgen.db.save import rows_kept_on_regeneration
 from worldgen.errors import CampaignNotFound
-from worldgen.phases import ALL_PHASES, Phase, ancestors
+from worldgen.phases import ALL_PHASES, RELATIONSHIP_TABLES, Phase, ancestors
 from worldgen.schema.spec import TableSpec
 
 CHARS_PER_TOKEN = 4
