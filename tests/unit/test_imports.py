@@ -131,6 +131,24 @@ def test_no_import_cycle_in_worldgen():
     assert not found, "import cycles:\n" + "\n".join(described)
 
 
+def folder_arrows(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
+    """(a, b) for every folder of the package (``db``, ``local``, ...) with a module importing one of b's."""
+
+    def folder(name: str) -> str | None:
+        parts = name.split(".")
+        return parts[1] if len(parts) > 2 or (PACKAGE / parts[-1]).is_dir() else None
+
+    arrows = {(folder(a), folder(b)) for a, targets in graph.items() for b in targets}
+    return {(a, b) for a, b in arrows if a and b and a != b}
+
+
+def test_no_two_folders_of_worldgen_import_each_other():
+    arrows = folder_arrows(import_graph())
+    assert ("tools", "local") in arrows and ("local", "repository") in arrows, "the arrows are read"
+    both_ways = sorted((a, b) for a, b in arrows if a < b and (b, a) in arrows)
+    assert not both_ways, f"folders that import each other: {both_ways}"
+
+
 def test_no_file_in_worldgen_over_600_lines():
     long = {
         str(path.relative_to(PACKAGE)): lines
