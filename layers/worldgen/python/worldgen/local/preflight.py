@@ -19,7 +19,7 @@ def model_problems(provider: str) -> list[str]:
     from worldgen.model.factory import check_model_settings
 
     settings = get_settings()
-    check_model_settings(settings)
+    check_model_settings(settings, provider)
     if provider == "anthropic" and not (
         (settings.anthropic_api_key and settings.anthropic_api_key.get_secret_value())
         or settings.anthropic_api_key_secret_arn

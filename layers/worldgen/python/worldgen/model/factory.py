@@ -12,17 +12,19 @@ from worldgen.model.base import WorldModel
 from worldgen.settings import MODEL_PROVIDERS, Settings, get_settings
 
 
-def check_model_settings(settings: Settings) -> None:
-    """The models named in ``settings`` are known and still served, every strict phase's tool fits
-    the limits of strict tool use, and every phase whose model answers in structured outputs fits
-    them in each of its parts (refused here, never by the API in the middle of a generation)."""
+def check_model_settings(settings: Settings, provider: str | None = None) -> None:
+    """The models named in ``settings`` (the simulator's too, for the ``simulated`` provider) are
+    known and still served, every strict phase's tool fits the limits of strict tool use, and every
+    phase whose model answers in structured outputs fits them in each of its parts (refused here,
+    never by the API in the middle of a generation)."""
     from worldgen.model.families import STRUCTURED_OUTPUT, UnknownModel, check_model, family_of
     from worldgen.phases import ALL_PHASES, get_phase
     from worldgen.schema.tools import load_tool, part_limit_problems
 
     named = {"WORLDGEN_DEFAULT_MODEL": settings.default_model}
     named |= {f"WORLDGEN_PHASE_MODELS[{phase}]": model for phase, model in settings.phase_models.items()}
-    named["WORLDGEN_SIMULATOR_MODEL"] = settings.simulator_model
+    if (provider or settings.model_provider) == "simulated":
+        named["WORLDGEN_SIMULATOR_MODEL"] = settings.simulator_model
     for setting, model in named.items():
         if model is None:
             continue
@@ -65,7 +67,7 @@ def get_model(provider: str | None = None) -> WorldModel:
     cached = _models.get(name)
     if cached is not None and cached[0] is settings:
         return cached[1]
-    check_model_settings(settings)
+    check_model_settings(settings, name)
     model: WorldModel
     if name == "procedural":
         from worldgen.model.procedural import ProceduralModel
