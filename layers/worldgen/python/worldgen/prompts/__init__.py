@@ -4,7 +4,7 @@ quick-profile file is whole), the reroll request (``reroll.txt``), and the short
 engine by the module that sends them (``context.toml``: the world so far; ``parts.toml``: the
 outline, the parts and the primer of a phase in parts).
 
-Below the modules that send these texts: it imports nothing of ``db/`` at run time.
+Below the modules that send these texts: it imports nothing but the phase registry.
 """
 
 from __future__ import annotations
@@ -13,12 +13,19 @@ import json
 import tomllib
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from worldgen.phases import Phase, row_target, row_targets
 
-if TYPE_CHECKING:
-    from worldgen.db.context import PhaseContext
+
+class PhaseContext(Protocol):
+    """What a prompt reads of ``worldgen.db.context.PhaseContext`` (which sends sentences of this
+    folder, so this folder does not import it back)."""
+
+    keys: dict[str, list[str]]
+
+    def render(self) -> str: ...
+
 
 # The frame each profile's phase files are written into; a profile without one has whole files.
 PHASE_FRAMES = {"full": "phase_frame.txt"}
