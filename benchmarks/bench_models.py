@@ -33,9 +33,9 @@ from worldgen.local.postgres import embedded_server, with_database
 from worldgen.model.families import PRICES_AS_OF, SERVED, family_of
 from worldgen.phases import PHASES, topological_order
 from worldgen.pipeline import run_phase
+from worldgen.repository.migrator import migrate
 from worldgen.settings import get_settings
 from worldgen.state import create_generation
-from worldgen.tools.migrator import migrate
 
 # The registry's default model first (the baseline of the ratios), then every family still served.
 DEFAULT_MODEL = PHASES[0].model

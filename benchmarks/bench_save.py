@@ -31,9 +31,9 @@ from worldgen.local.postgres import embedded_server, with_database
 from worldgen.model.procedural import ProceduralModel
 from worldgen.phases import PHASES, WORLD_TABLES, Phase
 from worldgen.pipeline import model_request
+from worldgen.repository.migrator import migrate
 from worldgen.schema.spec import TableSpec
 from worldgen.schema.tools import phase_tool, with_key_enums
-from worldgen.tools.migrator import migrate
 
 Conn = psycopg.Connection[dict[str, Any]]
 World = list[tuple[Phase, dict[str, Any]]]  # (phase with a raised row cap, tool input), in phase order

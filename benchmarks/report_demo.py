@@ -28,13 +28,13 @@ from worldgen.local.campaigns import SAMPLE_CAMPAIGN, insert_campaign, read_camp
 from worldgen.local.database import migrated_local_database
 from worldgen.phases import PHASES
 from worldgen.pipeline import run_phase
+from worldgen.repository.paths import REPO_ROOT
 from worldgen.tools.export import world
 from worldgen.tools.export.audience import for_audience
 from worldgen.tools.export.commands import FOUNDRY_CLI_DIR
 from worldgen.tools.export.foundry import FoundryExportError, write_module
 from worldgen.tools.export.html import html_report
 from worldgen.tools.export.markdown import markdown_vault
-from worldgen.tools.repo import REPO_ROOT
 
 OUT = REPO_ROOT / ".worldgen" / "report-demo"
 SCREENSHOT = REPO_ROOT / "docs" / "report-screenshot.png"

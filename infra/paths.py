@@ -15,5 +15,11 @@ DEPENDENCIES_LAYER_DIR = REPO_ROOT / "layers" / "dependencies"
 ASL_PATH = REPO_ROOT / "statemachine" / "generation.asl.json"
 QUICK_ASL_PATH = REPO_ROOT / "statemachine" / "generation-quick.asl.json"
 ASL_PATHS = {"full": ASL_PATH, "quick": QUICK_ASL_PATH}  # one state machine per profile
-# Not shipped: they need the repository (see worldgen/tools/__init__.py).
-LAYER_EXCLUDES = ("python/worldgen/local", "python/worldgen/tools", "**/__pycache__", "*.pyc")
+# Not shipped: they need the repository (see worldgen/repository/__init__.py and worldgen/tools/__init__.py).
+LAYER_EXCLUDES = (
+    "python/worldgen/local",
+    "python/worldgen/repository",
+    "python/worldgen/tools",
+    "**/__pycache__",
+    "*.pyc",
+)

@@ -11,12 +11,14 @@ from psycopg import sql
 
 from benchmarks.bench_world import campaign_for
 from tests.e2e.conftest import start_and_wait
-from worldgen.audit import RELATIONSHIP_TABLES, ROLE_LIMIT, Audit, audit_world
+from worldgen.audit import Audit, audit_world
 from worldgen.db.catalog import foreign_key_edges
 from worldgen.local.campaigns import insert_campaign
 from worldgen.local.runtime import LocalRuntime
 from worldgen.local.simulator import ClaudeSimulator, Pace
 from worldgen.model.procedural import ProceduralModel
+from worldgen.phases import RELATIONSHIP_TABLES
+from worldgen.roles import ROLE_LIMIT
 from worldgen.settings import get_settings
 
 pytestmark = pytest.mark.xdist_group("e2e")

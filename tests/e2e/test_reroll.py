@@ -23,7 +23,8 @@ from worldgen import state
 from worldgen.db.save import existing_keys
 from worldgen.errors import InvalidModelOutput
 from worldgen.local.runtime import LocalRuntime
-from worldgen.model.base import ModelRequest, ModelResponse, get_model
+from worldgen.model.base import ModelRequest, ModelResponse
+from worldgen.model.factory import get_model
 from worldgen.phases import WORLD_TABLES
 from worldgen.pipeline import table_specs
 from worldgen.reroll import RerollRefused, reroll_history, reroll_row, undo_reroll
@@ -518,7 +519,8 @@ def test_cli_reroll_mistakes_are_one_line(
 
 def test_cli_reroll_of_an_unknown_campaign_is_one_line(db_url: str) -> None:
     result = worldgen("reroll", "No Such Campaign", "entities", "x", database_url=db_url)
-    assert (result.returncode, result.stderr) == (2, "error: no campaign has the id or name 'No Such Campaign'\n")
+    unknown = "error: no campaign is named 'No Such Campaign': `worldgen campaigns` lists them\n"
+    assert (result.returncode, result.stderr) == (2, unknown)
 
 
 # -- exports ------------------------------------------------------------------------------------------
@@ -652,7 +654,7 @@ def test_an_edit_during_the_call_is_kept_and_the_reroll_refused(demo_world: uuid
 def test_the_row_rerolls_migration_goes_down_and_up_again_with_rerolls_recorded(
     demo_world: uuid.UUID, conn: Any, db_url: str
 ) -> None:
-    from worldgen.tools.migrator import discover, migrate, migrate_down
+    from worldgen.repository.migrator import discover, migrate, migrate_down
 
     npc = busiest_npc(conn, demo_world)
     reroll_row(conn, demo_world, "entities", npc["key"])

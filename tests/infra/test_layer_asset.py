@@ -78,6 +78,7 @@ def test_the_layer_asset_ships_no_build_tools_and_carries_the_package_data(synth
     package = layer / "python" / "worldgen"
     assert not (package / "tools").exists(), "build tools (worldgen.tools) must not ship in the layer"
     assert not (package / "local").exists(), "the local runtime (worldgen.local) must not ship in the layer"
+    assert not (package / "repository").exists(), "the checkout's paths and migrator must not ship in the layer"
     assert sorted(p.name for p in (package / "schema" / "generated").glob("*.json"))[0] == "phase_1a.json"
     assert (package / "prompts" / "system.txt").is_file()
     assert function.unzipped_bytes() < LAMBDA_UNZIPPED_LIMIT_BYTES
@@ -89,10 +90,10 @@ def test_an_import_of_the_repository_layout_fails_from_the_asset(synthesized, tm
     function = packaged_functions(_dev(synthesized).outdir)["Phase1AFunction"]
     broken_code = tmp_path / "broken"
     shutil.copytree(function.code_dir, broken_code)
-    (broken_code / "app.py").write_text("from worldgen.tools.repo import REPO_ROOT\nhandler = None\n")
+    (broken_code / "app.py").write_text("from worldgen.repository.paths import REPO_ROOT\nhandler = None\n")
     broken = type(function)(
         logical_id="Broken", handler="app.handler", code_dir=broken_code, layer_dirs=function.layer_dirs
     )
     result = _import_from_asset(broken, tmp_path)
     assert result.returncode != 0
-    assert "No module named 'worldgen.tools'" in result.stderr
+    assert "No module named 'worldgen.repository'" in result.stderr

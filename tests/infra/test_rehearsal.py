@@ -63,11 +63,11 @@ def test_the_rehearsal_fails_when_a_handler_imports_the_repository(
     broken = tmp_path / "cdk.out"
     shutil.copytree(synthesized.outdir, broken)
     function = packaged_functions(broken)["CompleteGenerationFunction"]
-    (function.code_dir / "app.py").write_text("from worldgen.tools.repo import REPO_ROOT\nhandler = None\n")
+    (function.code_dir / "app.py").write_text("from worldgen.repository.paths import REPO_ROOT\nhandler = None\n")
     result = rehearse("dev", broken, db_url, tmp_path)
     assert result.returncode == 1
     assert "CompleteGenerationFunction: handler app.handler does not import from its assets" in result.stdout
-    assert "No module named 'worldgen.tools'" in result.stdout
+    assert "No module named 'worldgen.repository'" in result.stdout
 
 
 @pytest.mark.parametrize("synthesized", ["dev"], indirect=True)

@@ -9,9 +9,11 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from tests.shared import one_row
-from worldgen.audit import RELATIONSHIP_TABLES, ROLE_LIMIT, ROLE_TABLES, audit_world
+from worldgen.audit import audit_world
 from worldgen.db.catalog import foreign_key_edges
 from worldgen.errors import CampaignNotFound
+from worldgen.phases import RELATIONSHIP_TABLES
+from worldgen.roles import ROLE_LIMIT, ROLE_TABLES
 
 Conn = psycopg.Connection[dict[str, Any]]
 

@@ -12,9 +12,8 @@ import pytest
 
 from tests.support.foundry import needs_foundry_cli
 from tests.support.worlds import generate_sample_world
-from worldgen.audit import RELATIONSHIP_TABLES
 from worldgen.local.database import migrated_local_database
-from worldgen.phases import WORLD_TABLES
+from worldgen.phases import RELATIONSHIP_TABLES, WORLD_TABLES
 from worldgen.tools.cli import main
 from worldgen.tools.export.commands import FOUNDRY_CLI_DIR
 from worldgen.tools.export.foundry import NONE, PACK_NAME, run_pack_cli

@@ -17,7 +17,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from worldgen.local.postgres import drop_database, with_database
-from worldgen.tools.migrator import Migration, MigrationFailed, applied_versions, discover, migrate, migrate_down
+from worldgen.repository.migrator import Migration, MigrationFailed, applied_versions, discover, migrate, migrate_down
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "infra" / "hasura" / "migrations" / "default"
 ALL_VERSIONS = [m.version for m in discover(MIGRATIONS_DIR)]

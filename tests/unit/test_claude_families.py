@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from worldgen.errors import ConfigurationError
+from worldgen.model.factory import check_model_settings
 from worldgen.model.families import (
     FAMILIES,
     FORCED_TOOL,
@@ -82,9 +83,9 @@ def test_an_unknown_model_is_refused_naming_every_known_family() -> None:
     [{"default_model": "claude-imaginary-9"}, {"phase_models": {"3C": "gpt-9"}},
      {"default_model": "claude-sonnet-5-5", "phase_models": {"1A": "claude-haiku-9"}}],
 )  # fmt: skip
-def test_settings_refuse_an_unknown_model_when_they_load(values: dict[str, object]) -> None:
+def test_an_unknown_model_is_refused_where_the_model_is_made(values: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError) as raised:
-        Settings(**values)  # type: ignore[arg-type]
+        check_model_settings(Settings(**values))  # type: ignore[arg-type]
 
     message = str(raised.value)
     assert "WORLDGEN_DEFAULT_MODEL" in message or "WORLDGEN_PHASE_MODELS[" in message
@@ -92,15 +93,16 @@ def test_settings_refuse_an_unknown_model_when_they_load(values: dict[str, objec
     assert "\n" not in message
 
 
-def test_settings_refuse_an_unknown_model_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unknown_model_from_the_environment_is_refused_by_its_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORLDGEN_PHASE_MODELS", json.dumps({"3C": "claude-haiku-9"}))
 
     with pytest.raises(ConfigurationError, match=r"WORLDGEN_PHASE_MODELS\[3C\]: unknown Claude model 'claude-haiku-9'"):
-        Settings()
+        check_model_settings(Settings())
 
 
 def test_settings_accept_known_api_and_bedrock_ids_and_treat_empty_as_unset() -> None:
     settings = Settings(default_model="claude-sonnet-5-5", phase_models={"3C": "eu.anthropic.claude-haiku-4-5"})
+    check_model_settings(settings)
 
     assert settings.default_model == "claude-sonnet-5-5"
     assert settings.phase_models == {"3C": "eu.anthropic.claude-haiku-4-5"}
@@ -109,7 +111,7 @@ def test_settings_accept_known_api_and_bedrock_ids_and_treat_empty_as_unset() ->
 
 def test_pydantic_does_not_wrap_the_configuration_error() -> None:
     try:
-        Settings(default_model="nope")
+        check_model_settings(Settings(default_model="nope"))
     except ValidationError:  # pragma: no cover - the failure this test guards against
         pytest.fail("an unknown model surfaced as a pydantic ValidationError")
     except ConfigurationError:
@@ -159,9 +161,9 @@ def test_the_cli_reports_an_unknown_model_in_one_line_before_any_work(
     [("claude-sonnet-4-5", "2026-11-30"), ("claude-sonnet-4-20250514", "2026-06-15"),
      ("us.anthropic.claude-opus-4-20250514-v1:0", "2026-06-15")],
 )  # fmt: skip
-def test_settings_refuse_a_retired_model_in_one_line_with_its_retirement_date(model: str, retired: str) -> None:
+def test_a_retired_model_is_refused_in_one_line_with_its_retirement_date(model: str, retired: str) -> None:
     with pytest.raises(ConfigurationError) as raised:
-        Settings(default_model=model)
+        check_model_settings(Settings(default_model=model))
 
     message = str(raised.value)
     assert f"retired on {retired}" in message and "\n" not in message

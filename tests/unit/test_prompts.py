@@ -6,10 +6,10 @@ from importlib import resources
 
 import pytest
 
-from worldgen.audit import ROLE_LIMIT, ROLE_TABLES, cast_for_roles
 from worldgen.db.context import PhaseContext
 from worldgen.phases import ALL_PHASES, PHASES, ROW_TARGETS, get_phase, row_target
-from worldgen.prompts import phase_prompt, size_hint
+from worldgen.prompts import PHASE_FRAMES, phase_prompt, size_hint
+from worldgen.roles import ROLE_LIMIT, ROLE_TABLES, cast_for_roles
 from worldgen.schema.tools import load_tool, with_row_targets
 
 
@@ -27,6 +27,21 @@ def context(phase_id: str, pcs: int) -> PhaseContext:
 def test_no_two_phase_prompts_are_the_same_text() -> None:
     texts = [resources.files("worldgen.prompts").joinpath(f"phase_{p.slug}.txt").read_text() for p in ALL_PHASES]
     assert len(set(texts)) == len(ALL_PHASES)  # every profile's phases
+
+
+def test_the_request_every_full_profile_phase_ends_with_is_written_once() -> None:
+    """Each full-profile phase file holds its own guidance only; the frame around it (the heading and
+    the request: tables, sizes, descriptions, keys, the tool, the context) is one file."""
+    folder = resources.files("worldgen.prompts")
+    frame = folder.joinpath(PHASE_FRAMES["full"]).read_text()
+    for phase in PHASES:
+        own = folder.joinpath(f"phase_{phase.slug}.txt").read_text()
+        assert not {line for line in frame.splitlines() if line.strip()} & set(own.splitlines()), phase.id
+        world = context(phase.id, 2)
+        prompt = phase_prompt(phase, world, size_hint(phase, 2))
+        assert prompt.startswith(f"Phase {phase.id}: {phase.name}.\nFocus: {phase.focus}.\n\nWhat matters here:")
+        assert "\nFill these tables: " + ", ".join(phase.tables) + ".\n" in prompt
+        assert prompt.endswith("\nThe campaign and the world so far:\n" + world.render())
 
 
 def test_every_table_of_every_phase_has_a_declared_row_target() -> None:

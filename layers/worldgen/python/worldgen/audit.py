@@ -9,10 +9,8 @@ foreign keys, so a new table is audited without a change here.
 
 from __future__ import annotations
 
-import math
 import statistics
 import uuid
-import zlib
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -24,7 +22,8 @@ from worldgen.continuity import Finding
 from worldgen.db.catalog import foreign_key_edges
 from worldgen.db.rows import campaign_rows
 from worldgen.errors import CampaignNotFound
-from worldgen.phases import WORLD_TABLES, get_phase
+from worldgen.phases import RELATIONSHIP_TABLES, WORLD_TABLES
+from worldgen.roles import ROLE_LIMIT
 
 # What a reference to a table counts as, for a player character's links.
 KIND_OF_TABLE = {
@@ -38,44 +37,8 @@ KIND_OF_TABLE = {
 }
 KINDS = ("npc", "place", "item", "quest", "faction")
 REQUIRED_KINDS = ("npc", "place", "quest")  # the target: every PC has at least one of each
-RELATIONSHIP_TABLES = get_phase("3C").tables
-ROLE_LIMIT = 3  # an NPC with more roles (ruler, owner, priest, quest giver, ...) is overloaded
-# The tables whose rows give an NPC a role (a foreign key to entities outside the relationship
-# tables), for those who plan a world's cast: the audit itself reads them from the catalog, and a
-# test checks this declaration against it.
-ROLE_TABLES = frozenset({"locations", "dungeons", "buildings", "quest_hooks", "shops", "taverns", "temples"})
 SHORT_DESCRIPTION = 80
 CONTINUITY_LISTED = 20  # findings listed in the text report; --json has them all
-
-
-def role_phases_beside(phase_id: str) -> tuple[str, ...]:
-    """The phases handing out NPC roles side by side with ``phase_id`` (it included, in registry
-    order): none runs before or after another, so none sees the roles the others give."""
-    from worldgen.phases import PHASES, ancestors
-
-    return tuple(
-        phase.id
-        for phase in PHASES
-        if ROLE_TABLES.intersection(phase.tables)
-        and (phase.id == phase_id or (phase.id not in ancestors(phase_id) and phase_id not in ancestors(phase.id)))
-    )
-
-
-def role_room(phase_id: str, npc: str, roles: int) -> int:
-    """The new roles ``phase_id`` may give ``npc`` (holding ``roles``): its room up to ROLE_LIMIT,
-    shared between the phases beside it, the odd unit going to one of them by the NPC's key."""
-    group = role_phases_beside(phase_id)
-    room = max(0, ROLE_LIMIT - roles)
-    share, extra = divmod(room, len(group))
-    rank = group.index(phase_id) if phase_id in group else 0
-    return share + (1 if (zlib.crc32(npc.encode()) + rank) % len(group) < extra else 0)
-
-
-def cast_for_roles(role_rows: int) -> int:
-    """The NPCs a world needs for ``role_rows`` roles: two roles each on average, which leaves every
-    NPC a role of room for the phases that hand out roles side by side (3A and 3B do not see each
-    other's rows)."""
-    return math.ceil(role_rows / (ROLE_LIMIT - 1))
 
 
 @dataclass

@@ -31,6 +31,12 @@ POWERTOOLS_ENVIRONMENT: dict[str, str] = {
     POWERTOOLS_LOG_LEVEL_ENV: "INFO",
 }
 
+# Where the state machine reads an execution's redrive count (a redrive keeps the execution's ARN
+# and adds one to the count): written into every Lambda's payload by the ASL builder
+# (worldgen.tools.statemachine), resolved by the local runtime as Step Functions does.
+# https://docs.aws.amazon.com/step-functions/latest/dg/input-output-contextobject.html
+REDRIVE_COUNT_PATH = "$$.Execution.RedriveCount"
+
 # worldgen's settings (worldgen.settings.Settings) are read from WORLDGEN_<FIELD NAME>.
 SETTINGS_ENV_PREFIX = "WORLDGEN_"
 

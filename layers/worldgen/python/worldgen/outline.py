@@ -12,7 +12,8 @@ Every call of a phase in parts sends the same tools (the phase tool with no tabl
 the outline tool when there is one) and the same system prefix (the phase prompt with its context,
 cached), and differs only in the forced tool and the last user message: the parts read from the
 cache what the outline call or the primer wrote. A part's message lists the outline keys its
-tables may refer to and the keys it writes; the checks here hold it to them.
+tables may refer to and the keys it writes; the checks here hold it to them. The messages' words
+are in ``prompts/parts.toml``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from worldgen import prompts
 from worldgen.db.rules import slug
 from worldgen.model.base import ModelRequest
 from worldgen.phases import OUTLINE_MAX_TOKENS, PRIMER_MAX_TOKENS, Phase, stream_deadline_seconds
@@ -38,36 +40,31 @@ ROLE_WORDS = 3
 Outline = dict[str, list[dict[str, str]]]  # table -> [{"key", "gist", "player_character_key"?, "role"?}]
 
 
+def _describe(field: str, **fields: Any) -> str:
+    return prompts.text("parts", f"outline_tool.{field}", **fields)
+
+
 def outline_tool(phase: Phase, player_characters: Sequence[str] = ()) -> dict[str, Any]:
     """Every row's key and gist, and where it applies the PC it serves and its role: a few tokens a
     row that tell each part what the outline meant by a key and deal the phase's quotas out."""
     entry: dict[str, Any] = {
         "type": "object",
         "properties": {
-            "key": {"type": "string", "description": "Slug of the row, e.g. 'iron-marches'; fixed from now on."},
-            "gist": {
-                "type": "string",
-                "description": f"What the row is, in at most {GIST_WORDS} words (e.g. 'exiled duelist who"
-                " taught the rogue to fight').",
-            },
+            "key": {"type": "string", "description": _describe("key")},
+            "gist": {"type": "string", "description": _describe("gist", gist_words=GIST_WORDS)},
             "player_character_key": {
                 "type": "string",
-                "description": "The player character this row serves (their backstory's person, place, item or"
-                " quest); leave it out when it serves none.",
+                "description": _describe("player_character_key"),
                 **({"enum": list(player_characters)} if player_characters else {}),
             },
-            "role": {
-                "type": "string",
-                "description": f"Its role where it has one, in at most {ROLE_WORDS} words: mentor, rival, patron,"
-                " family, quest giver, ruler, villain, owner, priest...",
-            },
+            "role": {"type": "string", "description": _describe("role", role_words=ROLE_WORDS)},
         },
         "required": ["key", "gist"],
         "additionalProperties": False,
     }
     return {
         "name": f"{phase.tool_name}_outline",
-        "description": f"Record the outline of phase {phase.id}: every row each table will have, with its gist.",
+        "description": _describe("description", phase_id=phase.id),
         "input_schema": {
             "type": "object",
             "properties": {
@@ -99,13 +96,8 @@ def rows_tool(tool: dict[str, Any]) -> dict[str, Any]:
 def outline_request(request: ModelRequest) -> ModelRequest:
     """The first call of an outlined phase, built from the phase's single-call request."""
     tool = outline_tool(request.phase, _party(request))
-    text = (
-        f"First the outline of phase {request.phase.id}: call {tool['name']} with every row each table will"
-        " have, as many as the targets above ask for: its key (a slug, e.g. 'the-glass-choir'), a gist of at"
-        f" most {GIST_WORDS} words saying what it is, and where it applies the player character it serves and"
-        " its role. The outline fixes the phase's quotas row by row (who serves which player character, who"
-        " plays which role, e.g. two NPCs from each backstory, a quest giver per PC): meet them here. Other"
-        " calls then write the rows in full, each told the gists of its rows and its share of the quotas."
+    text = prompts.text(
+        "parts", "outline_request", phase_id=request.phase.id, tool_name=tool["name"], gist_words=GIST_WORDS
     )
     asked = shared_request(request, tool, text)
     return dataclasses.replace(
@@ -123,17 +115,18 @@ def part_request(request: ModelRequest, outline: Outline, assigned: dict[str, li
     visible = {t: rows for t, rows in outline.items() if t in referred}
     own = {t: [r for r in outline[t] if r["key"] in keys] for t, keys in assigned.items()}
     gists = {t: {r["key"]: gist_line(r) for r in rows} for t, rows in {**visible, **own}.items() if rows}
-    text = (
-        f"Now write rows of phase {request.phase.id} in full, with every field, by calling"
-        f" {request.phase.tool_name} with these tables only: {', '.join(assigned)}. Write exactly the rows"
-        " whose keys are listed below, one row per key; other calls write the phase's other rows at the"
-        " same time. References may name the rows of the outline below or of the world so far.\n"
-        f"{OUTLINE_MARKER}{json.dumps({t: [r['key'] for r in rows] for t, rows in visible.items()})}\n"
-        f"{ASSIGNED_MARKER}{json.dumps(assigned)}\n"
-        f"{GISTS_MARKER}{json.dumps(gists, ensure_ascii=False)}\n"
-        "The outline dealt the phase's quotas: this call's share is exactly its rows above, each the row its"
-        " gist describes, serving the player character and playing the role given there (and no other);"
-        " the phase-wide counts of the prompt are met by all calls together, not by this one."
+    text = prompts.text(
+        "parts",
+        "part_request",
+        phase_id=request.phase.id,
+        tool_name=request.phase.tool_name,
+        tables=", ".join(assigned),
+        outline_marker=OUTLINE_MARKER,
+        outline=json.dumps({t: [r["key"] for r in rows] for t, rows in visible.items()}),
+        assigned_marker=ASSIGNED_MARKER,
+        assigned=json.dumps(assigned),
+        gists_marker=GISTS_MARKER,
+        gists=json.dumps(gists, ensure_ascii=False),
     )
     shared = shared_request(request, rows_tool(request.tool), text)
     rows = {t: outline[t] for t in assigned}  # the procedural model walks its rows in outline order
@@ -142,17 +135,21 @@ def part_request(request: ModelRequest, outline: Outline, assigned: dict[str, li
 
 def table_part_request(request: ModelRequest, tables: tuple[str, ...]) -> ModelRequest:
     """A part of a phase without an outline (no part refers to another's tables): some of its tables."""
-    text = (
-        f"Write rows of phase {request.phase.id} by calling {request.phase.tool_name} with these tables only:"
-        f" {', '.join(tables)}. Other calls fill the phase's other tables at the same time.\n"
-        f"{TABLES_MARKER}{json.dumps(list(tables))}"
+    text = prompts.text(
+        "parts",
+        "table_part_request",
+        phase_id=request.phase.id,
+        tool_name=request.phase.tool_name,
+        tables=", ".join(tables),
+        tables_marker=TABLES_MARKER,
+        tables_json=json.dumps(list(tables)),
     )
     return dataclasses.replace(shared_request(request, rows_tool(request.tool), text), tables=tables)
 
 
 def primer_request(request: ModelRequest) -> ModelRequest:
     """The shared prefix of a phase's parts, sent once before them so they read it from the cache."""
-    text = "This request only prepares the prompt cache for the calls that follow; answer with nothing."
+    text = prompts.text("parts", "primer_request")
     primer = shared_request(request, rows_tool(request.tool), text)
     if request.phase.part_contexts:  # each part sends a context of its own: only the tools are shared
         primer = dataclasses.replace(primer, shared_prompt=None)

@@ -89,7 +89,7 @@ ROW_TARGETS: dict[str, RowTarget] = {
     "pantheons": RowTarget(1),
     "deities": RowTarget(4, 0.5, "every god a backstory names", ("pc", 1)),
     # 2A
-    # The cast: about two roles per NPC for the rows below that need one (audit.cast_for_roles).
+    # The cast: about two roles per NPC for the rows below that need one (roles.cast_for_roles).
     "entities": RowTarget(12, 3, "2 per PC from their backstory, the rest the supporting cast", ("pc", 2)),
     # 2B
     "locations": RowTarget(6, 1.5, "a hierarchy: regions > cities > districts > sites"),
@@ -509,6 +509,8 @@ ALL_PHASES: tuple[Phase, ...] = tuple(phase for phases in PROFILES.values() for 
 PHASES_BY_ID: dict[str, Phase] = {phase.id: phase for phase in PHASES}
 ANY_PHASE_BY_ID: dict[str, Phase] = {phase.id: phase for phase in ALL_PHASES}
 WORLD_TABLES: tuple[str, ...] = tuple(table for phase in PHASES for table in phase.tables)
+# The relationship tables: rows that only tie two other rows together (3C's), never a role of an NPC.
+RELATIONSHIP_TABLES: tuple[str, ...] = PHASES_BY_ID["3C"].tables
 ALL_TABLES: tuple[str, ...] = CORE_TABLES + WORLD_TABLES
 
 

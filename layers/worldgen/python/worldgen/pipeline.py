@@ -17,7 +17,6 @@ from psycopg.types.json import Jsonb
 
 from worldgen import continuity, cost_cap, state
 from worldgen import outline as outlines
-from worldgen.audit import ROLE_TABLES, role_room
 from worldgen.db import rules
 from worldgen.db.catalog import read_table_specs
 from worldgen.db.connection import connect
@@ -41,11 +40,13 @@ from worldgen.errors import (
     PhaseDependencyMissing,
     WorldgenError,
 )
-from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage, WorldModel, get_model
+from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage, WorldModel
+from worldgen.model.factory import get_model
 from worldgen.model.families import find_family
 from worldgen.observability import logger
 from worldgen.phases import SAVE_SECONDS, WORLD_TABLES, Phase, get_phase, row_target
 from worldgen.prompts import phase_prompt, size_hint, system_prompt
+from worldgen.roles import ROLE_TABLES, role_room
 from worldgen.schema.spec import TableSpec
 from worldgen.schema.tools import load_tool, strict_variant, with_key_enums, with_row_targets
 from worldgen.settings import get_settings

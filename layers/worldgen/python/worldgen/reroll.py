@@ -36,7 +36,8 @@ from worldgen.db.context import PhaseContext, load_campaign, load_player_charact
 from worldgen.db.save import WORLD_TABLE_SET, existing_keys, invalid_output
 from worldgen.db.snapshot import insertable_columns
 from worldgen.errors import CampaignNotFound, InvalidModelOutput, WorldgenError
-from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage, WorldModel, get_model
+from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage, WorldModel
+from worldgen.model.factory import get_model
 from worldgen.observability import logger
 from worldgen.outline import ASSIGNED_MARKER
 from worldgen.phases import WORLD_TABLES, Phase, phase_of_table

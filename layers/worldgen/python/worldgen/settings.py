@@ -1,5 +1,9 @@
 """Typed settings (prefix ``WORLDGEN_``), validated once and cached.
 
+The checks that need the model table or the tool schemas (a known model, a phase's tool within the
+limits of strict tools and structured outputs) are not made here but where the model is made
+(``worldgen.model.factory.check_model_settings``): settings load nothing they configure.
+
 Library code reads configuration only through ``get_settings()``; nothing else looks at
 ``os.environ``. Tests call ``get_settings.cache_clear()`` after changing the environment.
 """
@@ -10,7 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worldgen.contracts import SETTINGS_ENV_PREFIX
@@ -83,18 +87,8 @@ class Settings(BaseSettings):
 
     @field_validator("default_model")
     @classmethod
-    def _default_model_is_known(cls, model: str | None) -> str | None:
-        return _known_model(model, "WORLDGEN_DEFAULT_MODEL") if model and model.strip() else None
-
-    @field_validator("simulator_model")
-    @classmethod
-    def _simulator_model_is_known(cls, model: str) -> str:
-        return _known_model(model, "WORLDGEN_SIMULATOR_MODEL")
-
-    @field_validator("phase_models")
-    @classmethod
-    def _phase_models_are_known(cls, models: dict[str, str]) -> dict[str, str]:
-        return {phase: _known_model(model, f"WORLDGEN_PHASE_MODELS[{phase}]") for phase, model in models.items()}
+    def _empty_default_model_is_unset(cls, model: str | None) -> str | None:
+        return model if model and model.strip() else None
 
     # Simulated Claude (worldgen.local.simulator, started by the demo, the bench and tests)
     simulator_url: str | None = None
@@ -135,57 +129,17 @@ class Settings(BaseSettings):
 
     @field_validator("strict_phases")
     @classmethod
-    def _strict_phases_within_limits(cls, phases: list[str]) -> list[str]:
-        """A phase configured strict whose tool breaks a limit of strict tool use is refused here, with
-        the limit named, rather than by the API in the middle of a generation."""
+    def _strict_phases_are_known(cls, phases: list[str]) -> list[str]:
+        """Phase ids, upper-cased; whether their tools fit strict tool use is checked where the model
+        is made (``worldgen.model.factory``), which reads the tool schemas."""
         from worldgen.phases import get_phase
-        from worldgen.schema.tools import load_tool, part_limit_problems
 
         for phase_id in phases:
             try:
-                phase = get_phase(phase_id)
+                get_phase(phase_id)
             except KeyError as exc:
                 raise ValueError(str(exc.args[0])) from exc
-            problems = part_limit_problems(phase, load_tool(phase))
-            if problems:
-                raise ValueError(f"phase {phase.id} cannot use strict tools: " + "; ".join(problems))
         return [phase.upper() for phase in phases]
-
-    @model_validator(mode="after")
-    def _structured_outputs_within_limits(self) -> Settings:
-        """A phase whose model answers in structured outputs (its schema compiled as strict tools'
-        are) must fit their limits in every part: refused here, never mid-generation."""
-        from worldgen.errors import ConfigurationError
-        from worldgen.model.families import STRUCTURED_OUTPUT, UnknownModel, family_of
-        from worldgen.phases import ALL_PHASES
-        from worldgen.schema.tools import load_tool, part_limit_problems
-
-        for phase in ALL_PHASES:  # every profile
-            model = self.phase_models.get(phase.id) or self.default_model or phase.model
-            try:
-                structured = family_of(model).request_mode == STRUCTURED_OUTPUT
-            except UnknownModel:
-                continue  # reported by the model settings' own check
-            problems = part_limit_problems(phase, load_tool(phase)) if structured else []
-            if problems:
-                raise ConfigurationError(
-                    f"phase {phase.id} cannot run on {model} (structured outputs): " + "; ".join(problems),
-                    setting="WORLDGEN_PHASE_MODELS",
-                )
-        return self
-
-
-def _known_model(model: str, setting: str) -> str:
-    """``model`` when the model family table knows it, else ConfigurationError listing the known ids.
-
-    Raised as is (not a ValueError), so loading the settings fails with the one-line message."""
-    from worldgen.errors import ConfigurationError
-    from worldgen.model.families import UnknownModel, check_model
-
-    try:
-        return check_model(model)
-    except UnknownModel as exc:
-        raise ConfigurationError(f"{setting}: {exc}", setting=setting, model=model) from exc
 
 
 @cache

@@ -1,4 +1,6 @@
-"""phase_context: what a phase is told about the world generated so far, within a token budget."""
+"""phase_context: what a phase is told about the world generated so far, within a token budget.
+
+The sentences it is told in are in ``prompts/context.toml``."""
 
 from __future__ import annotations
 
@@ -12,12 +14,12 @@ from typing import Any
 
 import psycopg
 
-from worldgen.audit import RELATIONSHIP_TABLES
+from worldgen import prompts
 from worldgen.continuity import LEVEL_BAND, LEVELED_TABLES
 from worldgen.db.rows import campaign_rows
 from worldgen.db.save import rows_kept_on_regeneration
 from worldgen.errors import CampaignNotFound
-from worldgen.phases import ALL_PHASES, Phase, ancestors
+from worldgen.phases import ALL_PHASES, RELATIONSHIP_TABLES, Phase, ancestors
 from worldgen.schema.spec import TableSpec
 
 CHARS_PER_TOKEN = 4
@@ -49,13 +51,9 @@ class PhaseContext:
     party_level: float | None = None
 
     def render(self) -> str:
-        parts = [
-            f"Campaign: {self.campaign['name']}",
-            f"Setting: {self.campaign['setting']}",
-            f"Tone: {self.campaign['tone']}",
-        ]
+        parts = [prompts.text("context", "campaign", **self.campaign)]
         if self.player_characters:
-            parts.append("Player characters (weave every one of them in):")
+            parts.append(prompts.text("context", "player_characters"))
             parts += [json.dumps(pc, ensure_ascii=False) for pc in self.player_characters]
         for table, rows in self.rows.items():
             if rows:
@@ -63,15 +61,12 @@ class PhaseContext:
                 parts += [json.dumps(r, ensure_ascii=False) for r in rows]
         for table, rows in self.kept.items():
             if rows:
-                parts.append(
-                    f"## {table}: rows KEPT from before (locked by the game master). They stay as they are:"
-                    " do not recreate them and do not reuse their keys; your new rows may refer to them by key."
-                )
+                parts.append(prompts.text("context", "kept", table=table))
                 parts += [json.dumps(r, ensure_ascii=False) for r in rows]
         parts += self._continuity_facts()
         left_out = [f"{table} {count}" for table, count in self.omitted.items() if count]
         if left_out:
-            parts.append("Rows left out for length (their keys are still valid references): " + ", ".join(left_out))
+            parts.append(prompts.text("context", "left_out", tables=", ".join(left_out)))
         return "\n".join(parts)
 
     def told_region_parents(self) -> dict[str, str | None]:
@@ -89,26 +84,16 @@ class PhaseContext:
         told = self.region_parents if self.regions_told else set(left_out)
         inside = {r: p for r, p in self.region_parents.items() if p and r in told}
         if inside:
-            lines.append(
-                "Regions inside other regions (region: the region containing it); a place lies in its parent"
-                " place's region or in one inside it: " + json.dumps(inside, ensure_ascii=False)
-            )
+            lines.append(prompts.text("context", "region_parents", regions=json.dumps(inside, ensure_ascii=False)))
         if self.worshipped_in:
-            lines.append(
-                "Where each god is worshipped (deity: region of its pantheon's culture); a temple stands in its"
-                " god's region or in one inside it: " + json.dumps(self.worshipped_in, ensure_ascii=False)
-            )
+            worshipped_in = json.dumps(self.worshipped_in, ensure_ascii=False)
+            lines.append(prompts.text("context", "worshipped_in", regions=worshipped_in))
         if self.place_regions:
-            lines.append(
-                "The region of each place (its own, or the nearest place containing it that has one): "
-                + json.dumps(self.place_regions, ensure_ascii=False)
-            )
+            place_regions = json.dumps(self.place_regions, ensure_ascii=False)
+            lines.append(prompts.text("context", "place_regions", regions=place_regions))
         if self.party_level is not None:
             low, high = max(1, math.ceil(self.party_level - LEVEL_BAND)), min(20, int(self.party_level + LEVEL_BAND))
-            lines.append(
-                f"The party's average level is {self.party_level:g}: quests and encounters are for levels {low} to"
-                f" {high}."
-            )
+            lines.append(prompts.text("context", "party_level", level=self.party_level, low=low, high=high))
         return lines
 
     @property

@@ -133,7 +133,7 @@ class Chaos:
         self.random = random.Random(seed)
         self.pg = ControlledPostgres(root)
         from worldgen.local.postgres import with_database
-        from worldgen.tools.migrator import migrate
+        from worldgen.repository.migrator import migrate
 
         with psycopg.connect(self.pg.admin_url, autocommit=True) as conn:
             conn.execute("CREATE DATABASE chaos")

@@ -18,6 +18,7 @@ from worldgen.local.campaigns import (
     SAMPLE_CAMPAIGN,
     CampaignFile,
     CampaignFileError,
+    NotFound,
     campaign_rows,
     campaign_template,
     find_campaign,
@@ -431,12 +432,10 @@ def revert(args: argparse.Namespace) -> int:
 
 def _campaign_id(url: str, reference: str) -> str | None:
     """A campaign by id or by its name (when one campaign has it); None, said in one line, when not."""
-    from worldgen.tools.export.world import ExportError, find_campaign
-
     with connect(url) as conn:
         try:
-            return str(find_campaign(conn, reference))
-        except ExportError as exc:
+            return str(find_campaign(conn, reference, generations=False))
+        except NotFound as exc:
             print(f"error: {exc}", file=sys.stderr)
             return None
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from functools import cache
 
 from worldgen.local.postgres import embedded_server, local_database_url, migrated_template, with_database
+from worldgen.repository.migrator import migrate
 from worldgen.settings import get_settings
-from worldgen.tools.migrator import migrate
 
 
 @cache

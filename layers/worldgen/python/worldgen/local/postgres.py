@@ -12,8 +12,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from worldgen.repository.migrator import migrate
 from worldgen.settings import get_settings
-from worldgen.tools.migrator import migrate
 
 
 def ensure_runtime_dir() -> None:

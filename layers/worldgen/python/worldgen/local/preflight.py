@@ -14,7 +14,12 @@ from worldgen.settings import get_settings
 
 
 def model_problems(provider: str) -> list[str]:
+    """What stops ``provider`` from answering. The model settings are checked first, as making the
+    model would check them: a wrong one raises ConfigurationError, which the CLI prints in one line."""
+    from worldgen.model.factory import check_model_settings
+
     settings = get_settings()
+    check_model_settings(settings, provider)
     if provider == "anthropic" and not (
         (settings.anthropic_api_key and settings.anthropic_api_key.get_secret_value())
         or settings.anthropic_api_key_secret_arn

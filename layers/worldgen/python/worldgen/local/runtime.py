@@ -30,14 +30,14 @@ from typing import Any
 from urllib.parse import unquote
 
 from worldgen import contracts
+from worldgen.contracts import REDRIVE_COUNT_PATH
 from worldgen.db.connection import connect, release_thread_connection
 from worldgen.db.leases import acquire_execution_lease, mark_own_session, release_execution_lease
 from worldgen.errors import LAMBDA_TIMEOUT
 from worldgen.functions_registry import ALL_FUNCTIONS, FAILURE_FUNCTION, START_FUNCTION, LambdaFunction
 from worldgen.local.redrive import ExecutionNotRedrivable, ExecutionRecord, check_redrivable, redrive_definition
+from worldgen.repository.paths import ASL_PATH, ASL_PATHS, FUNCTIONS_DIR
 from worldgen.settings import get_settings
-from worldgen.tools.repo import ASL_PATH, ASL_PATHS, FUNCTIONS_DIR
-from worldgen.tools.statemachine import REDRIVE_COUNT_PATH
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

@@ -50,7 +50,6 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from worldgen.audit import ROLE_TABLES, cast_for_roles
 from worldgen.local.messages_api import (
     CHARS_PER_TOKEN,
     EventStream,
@@ -66,6 +65,7 @@ from worldgen.model import simulated
 from worldgen.model.base import ModelRequest
 from worldgen.model.procedural import ProceduralModel
 from worldgen.phases import PHASES, PRIMER_MAX_TOKENS, phase_of_table, row_target
+from worldgen.roles import ROLE_TABLES, cast_for_roles
 
 EVENT_CHARS = 64  # characters of tool input per input_json_delta event
 
@@ -339,7 +339,7 @@ class ClaudeSimulator:
 
     def row_counts(self, request: ModelRequest) -> dict[str, int]:
         """Rows per table of the request's phase; the cast (entities) as large as the roles later
-        phases will hand out need (``audit.cast_for_roles``), as 2A's prompt asks of a model."""
+        phases will hand out need (``roles.cast_for_roles``), as 2A's prompt asks of a model."""
         if request.phase.profile != "full":  # a lean profile's prompts ask for its own row targets
             return self._profile_row_counts(request)
         pcs = len(request.context.player_characters) or BASE_PCS

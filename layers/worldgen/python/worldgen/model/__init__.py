@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage, WorldModel, get_model
+from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage, WorldModel
+from worldgen.model.factory import get_model
 
 __all__ = ["ModelRequest", "ModelResponse", "ModelUsage", "WorldModel", "get_model"]

@@ -1,4 +1,6 @@
-"""The WorldModel protocol and the request/response it speaks."""
+"""The WorldModel protocol and the request/response it speaks (a leaf: the implementations and
+``get_model``, which makes them, live beside it, in ``claude.py``, ``procedural.py``, ``simulated.py``
+and ``factory.py``)."""
 
 from __future__ import annotations
 
@@ -6,9 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from worldgen.db.context import PhaseContext
-from worldgen.errors import ConfigurationError
 from worldgen.phases import Phase
-from worldgen.settings import MODEL_PROVIDERS, Settings, get_settings
 
 
 @dataclass
@@ -67,35 +67,3 @@ class WorldModel(Protocol):
     def call(self, request: ModelRequest) -> ModelResponse:
         """Return the tool input and usage, or raise an error of ``worldgen.errors``."""
         ...
-
-
-# provider -> (the settings it was built from, the model). The settings object itself is kept and
-# compared, not its id(): a reloaded Settings may be allocated at a freed object's address.
-_models: dict[str, tuple[Settings, WorldModel]] = {}
-
-
-def get_model(provider: str | None = None) -> WorldModel:
-    """The model for ``provider``, kept per execution environment so a warm Lambda reuses its
-    HTTP connections (rebuilt when the settings are reloaded)."""
-    settings = get_settings()
-    name = provider or settings.model_provider
-    cached = _models.get(name)
-    if cached is not None and cached[0] is settings:
-        return cached[1]
-    model: WorldModel
-    if name == "procedural":
-        from worldgen.model.procedural import ProceduralModel
-
-        model = ProceduralModel()
-    elif name in ("anthropic", "bedrock"):
-        from worldgen.model.claude import ClaudeModel
-
-        model = ClaudeModel(provider=name)
-    elif name == "simulated":
-        from worldgen.model.simulated import SimulatedModel
-
-        model = SimulatedModel(settings)
-    else:
-        raise ConfigurationError(f"unknown model provider {name!r}; valid: {', '.join(MODEL_PROVIDERS)}")
-    _models[name] = (settings, model)
-    return model

@@ -17,12 +17,12 @@ import time
 from collections import Counter
 from typing import Any
 
-from worldgen.audit import RELATIONSHIP_TABLES, ROLE_LIMIT, role_phases_beside
 from worldgen.continuity import LEVEL_BAND, within
 from worldgen.contracts import GM_NOTES_COLUMN, SECRET_LINK_COLUMN
 from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage
 from worldgen.outline import GIST_WORDS
-from worldgen.phases import row_target
+from worldgen.phases import RELATIONSHIP_TABLES, row_target
+from worldgen.roles import ROLE_LIMIT, role_phases_beside
 
 PROVIDER = "procedural"
 MODEL_NAME = "procedural-v1"

@@ -1,18 +1,59 @@
-"""Prompt templates: one system prompt and one template per phase, as text files."""
+"""Every sentence the model reads, as files of this folder: the system prompt (``system.txt``), each
+phase's guidance (``phase_<id>.txt``) inside the frame its profile shares (``phase_frame.txt``; a
+quick-profile file is whole), the reroll request (``reroll.txt``), and the shorter texts of the
+engine by the module that sends them (``context.toml``: the world so far; ``parts.toml``: the
+outline, the parts and the primer of a phase in parts).
+
+Below the modules that send these texts: it imports nothing but the phase registry.
+"""
 
 from __future__ import annotations
 
 import json
+import tomllib
 from functools import cache
 from importlib import resources
+from typing import Any, Protocol
 
-from worldgen.db.context import PhaseContext
 from worldgen.phases import Phase, row_target, row_targets
+
+
+class PhaseContext(Protocol):
+    """What a prompt reads of ``worldgen.db.context.PhaseContext`` (which sends sentences of this
+    folder, so this folder does not import it back)."""
+
+    keys: dict[str, list[str]]
+
+    def render(self) -> str: ...
+
+
+# The frame each profile's phase files are written into; a profile without one has whole files.
+PHASE_FRAMES = {"full": "phase_frame.txt"}
 
 
 @cache
 def _template(name: str) -> str:
     return resources.files("worldgen.prompts").joinpath(name).read_text(encoding="utf-8")
+
+
+@cache
+def _texts(name: str) -> dict[str, Any]:
+    return tomllib.loads(_template(f"{name}.toml"))
+
+
+def text(file: str, key: str, /, **fields: Any) -> str:
+    """The text ``key`` of ``<file>.toml`` (a dotted ``key`` names a table's entry), its fields filled."""
+    found: Any = _texts(file)
+    for part in key.split("."):
+        found = found[part]
+    return str(found).format(**fields)
+
+
+def phase_template(phase: Phase) -> str:
+    """The prompt template of ``phase``: its guidance inside its profile's frame."""
+    own = _template(f"phase_{phase.slug}.txt")
+    frame = PHASE_FRAMES.get(phase.profile)
+    return _template(frame).replace("{guidance}", own.rstrip("\n")) if frame else own
 
 
 def system_prompt() -> str:
@@ -47,7 +88,7 @@ def pc_connection_example(context: PhaseContext) -> str:
 
 def phase_prompt(phase: Phase, context: PhaseContext, size_hint: str) -> str:
     return (
-        _template(f"phase_{phase.slug}.txt")
+        phase_template(phase)
         .format(
             phase_id=phase.id,
             phase_name=phase.name,

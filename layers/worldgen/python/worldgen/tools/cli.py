@@ -21,7 +21,7 @@ EXPORT_FORMATS = ("json", "markdown", "html", "foundry")
 
 def _db_migrate(args: argparse.Namespace) -> int:
     from worldgen.local.postgres import local_database_url
-    from worldgen.tools.migrator import MigrationFailed, migrate, migrate_down
+    from worldgen.repository.migrator import MigrationFailed, migrate, migrate_down
 
     url = local_database_url()
     try:

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from worldgen.tools.repo import REPO_ROOT
+from worldgen.repository.paths import REPO_ROOT
 
 TABLES_DIR = REPO_ROOT / "infra" / "hasura" / "metadata" / "databases" / "default" / "tables"
 

@@ -22,7 +22,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from worldgen.tools.repo import REPO_ROOT
+from worldgen.repository.paths import REPO_ROOT
 
 PYPROJECT = REPO_ROOT / "pyproject.toml"
 LOCK_PATH = REPO_ROOT / "layers" / "dependencies" / "requirements.txt"

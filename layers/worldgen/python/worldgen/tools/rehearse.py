@@ -48,6 +48,7 @@ from urllib.parse import unquote
 
 from worldgen import contracts
 from worldgen.local.runtime import status_change_event, with_redrive_count
+from worldgen.repository.paths import REPO_ROOT
 from worldgen.settings import Settings
 from worldgen.tools.assembly import (
     LAMBDA_UNZIPPED_LIMIT_BYTES,
@@ -59,7 +60,6 @@ from worldgen.tools.assembly import (
     load_template,
     packaged_functions,
 )
-from worldgen.tools.repo import REPO_ROOT
 
 # The only variables the rehearsal adds to a function's template environment, and why.
 REHEARSAL_OVERRIDES = {
@@ -939,7 +939,7 @@ def rehearsal_database(url: str | None) -> Iterator[str]:
         yield url
         return
     from worldgen.local.postgres import drop_database, embedded_server, with_database
-    from worldgen.tools.migrator import migrate
+    from worldgen.repository.migrator import migrate
 
     admin = str(embedded_server().get_uri())
     name = f"worldgen_rehearsal_{os.getpid()}"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from worldgen.phases import ALL_PHASES
+from worldgen.repository.paths import REPO_ROOT
 from worldgen.schema.spec import TableSpec
 from worldgen.schema.tools import generated_name, phase_tool, render
-from worldgen.tools.repo import REPO_ROOT
 
 GENERATED_DIR = REPO_ROOT / "layers" / "worldgen" / "python" / "worldgen" / "schema" / "generated"
 

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 from worldgen.db.connection import connect
+from worldgen.repository.paths import REPO_ROOT
 from worldgen.tools.export import world
 from worldgen.tools.export.audience import SecretLeak, for_audience
-from worldgen.tools.repo import REPO_ROOT
 
 # Foundry's official CLI, pinned in tools/foundry/package-lock.json and installed by `make foundry-cli`.
 FOUNDRY_CLI_DIR = REPO_ROOT / "tools" / "foundry"

@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from worldgen.audit import RELATIONSHIP_TABLES
 from worldgen.contracts import GM_NOTES_COLUMN, PLAYERS_AUDIENCE, SECRET_LINK_COLUMN
+from worldgen.phases import RELATIONSHIP_TABLES
 from worldgen.tools.export.world import AUDIENCE_FIELD, PC_TABLE, reference_fields
 
 PACK_NAME = "world"

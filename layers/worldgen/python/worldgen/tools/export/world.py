@@ -42,10 +42,6 @@ _AUDIT_TABLES = ("phase_runs", "model_calls")
 _JSON_TYPES = {**JSON_TYPES, "timestamptz": "string", "date": "string", "uuid": "string"}
 
 
-class ExportError(Exception):
-    """A campaign that cannot be exported (not found, ambiguous)."""
-
-
 class ImportRefused(Exception):
     """A file that cannot be imported; ``problems`` lists every reason."""
 
@@ -80,26 +76,6 @@ def exported_columns(spec: TableSpec) -> list[ColumnSpec]:
 
 
 # ---------------------------------------------------------------- export
-
-
-def find_campaign(conn: psycopg.Connection[Any], reference: str) -> uuid.UUID:
-    """A campaign by id, or by name when exactly one campaign has it."""
-    try:
-        campaign_id = uuid.UUID(reference)
-    except ValueError:
-        rows = conn.execute("SELECT id FROM campaigns WHERE name = %s", (reference,)).fetchall()
-        if len(rows) > 1:
-            raise ExportError(f"{len(rows)} campaigns are named {reference!r}: give the campaign id") from None
-        if not rows:
-            raise ExportError(f"no campaign has the id or name {reference!r}") from None
-        return uuid.UUID(str(_first(rows[0])))
-    if conn.execute("SELECT 1 FROM campaigns WHERE id = %s", (campaign_id,)).fetchone() is None:
-        raise ExportError(f"no campaign has the id {campaign_id}")
-    return campaign_id
-
-
-def _first(row: Any) -> Any:
-    return next(iter(row.values())) if isinstance(row, dict) else row[0]
 
 
 def export_world(

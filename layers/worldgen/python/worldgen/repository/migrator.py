@@ -34,7 +34,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from worldgen.tools.repo import MIGRATIONS_DIR
+from worldgen.repository.paths import MIGRATIONS_DIR
 
 # Any constant works; it only has to be the same for every migrator.
 MIGRATION_LOCK_ID = 0x776F726C64  # "world"
