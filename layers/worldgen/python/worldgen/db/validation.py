@@ -8,9 +8,8 @@
   text limits (``validate_phase_input``); the catalog's constraints across rows or columns
   (``table_rules``); an outline's rows (``outline_problems``).
 
-Keys are forgiving: ``slug_keys`` turns ``Iron_Marches``, ``iron marches`` and ``Île-d'Or`` into
-slugs in definitions and references alike. When PostgreSQL still rejects a row, ``database_error``
-names it by key, never by UUID. ``drop_rows`` is what a partial save leaves out.
+Keys are forgiving (``slug_keys``: ``Iron_Marches`` and ``iron marches`` are ``iron-marches``).
+``database_error`` names PostgreSQL's rejection of a row by key; ``drop_rows`` trims a partial save.
 """
 
 from __future__ import annotations
@@ -68,9 +67,7 @@ SELECT c.relname AS table_name, con.conname AS name, con.contype AS kind,
        pg_get_constraintdef(con.oid) AS definition,
        ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY AS k(num, pos)
              JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.num ORDER BY k.pos) AS columns
-FROM pg_constraint con
-JOIN pg_class c ON c.oid = con.conrelid
-JOIN pg_namespace n ON n.oid = c.relnamespace
+FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = 'public' AND con.contype IN ('u', 'c') AND c.relname = ANY(%s)
 ORDER BY c.relname, con.conname
 """
@@ -136,16 +133,8 @@ def slug_keys(phase: Phase, specs: Mapping[str, TableSpec], tool_input: Any) -> 
             if isinstance(original, str) and slug(original):
                 first = written.setdefault(row["key"], original)
                 if first != original:
-                    problems.append(
-                        Problem(
-                            table,
-                            f"keys {first!r} and {original!r} are the same key {row['key']!r} once written as a"
-                            " slug: give them different keys",
-                            index,
-                            row["key"],
-                            "key",
-                        )
-                    )
+                    same = f"keys {first!r} and {original!r} are the same key {row['key']!r} once written as a slug"
+                    problems.append(Problem(table, f"{same}: give them different keys", index, row["key"], "key"))
     return slugged, problems
 
 
@@ -193,81 +182,75 @@ def validate_phase_input(
     if not isinstance(tool_input, dict):
         return problems
     reported = {(p.table, p.index, p.column) for p in problems if p.column is not None}
-    phase_keys = {
+    written = {
         t: {r["key"] for r in rows if isinstance(r, dict) and isinstance(r.get("key"), str)}
         for t in phase.tables
         if isinstance(rows := tool_input.get(t), list)
     }
-    for table in phase_keys:
-        rows = tool_input[table]
-        columns = _columns(specs[table])
+    # The keys a reference may name: rows of this call and rows kept from before (locked) in the
+    # phase's tables, the rows of earlier phases in the others.
+    targets = {c.references for t in written for c in specs[t].foreign_keys if c.references}
+    pools = {t: written.get(t, set()) | set(known_keys.get(t, {})) for t in targets}
+    for table in written:
+        rows, columns, taken = tool_input[table], _columns(specs[table]), known_keys.get(table, {})
         seen: set[str] = set()
         for index, row in enumerate(rows):
-            if isinstance(row, dict):
-                found = _row_problems(table, index, row, columns, phase, phase_keys, known_keys, seen)
-                problems += [p for p in found if (p.table, p.index, p.column) not in reported]
+            if not isinstance(row, dict):
+                continue
+            key = row["key"] if isinstance(row.get("key"), str) else None
+            found = _key_problems(key, seen, taken) + _value_problems(table, key, row, columns, pools)
+            for text, field in found:
+                if (table, index, field) not in reported:
+                    problems.append(Problem(table, text, index, key, field))
         for column in specs[table].foreign_keys:
             if column.references == table:
                 problems += _hierarchy_cycles(table, rows, column)
     return problems
 
 
-def _row_problems(
-    table: str,
-    index: int,
-    row: dict[str, Any],
-    columns: dict[str, ColumnSpec],
-    phase: Phase,
-    phase_keys: dict[str, set[str]],
-    known_keys: Mapping[str, Mapping[str, Any]],
-    seen: set[str],
-) -> list[Problem]:
-    """What JSON Schema cannot say of a row; a value of the wrong type is the schema's to report."""
-    key = row.get("key") if isinstance(row.get("key"), str) else None
-    problems = []
+def _key_problems(key: str | None, seen: set[str], taken: Mapping[str, Any]) -> list[tuple[str, str | None]]:
+    """(problem, field) of a row's key: a slug of sane length, new in its table and to the kept rows."""
+    if key is None:
+        return []  # missing or not a string: the schema's to report
+    found: list[tuple[str, str | None]] = []
+    if key in seen:
+        found.append(("duplicate key in this table", "key"))
+    elif key in taken:
+        found.append(("key taken by a kept (locked) row: choose another", "key"))
+    seen.add(key)
+    if len(key) > MAX_KEY_LENGTH:
+        found.append((f"a key has at most {MAX_KEY_LENGTH} characters; this one has {len(key)}", "key"))
+    elif not KEY_PATTERN.match(key):
+        found.append(("keys are lowercase letters, digits and hyphens, e.g. 'iron-marches'", "key"))
+    return found
 
-    def problem(text: str, column: str | None = None) -> None:
-        problems.append(Problem(table, text, index, key, column))
 
-    if key is not None:
-        if key in seen:
-            problem("duplicate key in this table", "key")
-        elif key in known_keys.get(table, {}):
-            problem("key taken by a kept (locked) row: choose another", "key")
-        seen.add(key)
-        if len(key) > MAX_KEY_LENGTH:
-            problem(f"a key has at most {MAX_KEY_LENGTH} characters; this one has {len(key)}", "key")
-        elif not KEY_PATTERN.match(key):
-            problem("keys are lowercase letters, digits and hyphens, e.g. 'iron-marches'", "key")
+def _value_problems(
+    table: str, key: str | None, row: dict[str, Any], columns: dict[str, ColumnSpec], pools: dict[str, set[str]]
+) -> list[tuple[str, str | None]]:
+    """(problem, field) of what JSON Schema cannot say of a row's values; a value of the wrong type
+    is the schema's to report."""
+    found: list[tuple[str, str | None]] = []
     for name, value in row.items():
         column = columns.get(name)
         if column is None or value is None or name == "key" or isinstance(value, bool):
             continue
+        limits = _INTEGER_RANGES.get(column.pg_type)
         if column.references:
-            if not isinstance(value, str):
-                continue
-            target = column.references
-            pool: set[str] | Mapping[str, Any] = known_keys.get(target, {})
-            if target in phase.tables:  # rows of this call, and rows kept from before (locked)
-                pool = phase_keys.get(target, set()) | set(pool)
-            if value not in pool:
-                problem(f"no {target} row has key {quoted(value)}", name)
-            elif table == target and value == key:
-                problem("a row cannot refer to itself", name)
+            if isinstance(value, str) and value not in pools[column.references]:
+                found.append((f"no {column.references} row has key {quoted(value)}", name))
+            elif table == column.references and value == key:
+                found.append(("a row cannot refer to itself", name))
         elif isinstance(value, float) and not math.isfinite(value):
-            problem(_not_finite(value), name)
+            found.append((_not_finite(value), name))
         elif (text_problem := _text_problem(value, column)) is not None:
-            problem(text_problem, name)
-        elif (
-            column.pg_type in _INTEGER_RANGES
-            and isinstance(value, int)
-            and not _INTEGER_RANGES[column.pg_type][0] <= value <= _INTEGER_RANGES[column.pg_type][1]
-        ):
-            problem(f"{value} does not fit a PostgreSQL {column.pg_type}", name)
-    return problems
+            found.append((text_problem, name))
+        elif limits and isinstance(value, int) and not limits[0] <= value <= limits[1]:
+            found.append((f"{value} does not fit a PostgreSQL {column.pg_type}", name))
+    return found
 
 
-def _not_finite(value: float) -> str:
+def _not_finite(value: float) -> str:  # also what the schema's bounds say of it: more to the point
     return f"{value} is not a number PostgreSQL stores here; give a finite number"
 
 
@@ -404,7 +387,7 @@ def _field_message(error: Any, column: ColumnSpec | None, in_array: bool) -> str
     """A schema error about one field, in the words the model reads."""
     value, bound = error.instance, error.validator_value
     if isinstance(value, float) and not math.isfinite(value):
-        return _not_finite(value)  # more to the point than "-inf is below the minimum 0"
+        return _not_finite(value)
     if error.validator == "type" and value is None and column is not None and column.required:
         return "required field missing"
     if error.validator == "type" and value is not None and column is not None:
@@ -483,28 +466,21 @@ def rule_problems(rules: list[Rule], tool_input: dict[str, Any]) -> list[Problem
             values = tuple(row.get(p) for p in rule.properties)
             if not all(isinstance(v, str | int | float | bool | type(None)) for v in values):
                 continue  # a wrong type is reported by the schema
-            listed = ", ".join(rule.properties)
-            if rule.kind == "unique":
-                if rule.nulls_distinct and None in values:
-                    continue
+            listed, text = ", ".join(rule.properties), ""
+            if rule.kind == "unique" and not (rule.nulls_distinct and None in values):
                 if values in seen:
                     what = "parent" if len(values) == 1 else "combination"
-                    problems.append(
-                        Problem(rule.table, f"same {listed} as row {seen[values]!r}: one row per {what}", index, key)
-                    )
-                else:
-                    seen[values] = key or f"#{index}"
+                    text = f"same {listed} as row {seen[values]!r}: one row per {what}"
+                seen.setdefault(values, key or f"#{index}")
             elif rule.kind == "distinct" and values[0] is not None and values[0] == values[1]:
-                problems.append(Problem(rule.table, f"{listed} must differ (an edge needs two ends)", index, key))
+                text = f"{listed} must differ (an edge needs two ends)"
             elif rule.kind == "exactly_one" and sum(v is not None for v in values) != 1:
                 given = [p for p, v in zip(rule.properties, values, strict=True) if v is not None]
-                problems.append(
-                    Problem(rule.table, f"give exactly one of {listed} (given: {given or 'none'})", index, key)
-                )
+                text = f"give exactly one of {listed} (given: {given or 'none'})"
             elif rule.kind == "ordered" and _numbers(values) and values[0] > values[1]:  # type: ignore[operator]
-                problems.append(
-                    Problem(rule.table, f"{rule.properties[0]} must not exceed {rule.properties[1]}", index, key)
-                )
+                text = f"{rule.properties[0]} must not exceed {rule.properties[1]}"
+            if text:
+                problems.append(Problem(rule.table, text, index, key))
     return problems
 
 
@@ -586,16 +562,6 @@ def database_error(
     return InvalidModelOutput(text, problems=[text])
 
 
-def rows_touched(problems: list[Problem]) -> set[tuple[str, str]] | None:
-    """(table, key) of every row a problem is about; None when one is about no row (a whole table, the input)."""
-    touched = set()
-    for problem in problems:
-        if problem.key is None:
-            return None
-        touched.add((problem.table, problem.key))
-    return touched
-
-
 def drop_rows(
     phase: Phase, specs: Mapping[str, TableSpec], tool_input: dict[str, Any], problems: list[Problem]
 ) -> tuple[dict[str, Any], list[dict[str, str]]] | None:
@@ -603,9 +569,8 @@ def drop_rows(
 
     Returns (the rest, what was dropped with the reason) or None when a problem is about no single row.
     """
-    touched = rows_touched(problems)
-    if touched is None:
-        return None
+    if any(problem.key is None for problem in problems):
+        return None  # about a whole table or the input, not a row
     reasons: dict[tuple[str, str], str] = {}
     for problem in problems:
         reasons.setdefault((problem.table, problem.key or ""), str(problem))
@@ -624,20 +589,12 @@ def drop_rows(
                         )
                         changed = True
                         break
-    kept = {
-        table: [
-            r for r in (tool_input.get(table) or []) if not (isinstance(r, dict) and (table, r.get("key")) in reasons)
-        ]
-        for table in phase.tables
-    }
-    # One entry per row removed (two rows sharing a key are two), by table and key.
-    dropped = sorted(
-        (
-            {"table": table, "key": str(row.get("key")), "reason": reasons[table, str(row.get("key"))]}
-            for table in phase.tables
-            for row in tool_input.get(table) or []
-            if isinstance(row, dict) and isinstance(row.get("key"), str) and (table, row.get("key")) in reasons
-        ),
-        key=lambda d: (d["table"], d["key"]),
-    )
-    return kept, dropped
+    kept: dict[str, Any] = {table: [] for table in phase.tables}
+    dropped = []  # one entry per row removed (two rows sharing a key are two)
+    for table in phase.tables:
+        for row in tool_input.get(table) or []:
+            if not (isinstance(row, dict) and (table, row.get("key")) in reasons):
+                kept[table].append(row)
+            elif isinstance(row.get("key"), str):
+                dropped.append({"table": table, "key": row["key"], "reason": reasons[table, row["key"]]})
+    return kept, sorted(dropped, key=lambda d: (d["table"], d["key"]))
