@@ -196,3 +196,28 @@ def test_dropping_a_duplicated_key_reports_each_row_it_removes(specs: dict[str, 
     removed = len(tool_input["locations"]) - len(kept["locations"])
     assert removed == 2
     assert [(d["table"], d["key"]) for d in dropped] == [("locations", "port-vell")] * removed
+
+
+def test_the_schema_is_checked_by_jsonschema_alone_and_worded_by_column(specs: dict[str, TableSpec]) -> None:
+    """A float is no PostgreSQL integer (JSON Schema would take 1.0); a wrong type is reported once,
+    in the column's words; what no schema says (PostgreSQL's range, a NUL) by hand."""
+    phase = get_phase("2B")
+    tool_input = empty_input(phase)
+    tool_input["locations"] = [
+        location("north-reach", "region", population=1.0),
+        location("port-vell", "city", population=True, parent_location_key=7),
+        location("mistmoor", "town", population=2**40, description="nul\x00"),
+        location("old-quay", "district", population=-1, mayor="Old Mara"),
+    ]
+
+    problems = [str(p) for p in validation.validate_phase_input(phase, specs, tool_input, {})]
+
+    assert sorted(problems) == [
+        "locations[key=mistmoor].description: text cannot contain the NUL character (\\u0000)",
+        "locations[key=mistmoor].population: 1099511627776 does not fit a PostgreSQL integer",
+        "locations[key=north-reach].population: expected integer, got float",
+        "locations[key=old-quay].mayor: unknown field",
+        "locations[key=old-quay].population: -1 is below the minimum 0",
+        "locations[key=port-vell].parent_location_key: a reference must be the key (a string) of the referenced row",
+        "locations[key=port-vell].population: expected integer, got a boolean",
+    ]
