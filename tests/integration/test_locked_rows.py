@@ -12,7 +12,8 @@ import pytest
 
 from tests.support.worlds import generate_sample_world
 from worldgen.db.context import phase_context
-from worldgen.db.save import existing_keys, external_tables, validate_phase_input
+from worldgen.db.save import existing_keys, external_tables
+from worldgen.db.validation import validate_phase_input
 from worldgen.phases import get_phase
 from worldgen.pipeline import table_specs
 

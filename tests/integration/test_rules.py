@@ -1,4 +1,4 @@
-"""worldgen.db.rules: every rule checked before the save and reported by row key, forgiving keys,
+"""worldgen.db.validation: every rule checked before the save and reported by row key, forgiving keys,
 PostgreSQL's errors named by key, and the rows a partial save drops."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from tests.integration import test_save
 from tests.integration.test_save import Campaign, empty_input, location, save, save_world
 from tests.shared import one_row
-from worldgen.db import rules
+from worldgen.db import validation
 from worldgen.errors import InvalidModelOutput
 from worldgen.phases import get_phase
 from worldgen.schema.spec import TableSpec
@@ -55,7 +55,7 @@ def test_every_rule_of_3c_is_reported_at_once_by_row_key_before_the_database_see
         "pc_connections[key=lyra-alone]: give exactly one of entity_key, location_key, item_key, faction_key,"
         " quest_hook_key (given: none)",
     ]
-    assert not any(rules._UUID.search(p) for p in problems)
+    assert not any(validation._UUID.search(p) for p in problems)
     assert one_row(conn.execute("SELECT count(*) AS n FROM entity_relationships"))["n"] == 0
 
 
@@ -65,7 +65,7 @@ def test_one_per_parent_is_checked_from_a_single_column_unique(conn: Conn, specs
     sentient = {"name": "Voice", "description": "It talks.", "item_key": "whisper-blade"}
     tool_input["sentient_item_properties"] = [{"key": "voice-1", **sentient}, {"key": "voice-2", **sentient}]
 
-    problems = [str(p) for p in rules.rule_problems(rules.table_rules(conn, phase, specs), tool_input)]
+    problems = [str(p) for p in validation.rule_problems(validation.table_rules(conn, phase, specs), tool_input)]
 
     assert problems == ["sentient_item_properties[key=voice-2]: same item_key as row 'voice-1': one row per parent"]
 
@@ -75,7 +75,7 @@ def test_one_per_parent_is_checked_from_a_single_column_unique(conn: Conn, specs
     [("Iron_Marches", "iron-marches"), ("iron marches", "iron-marches"), ("Île-d'Or", "ile-d-or")],
 )
 def test_a_key_is_a_slug_however_it_is_written(written: str, slug: str) -> None:
-    assert rules.slug(written) == slug
+    assert validation.slug(written) == slug
 
 
 def test_keys_are_slugged_in_definitions_and_references_alike_and_the_save_succeeds(
@@ -88,7 +88,7 @@ def test_keys_are_slugged_in_definitions_and_references_alike_and_the_save_succe
         location("Port Vell", "city", parent="iron marches"),
     ]
 
-    slugged, problems = rules.slug_keys(phase, specs, tool_input)
+    slugged, problems = validation.slug_keys(phase, specs, tool_input)
     save(conn, campaign, phase, slugged, specs)
 
     assert problems == []
@@ -105,7 +105,7 @@ def test_two_keys_that_collide_once_slugged_are_reported(specs: dict[str, TableS
     tool_input = empty_input(phase)
     tool_input["locations"] = [location("Iron_Marches", "region"), location("iron marches", "region")]
 
-    _, problems = rules.slug_keys(phase, specs, tool_input)
+    _, problems = validation.slug_keys(phase, specs, tool_input)
 
     assert [str(p) for p in problems] == [
         "locations[key=iron-marches].key: keys 'Iron_Marches' and 'iron marches' are the same key 'iron-marches'"
@@ -118,7 +118,7 @@ def test_the_tool_schema_is_checked_by_jsonschema_and_located_by_row(specs: dict
     tool_input = empty_input(phase)
     tool_input["locations"] = [location("north-reach", "region", population="many")]
 
-    problems = rules.schema_problems(phase, tool_input)
+    problems = validation.schema_problems(phase, tool_input)
 
     assert [(p.table, p.key, p.column) for p in problems] == [("locations", "north-reach", "population")]
     assert "'many' is not of type 'integer'" in problems[0].problem
@@ -139,10 +139,10 @@ def test_a_database_rejection_names_the_rows_by_key_never_by_uuid(conn: Conn, ca
         )
     conn.rollback()
 
-    error = rules.database_error("locations", raised.value, {"locations": {"north-reach": second}}, {})
+    error = validation.database_error("locations", raised.value, {"locations": {"north-reach": second}}, {})
 
     assert str(campaign.id) in (raised.value.diag.message_detail or "")  # PostgreSQL's words carry a UUID
-    assert not rules._UUID.search(error.message)
+    assert not validation._UUID.search(error.message)
     assert "locations_campaign_key_unique" in error.message
 
 
@@ -154,23 +154,23 @@ def test_dropping_a_bad_row_drops_what_in_the_phase_refers_to_it(specs: dict[str
         location("port-vell", "metropolis", parent="north-reach"),
         location("old-quay", "district", parent="port-vell"),
     ]
-    problem = rules.Problem("locations", "'metropolis' is not one of ...", 1, "port-vell", "kind")
+    problem = validation.Problem("locations", "'metropolis' is not one of ...", 1, "port-vell", "kind")
 
-    result = rules.drop_rows(phase, specs, tool_input, [problem])
+    result = validation.drop_rows(phase, specs, tool_input, [problem])
 
     assert result is not None
     kept, dropped = result
     assert [r["key"] for r in kept["locations"]] == ["north-reach"]
     assert [(d["table"], d["key"]) for d in dropped] == [("locations", "old-quay"), ("locations", "port-vell")]
     assert "refers to the dropped locations row 'port-vell'" in dropped[0]["reason"]
-    assert rules.drop_rows(phase, specs, tool_input, [rules.Problem("locations", "missing")]) is None
+    assert validation.drop_rows(phase, specs, tool_input, [validation.Problem("locations", "missing")]) is None
 
 
 def test_schema_problems_name_the_missing_table_and_each_missing_field(specs: dict[str, TableSpec]) -> None:
     phase = get_phase("2B")
     tool_input = {"locations": [{"key": "north-reach", "kind": "region"}], "dungeons": []}
 
-    problems = {(p.table, p.key, p.column) for p in rules.schema_problems(phase, tool_input)}
+    problems = {(p.table, p.key, p.column) for p in validation.schema_problems(phase, tool_input)}
 
     assert problems == {
         ("buildings", None, None),
@@ -187,12 +187,37 @@ def test_dropping_a_duplicated_key_reports_each_row_it_removes(specs: dict[str, 
         location("port-vell", "city", parent="north-reach"),
         location("port-vell", "town", parent="north-reach"),
     ]
-    problem = rules.Problem("locations", "duplicate key 'port-vell'", 2, "port-vell", "key")
+    problem = validation.Problem("locations", "duplicate key 'port-vell'", 2, "port-vell", "key")
 
-    result = rules.drop_rows(phase, specs, tool_input, [problem])
+    result = validation.drop_rows(phase, specs, tool_input, [problem])
 
     assert result is not None
     kept, dropped = result
     removed = len(tool_input["locations"]) - len(kept["locations"])
     assert removed == 2
     assert [(d["table"], d["key"]) for d in dropped] == [("locations", "port-vell")] * removed
+
+
+def test_the_schema_is_checked_by_jsonschema_alone_and_worded_by_column(specs: dict[str, TableSpec]) -> None:
+    """A float is no PostgreSQL integer (JSON Schema would take 1.0); a wrong type is reported once,
+    in the column's words; what no schema says (PostgreSQL's range, a NUL) by hand."""
+    phase = get_phase("2B")
+    tool_input = empty_input(phase)
+    tool_input["locations"] = [
+        location("north-reach", "region", population=1.0),
+        location("port-vell", "city", population=True, parent_location_key=7),
+        location("mistmoor", "town", population=2**40, description="nul\x00"),
+        location("old-quay", "district", population=-1, mayor="Old Mara"),
+    ]
+
+    problems = [str(p) for p in validation.validate_phase_input(phase, specs, tool_input, {})]
+
+    assert sorted(problems) == [
+        "locations[key=mistmoor].description: text cannot contain the NUL character (\\u0000)",
+        "locations[key=mistmoor].population: 1099511627776 does not fit a PostgreSQL integer",
+        "locations[key=north-reach].population: expected integer, got float",
+        "locations[key=old-quay].mayor: unknown field",
+        "locations[key=old-quay].population: -1 is below the minimum 0",
+        "locations[key=port-vell].parent_location_key: a reference must be the key (a string) of the referenced row",
+        "locations[key=port-vell].population: expected integer, got a boolean",
+    ]

@@ -462,7 +462,7 @@ def test_a_region_that_is_its_own_grandparent_is_a_cycle_named_to_the_model(
 def test_keys_names_and_texts_beyond_their_limits_are_rejected_with_the_limit(
     conn: Conn, campaign: Campaign, specs: dict[str, TableSpec]
 ) -> None:
-    from worldgen.db.save import MAX_KEY_LENGTH, MAX_NAME_LENGTH, MAX_TEXT_LENGTH
+    from worldgen.db.validation import MAX_KEY_LENGTH, MAX_NAME_LENGTH, MAX_TEXT_LENGTH
 
     tool_input = first_phase_input(conn, campaign, specs)
     planes = tool_input["planes"]
@@ -513,9 +513,9 @@ def test_a_row_the_database_cannot_index_is_invalid_model_output_naming_table_an
 ) -> None:
     """Program limit (SQLSTATE 54000, an OperationalError in psycopg) is the rows' fault, not an outage:
     the key length limit is lifted so that the 1 MB key reaches PostgreSQL's btree index."""
-    from worldgen.db import save as save_module
+    from worldgen.db import validation
 
-    monkeypatch.setattr(save_module, "MAX_KEY_LENGTH", 10_000_000)
+    monkeypatch.setattr(validation, "MAX_KEY_LENGTH", 10_000_000)
     tool_input = first_phase_input(conn, campaign, specs)
     big, old = "k" * 1_000_000, tool_input["planes"][1]["key"]
     tool_input["planes"][1]["key"] = big

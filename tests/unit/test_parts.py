@@ -73,8 +73,8 @@ def test_the_outline_check_slugs_keys_and_reports_every_problem_by_row() -> None
         ]
     }
     assert problems == [
-        "entities[1] 'iron-warden': duplicate key in this table",
-        "entities[2] 'kept-one': key taken by a kept (locked) row: choose another",
+        "entities[key=iron-warden].key: duplicate key in this table",
+        "entities[key=kept-one].key: key taken by a kept (locked) row: choose another",
         "entities[3]: a key is required (a slug, e.g. 'iron-marches')",
     ]
     assert check_outline(phase, {}, {})[1] == ["entities: missing: give an array of keys (it may be empty)"]
@@ -94,11 +94,11 @@ def test_an_outline_row_needs_a_short_gist_a_real_pc_and_a_short_role() -> None:
     }
     _, problems = check_outline(phase, answer, {}, ["teo"])
     assert problems == [
-        "entities[0] 'a': a gist is required: what the row is, in at most 12 words",
-        "entities[1] 'b': the gist has 13 words; at most 12",
-        "entities[2] 'c': player_character_key 'nobody' is not a player character; one of ['teo']",
-        "entities[3] 'd': the role has 5 words; at most 3",
-        "entities[4] 'e': a gist is required: what the row is, in at most 12 words",
+        "entities[key=a].gist: a gist is required: what the row is, in at most 12 words",
+        "entities[key=b].gist: the gist has 13 words; at most 12",
+        "entities[key=c].player_character_key: 'nobody' is not a player character; one of ['teo']",
+        "entities[key=d].role: the role has 5 words; at most 3",
+        "entities[key=e].gist: a gist is required: what the row is, in at most 12 words",
     ]
 
 

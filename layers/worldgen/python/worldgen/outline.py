@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from worldgen import prompts
-from worldgen.db.rules import slug
+from worldgen.db.validation import outline_problems
 from worldgen.model.base import ModelRequest
 from worldgen.phases import OUTLINE_MAX_TOKENS, PRIMER_MAX_TOKENS, Phase, stream_deadline_seconds
 
@@ -177,57 +177,10 @@ def check_outline(
     phase: Phase, answer: Any, taken: dict[str, set[str]], player_characters: Sequence[str] = ()
 ) -> tuple[Outline, list[str]]:
     """The outline with its keys slugged, and every problem of it (``taken``: keys of kept rows)."""
-    if not isinstance(answer, dict):
-        return {}, [f"(input): expected an object with the tables {list(phase.tables)}"]
-    outline: Outline = {}
-    problems: list[str] = [f"{t}: not a table of this phase" for t in answer if t not in phase.tables]
-    for table in phase.tables:
-        rows = answer.get(table)
-        if not isinstance(rows, list):
-            problems.append(f"{table}: missing: give an array of keys (it may be empty)")
-            continue
-        if len(rows) > phase.max_rows_per_table:
-            problems.append(f"{table}: {len(rows)} rows; at most {phase.max_rows_per_table}")
-        seen: set[str] = set()
-        outline[table] = []
-        for index, row in enumerate(rows):
-            given = row.get("key") if isinstance(row, dict) else row  # a key, or a row with one
-            key = slug(given) if isinstance(given, str) else ""
-            if not key:
-                problems.append(f"{table}[{index}]: a key is required (a slug, e.g. 'iron-marches')")
-            elif key in seen:
-                problems.append(f"{table}[{index}] {key!r}: duplicate key in this table")
-            elif key in taken.get(table, set()):
-                problems.append(f"{table}[{index}] {key!r}: key taken by a kept (locked) row: choose another")
-            else:
-                seen.add(key)
-                entry, found = _entry(key, row, player_characters)
-                problems += [f"{table}[{index}] {key!r}: {p}" for p in found]
-                outline[table].append(entry)
-    return outline, problems
-
-
-def _entry(key: str, row: Any, player_characters: Sequence[str]) -> tuple[dict[str, str], list[str]]:
-    """An outline row (key, gist, PC served, role) and what is wrong with it."""
-    given = row if isinstance(row, dict) else {}
-    gist = " ".join(str(given.get("gist") or "").split())
-    problems = []
-    if not gist:
-        problems.append(f"a gist is required: what the row is, in at most {GIST_WORDS} words")
-    elif len(gist.split()) > GIST_WORDS:
-        problems.append(f"the gist has {len(gist.split())} words; at most {GIST_WORDS}")
-    entry = {"key": key, "gist": gist}
-    pc = given.get("player_character_key")
-    if pc:
-        if player_characters and pc not in player_characters:
-            problems.append(f"player_character_key {pc!r} is not a player character; one of {list(player_characters)}")
-        entry["player_character_key"] = str(pc)
-    role = " ".join(str(given.get("role") or "").split())
-    if role:
-        if len(role.split()) > ROLE_WORDS:
-            problems.append(f"the role has {len(role.split())} words; at most {ROLE_WORDS}")
-        entry["role"] = role
-    return entry, problems
+    outline, problems = outline_problems(
+        phase, answer, taken, player_characters, gist_words=GIST_WORDS, role_words=ROLE_WORDS
+    )
+    return outline, [str(p) for p in problems]
 
 
 def deal(phase: Phase, outline: Outline) -> list[dict[str, list[str]]]:

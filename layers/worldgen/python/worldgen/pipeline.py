@@ -17,21 +17,13 @@ from psycopg.types.json import Jsonb
 
 from worldgen import continuity, cost_cap, state
 from worldgen import outline as outlines
-from worldgen.db import rules
+from worldgen.db import validation as rules
 from worldgen.db.catalog import read_table_specs
 from worldgen.db.connection import connect
 from worldgen.db.context import PhaseContext, phase_context, referenced_tables
 from worldgen.db.problems import Problem
-from worldgen.db.save import (
-    SaveResult,
-    bounded_problems,
-    existing_keys,
-    external_tables,
-    invalid_output,
-    problem_listing,
-    save_phase_rows,
-    validate_phase_input,
-)
+from worldgen.db.save import SaveResult, reference_keys, save_phase_rows
+from worldgen.db.validation import bounded_problems, invalid_output, problem_listing, validate_phase_input
 from worldgen.errors import (
     CampaignNotFound,
     DatabaseUnavailable,
@@ -440,7 +432,7 @@ def _save_partially(
     ``unwritten``: rows the phase was to write (its outline) that no answer has, dropped too."""
     if not isinstance(tool_input, dict):
         return None
-    known = existing_keys(conn, generation["campaign_id"], external_tables(phase, specs))
+    known = reference_keys(conn, generation["campaign_id"], phase, specs)
     problems = rules.validate(conn, phase, specs, tool_input, known) + rules.slug_keys(phase, specs, tool_input)[1]
     conn.commit()
     trimmed = rules.drop_rows(phase, specs, tool_input, problems) if problems else (tool_input, [])
@@ -734,8 +726,7 @@ class _Parts:
         existing: dict[str, dict[str, Any]] = {}
         if responses:
             with self.conn.transaction():
-                external = external_tables(self.phase, self.specs)
-                existing = existing_keys(self.conn, self.generation["campaign_id"], external)
+                existing = reference_keys(self.conn, self.generation["campaign_id"], self.phase, self.specs)
         for index, response in responses.items():
             tables = self.tables[index]
             view = dataclasses.replace(self.phase, tables=tables)

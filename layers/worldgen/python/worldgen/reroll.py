@@ -31,10 +31,11 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from worldgen import state
-from worldgen.db import rules
+from worldgen.db import validation as rules
 from worldgen.db.context import PhaseContext, load_campaign, load_player_characters
-from worldgen.db.save import WORLD_TABLE_SET, existing_keys, invalid_output
+from worldgen.db.save import WORLD_TABLE_SET, existing_keys
 from worldgen.db.snapshot import insertable_columns
+from worldgen.db.validation import invalid_output
 from worldgen.errors import CampaignNotFound, InvalidModelOutput, WorldgenError
 from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage, WorldModel
 from worldgen.model.factory import get_model

@@ -1,6 +1,6 @@
 """A problem found in a phase's rows, located by table, row key and field, as the model reads it.
 
-Shared by the saver's checks (``db/save.py``) and the catalog's rules (``db/rules.py``).
+Shared by validation (``db/validation.py``) and the saver (``db/save.py``).
 """
 
 from __future__ import annotations

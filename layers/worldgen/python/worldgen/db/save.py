@@ -1,4 +1,5 @@
-"""save_phase_rows: validate a phase's tool input, then write all its tables in one transaction.
+"""save_phase_rows: validate a phase's tool input (``db/validation``), then write all its tables in
+one transaction, keeping the rows a game master locked.
 
 Keys become UUIDs generated up front, so hierarchies (location -> parent location) and in-phase
 references (deity -> pantheon) insert in one pass with COPY. Table and column names come only from
@@ -7,8 +8,6 @@ the catalog's TableSpecs; every value travels as data, never as SQL text.
 
 from __future__ import annotations
 
-import json
-import math
 import re
 import uuid
 from collections.abc import Callable, Mapping
@@ -20,70 +19,14 @@ import psycopg
 from psycopg import sql
 
 from worldgen.contracts import SECRET_DEFAULTS
-from worldgen.db import rules
-from worldgen.db.problems import Problem, clip
+from worldgen.db import validation
+from worldgen.db.problems import clip
+from worldgen.db.validation import MAX_PROBLEM_CHARS, invalid_output
 from worldgen.errors import DatabaseUnavailable, InvalidModelOutput
 from worldgen.phases import WORLD_TABLES, Phase
-from worldgen.schema.spec import ColumnSpec, TableSpec
+from worldgen.schema.spec import TableSpec
 
 WORLD_TABLE_SET = frozenset(WORLD_TABLES)
-KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-# Sane lengths for model output (characters). A key is a slug a person reads; a name is a title;
-# any other text (a description, a history, a JSON object as text) is a few paragraphs at most.
-MAX_KEY_LENGTH = 80
-MAX_NAME_LENGTH = 200
-MAX_TEXT_LENGTH = 8000
-# What a problem list may cost: the repair prompt and the error in the Step Functions payload
-# (256 KB) list at most this many problems, each value quoted in at most MAX_QUOTED_CHARS.
-MAX_PROBLEMS_LISTED = 50
-MAX_PROBLEM_CHARS = 400
-
-_INTEGER_RANGES = {"smallint": (-(2**15), 2**15 - 1), "integer": (-(2**31), 2**31 - 1), "bigint": (-(2**63), 2**63 - 1)}
-_PY_TYPES: dict[str, tuple[type, ...]] = {
-    "text": (str,),
-    "integer": (int,),
-    "bigint": (int,),
-    "smallint": (int,),
-    "numeric": (int, float),
-    "real": (int, float),
-    "double precision": (int, float),
-    "boolean": (bool,),
-    "jsonb": (dict,),
-    "text[]": (list,),
-}
-
-
-def quoted(value: Any) -> str:
-    """A value as the model wrote it, in at most about MAX_QUOTED_CHARS characters."""
-    return clip(repr(value))
-
-
-def bounded_problems(problems: list[str], limit: int = MAX_PROBLEMS_LISTED) -> list[str]:
-    """The first ``limit`` problems, each cut to MAX_PROBLEM_CHARS."""
-    return [clip(p, MAX_PROBLEM_CHARS) for p in problems[:limit]]
-
-
-def problem_listing(problems: list[str], count: int, limit: int = MAX_PROBLEMS_LISTED) -> list[str]:
-    """At most ``limit`` problems, each clipped, and a line counting the ``count`` - ``limit`` others."""
-    listed = bounded_problems(problems, limit)
-    if count > len(listed):
-        listed.append(f"... and {count - len(listed)} more problem(s) of the same kinds")
-    return listed
-
-
-def invalid_output(
-    summary: str, problems: list[str], count: int | None = None, *, in_message: int = 10
-) -> InvalidModelOutput:
-    """InvalidModelOutput whose message and details stay small, whatever the number and size of
-    the problems: the message travels in the Step Functions payload (256 KB at most)."""
-    count = len(problems) if count is None else count
-    return InvalidModelOutput(
-        f"{summary}: " + "; ".join(problem_listing(problems, count, in_message)),
-        problems=bounded_problems(problems),
-        problem_count=count,
-    )
 
 
 @dataclass
@@ -129,180 +72,15 @@ def external_tables(phase: Phase, specs: Mapping[str, TableSpec]) -> set[str]:
     }
 
 
-def validate_phase_input(
-    phase: Phase,
-    specs: Mapping[str, TableSpec],
-    tool_input: Any,
-    known_keys: Mapping[str, Mapping[str, Any]],
-) -> list[Problem]:
-    """Every problem of ``tool_input`` at once, so the model can repair them all in one round."""
-    if not isinstance(tool_input, dict):
-        return [Problem("(input)", f"expected an object with the tables {list(phase.tables)}")]
-    problems = [Problem(t, "not a table of this phase") for t in tool_input if t not in phase.tables]
-    phase_keys: dict[str, set[str]] = {}
-    for table in phase.tables:
-        rows = tool_input.get(table)
-        if rows is None:
-            problems.append(Problem(table, "missing: give an array of rows (it may be empty)"))
-            continue
-        if not isinstance(rows, list):
-            problems.append(Problem(table, "must be an array of rows"))
-            continue
-        if len(rows) > phase.max_rows_per_table:
-            problems.append(Problem(table, f"{len(rows)} rows; at most {phase.max_rows_per_table}"))
-        keys = phase_keys.setdefault(table, set())
-        for index, row in enumerate(rows):
-            if not isinstance(row, dict):
-                problems.append(Problem(table, "a row must be an object", index=index))
-                continue
-            key = row.get("key")
-            if isinstance(key, str):
-                if key in keys:
-                    problems.append(Problem(table, "duplicate key in this table", index, key, "key"))
-                elif key in known_keys.get(table, {}):
-                    problems.append(
-                        Problem(table, "key taken by a kept (locked) row: choose another", index, key, "key")
-                    )
-                keys.add(key)
-    for table in phase.tables:
-        rows = tool_input.get(table)
-        if not isinstance(rows, list):
-            continue
-        columns = {c.property_name: c for c in specs[table].exposed_columns}
-        for index, row in enumerate(rows):
-            if isinstance(row, dict):
-                problems += _row_problems(table, index, row, columns, phase, phase_keys, known_keys)
-        for column in specs[table].foreign_keys:
-            if column.references == table:
-                problems += _hierarchy_cycles(table, rows, column)
-    return problems
-
-
-def _row_problems(
-    table: str,
-    index: int,
-    row: dict[str, Any],
-    columns: dict[str, ColumnSpec],
-    phase: Phase,
-    phase_keys: dict[str, set[str]],
-    known_keys: Mapping[str, Mapping[str, Any]],
-) -> list[Problem]:
-    key = row.get("key") if isinstance(row.get("key"), str) else None
-    problems = []
-
-    def problem(text: str, column: str | None = None) -> None:
-        problems.append(Problem(table, text, index, key, column))
-
-    for name in row:
-        if name not in columns:
-            problem("unknown field", name)
-    if key is not None and len(key) > MAX_KEY_LENGTH:
-        problem(f"a key has at most {MAX_KEY_LENGTH} characters; this one has {len(key)}", "key")
-    elif key is not None and not KEY_PATTERN.match(key):
-        problem("keys are lowercase letters, digits and hyphens, e.g. 'iron-marches'", "key")
-    for name, column in columns.items():
-        value: Any = row.get(name)
-        if value is None:
-            if column.required:
-                problem("required field missing", name)
-            continue
-        if column.references:
-            if not isinstance(value, str):
-                problem("a reference must be the key (a string) of the referenced row", name)
-                continue
-            target = column.references
-            pool: set[str] | Mapping[str, Any] = known_keys.get(target, {})
-            if target in phase.tables:  # rows of this call, and rows kept from before (locked)
-                pool = phase_keys.get(target, set()) | set(pool)
-            if value not in pool:
-                problem(f"no {target} row has key {quoted(value)}", name)
-            elif table == target and value == key:
-                problem("a row cannot refer to itself", name)
-            continue
-        expected: Any = _PY_TYPES.get(column.pg_type, (str,))  # Any: keeps `value` un-narrowed below
-        if isinstance(value, bool) and bool not in expected:
-            problem(f"expected {column.pg_type}, got a boolean", name)
-        elif not isinstance(value, expected):
-            problem(f"expected {column.pg_type}, got {type(value).__name__}", name)
-        elif column.pg_type == "text[]" and not all(isinstance(v, str) for v in value):
-            problem("expected an array of strings", name)
-        elif isinstance(value, float) and not math.isfinite(value):
-            problem(f"{value} is not a number PostgreSQL stores here; give a finite number", name)
-        elif (text_problem := _text_problem(value, column)) is not None:
-            problem(text_problem, name)
-        elif column.enum and value not in column.enum:
-            problem(f"{quoted(value)} is not one of {column.enum}", name)
-        elif (
-            column.pg_type in _INTEGER_RANGES
-            and not _INTEGER_RANGES[column.pg_type][0] <= value <= _INTEGER_RANGES[column.pg_type][1]
-        ):
-            problem(f"{value} does not fit a PostgreSQL {column.pg_type}", name)
-        elif column.exclusive_minimum is not None and value <= column.exclusive_minimum:
-            problem(f"{value} must be greater than {column.exclusive_minimum:g}", name)
-        elif column.minimum is not None and value < column.minimum:
-            problem(f"{value} is below the minimum {column.minimum:g}", name)
-        elif column.maximum is not None and value > column.maximum:
-            problem(f"{value} is above the maximum {column.maximum:g}", name)
-    return problems
-
-
-def _text_problem(value: Any, column: ColumnSpec) -> str | None:
-    """Length, NUL and lone surrogates of a text, of each text of an array, of a JSON object's texts."""
-    if column.name == "key":
-        return None  # its length and its characters are checked on their own (KEY_PATTERN)
-    if isinstance(value, str):
-        return _string_problem(value, MAX_NAME_LENGTH if column.name == "name" else MAX_TEXT_LENGTH)
-    if isinstance(value, list):
-        return next((p for p in (_string_problem(v, MAX_TEXT_LENGTH) for v in value) if p), None)
-    if isinstance(value, dict):
-        try:
-            text = json.dumps(value, allow_nan=False)
-        except ValueError:
-            return "a JSON object cannot hold NaN or Infinity; give finite numbers"
-        if len(text) > MAX_TEXT_LENGTH:
-            return f"a JSON object of at most {MAX_TEXT_LENGTH} characters; this one has {len(text)}"
-        return _string_problem(json.dumps(value, ensure_ascii=False), MAX_TEXT_LENGTH)
-    return None
-
-
-def _string_problem(text: str, limit: int) -> str | None:
-    if len(text) > limit:
-        return f"at most {limit} characters; this text has {len(text)}"
-    if "\x00" in text:
-        return "text cannot contain the NUL character (\\u0000)"
-    if _SURROGATE.search(text):
-        return "text cannot contain a lone UTF-16 surrogate (\\ud800-\\udfff); write the character itself"
-    return None
-
-
-def _hierarchy_cycles(table: str, rows: list[Any], column: ColumnSpec) -> list[Problem]:
-    """A row that is its own ancestor (a region inside its own sub-region) through ``column``."""
-    parent: dict[str, str] = {}
-    for row in rows:
-        if isinstance(row, dict) and isinstance(row.get("key"), str) and isinstance(row.get(column.property_name), str):
-            parent[row["key"]] = row[column.property_name]
-    problems: list[Problem] = []
-    done: set[str] = set()
-    for start in parent:
-        path: list[str] = []
-        on_path: set[str] = set()
-        node: str | None = start
-        while node is not None and node not in done and node not in on_path:
-            path.append(node)
-            on_path.add(node)
-            node = parent.get(node)
-        if node is not None and node in on_path:
-            cycle = path[path.index(node) :]
-            if len(cycle) > 1:  # a row naming itself is reported on its own
-                chain = " -> ".join(clip(k, 40) for k in [*cycle, node])
-                problems.append(Problem(table, f"a cycle: {chain}", key=node, column=column.property_name))
-        done.update(path)
-    return problems
-
-
-def _fits(value: int, pg_type: str) -> bool:
-    low, high = _INTEGER_RANGES[pg_type]
-    return low <= value <= high
+def reference_keys(
+    conn: psycopg.Connection[Any], campaign_id: uuid.UUID | str, phase: Phase, specs: Mapping[str, TableSpec]
+) -> dict[str, dict[str, uuid.UUID]]:
+    """key -> id of every row the phase's new rows may refer to besides each other: the rows of
+    earlier phases, and the rows of the phase a regeneration keeps (``rows_kept_on_regeneration``),
+    whose keys new rows may name but not take. What the save itself checks against, read ahead."""
+    known = existing_keys(conn, campaign_id, external_tables(phase, specs))
+    known.update(rows_kept_on_regeneration(conn, campaign_id, phase, specs))
+    return known
 
 
 def save_phase_rows(
@@ -326,7 +104,7 @@ def save_phase_rows(
         known = existing_keys(conn, campaign_id, external_tables(phase, specs))
         kept = delete_previous_rows_keeping_locked(conn, campaign_id, phase, specs)
         known.update(kept)  # in-phase references may name a kept row; new rows may not reuse its key
-        problems = rules.validate(conn, phase, specs, tool_input, known)
+        problems = validation.validate(conn, phase, specs, tool_input, known)
         if problems:
             raise invalid_output(
                 f"phase {phase.id} tool input has {len(problems)} problem(s)", [str(p) for p in problems]
@@ -340,7 +118,7 @@ def save_phase_rows(
                 try:
                     _copy_rows(conn, specs[table], rows, ids, known, campaign_id, generation_id, phase)
                 except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
-                    raise rules.database_error(table, exc, ids, known) from exc  # by key, never a UUID
+                    raise validation.database_error(table, exc, ids, known) from exc  # by key, never a UUID
                 except psycopg.Error as exc:  # a limit (54), a lost connection (08), or a bug
                     typed = database_error(table, rows, exc)
                     if typed is exc:
