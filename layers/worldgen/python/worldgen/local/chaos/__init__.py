@@ -66,7 +66,7 @@ class Chaos(Harness):
             outcomes.append(outcome)
             mark = "ok" if not outcome.violations else "VIOLATION"
             print(
-                f"  {index + 1:>3} {name:<26} {outcome.seconds:6.1f} s  {mark}  {'; '.join(outcome.faults)}", file=out
+                f"  {index + 1:>3} {name:<40} {outcome.seconds:6.1f} s  {mark}  {'; '.join(outcome.faults)}", file=out
             )
             for violation in outcome.violations:
                 print(f"        - {violation}", file=out)
@@ -77,13 +77,18 @@ def summary_table(outcomes: list[Outcome]) -> str:
     faults_injected = sum(len(o.faults) for o in outcomes)
     violations = sum(len(o.violations) for o in outcomes)
     by_kind = Counter(o.scenario for o in outcomes)
+    violated = Counter(o.scenario for o in outcomes for _ in o.violations)
     lines = [
-        "| scenarios | faults injected | invariant violations | rows lost | rows duplicated | generations stuck |",
-        "|---|---|---|---|---|---|",
+        "| scenarios | faults injected | invariant violations | rows lost | rows duplicated | generations stuck"
+        " | paid calls not in the ledger |",
+        "|---|---|---|---|---|---|---|",
         f"| {len(outcomes)} | {faults_injected} | {violations} | {sum(o.rows_lost for o in outcomes)} |"
-        f" {sum(o.rows_duplicated for o in outcomes)} | {sum(o.stuck for o in outcomes)} |",
+        f" {sum(o.rows_duplicated for o in outcomes)} | {sum(o.stuck for o in outcomes)} |"
+        f" {sum(o.calls_not_in_ledger for o in outcomes)} |",
         "",
-        "scenario kinds: " + ", ".join(f"{k} x{n}" for k, n in sorted(by_kind.items())),
+        "| scenario kind | scenarios | invariant violations |",
+        "|---|---|---|",
+        *(f"| {kind} | {n} | {violated[kind]} |" for kind, n in by_kind.items()),
     ]
     return "\n".join(lines)
 

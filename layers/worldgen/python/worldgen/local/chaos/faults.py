@@ -13,8 +13,8 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from worldgen.errors import InvalidModelOutput, ModelOverloaded
-from worldgen.local.chaos import stalled
 from worldgen.local.chaos.harness import Harness, Outcome, rows_lost, world
+from worldgen.local.chaos.stalled import read_bill
 from worldgen.local.redrive import ExecutionNotRedrivable
 from worldgen.phases import PHASES, WORLD_TABLES, descendants
 
@@ -82,14 +82,14 @@ def kill_mid_round(chaos: Harness, out: Outcome) -> uuid.UUID:
     bill = chaos.root / f"bill-{uuid.uuid4().hex[:8]}.jsonl"
     stalling = ["--campaign-id", str(campaign_id), "--phase", phase, "--answer", str(answering), "--bill", str(bill)]
     child = subprocess.Popen(  # a worldgen process whose model stalls in the middle of the phase's round
-        [sys.executable, "-m", stalled.__name__, *stalling],
+        [sys.executable, "-m", read_bill.__module__, *stalling],
         env={**os.environ, **chaos.environment},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 150
     while True:
-        calls = stalled.read_bill(bill)
+        calls = read_bill(bill)
         answered = [c for c in calls if c.event == "paid" and c.phase == phase and c.part != "outline"]
         streaming = [c for c in calls if c.event == "streaming"]
         if len(answered) >= answering and streaming:
@@ -103,7 +103,7 @@ def kill_mid_round(chaos: Harness, out: Outcome) -> uuid.UUID:
     time.sleep(RECORD_SECONDS)
     child.send_signal(signal.SIGKILL)
     child.wait(timeout=30)
-    calls = stalled.read_bill(bill)
+    calls = read_bill(bill)
     paid = [c for c in calls if c.event == "paid"]
     reused = {c.part for c in paid if c.phase == phase and c.part != "outline"}
     out.calls_elsewhere = len(paid)

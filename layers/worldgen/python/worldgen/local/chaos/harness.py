@@ -110,6 +110,7 @@ class Outcome:
     seconds: float = 0.0
     gm_rows: set[tuple[str, str]] = field(default_factory=set)  # (table, key) a recovery kept for the GM
     calls_elsewhere: int = 0  # model calls paid by another process (one the scenario killed)
+    calls_not_in_ledger: int = 0  # paid model calls the ledger (model_calls) lacks
 
 
 def world(conn: psycopg.Connection[Any], campaign_id: Any) -> dict[str, set[tuple[str, str]]]:

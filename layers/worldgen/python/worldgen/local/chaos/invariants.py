@@ -82,6 +82,7 @@ def check(chaos: Harness, campaign_id: Any, out: Outcome, requests_before: int) 
         ).fetchone()
     made = chaos.model.requests - requests_before + out.calls_elsewhere
     if out.scenario != "process_kill" and ledger is not None and ledger["n"] != made:
+        out.calls_not_in_ledger += max(0, made - ledger["n"])
         elsewhere = f" ({out.calls_elsewhere} by the killed process)" if out.calls_elsewhere else ""
         out.violations.append(f"ledger has {ledger['n']} model calls, {made} were paid{elsewhere}")
 
