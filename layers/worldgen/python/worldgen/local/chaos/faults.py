@@ -105,11 +105,12 @@ def kill_mid_round(chaos: Harness, out: Outcome) -> uuid.UUID:
     child.wait(timeout=30)
     calls = read_bill(bill)
     paid = [c for c in calls if c.event == "paid"]
-    reused = {c.part for c in paid if c.phase == phase and c.part != "outline"}
+    reused = {c.part for c in paid if c.phase == phase and c.part != "outline"}  # valid: procedural answers
+    streaming = [c for c in calls if c.event == "streaming"]
     out.calls_elsewhere = len(paid)
     out.faults.append(
-        f"process killed in {phase}: {len(reused)} parts answered, {len(streaming)} streaming"
-        f" ({len(paid)} calls paid by it)"
+        f"process killed in {phase} with parts answered: {len(reused)}, streaming: {len(streaming)}"
+        f" (calls it paid: {len(paid)})"
     )
     generation_id = next((c.generation_id for c in calls if c.event == "started"), "")
     if not generation_id:

@@ -39,7 +39,7 @@ def check(chaos: Harness, campaign_id: Any, out: Outcome, requests_before: int) 
             ).fetchall()
         }
         world = world_of(conn, campaign_id)
-        _drop_kept_by_locks(conn, campaign_id, world)
+        _drop_kept_by_locks(conn, campaign_id, world, runs)
         for table, key in out.gm_rows:  # rows a recovery kept for the game master of an undone phase
             found = conn.execute(
                 sql.SQL(
@@ -97,11 +97,15 @@ def _replaced_upstream(conn: psycopg.Connection[Any], campaign_id: Any) -> bool:
 
 
 def _drop_kept_by_locks(
-    conn: psycopg.Connection[Any], campaign_id: Any, world: dict[str, set[tuple[str, str]]]
+    conn: psycopg.Connection[Any],
+    campaign_id: Any,
+    world: dict[str, set[tuple[str, str]]],
+    runs: dict[tuple[str, str], dict[str, Any]],
 ) -> None:
-    """Leave out of ``world`` the rows of an older generation that a regeneration kept for the game
-    master, in a table a newer generation wrote too: a locked row, a row referring to a locked row,
-    and the rows of its phase such a row refers to (``db.save.rows_kept_on_regeneration``)."""
+    """Leave out of ``world`` what a regeneration kept for the game master in a table that another
+    generation owns (the newest whose run of the table's phase succeeded): a locked row, a row that
+    refers to a locked row, and the rows of its phase such a row refers to, as the save keeps them
+    (``db.save.rows_kept_on_regeneration``)."""
     mixed = [t for t, rows in world.items() if len({g for _, g in rows}) > 1]
     if not mixed:
         return
@@ -110,32 +114,38 @@ def _drop_kept_by_locks(
         for r in conn.execute("SELECT id, started_at FROM generations WHERE campaign_id = %s", (str(campaign_id),))
     }
     specs = table_specs(conn)
-    rows: dict[str, list[dict[str, Any]]] = {}
+    locked: set[str] = set()
+    refers: dict[str, list[tuple[str, str]]] = {}  # row id -> (table, id) of the rows it refers to
+    phase_of_row: dict[str, str] = {}
     for table in world:
-        columns = [c.name for c in specs[table].foreign_keys if c.references in world]
-        rows[table] = conn.execute(
+        columns = [c for c in specs[table].foreign_keys if c.references in world]
+        phase = phase_of_table(table)
+        assert phase is not None
+        for row in conn.execute(
             sql.SQL("SELECT id::text AS id, locked{} FROM {} WHERE campaign_id = %s").format(
-                sql.SQL("").join(sql.SQL(", {}::text").format(sql.Identifier(c)) for c in columns),
+                sql.SQL("").join(sql.SQL(", {}::text").format(sql.Identifier(c.name)) for c in columns),
                 sql.Identifier(table),
             ),
             (str(campaign_id),),
-        ).fetchall()
-    locked = {r["id"] for table_rows in rows.values() for r in table_rows if r["locked"]}
-    kept = locked | {
-        r["id"]
-        for table_rows in rows.values()
-        for r in table_rows
-        if any(r[c] in locked for c in r if c.endswith("_id"))
-    }
-    for _ in range(3):  # what a kept row refers to inside its phase stays with it
-        kept |= {
-            r[c]
-            for table_rows in rows.values()
-            for r in table_rows
-            if r["id"] in kept
-            for c in r
-            if c.endswith("_id") and r[c]
+        ).fetchall():
+            phase_of_row[row["id"]] = phase.id
+            refers[row["id"]] = [(str(c.references), row[c.name]) for c in columns if row[c.name]]
+            if row["locked"]:
+                locked.add(row["id"])
+    kept = locked | {row_id for row_id, targets in refers.items() if any(t in locked for _, t in targets)}
+    grown = kept
+    while grown:  # what a kept row refers to inside its phase stays with it
+        grown = {
+            target
+            for row_id in grown
+            for table, target in refers.get(row_id, [])
+            if (phase := phase_of_table(table)) is not None and phase.id == phase_of_row[row_id] and target not in kept
         }
+        kept |= grown
     for table in mixed:
-        newest = max({g for _, g in world[table]}, key=lambda g: started[g])
-        world[table] = {(i, g) for i, g in world[table] if g == newest or i not in kept}
+        phase = phase_of_table(table)
+        assert phase is not None
+        owners = [g for g in {g for _, g in world[table]} if runs.get((g, phase.id), {}).get("status") == "succeeded"]
+        if owners:
+            owner = max(owners, key=lambda g: started[g])
+            world[table] = {(i, g) for i, g in world[table] if g == owner or i not in kept}
