@@ -11,10 +11,11 @@ import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from worldgen.errors import InvalidModelOutput, ModelOverloaded
 from worldgen.local.chaos.harness import Harness, Outcome, rows_lost, world
-from worldgen.local.chaos.stalled import read_bill
+from worldgen.local.chaos.stalled import BilledCall, read_bill
 from worldgen.local.redrive import ExecutionNotRedrivable
 from worldgen.phases import PHASES, WORLD_TABLES, descendants
 
@@ -87,23 +88,16 @@ def kill_mid_round(chaos: Harness, out: Outcome) -> uuid.UUID:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 150
-    while True:
-        calls = read_bill(bill)
-        answered = [c for c in calls if c.event == "paid" and c.phase == phase and c.part != "outline"]
-        streaming = [c for c in calls if c.event == "streaming"]
-        if len(answered) >= answering and streaming:
-            break
-        if child.poll() is not None or time.monotonic() > deadline:
+    try:
+        calls = _killed_mid_round(child, bill, phase, answering)
+    finally:
+        if child.poll() is None:  # the harness failed: the process goes all the same
             child.kill()
             child.wait(timeout=30)
-            out.violations.append(f"harness: the process never stalled in {phase} ({len(answered)} parts answered)")
-            return campaign_id
-        time.sleep(0.1)
-    time.sleep(RECORD_SECONDS)
-    child.send_signal(signal.SIGKILL)
-    child.wait(timeout=30)
-    calls = read_bill(bill)
+    if calls is None:
+        out.calls_elsewhere = sum(c.event == "paid" for c in read_bill(bill))
+        out.violations.append(f"harness: the process never stalled in {phase}")
+        return campaign_id
     paid = [c for c in calls if c.event == "paid"]
     reused = {c.part for c in paid if c.phase == phase and c.part != "outline"}  # valid: procedural answers
     streaming = [c for c in calls if c.event == "streaming"]
@@ -126,6 +120,26 @@ def kill_mid_round(chaos: Harness, out: Outcome) -> uuid.UUID:
             f"{len(again)} of the {len(reused)} parts of {phase} answered before the kill paid again on resume"
         )
     return campaign_id
+
+
+def _killed_mid_round(
+    child: subprocess.Popen[bytes], bill: Path, phase: str, answering: int
+) -> list[BilledCall] | None:
+    """Kill ``child`` once ``answering`` parts of ``phase`` answered and another streams (then its
+    bill), or None if it never stalls there."""
+    deadline = time.monotonic() + 150
+    while True:
+        calls = read_bill(bill)
+        answered = [c for c in calls if c.event == "paid" and c.phase == phase and c.part != "outline"]
+        if len(answered) >= answering and any(c.event == "streaming" for c in calls):
+            break
+        if child.poll() is not None or time.monotonic() > deadline:
+            return None
+        time.sleep(0.1)
+    time.sleep(RECORD_SECONDS)
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    return read_bill(bill)
 
 
 def cancel_then_new(chaos: Harness, out: Outcome) -> uuid.UUID:
