@@ -45,9 +45,10 @@ import worldgen.pipeline as pipeline
 from worldgen.audit import audit_world
 from worldgen.db.connection import connect
 from worldgen.functions_registry import ALL_FUNCTIONS
+from worldgen.local.aws_objects import load_handler
 from worldgen.local.campaigns import SAMPLE_CAMPAIGN, CampaignFile, insert_campaign, read_campaign_file
 from worldgen.local.database import migrated_local_database
-from worldgen.local.runtime import LocalRuntime, load_handler
+from worldgen.local.runtime import LocalRuntime
 from worldgen.local.simulator import TIERS, ClaudeSimulator, Pace, Served, Tier
 from worldgen.model.base import ModelRequest
 from worldgen.model.families import family_of

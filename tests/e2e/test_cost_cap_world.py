@@ -12,8 +12,9 @@ import pytest
 from support.standin import StandIn
 
 from worldgen.functions_registry import START_FUNCTION
+from worldgen.local.aws_objects import function_url_event
 from worldgen.local.campaigns import SAMPLE_CAMPAIGN, insert_campaign, read_campaign_file
-from worldgen.local.runtime import LocalRuntime, function_url_event
+from worldgen.local.runtime import LocalRuntime
 
 OWNER = "demo-game-master"
 

@@ -18,8 +18,9 @@ from tests.e2e.test_generation import count, query
 from worldgen.errors import DatabaseUnavailable, ModelUnavailable
 from worldgen.functions_registry import COMPLETE_FUNCTION
 from worldgen.handlers.phase import make_phase_handler
+from worldgen.local.aws_objects import load_handler
 from worldgen.local.redrive import ExecutionNotRedrivable
-from worldgen.local.runtime import LocalRuntime, load_handler
+from worldgen.local.runtime import LocalRuntime
 from worldgen.phases import PHASES, WORLD_TABLES, get_phase
 
 pytestmark = pytest.mark.xdist_group("e2e")

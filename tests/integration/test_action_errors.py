@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from worldgen.functions_registry import START_FUNCTION
-from worldgen.local.runtime import LocalRuntime, function_url_event
+from worldgen.local.aws_objects import function_url_event
+from worldgen.local.runtime import LocalRuntime
 
 
 def test_a_database_error_is_answered_as_unavailable_without_host_port_or_libpq_text(settings_env, monkeypatch):

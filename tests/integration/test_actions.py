@@ -14,8 +14,9 @@ import pytest
 
 from worldgen import state
 from worldgen.functions_registry import START_FUNCTION
+from worldgen.local.aws_objects import function_url_event
 from worldgen.local.campaigns import SAMPLE_CAMPAIGN, insert_campaign, read_campaign_file
-from worldgen.local.runtime import LocalRuntime, function_url_event
+from worldgen.local.runtime import LocalRuntime
 from worldgen.phases import PHASES, get_phase
 from worldgen.pipeline import run_phase
 

@@ -25,6 +25,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from worldgen.contracts import REDRIVE_COUNT_PATH
+
 REDRIVE_WINDOW = timedelta(days=14)
 REDRIVABLE_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
 ENTRY_PREFIX = "RedriveFrom"  # the Pass state that hands the stopped state its input
@@ -157,3 +159,19 @@ def _reachable(states: dict[str, Any], start: str) -> dict[str, Any]:
 
 def _json(text: Any) -> Any:
     return json.loads(text) if isinstance(text, str) else text
+
+
+def with_redrive_count(node: Any, redrive_count: int) -> Any:
+    """What moto runs of a definition: moto's context object has no ``Execution.RedriveCount``
+    (AWS's does), so ``node`` with every ``"<key>.$": "$$.Execution.RedriveCount"`` made
+    ``"<key>": redrive_count``, the run's number."""
+    if isinstance(node, list):
+        return [with_redrive_count(item, redrive_count) for item in node]
+    if not isinstance(node, dict):
+        return node
+    return {
+        (key[:-2] if value == REDRIVE_COUNT_PATH else key): (
+            redrive_count if value == REDRIVE_COUNT_PATH else with_redrive_count(value, redrive_count)
+        )
+        for key, value in node.items()
+    }

@@ -11,7 +11,6 @@ lacks; ``worldgen.local.redrive``).
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
@@ -23,30 +22,41 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 from worldgen import contracts
-from worldgen.contracts import REDRIVE_COUNT_PATH
 from worldgen.db.connection import connect, release_thread_connection
 from worldgen.db.leases import acquire_execution_lease, mark_own_session, release_execution_lease
 from worldgen.errors import LAMBDA_TIMEOUT
 from worldgen.functions_registry import ALL_FUNCTIONS, FAILURE_FUNCTION, START_FUNCTION, LambdaFunction
-from worldgen.local.redrive import ExecutionNotRedrivable, ExecutionRecord, check_redrivable, redrive_definition
-from worldgen.repository.paths import ASL_PATH, ASL_PATHS, FUNCTIONS_DIR
+from worldgen.local.aws_objects import (
+    ACCOUNT,
+    REGION,
+    STATE_MACHINE_NAME,
+    Handler,
+    LocalLambdaContext,
+    busy_response,
+    function_arn,
+    function_url_event,
+    load_handler,
+    status_change_event,
+)
+from worldgen.local.redrive import (
+    ExecutionNotRedrivable,
+    ExecutionRecord,
+    check_redrivable,
+    redrive_definition,
+    with_redrive_count,
+)
+from worldgen.repository.paths import ASL_PATH, ASL_PATHS
 from worldgen.settings import get_settings
 
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
-STATE_MACHINE_NAME = "worldgen-local"
 # The ARN setting of each profile's state machine (the full profile's is the unsuffixed one).
 PROFILE_ARN_ENVS = {"full": contracts.STATE_MACHINE_ARN_ENV, "quick": contracts.QUICK_STATE_MACHINE_ARN_ENV}
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
-
-Handler = Callable[[dict[str, Any], Any], Any]
 
 # How long a resume looks again for a lease whose process just ended (its session closing).
 LEASE_RELEASE_GRACE_SECONDS = 2.0
@@ -56,45 +66,6 @@ class LambdaTimedOut(Exception):
     """The handler did not return within the function's timeout."""
 
 
-@dataclass
-class LocalLambdaContext:
-    """The attributes of Lambda's context object that Powertools and worldgen read."""
-
-    function_name: str
-    memory_limit_in_mb: int
-    timeout_seconds: float
-    aws_request_id: str
-    invoked_function_arn: str
-
-    def __post_init__(self) -> None:
-        self._deadline = time.monotonic() + self.timeout_seconds
-        self.function_version = "$LATEST"
-        self.log_group_name = f"/aws/lambda/{self.function_name}"
-        self.log_stream_name = "local"
-
-    @property
-    def function_memory_size(self) -> int:
-        return self.memory_limit_in_mb
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-def function_arn(function: LambdaFunction) -> str:
-    return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STATE_MACHINE_NAME}-{function.id}"
-
-
-def load_handler(function: LambdaFunction) -> Handler:
-    """Import ``functions/<folder>/app.py`` as Lambda would, and return its ``handler``."""
-    path = FUNCTIONS_DIR / function.folder / "app.py"
-    spec = importlib.util.spec_from_file_location(f"worldgen_function_{function.folder}", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    handler: Handler = module.handler
-    return handler
-
-
 def deployed_definition(definition: str | None = None) -> dict[str, Any]:
     """The ASL as deployed: the functions' ARNs for their placeholders."""
     text = definition if definition is not None else ASL_PATH.read_text()
@@ -102,22 +73,6 @@ def deployed_definition(definition: str | None = None) -> dict[str, Any]:
         text = text.replace(f"${{{function.placeholder}}}", function_arn(function))
     parsed: dict[str, Any] = json.loads(text)
     return parsed
-
-
-def with_redrive_count(node: Any, redrive_count: int) -> Any:
-    """What moto runs of a definition: moto's context object has no ``Execution.RedriveCount``
-    (AWS's does), so ``node`` with every ``"<key>.$": "$$.Execution.RedriveCount"`` made
-    ``"<key>": redrive_count``, the run's number."""
-    if isinstance(node, list):
-        return [with_redrive_count(item, redrive_count) for item in node]
-    if not isinstance(node, dict):
-        return node
-    return {
-        (key[:-2] if value == REDRIVE_COUNT_PATH else key): (
-            redrive_count if value == REDRIVE_COUNT_PATH else with_redrive_count(value, redrive_count)
-        )
-        for key, value in node.items()
-    }
 
 
 class LocalRuntime:
@@ -263,7 +218,7 @@ class LocalRuntime:
         started = time.perf_counter()
         resuming = self._resumed_generation(event) if function.id == START_FUNCTION.id else None
         if resuming is not None and not self._lease_before_resume(resuming):
-            return _busy_response(resuming)
+            return busy_response(resuming)
         response: Any = None
         try:
             response = self.handler_for(function)(event, context)
@@ -627,62 +582,6 @@ class LocalRuntime:
         body = {"action": {"name": name}, "input": data, "session_variables": session, "request_query": ""}
         response = self.invoke(START_FUNCTION, function_url_event(json.dumps(body), secret or self.action_secret))
         return response["statusCode"], json.loads(response["body"])
-
-
-def status_change_event(
-    execution: dict[str, Any], *, account: str, region: str, redrive_count: int = 0
-) -> dict[str, Any]:
-    """The EventBridge "Step Functions Execution Status Change" event AWS sends for ``execution``
-    (a ``DescribeExecution`` answer) after its run number ``redrive_count``."""
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Step Functions Execution Status Change",
-        "source": "aws.states",
-        "account": account,
-        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": region,
-        "resources": [execution["executionArn"]],
-        "detail": {
-            "executionArn": execution["executionArn"],
-            "stateMachineArn": execution["stateMachineArn"],
-            "name": execution["name"],
-            "status": execution["status"],
-            "startDate": int(execution["startDate"].timestamp() * 1000),
-            "stopDate": int(execution.get("stopDate", datetime.now(UTC)).timestamp() * 1000),
-            "input": execution.get("input"),
-            "output": execution.get("output"),
-            "error": execution.get("error"),
-            "cause": execution.get("cause"),
-            "redriveCount": redrive_count,
-        },
-    }
-
-
-def _busy_response(generation_id: str) -> dict[str, Any]:
-    """Hasura's error shape for a resume another local process is running (it holds the lease)."""
-    body = {
-        "message": f"generation {generation_id} is held by another worldgen process (resuming or still running it);"
-        " `worldgen status` follows it",
-        "extensions": {"code": "resume-in-progress"},
-    }
-    return {"statusCode": 409, "headers": {"content-type": "application/json"}, "body": json.dumps(body)}
-
-
-def function_url_event(body: str, secret: str | None, *, method: str = "POST") -> dict[str, Any]:
-    """The event a Lambda Function URL delivers for an HTTP request (payload format 2.0)."""
-    headers = {"content-type": "application/json"}
-    if secret is not None:
-        headers[contracts.ACTION_SECRET_HEADER] = secret
-    return {
-        "version": "2.0",
-        "rawPath": "/",
-        "rawQueryString": "",
-        "headers": headers,
-        "requestContext": {"http": {"method": method, "path": "/", "sourceIp": "127.0.0.1"}},
-        "body": body,
-        "isBase64Encoded": False,
-    }
 
 
 @contextmanager

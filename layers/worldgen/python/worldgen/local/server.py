@@ -18,7 +18,8 @@ from typing import Any
 
 from worldgen.functions_registry import START_FUNCTION
 from worldgen.handlers.actions import MAX_BODY_BYTES, SECRET_HEADER
-from worldgen.local.runtime import LocalRuntime, function_url_event
+from worldgen.local.aws_objects import function_url_event
+from worldgen.local.runtime import LocalRuntime
 
 LISTEN_BACKLOG = 512
 MAX_CONNECTIONS = 32  # under PostgreSQL's default max_connections (100), with room for the phases

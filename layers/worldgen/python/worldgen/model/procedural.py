@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-import re
 import time
 from collections import Counter
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from worldgen.continuity import LEVEL_BAND, within
 from worldgen.contracts import GM_NOTES_COLUMN, SECRET_LINK_COLUMN
 from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage
+from worldgen.model.procedural_words import ADJECTIVES, CampaignWords, label_of, roman, slug
 from worldgen.outline import GIST_WORDS
 from worldgen.phases import RELATIONSHIP_TABLES, row_target
 from worldgen.roles import ROLE_LIMIT, role_phases_beside
@@ -27,145 +27,10 @@ from worldgen.roles import ROLE_LIMIT, role_phases_beside
 PROVIDER = "procedural"
 MODEL_NAME = "procedural-v1"
 
-_SYLLABLES = [
-    "al",
-    "ar",
-    "bel",
-    "cor",
-    "dra",
-    "el",
-    "en",
-    "fa",
-    "gor",
-    "hal",
-    "ir",
-    "ka",
-    "lor",
-    "mar",
-    "nor",
-    "or",
-    "pa",
-    "quel",
-    "ra",
-    "sil",
-    "tor",
-    "ul",
-    "vae",
-    "wy",
-    "xan",
-    "yr",
-    "zan",
-    "the",
-    "mo",
-    "rin",
-    "das",
-    "ker",
-    "lys",
-]
-# Neutral words, for names the campaign's own words do not fill: none of them belongs to one kind
-# of setting (no sea, no ice, no desert), so a campaign's world sounds like its setting, not the sample's.
-_ADJECTIVES = [
-    "Ashen",
-    "Gilded",
-    "Hollow",
-    "Iron",
-    "Silent",
-    "Crimson",
-    "Veiled",
-    "Thorned",
-    "Amber",
-    "Pale",
-    "Broken",
-    "Radiant",
-]
-# Endings of the setting's and tone's words that are adjectives often enough for a placeholder name.
-_ADJECTIVE_ENDINGS = ("en", "ed", "ic", "al", "ous", "ful", "ish", "less", "ant", "ent", "ive", "ern", "y")
-_NOT_ADJECTIVES = {"when", "then", "been", "even", "often", "between", "every", "many", "only", "very", "they", "each"}
-_LABELS = {
-    "calendar_systems": "calendar",
-    "planes": "plane",
-    "geography_regions": "region",
-    "historical_periods": "era",
-    "economic_systems": "economy",
-    "legal_systems": "code of law",
-    "celestial_bodies": "celestial body",
-    "races": "people",
-    "character_classes": "calling",
-    "feats": "feat",
-    "backgrounds": "background",
-    "languages": "tongue",
-    "cultures": "culture",
-    "factions": "faction",
-    "pantheons": "pantheon",
-    "deities": "deity",
-    "entities": "figure",
-    "locations": "place",
-    "dungeons": "dungeon",
-    "buildings": "building",
-    "items": "item",
-    "item_effects": "power",
-    "sentient_item_properties": "awakened mind",
-    "quest_hooks": "quest hook",
-    "encounters": "encounter",
-    "shops": "shop",
-    "taverns": "tavern",
-    "temples": "temple",
-}
-# {P} a made-up name, {A} an adjective (the campaign's, else a neutral one), {N} a noun of the
-# campaign's setting, {L} the table's label, {w:a,b} one of the words listed.
-_NAME_PATTERNS = {
-    "geography_regions": ["The {P} {w:Marches,Vale,Highlands,Fens,Expanse,Wilds}", "The {A} {N}"],
-    "factions": [
-        "The {A} {w:Circle,Compact,Syndicate,Conclave,Covenant,Guild}",
-        "The {N} {w:Compact,Conclave,Guild}",
-        "The {C} {w:Compact,Conclave,Guild}",
-    ],
-    "pantheons": ["The {A} {w:Court,Choir,Host,Circle}"],
-    "deities": ["{P}, the {A} {w:Watcher,Keeper,Judge,Flame,Wanderer}", "{P} of the {N}"],
-    "entities": ["{P} {P}"],
-    "locations": ["{P}{w:hold,ford,gate,spire,fall,moor,stead}", "{C}"],
-    "dungeons": ["The {A} {w:Barrow,Catacombs,Warrens,Sepulchre,Deeps}", "The {N} {w:Barrow,Deeps}"],
-    "taverns": ["The {A} {w:Stag,Cauldron,Raven,Kettle}", "The {A} {N}"],
-    "shops": ["{P}'s {w:Curios,Provisions,Forge,Apothecary,Maps}"],
-    "temples": ["Temple of the {A} {w:Dawn,Ember,Veil}", "Shrine of the {N}"],
-    "items": ["{P}'s {w:Blade,Torch,Circlet,Compass,Mantle,Sigil}"],
-    "historical_periods": ["The {A} {w:Age,Reckoning,Dominion,Sundering}"],
-    "celestial_bodies": ["{P}, the {A} {w:Moon,Wheel,Comet,Eye}"],
-    "quest_hooks": ["The {A} {w:Promise,Oath,Map,Summons,Ledger,Secret}", "The {N} {w:Promise,Oath,Ledger}"],
-    "encounters": ["{A} {w:Ambush,Parley,Riddle,Vigil,Pursuit}", "{N} {w:Ambush,Parley,Vigil}"],
-    "buildings": ["The {A} {w:Tower,Warehouse,Chapel,Hall}", "The {N} {w:Tower,Hall}"],
-    "languages": ["{P} {w:Cant,Tongue,Speech,Sign}"],
-    "cultures": ["The {P} {w:Folk,Clans,Tribes,Kin}"],
-}
-_STOPWORDS = set(
-    [
-        "there",
-        "their",
-        "which",
-        "where",
-        "these",
-        "those",
-        "about",
-        "after",
-        "before",
-        "under",
-        "while",
-        "world",
-        "setting",
-        "with",
-        "from",
-        "into",
-    ]
-)
-
 
 def _rng(*parts: object) -> random.Random:
     digest = hashlib.sha256("|".join(str(p) for p in parts).encode()).digest()
     return random.Random(int.from_bytes(digest[:8], "big"))
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "row"
 
 
 class ProceduralModel:
@@ -208,22 +73,7 @@ class _PhaseGenerator:
         for rows in request.outline.values():  # an outline gives keys: a row's name says the same
             for row in rows:
                 self.names.setdefault(row["key"], row["key"].replace("-", " ").title())
-        # Words after an article or preposition are mostly nouns ("the sunken capital" -> capital).
-        after = re.findall(
-            r"\b(?:the|a|an|of|for|over|with|like|at|in|on)\s+(?:[a-z]+\s+)?([A-Za-z][a-z]{3,})\b",
-            self.campaign["setting"],
-        )
-        words = list(dict.fromkeys(w.lower() for w in after if w.lower() not in _STOPWORDS))
-        self.setting_words = words or ["frontier", "road", "ruin"]
-        self.tone_word = (re.findall(r"[a-z]+", self.campaign["tone"].lower()) or ["storied"])[0]
-        self.adjectives = _campaign_adjectives(self.campaign["setting"], self.campaign["tone"])
-        self.proper_names = _proper_names(
-            [self.campaign["setting"], *(pc.get("backstory", "") for pc in self.pcs.values())],
-            {word for pc in self.pcs.values() for word in pc["name"].split()},
-        )
-        self.setting_sentences = [
-            s.strip() for s in re.split(r"(?<=[.!?])\s+", self.campaign["setting"]) if len(s.strip()) > 20
-        ] or [self.campaign["setting"]]
+        self.words = CampaignWords(self.campaign, list(self.pcs.values()))
         self.generated: dict[str, list[dict[str, Any]]] = {}
         self.outline_roles: list[str] = []
         self.taken_names = {str(r["name"]).casefold() for rows in context.rows.values() for r in rows if r.get("name")}
@@ -284,8 +134,8 @@ class _PhaseGenerator:
     def outline_entry(self, table: str, row: dict[str, Any]) -> dict[str, str]:
         """A row as an outline gives it: key, a gist (at most GIST_WORDS words), the PC it serves and,
         for an NPC, its role (a PC's NPC: a tie from the backstory; the others: the cast's roles)."""
-        label = _LABELS.get(table, table.rstrip("s")).replace("_", " ")
-        words = f"{row.get('name') or row['key'].replace('-', ' ')}, a {self.tone_word} {label}".split()
+        label = label_of(table).replace("_", " ")
+        words = f"{row.get('name') or row['key'].replace('-', ' ')}, a {self.words.tone_word} {label}".split()
         entry = {"key": row["key"], "gist": " ".join(words[:GIST_WORDS])}
         pc = next((v for p, v in row.items() if p.endswith("_key") and p != "key" and v in self.pcs), None)
         if pc is not None:
@@ -382,7 +232,7 @@ class _PhaseGenerator:
             name = row.get("name")
             if name is not None:  # continuity (name-clash): no name of the world so far, nor a PC's
                 while name in used_names or slug(name) in used_keys or name.casefold() in self.taken_names:
-                    name = f"{name} {_roman(len(used_names) + 2)}"
+                    name = f"{name} {roman(len(used_names) + 2)}"
                 row["name"] = name
                 used_names.add(name)
                 self.taken_names.add(name.casefold())  # another table of this call: another name
@@ -430,7 +280,7 @@ class _PhaseGenerator:
                 return None
         self.keep_continuity(table, item, row, position)
         if "name" in properties:
-            row["name"] = self.name(table, rng)
+            row["name"] = self.words.name(table, rng)
         row["key"] = slug(row.get("name") or self.edge_key(table, row, refs, first_required, position))
         row["description"] = self.description(table, row, refs, rng)
         self.secrets(table, row, properties)
@@ -458,7 +308,7 @@ class _PhaseGenerator:
         }
         # The setting's own proper names (a port, a city) may appear in any public text, also past the
         # context's summary: a link to a row so named is never hidden.
-        public_names = {name.lower() for name in self.proper_names}
+        public_names = {name.lower() for name in self.words.proper_names}
         if any(self.names.get(end, end).lower() in public_names for end in ends):
             return True
         return any(
@@ -470,13 +320,13 @@ class _PhaseGenerator:
 
     def gm_notes(self, table: str, row: dict[str, Any], rng: random.Random) -> str:
         """A secret in sentences the public description never uses (the players export checks it)."""
-        label = _LABELS.get(table, table.rstrip("s"))
+        label = label_of(table)
         name = row.get("name") or row["key"]
         truth = rng.choice(
             [
                 f"Secretly, {name} answers to a patron nobody in {self.campaign['name']} suspects.",
                 f"The truth behind this {label} is a debt of blood that {name} will not speak of.",
-                f"What {name} hides: a {rng.choice(_ADJECTIVES).lower()} bargain struck long ago.",
+                f"What {name} hides: a {rng.choice(ADJECTIVES).lower()} bargain struck long ago.",
             ]
         )
         play = rng.choice(
@@ -645,35 +495,11 @@ class _PhaseGenerator:
         if kind == "boolean":
             return rng.random() < 0.5
         if kind == "array":
-            return rng.sample(self.setting_words, min(3, len(self.setting_words)))
+            return rng.sample(self.words.setting_words, min(3, len(self.words.setting_words)))
         if kind == "object":
             return {}
-        words = rng.sample(self.setting_words, min(2, len(self.setting_words)))
-        return f"{' and '.join(words).capitalize()}, in the {self.tone_word} way of {self.campaign['name']}"
-
-    def name(self, table: str, rng: random.Random) -> str:
-        patterns = _NAME_PATTERNS.get(table, ["{P} {L}"])
-        pattern = rng.choice(patterns)
-
-        def fill(match: re.Match[str]) -> str:
-            token = match.group(1)
-            if token == "P":
-                return "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 3))).capitalize()
-            if token == "A":  # the campaign's own adjectives as often as the neutral ones
-                return (
-                    rng.choice(self.adjectives) if self.adjectives and rng.random() < 0.5 else rng.choice(_ADJECTIVES)
-                )
-            if token == "C":  # a name the setting or a backstory gives (a made-up one when none does)
-                if self.proper_names:
-                    return rng.choice(self.proper_names)
-                return "".join(rng.choice(_SYLLABLES) for _ in range(2)).capitalize()
-            if token == "N":
-                return rng.choice(self.setting_words).capitalize()
-            if token == "L":
-                return _LABELS.get(table, table.rstrip("s")).title()
-            return rng.choice(token[2:].split(","))
-
-        return re.sub(r"\{(P|A|N|C|L|w:[^}]*)\}", fill, pattern)
+        words = rng.sample(self.words.setting_words, min(2, len(self.words.setting_words)))
+        return f"{' and '.join(words).capitalize()}, in the {self.words.tone_word} way of {self.campaign['name']}"
 
     def edge_key(self, table: str, row: dict[str, Any], refs: dict[str, str], first: str | None, i: int) -> str:
         ends = [str(row[p]) for p in refs if p in row][:2]
@@ -684,7 +510,7 @@ class _PhaseGenerator:
         return self.names.get(key) or key.replace("-", " ").title()
 
     def description(self, table: str, row: dict[str, Any], refs: dict[str, str], rng: random.Random) -> str:
-        campaign, adjective = self.campaign["name"], self.tone_word
+        campaign, adjective = self.campaign["name"], self.words.tone_word
         pcs = [self.pcs[row[p]] for p in refs if p in row and refs[p] == "player_characters" and row[p] in self.pcs]
         if "name" not in row:
             ends = " and ".join([self.display_name(row[p]) for p in refs if p in row][:2]) or "these two"
@@ -699,7 +525,7 @@ class _PhaseGenerator:
             )
         else:
             linked = [self.display_name(row[p]) for p in refs if p in row and refs[p] != "player_characters"]
-            label = _LABELS.get(table, table.rstrip("s"))
+            label = label_of(table)
             ties = ""
             if linked:
                 ties = " tied to " + (", ".join(linked[:-1]) + " and " + linked[-1] if len(linked) > 1 else linked[0])
@@ -710,51 +536,8 @@ class _PhaseGenerator:
                     f"{row['name']}: a {label} of {campaign}{ties}, {adjective} as the times.",
                 ]
             )
-            text += " " + rng.choice(self.setting_sentences)
+            text += " " + rng.choice(self.words.setting_sentences)
         for pc in pcs:
             backstory = " ".join(pc.get("backstory", "").split()[:14])
             text += f" Rooted in {pc['name']}'s story: \u201c{backstory}\u2026\u201d"
         return text
-
-
-def _campaign_adjectives(setting: str, tone: str) -> list[str]:
-    """Adjectives of the campaign's own words: the tone's first word and the setting's and tone's
-    words with an adjective's ending (frozen, northern, bleak), capitalized, for names."""
-    tone_words = re.findall(r"[A-Za-z]+", tone)
-    found = [tone_words[0]] if tone_words and len(tone_words[0]) > 3 else []
-    for word in re.findall(r"\b[a-z]{4,}\b", f"{setting} {tone}"):
-        if word.endswith(_ADJECTIVE_ENDINGS) and word not in _STOPWORDS | _NOT_ADJECTIVES and not word.endswith("ly"):
-            found.append(word)
-    return list(dict.fromkeys(word.capitalize() for word in found))
-
-
-def _proper_names(texts: list[str], pc_words: set[str]) -> list[str]:
-    """Names the campaign's texts give (capitalized words inside a sentence: "Port Calder", "Varn"),
-    without the PCs' own names, for names of places and factions."""
-    found = []
-    for text in texts:
-        for sentence in re.split(r"(?<=[.!?])\s+", text):
-            words = sentence.split()[1:]  # a sentence's first word is capitalized anyway
-            run: list[str] = []
-            for word in [*words, ""]:
-                bare = word.strip(".,;:!?\"'()")
-                if re.fullmatch(r"[A-Z][a-z]{2,}", bare) and bare not in pc_words and bare not in ("The", "And"):
-                    run.append(bare)
-                    if bare != word:  # punctuation ends a name
-                        found.append(" ".join(run))
-                        run = []
-                    continue
-                if run:
-                    found.append(" ".join(run))
-                run = []
-    return list(dict.fromkeys(found))
-
-
-def _roman(number: int) -> str:
-    numerals = [(10, "X"), (9, "IX"), (5, "V"), (4, "IV"), (1, "I")]
-    out = ""
-    for value, letters in numerals:
-        while number >= value:
-            out += letters
-            number -= value
-    return out
