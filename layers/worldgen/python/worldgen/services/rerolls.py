@@ -1,16 +1,15 @@
 """Reroll one row of a campaign the caller owns, or undo its latest reroll: one model call (and at
 most one repair) made inside the request, within ``reroll.REROLL_SECONDS``.
-
-``worldgen.reroll`` (the model, the prompts) is imported on the first reroll, not with the handler.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 
+from worldgen import reroll
 from worldgen.errors import (
     InvalidModelOutput,
     ModelOutputTruncated,
@@ -20,12 +19,10 @@ from worldgen.errors import (
     RerollPostponed,
     WorldgenError,
 )
+from worldgen.reroll import RerollOutcome
 from worldgen.services.generations import load_campaign
 from worldgen.services.models import Caller, RerollInput, RowInput
 from worldgen.services.reconcile import reconcile_active
-
-if TYPE_CHECKING:
-    from worldgen.reroll import RerollOutcome
 
 MAX_MESSAGE_CHARS = 2000
 
@@ -47,8 +44,6 @@ def _edit(
 
 
 def reroll_row(conn: psycopg.Connection[Any], request: RerollInput, caller: Caller) -> RerollOutcome:
-    from worldgen import reroll
-
     return _edit(
         conn,
         request,
@@ -58,8 +53,6 @@ def reroll_row(conn: psycopg.Connection[Any], request: RerollInput, caller: Call
 
 
 def undo_reroll(conn: psycopg.Connection[Any], request: RowInput, caller: Caller) -> RerollOutcome:
-    from worldgen import reroll
-
     return _edit(
         conn, request, caller, lambda: reroll.undo_reroll(conn, request.campaign_id, request.table, request.key)
     )
