@@ -99,9 +99,10 @@ REFUSALS: tuple[tuple[type[Exception], int, str | None], ...] = (
     (OrchestratorUnavailable, 409, None),  # orchestrator-unavailable, execution-not-started
     (RerollFailed, 422, None),
     (RerollPostponed, 409, None),
-    (RerollRefused, 409, None),
+    (RerollRefused, 409, None),  # or the status the refusal names (400 a bad table, 404 a missing row)
     (RequestRefused, 409, None),
 )
+REFUSED = tuple(error for error, _, _ in REFUSALS)
 
 
 class HttpRefusal(Exception):
@@ -112,17 +113,14 @@ class HttpRefusal(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def refusal_of(exc: Exception) -> HttpRefusal | None:
-    """The HTTP answer REFUSALS gives ``exc``; None when it is no refusal (a failure or a bug)."""
-    for error, status, code in REFUSALS:
-        if isinstance(exc, error):
-            message = exc.message if isinstance(exc, WorldgenError) else str(exc)
-            return HttpRefusal(
-                exc.status if isinstance(exc, RerollRefused) else status,
-                code or str(getattr(exc, "code", RequestRefused.code)),
-                message,
-            )
-    return None
+def refusal_of(exc: Exception) -> HttpRefusal:
+    """The HTTP answer REFUSALS gives ``exc`` (one of REFUSED)."""
+    status, code = next((status, code) for error, status, code in REFUSALS if isinstance(exc, error))
+    return HttpRefusal(
+        exc.status if isinstance(exc, RerollRefused) else status,
+        code or str(getattr(exc, "code", RequestRefused.code)),
+        exc.message if isinstance(exc, WorldgenError) else str(exc),
+    )
 
 
 class ActionName(BaseModel):
@@ -251,15 +249,14 @@ def handle_action_request(event: dict[str, Any]) -> dict[str, Any]:
     except HttpRefusal as refused:
         logger.info("action refused", extra={"code": refused.code, "status": refused.status})
         return _error(refused)
+    except REFUSED as exc:
+        refusal = refusal_of(exc)
+        logger.info("action refused", extra={"code": refusal.code, "status": refusal.status})
+        return _error(refusal)
     except (DatabaseUnavailable, psycopg.OperationalError):
         logger.exception("database unavailable")  # host, port and libpq's words go to the log only
         return _error(HttpRefusal(409, "database-unavailable", "the database is unavailable, try again"))
-    except Exception as exc:
-        refusal = refusal_of(exc)
-        if refusal is not None:
-            logger.info("action refused", extra={"code": refusal.code, "status": refusal.status})
-            return _error(refusal)
-        # a bug: the caller gets Hasura's shape and the request id, the log the traceback
+    except Exception:  # a bug: the caller gets Hasura's shape and the request id, the log the traceback
         logger.exception("action failed")
         request_id = logger.get_current_keys().get("function_request_id", "unknown")
         return _error(
