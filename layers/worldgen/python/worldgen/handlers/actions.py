@@ -86,6 +86,14 @@ ACTIONS: dict[str, Action] = {
 ACTION_NAMES = tuple(ACTIONS)
 
 
+class HttpRefusal(Exception):
+    """A request refused at the edge (before any service), or a refusal as REFUSALS answers it."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
 # The one place a refusal becomes an HTTP answer: (error, status, Hasura's extensions.code). The
 # first row whose class matches wins; a None code is the error's own ``code`` (a family of refusals
 # sharing a status). A reroll refusal carries its own status: reroll.py chooses it per refusal.
@@ -102,19 +110,13 @@ REFUSALS: tuple[tuple[type[Exception], int, str | None], ...] = (
     (RerollRefused, 409, None),  # or the status the refusal names (400 a bad table, 404 a missing row)
     (RequestRefused, 409, None),
 )
-REFUSED = tuple(error for error, _, _ in REFUSALS)
-
-
-class HttpRefusal(Exception):
-    """A request refused at the edge, before any service (or a refusal mapped by REFUSALS)."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+REFUSED: tuple[type[Exception], ...] = (HttpRefusal, *(error for error, _, _ in REFUSALS))
 
 
 def refusal_of(exc: Exception) -> HttpRefusal:
     """The HTTP answer REFUSALS gives ``exc`` (one of REFUSED)."""
+    if isinstance(exc, HttpRefusal):
+        return exc
     status, code = next((status, code) for error, status, code in REFUSALS if isinstance(exc, error))
     return HttpRefusal(
         exc.status if isinstance(exc, RerollRefused) else status,
@@ -246,9 +248,6 @@ def handle_action_request(event: dict[str, Any]) -> dict[str, Any]:
     """A Function URL event in, a Function URL response out; never raises."""
     try:
         answer = _serve(_payload(event))
-    except HttpRefusal as refused:
-        logger.info("action refused", extra={"code": refused.code, "status": refused.status})
-        return _error(refused)
     except REFUSED as exc:
         refusal = refusal_of(exc)
         logger.info("action refused", extra={"code": refusal.code, "status": refusal.status})
