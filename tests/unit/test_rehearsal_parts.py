@@ -1,5 +1,6 @@
-"""The deploy rehearsal's worker program (tools/rehearsal/worker.py), run by path as the rehearsal
-runs it: its line protocol, Lambda's context and error report, the recorded settings."""
+"""Parts of the deploy rehearsal that need no assembly: the worker program (tools/rehearsal/worker.py),
+run by path as the rehearsal runs it (its line protocol, Lambda's context and error report, the
+settings read), and the settings rule's names. tests/infra/test_rehearsal.py runs the whole of it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from worldgen.settings import Settings
+from worldgen.tools.rehearsal.checks import SETTINGS_ALTERNATIVES, SETTINGS_WITH_PRODUCTION_DEFAULTS
 from worldgen.tools.rehearsal.functions import worker_code
 
 APP = """
@@ -60,3 +63,9 @@ def test_a_handler_that_does_not_import_is_reported_not_ready(tmp_path: Path) ->
 
     (hello,) = replies
     assert hello == {"ready": False, "error": "ModuleNotFoundError: No module named 'no_such_app'"}
+
+
+def test_the_settings_rule_names_only_real_settings() -> None:
+    """A renamed setting must not leave its old name exempted while the new one goes unchecked."""
+    named = SETTINGS_WITH_PRODUCTION_DEFAULTS.union(*SETTINGS_ALTERNATIVES)
+    assert named - set(Settings.model_fields) == set()
