@@ -7,6 +7,7 @@ import threading
 import urllib.error
 import urllib.request
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import psycopg
@@ -242,7 +243,7 @@ def test_a_bug_in_an_action_answers_hasuras_error_shape_with_the_request_id(runt
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("a bug")
 
-    monkeypatch.setitem(actions.ACTIONS, "generateWorld", broken)
+    monkeypatch.setitem(actions.ACTIONS, "generateWorld", replace(actions.ACTIONS["generateWorld"], run=broken))
     status, answer = post(runtime, action_body("generateWorld", {"campaign_id": str(campaign_id)}))
 
     assert status == 500
@@ -251,7 +252,7 @@ def test_a_bug_in_an_action_answers_hasuras_error_shape_with_the_request_id(runt
 
 
 def test_cancel_is_kept_when_stopping_the_execution_fails(runtime, campaign_id, settings_env, monkeypatch):
-    from worldgen.handlers import actions
+    from worldgen import orchestrator
 
     generation_id = state.create_generation(
         psycopg.connect(settings_env, autocommit=True, row_factory=psycopg.rows.dict_row),
@@ -273,7 +274,7 @@ def test_cancel_is_kept_when_stopping_the_execution_fails(runtime, campaign_id, 
             raise EndpointConnectionError(endpoint_url="https://states")
 
     with monkeypatch.context() as patched:
-        patched.setattr(actions, "sfn_client", lambda: FailingStepFunctions())
+        patched.setattr(orchestrator, "sfn_client", lambda: FailingStepFunctions())
         status, answer = post(runtime, action_body("cancelGeneration", {"generation_id": str(generation_id)}))
 
     assert status == 200, answer

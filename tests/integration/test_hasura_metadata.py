@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import typing
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 import pytest
 import yaml
 from graphql import FieldNode, GraphQLObjectType, OperationDefinitionNode, build_schema, get_named_type, parse
+from pydantic import BaseModel
 
 from worldgen.contracts import GM_NOTES_COLUMN, SECRET_LINK_COLUMN
 from worldgen.db.catalog import foreign_key_edges
@@ -303,6 +306,32 @@ def test_row_rerolled_links_to_the_reroll_and_answers_what_the_handler_returns(c
     assert "id" in catalog["columns"]["row_rerolls"]
 
 
+def answer_fields(output: type) -> set[str]:
+    """The keys of the JSON object an action's handler answers with: its output model's fields."""
+    if dataclasses.is_dataclass(output):
+        return {f.name for f in dataclasses.fields(output)}
+    assert issubclass(output, BaseModel), output
+    return set(output.model_fields)
+
+
+def test_every_action_output_type_declares_every_field_its_handler_answers_with() -> None:
+    """Hasura drops what the output type does not declare (a cancel's ``kept`` was lost so)."""
+    from worldgen.handlers.actions import ACTIONS
+
+    fields = actions_schema_fields()
+    missing = {
+        name: sorted(
+            answer_fields(action.output) - set(cast(GraphQLObjectType, get_named_type(fields[name].type)).fields)
+        )
+        for name, action in ACTIONS.items()
+    }
+    assert {name: gone for name, gone in missing.items() if gone} == {}
+    assert "kept" in answer_fields(ACTIONS["revertGeneration"].output)  # what the test is for
+    # The output the table names is what the service returns (mypy holds the service to its annotation).
+    returns = {name: typing.get_type_hints(action.run)["return"] for name, action in ACTIONS.items()}
+    assert returns == {name: action.output for name, action in ACTIONS.items()}
+
+
 def test_generation_started_links_to_the_generations_table(catalog: dict[str, Any]) -> None:
     objects = load_yaml(METADATA / "actions.yaml")["custom_types"]["objects"]
     (started,) = [o for o in objects if o["name"] == "GenerationStarted"]
@@ -312,7 +341,7 @@ def test_generation_started_links_to_the_generations_table(catalog: dict[str, An
     assert relationship["field_mapping"] == {"generation_id": "id"}
     output = get_named_type(actions_schema_fields()["generateWorld"].type)
     assert isinstance(output, GraphQLObjectType)
-    assert set(output.fields) == {"generation_id", "execution_arn", "status"}
+    assert set(output.fields) == {"generation_id", "execution_arn", "status", "kept"}
     assert "id" in catalog["columns"]["generations"]
 
 

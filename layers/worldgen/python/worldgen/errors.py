@@ -147,3 +147,67 @@ def lambda_fault_error_names() -> list[str]:
 
 def permanent_error_names() -> list[str]:
     return [cls.__name__ for cls in PERMANENT_ERRORS]
+
+
+# Refusals of a game master's request (the Hasura actions, the CLI). Not Step Functions errors, so
+# in neither list above. ``code`` is the word a client branches on (Hasura's ``extensions.code``);
+# the services raise them and ``worldgen.handlers.actions`` turns each class into an HTTP answer,
+# in one table.
+class RequestRefused(WorldgenError):
+    """A request that is not carried out; the message says why, ``code`` names the kind."""
+
+    code = "refused"
+
+    def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
+        super().__init__(message, **details)
+        if code is not None:
+            self.code = code
+
+
+class GenerationNotFound(RequestRefused):
+    """No such generation, or not one of the caller's campaigns (the same answer, never a hint)."""
+
+    code = "generation-not-found"
+
+
+class UnknownChoice(RequestRefused):
+    """A named option that does not exist: ``unknown-profile``, ``unknown-phase``."""
+
+
+class TransitionRefused(RequestRefused):
+    """The generation's status does not allow it: ``not-resumable``, ``not-cancellable``,
+    ``not-revertible``, ``not-discardable``."""
+
+
+class NewerGeneration(TransitionRefused):
+    """A newer generation of the campaign started: only the latest is resumed, cancelled, reverted or discarded."""
+
+    code = "newer-generation"
+
+
+class OrchestratorUnavailable(RequestRefused):
+    """Step Functions did not answer (``orchestrator-unavailable``) or did not start the execution
+    (``execution-not-started``); trying again may work."""
+
+    code = "orchestrator-unavailable"
+
+
+class RerollRefused(RequestRefused):
+    """A reroll or an undo that cannot be made. Its ``status`` (400 a bad table or hint, 404 a
+    missing campaign or row, 409 a conflict) is chosen per refusal where it is raised."""
+
+    def __init__(self, code: str, message: str, status: int = 409) -> None:
+        super().__init__(message, code=code)
+        self.status = status
+
+
+class RerollFailed(RequestRefused):
+    """The model's answer for a reroll stayed invalid, was refused or was cut short."""
+
+    code = "reroll-failed"
+
+
+class RerollPostponed(RequestRefused):
+    """The model could not be reached for a reroll (rate limit, overload, timeout): try again later."""
+
+    code = "model-unavailable"

@@ -36,7 +36,7 @@ from worldgen.db.context import PhaseContext, load_campaign, load_player_charact
 from worldgen.db.save import WORLD_TABLE_SET, existing_keys
 from worldgen.db.snapshot import insertable_columns
 from worldgen.db.validation import invalid_output
-from worldgen.errors import CampaignNotFound, InvalidModelOutput, WorldgenError
+from worldgen.errors import CampaignNotFound, InvalidModelOutput, RerollRefused, WorldgenError
 from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage, WorldModel
 from worldgen.model.factory import get_model
 from worldgen.observability import logger
@@ -57,15 +57,6 @@ REROLL_SECONDS = 20.0
 SAVE_SECONDS = 2.0
 MAX_TOKENS = 4096  # one row; a phase's budget would reserve far more of the rate limit
 MAX_HINT_CHARS = 2000
-
-
-class RerollRefused(Exception):
-    """A reroll or an undo that cannot be made, with a code (Hasura's ``extensions.code``) and the
-    HTTP status the action answers with."""
-
-    def __init__(self, code: str, message: str, status: int = 409) -> None:
-        super().__init__(message)
-        self.code, self.message, self.status = code, message, status
 
 
 @dataclass

@@ -212,7 +212,7 @@ def status(args: argparse.Namespace) -> int:
             (str(generation_id),),
         ).fetchone()
         if active is not None:  # is its execution still alive somewhere? (a killed demo leaves it running)
-            from worldgen.handlers.actions import reconcile
+            from worldgen.services.reconcile import reconcile
 
             with _runtime(args, url):
                 reconcile(conn, dict(active))

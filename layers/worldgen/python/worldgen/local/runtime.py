@@ -187,10 +187,11 @@ class LocalRuntime:
             os.environ[name] = value
 
     def _refresh_cached_clients(self) -> None:
+        from worldgen import orchestrator
         from worldgen.handlers import actions
 
         get_settings.cache_clear()
-        actions.sfn_client.cache_clear()
+        orchestrator.sfn_client.cache_clear()
         actions._previous_versions.cache_clear()
 
     # -- Lambda dispatch -----------------------------------------------------------------------
