@@ -6,7 +6,7 @@ import dataclasses
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from functools import cache, partial
@@ -25,7 +25,6 @@ from worldgen.db.context import PhaseContext, phase_context, referenced_tables
 from worldgen.db.problems import Problem
 from worldgen.db.save import (
     SaveResult,
-    bounded_problems,
     existing_keys,
     external_tables,
     invalid_output,
@@ -175,10 +174,13 @@ def record_model_calls(
         )
 
 
-def repair_messages(response: ModelResponse, problems: list[str], problem_count: int) -> list[dict[str, Any]]:
+def repair_messages(
+    response: ModelResponse, problems: Sequence[Problem | str], problem_count: int | None = None
+) -> list[dict[str, Any]]:
     """The rejected answer, then a user turn listing the problems (a tool_result for a tool call),
     bounded (MAX_PROBLEMS_LISTED, each clipped) however many and however large: 10,000 bad rows
     must not make a megabyte prompt."""
+    problem_count = len(problems) if problem_count is None else problem_count
     if response.tool_input is None and response.problem:
         problems, problem_count = [response.problem], 1
     listing = "\n".join(f"- {p}" for p in problem_listing(problems, problem_count))
@@ -212,6 +214,32 @@ def repair_messages(response: ModelResponse, problems: list[str], problem_count:
             ],
         },
     ]
+
+
+def at_the_door(phase: Phase, specs: dict[str, TableSpec], response: ModelResponse) -> tuple[Any, list[Problem]]:
+    """An answer as every check sees it: its keys and key references slugged (``Iron_Marches`` is
+    ``iron-marches``), with the keys that collide once slugged; None and why when there is none."""
+    if response.tool_input is None:
+        return None, [Problem("", response.problem or "the answer did not call the tool")]
+    return rules.slug_keys(phase, specs, response.tool_input)
+
+
+def outline_at_the_door(response: ModelResponse) -> tuple[Any, list[Problem]]:
+    """An outline answer with its keys and the player characters it names slugged."""
+    if response.tool_input is None:
+        return None, [Problem("", response.problem or "the answer did not call the tool")]
+    answer = response.tool_input
+    if not isinstance(answer, dict):
+        return answer, []
+    slugged = {
+        table: [
+            {p: rules.slug(v) if p in ("key", "player_character_key") and isinstance(v, str) and rules.slug(v) else v
+             for p, v in row.items()} if isinstance(row, dict) else row
+            for row in rows
+        ] if isinstance(rows, list) else rows
+        for table, rows in answer.items()
+    }  # fmt: skip
+    return slugged, []
 
 
 def run_phase(
@@ -322,16 +350,10 @@ def _generate(
         finally:
             model_ms += time.perf_counter() - call_started
         calls.append(response.usage)
-        tool_input: Any = None
-        if response.tool_input is None:
-            problems = ["the answer did not call the tool"]
-            problem_count = 1
-        else:
-            tool_input, collisions = rules.slug_keys(phase, specs, response.tool_input)
-            problems = [str(p) for p in collisions]
-            problem_count = len(problems)
+        tool_input, problems = at_the_door(phase, specs, response)
+        problem_count = len(problems)
         if tool_input is not None and not problems and round_number <= repair_rounds:
-            problems = [str(p) for p in _continuity_problems(conn, generation, phase, tool_input)]
+            problems = _continuity_problems(conn, generation, phase, tool_input)
             problem_count = len(problems)
         if tool_input is not None and not problems:
             try:
@@ -341,7 +363,7 @@ def _generate(
                 )  # fmt: skip
                 return _outcome(phase, result, calls)
             except InvalidModelOutput as exc:
-                problems = list(exc.details.get("problems") or [exc.message])
+                problems = exc.problems or [Problem("", exc.message)]
                 problem_count = int(exc.details.get("problem_count") or len(problems))
         if round_number > repair_rounds:
             if tool_input is not None:
@@ -440,7 +462,7 @@ def _save_partially(
     if not isinstance(tool_input, dict):
         return None
     known = existing_keys(conn, generation["campaign_id"], external_tables(phase, specs))
-    problems = rules.validate(conn, phase, specs, tool_input, known) + rules.slug_keys(phase, specs, tool_input)[1]
+    problems = rules.validate(conn, phase, specs, tool_input, known)  # keys slugged at the door
     conn.commit()
     trimmed = rules.drop_rows(phase, specs, tool_input, problems) if problems else (tool_input, [])
     if trimmed is None or not (problems or unwritten):
@@ -522,14 +544,14 @@ class _Parts:
                 raise failure
             if not problems and round_number <= self.repair_rounds:
                 found = _continuity_problems(self.conn, self.generation, self.phase, self._merged(answers))
-                problems = self._by_part([str(p) for p in found])
+                problems = self._by_part(found)
                 for index in problems:
                     answers.pop(index, None)
             if not problems:
                 try:
                     return self._save(self._merged(answers))
                 except InvalidModelOutput as exc:  # a rule only PostgreSQL knows: back to its part
-                    problems = self._by_part(list(exc.details.get("problems") or [exc.message]))
+                    problems = self._by_part(exc.problems or [Problem("", exc.message)])
                     for index in problems:
                         answers.pop(index, None)
             listing = [f"{', '.join(self.tables[i])}: {p}" for i, found in problems.items() for p in found]
@@ -537,11 +559,10 @@ class _Parts:
                 saved = self._save_partially(len(requests))
                 if saved is not None:
                     return saved
-                raise invalid_output(
+                raise InvalidModelOutput(
                     f"phase {self.phase.id}: tool input still invalid after {self.repair_rounds} repair round(s): "
-                    + "; ".join(bounded_problems(listing, 10)),
-                    listing,
-                    len(listing),
+                    + "; ".join(problem_listing(listing, len(listing), 10)),
+                    problems=[p for found in problems.values() for p in found],
                 )
             _check_time_for_a_round(self.phase, round_number + 1, self.remaining_ms, listing)
             state.check_attempt_current(self.conn, self.generation["id"], self.phase, self.attempt)
@@ -636,9 +657,9 @@ class _Parts:
                 self.model_seconds += time.perf_counter() - began
             self.calls.append(dataclasses.replace(response.usage, part="outline"))
             party = request.context.keys.get("player_characters", [])
-            outline, problems = outlines.check_outline(self.phase, response.tool_input, taken, party)
-            if response.tool_input is None:
-                problems = [response.problem or "the answer did not call the tool"]
+            answer, refused = outline_at_the_door(response)
+            outline, found = outlines.check_outline(self.phase, answer, taken, party)
+            problems = refused or [Problem("", p) for p in found]
             rows = sum(len(r) for r in outline.values())
             extra = {"phase": self.phase.id, "round": round_number, "rows": rows, "problems": len(problems)}
             logger.info("phase outline answered", extra={**extra, "output_tokens": response.usage.output_tokens})
@@ -668,7 +689,7 @@ class _Parts:
         requests: dict[int, ModelRequest],
         round_number: int,
         answers: dict[int, dict[str, Any]],
-    ) -> tuple[dict[int, ModelResponse], Exception | None, dict[int, list[str]]]:
+    ) -> tuple[dict[int, ModelResponse], Exception | None, dict[int, list[Problem]]]:
         """The pending parts' calls, concurrently, and the first failure among them; every answered
         call reaches the ledger, and its answer is checked and recorded AS IT ARRIVES (``_problems``),
         even when another failed or is still in flight. Returns the answers, the first failure and
@@ -676,7 +697,7 @@ class _Parts:
         began = time.perf_counter()
         in_flight = _parts_in_flight(self.model, self.phase, [requests[i] for i in pending])
         responses: dict[int, ModelResponse] = {}
-        problems: dict[int, list[str]] = {}
+        problems: dict[int, list[Problem]] = {}
         failure: Exception | None = None
         with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix=f"phase-{self.phase.slug}") as pool:
             futures = {
@@ -694,8 +715,6 @@ class _Parts:
                     continue
                 responses[index] = response
                 self.calls.append(dataclasses.replace(response.usage, part=self._label(index)))
-                if isinstance(response.tool_input, dict):
-                    self.latest[index] = response.tool_input
                 extra = {
                     "phase": self.phase.id,
                     "part": index + 1,
@@ -726,10 +745,11 @@ class _Parts:
 
     def _problems(
         self, responses: dict[int, ModelResponse], answers: dict[int, dict[str, Any]]
-    ) -> dict[int, list[str]]:
-        """Validate each answered part against its own tables; keep the valid ones in ``answers``."""
+    ) -> dict[int, list[Problem]]:
+        """Validate each answered part against its own tables (its keys slugged at the door, its
+        last answer kept for a partial save); keep the valid ones in ``answers``."""
         phase_tables = set(self.phase.tables)
-        problems: dict[int, list[str]] = {}
+        problems: dict[int, list[Problem]] = {}
         existing: dict[str, dict[str, Any]] = {}
         if responses:
             with self.conn.transaction():
@@ -738,21 +758,19 @@ class _Parts:
         for index, response in responses.items():
             tables = self.tables[index]
             view = dataclasses.replace(self.phase, tables=tables)
-            if response.tool_input is None:
-                problems[index] = [response.problem or "the answer did not call the tool"]
+            given, collisions = at_the_door(view, self.specs, response)
+            if not isinstance(given, dict):
+                problems[index] = [dataclasses.replace(p, part=index) for p in collisions]
                 continue
-            given, collisions = rules.slug_keys(view, self.specs, response.tool_input)
+            self.latest[index] = given
             extra = [t for t, rows in given.items() if t in phase_tables and t not in tables and rows]
             own = {t: given[t] for t in given if t not in phase_tables or t in tables}
-            found = [
-                str(p)
-                for p in [*collisions, *validate_phase_input(view, self.specs, own, self._known(index, existing))]
-            ]
-            found += [f"{t}: not a table of this call" for t in extra]
+            found = [*collisions, *validate_phase_input(view, self.specs, own, self._known(index, existing))]
+            found += [Problem(t, "not a table of this call") for t in extra]
             if index in self.assigned:
-                found += outlines.assigned_problems(own, self.assigned[index])
+                found += [Problem("", p) for p in outlines.assigned_problems(own, self.assigned[index])]
             if found:
-                problems[index] = found
+                problems[index] = [dataclasses.replace(p, part=index) for p in found]
             else:
                 answers[index] = {t: own[t] for t in tables}
         valid = {str(i): answers[i] for i in responses if i in answers}
@@ -811,17 +829,16 @@ class _Parts:
                 },
             )
 
-    def _by_part(self, problems: list[str]) -> dict[int, list[str]]:
-        """The merged answer's problems, each back to the part that wrote the row (by table and key)."""
-        found: dict[int, list[str]] = {}
+    def _by_part(self, problems: Sequence[Problem]) -> dict[int, list[Problem]]:
+        """The merged answer's problems, each back to the part that wrote the row: the part it names,
+        else the part dealt its key, else the first part writing its table."""
+        found: dict[int, list[Problem]] = {}
         for problem in problems:
-            where = problem.split(":", 1)[0]
-            table = where.split("[", 1)[0].split(".", 1)[0].strip()
-            key = where.split("[key=", 1)[1].split("]", 1)[0] if "[key=" in where else None
-            holders = [i for i, tables in self.tables.items() if table in tables]
-            owner = next((i for i in holders if key in self.assigned.get(i, {}).get(table, [])), None)
-            index = owner if owner is not None else (holders[0] if holders else min(self.tables))
-            found.setdefault(index, []).append(problem)
+            holders = [i for i, tables in self.tables.items() if problem.table in tables]
+            owner = next((i for i in holders if problem.key in self.assigned.get(i, {}).get(problem.table, [])), None)
+            index = problem.part if problem.part is not None else owner
+            index = index if index is not None else (holders[0] if holders else min(self.tables))
+            found.setdefault(index, []).append(dataclasses.replace(problem, part=index))
         return found
 
     def _save_partially(self, parts: int) -> PhaseOutcome | None:
@@ -877,7 +894,7 @@ class _Parts:
 
 
 def _check_time_for_a_round(
-    phase: Phase, round_number: int, remaining_ms: Callable[[], int] | None, problems: list[str]
+    phase: Phase, round_number: int, remaining_ms: Callable[[], int] | None, problems: Sequence[Problem | str]
 ) -> None:
     """Stop cleanly (a permanent error, recorded) rather than be killed by the Lambda timeout mid-save."""
     if remaining_ms is None:
@@ -887,7 +904,7 @@ def _check_time_for_a_round(
     if left < needed:
         raise InvalidModelOutput(
             f"phase {phase.id}: no time left for repair round {round_number - 1} ({left:.0f} s left in the"
-            f" Lambda, a round and the save need {needed} s): " + "; ".join(problems[:10]),
+            f" Lambda, a round and the save need {needed} s): " + "; ".join(str(p) for p in problems[:10]),
             problems=problems,
         )
 

@@ -27,7 +27,7 @@ from typing import Any
 import jsonschema
 import psycopg
 
-from worldgen.db.problems import Problem, clip
+from worldgen.db.problems import Problem
 from worldgen.errors import InvalidModelOutput
 from worldgen.phases import Phase
 from worldgen.schema.spec import TableSpec
@@ -262,9 +262,10 @@ def database_error(
     diag = exc.diag
     detail = _UUID.sub(lambda m: repr(by_id.get(m[0], "?")), diag.message_detail or "")
     row_key = next((by_id[m] for m in _UUID.findall(diag.message_detail or "") if m in ids.get(table, {})), None)
-    where = f"{table}[key={clip(row_key)}]" if row_key else table
-    text = f"{where}: {diag.message_primary} ({diag.constraint_name or 'no constraint'}) {detail}".strip()
-    return InvalidModelOutput(text, problems=[text])
+    found = Problem(
+        table, f"{diag.message_primary} ({diag.constraint_name or 'no constraint'}) {detail}".strip(), key=row_key
+    )
+    return InvalidModelOutput(str(found), problems=[found])
 
 
 def rows_touched(problems: list[Problem]) -> set[tuple[str, str]] | None:

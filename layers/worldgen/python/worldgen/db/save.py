@@ -11,7 +11,7 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -60,12 +60,12 @@ def quoted(value: Any) -> str:
     return clip(repr(value))
 
 
-def bounded_problems(problems: list[str], limit: int = MAX_PROBLEMS_LISTED) -> list[str]:
+def bounded_problems(problems: Sequence[Problem | str], limit: int = MAX_PROBLEMS_LISTED) -> list[str]:
     """The first ``limit`` problems, each cut to MAX_PROBLEM_CHARS."""
-    return [clip(p, MAX_PROBLEM_CHARS) for p in problems[:limit]]
+    return [clip(str(p), MAX_PROBLEM_CHARS) for p in problems[:limit]]
 
 
-def problem_listing(problems: list[str], count: int, limit: int = MAX_PROBLEMS_LISTED) -> list[str]:
+def problem_listing(problems: Sequence[Problem | str], count: int, limit: int = MAX_PROBLEMS_LISTED) -> list[str]:
     """At most ``limit`` problems, each clipped, and a line counting the ``count`` - ``limit`` others."""
     listed = bounded_problems(problems, limit)
     if count > len(listed):
@@ -74,14 +74,14 @@ def problem_listing(problems: list[str], count: int, limit: int = MAX_PROBLEMS_L
 
 
 def invalid_output(
-    summary: str, problems: list[str], count: int | None = None, *, in_message: int = 10
+    summary: str, problems: Sequence[Problem | str], count: int | None = None, *, in_message: int = 10
 ) -> InvalidModelOutput:
     """InvalidModelOutput whose message and details stay small, whatever the number and size of
     the problems: the message travels in the Step Functions payload (256 KB at most)."""
     count = len(problems) if count is None else count
     return InvalidModelOutput(
         f"{summary}: " + "; ".join(problem_listing(problems, count, in_message)),
-        problems=bounded_problems(problems),
+        problems=problems,
         problem_count=count,
     )
 
@@ -328,9 +328,7 @@ def save_phase_rows(
         known.update(kept)  # in-phase references may name a kept row; new rows may not reuse its key
         problems = rules.validate(conn, phase, specs, tool_input, known)
         if problems:
-            raise invalid_output(
-                f"phase {phase.id} tool input has {len(problems)} problem(s)", [str(p) for p in problems]
-            )
+            raise invalid_output(f"phase {phase.id} tool input has {len(problems)} problem(s)", problems)
         ids = {t: {**kept[t], **{row["key"]: uuid.uuid4() for row in tool_input[t]}} for t in phase.tables}
         result = SaveResult()
         for table in phase.tables:
@@ -436,16 +434,19 @@ def database_error(table: str, rows: list[dict[str, Any]], exc: psycopg.Error) -
     state = exc.sqlstate or ""
     if state[:2] in _ROWS_FAULT_CLASSES:
         diag = exc.diag
-        where = table
+        index: int | None = None
+        key: Any = None
         line = _COPY_LINE.search(diag.context or "")  # COPY's context names the 1-based row
         if line and 0 < int(line.group(1)) <= len(rows):
-            row = rows[int(line.group(1)) - 1]
-            key = row.get("key") if isinstance(row, dict) else None
-            where += f"[key={clip(str(key))}]" if key is not None else f"[{int(line.group(1)) - 1}]"
+            index = int(line.group(1)) - 1
+            key = rows[index].get("key") if isinstance(rows[index], dict) else None
         detail = clip(diag.message_detail or "", MAX_PROBLEM_CHARS)
         constraint = f" ({diag.constraint_name})" if diag.constraint_name else ""
-        text = clip(f"{where}: {diag.message_primary}{constraint} {detail}".strip(), MAX_PROBLEM_CHARS)
-        return InvalidModelOutput(text, problems=[text], problem_count=1, sqlstate=state)
+        found = Problem(
+            table, f"{diag.message_primary}{constraint} {detail}".strip(), index, None if key is None else str(key)
+        )
+        text = clip(str(found), MAX_PROBLEM_CHARS)
+        return InvalidModelOutput(text, problems=[found], problem_count=1, sqlstate=state)
     if state.startswith("08") or (isinstance(exc, psycopg.OperationalError) and not state):
         return DatabaseUnavailable(f"PostgreSQL connection failed while writing {table}: {exc}")
     return exc
