@@ -15,6 +15,11 @@ def _template(name: str) -> str:
     return resources.files("worldgen.prompts").joinpath(name).read_text(encoding="utf-8")
 
 
+def prompt_text(name: str) -> str:
+    """A sentence of the engine's own turns (a repair turn, a part's share of the roles), as written."""
+    return _template(name)
+
+
 def system_prompt() -> str:
     return _template("system.txt").strip()
 
