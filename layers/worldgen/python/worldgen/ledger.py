@@ -78,7 +78,7 @@ class Ledger:
         key = f"worldgen:{attempt.generation_id}:{attempt.phase.id}:{attempt.number}"
         owner = {"campaign_id": attempt.campaign_id, "phase_id": attempt.phase.id}
         owner["generation_id"] = attempt.generation_id
-        return cls(owner, lambda n: uuid.uuid5(uuid.NAMESPACE_URL, f"{key}:{n}"), write_each=False)
+        return cls(owner, lambda n: uuid.uuid5(uuid.NAMESPACE_URL, f"{key}:{n}"), write_each=True)
 
     @classmethod
     def of_reroll(cls, reroll_id: uuid.UUID, campaign_id: Any, phase: Phase) -> Ledger:
