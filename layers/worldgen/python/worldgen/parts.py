@@ -127,12 +127,14 @@ class PhaseCalls(Calls[Any]):
         return len(self.run.phase.table_groups) > 1
 
     def label(self, index: int) -> str | None:
-        """A part as the ledger names it: its tables, and its first key when a table is split."""
+        """A part as the ledger names it: its tables, and every key it writes of a table split between
+        parts (which rows each paid call wrote)."""
         if not self.split:
             return None
         label = ",".join(self.tables[index])
         shared = [t for t in self.assigned.get(index, {}) if sum(t in tables for tables in self.tables.values()) > 1]
-        return f"{label}:{self.assigned[index][shared[0]][0]}" if shared else label
+        keys = [key for table in shared for key in self.assigned[index][table]]
+        return f"{label}:{','.join(keys)}" if keys else label
 
     def check(self, index: int, response: ModelResponse) -> list[Problem]:
         """Keys slugged at the door; a part's answer checked against its own tables and keys."""
