@@ -140,6 +140,9 @@ class PhaseCalls(Calls[Any]):
         """Keys slugged at the door; a part's answer checked against its own tables and keys."""
         run, tables = self.run, self.tables[index]
         view = dataclasses.replace(run.phase, tables=tables)
+        if self.split:
+            extra = {"phase": run.phase.id, "part": index + 1, "round": self.round, "tables": list(tables)}
+            logger.info("phase part answered", extra={**extra, "output_tokens": response.usage.output_tokens})
         given, found = at_the_door(view, run.specs, response)
         if not isinstance(given, dict):
             if not self.split:
@@ -150,8 +153,6 @@ class PhaseCalls(Calls[Any]):
             if not found:
                 self.answers[index] = given
             return found
-        extra = {"phase": run.phase.id, "part": index + 1, "round": self.round, "tables": list(tables)}
-        logger.info("phase part answered", extra={**extra, "output_tokens": response.usage.output_tokens})
         phase_tables = set(run.phase.tables)
         with run.conn.transaction():
             existing = existing_keys(run.conn, run.attempt.campaign_id, external_tables(run.phase, run.specs))
