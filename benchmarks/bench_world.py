@@ -41,6 +41,7 @@ from typing import Any
 
 import worldgen.model.claude as claude
 import worldgen.outline as outlines
+import worldgen.parts as phase_parts
 import worldgen.pipeline as pipeline
 from worldgen.audit import audit_world
 from worldgen.db.connection import connect
@@ -166,21 +167,21 @@ def one_call_per_phase() -> Iterator[None]:
         tokens = ONE_CALL_OUTPUT_TOKENS[phase.id]
         return dataclasses.replace(phase, parts=(), outline=False, expected_output_tokens=tokens)
 
-    original, prime, part = pipeline.get_phase, pipeline._Parts._prime, outlines.table_part_request
+    original, prime, part = pipeline.get_phase, phase_parts._prime, outlines.table_part_request
     pipeline.get_phase = whole
-    pipeline._Parts._prime = lambda self, request: None  # type: ignore[method-assign]
+    phase_parts._prime = lambda run, request: None
     outlines.table_part_request = narrowed_part_request  # each part its own tool, the context in its message
     try:
         yield
     finally:
-        pipeline.get_phase, pipeline._Parts._prime = original, prime  # type: ignore[method-assign]
+        pipeline.get_phase, phase_parts._prime = original, prime
         outlines.table_part_request = part
 
 
 @contextlib.contextmanager
 def without_prompt_cache() -> Iterator[None]:
     """Today's structure with no cache breakpoint and no primer: what the shared prefix saves."""
-    original, prime = claude.request_params, pipeline._Parts._prime
+    original, prime = claude.request_params, phase_parts._prime
 
     def uncached(request: ModelRequest, model: str, max_tokens: int) -> dict[str, Any]:
         params = original(request, model, max_tokens)
@@ -189,12 +190,12 @@ def without_prompt_cache() -> Iterator[None]:
         return params
 
     claude.request_params = uncached
-    pipeline._Parts._prime = lambda self, request: None  # type: ignore[method-assign]
+    phase_parts._prime = lambda run, request: None
     try:
         yield
     finally:
         claude.request_params = original
-        pipeline._Parts._prime = prime  # type: ignore[method-assign]
+        phase_parts._prime = prime
 
 
 @contextlib.contextmanager
@@ -234,12 +235,12 @@ def one_format_per_phase() -> Iterator[None]:
 @contextlib.contextmanager
 def without_primer() -> Iterator[None]:
     """Candidate: the parts of a phase without an outline sent at once, no cache primer first."""
-    prime = pipeline._Parts._prime
-    pipeline._Parts._prime = lambda self, request: None  # type: ignore[method-assign]
+    prime = phase_parts._prime
+    phase_parts._prime = lambda run, request: None
     try:
         yield
     finally:
-        pipeline._Parts._prime = prime  # type: ignore[method-assign]
+        phase_parts._prime = prime
 
 
 CANDIDATES: tuple[tuple[str, Callable[[], contextlib.AbstractContextManager[None]]], ...] = (

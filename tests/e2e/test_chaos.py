@@ -29,24 +29,11 @@ def test_chaos_scenarios_leave_no_invariant_violated(outcomes: list[Outcome]) ->
     table = summary_table(outcomes)
     assert {o.scenario for o in outcomes} == set(Chaos.SCENARIOS)
     assert all(o.faults for o in outcomes), "every scenario injects its fault"
-    assert [v for o in outcomes for v in _beside_the_killed_ledger(o)] == [], table
+    assert [v for o in outcomes for v in o.violations] == [], table
     assert sum(o.stuck for o in outcomes) == 0
     assert sum(o.rows_lost for o in outcomes) == 0
 
 
-def _beside_the_killed_ledger(outcome: Outcome) -> list[str]:
-    """Its violations, but the ledger's of a process killed mid-round (the last invariant ``check``
-    judges), which the next test owns."""
-    if outcome.scenario == "kill_mid_round" and outcome.calls_not_in_ledger:
-        return outcome.violations[:-1]
-    return outcome.violations
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 29 item 4: the ledger rows of a round are written when the round ends, so a process killed"
-    " mid-round leaves its answered calls out of model_calls (fixed by writing each row as its call ends)",
-)
 def test_every_call_a_process_killed_mid_round_was_billed_for_is_in_the_ledger(outcomes: list[Outcome]) -> None:
     killed = [o for o in outcomes if o.scenario == "kill_mid_round"]
     assert killed and all(o.calls_elsewhere for o in killed), "the killed process paid for calls"

@@ -202,3 +202,23 @@ def test_a_part_with_ten_thousand_bad_rows_gets_a_bounded_repair_prompt_and_erro
         text = request.messages[-1]["content"][0]["content"]
         assert len(text) < 40_000
     assert len(str(raised.value)) < 8_000
+
+
+def test_the_ledger_names_every_key_of_a_part_that_writes_part_of_a_split_table(conn, generation):
+    """Issue 29: a part of a table dealt out between parts is named in the ledger by all its keys, so
+    the ledger says which rows each paid call wrote (not only the first)."""
+    model = Recording()
+    run_phase(conn, generation["generation_id"], "1B", model)
+
+    ledger = conn.execute(
+        "SELECT part FROM model_calls WHERE generation_id = %s AND phase = '1B' AND part LIKE 'backgrounds:%%'",
+        (generation["generation_id"],),
+    ).fetchall()
+    conn.commit()
+    named = [row["part"].split(":", 1)[1].split(",") for row in ledger]
+    assert len(named) == 2  # backgrounds come in two parts
+    assert sorted(k for keys_of_part in named for k in keys_of_part) == keys(
+        conn, "backgrounds", generation["generation_id"]
+    )
+    dealt = [list(r.assigned["backgrounds"]) for r in model.part_requests() if "backgrounds" in r.assigned]
+    assert sorted(named) == sorted(dealt)

@@ -7,7 +7,10 @@ state machine's Retry and Catch lists, so those lists are derived from the two f
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+from worldgen.db.problems import MAX_PROBLEM_CHARS, MAX_PROBLEMS_LISTED, Problem, as_problem, clip
 
 
 class WorldgenError(Exception):
@@ -58,7 +61,17 @@ class PhaseDependencyMissing(PermanentError):
 
 
 class InvalidModelOutput(PermanentError):
-    """The tool input was still invalid after the repair rounds."""
+    """The tool input was still invalid after the repair rounds.
+
+    ``problems`` are data (``Problem``: table, key, column, message, the part that wrote the row);
+    the details carry their text, bounded (the Step Functions payload holds 256 KB at most), and
+    ``problem_count``, how many there are in all."""
+
+    def __init__(self, message: str, *, problems: Sequence[Problem | str] = (), **details: Any) -> None:
+        self.problems: list[Problem] = [as_problem(p) for p in problems]
+        details.setdefault("problem_count", len(self.problems))
+        listed = [clip(str(p), MAX_PROBLEM_CHARS) for p in self.problems[:MAX_PROBLEMS_LISTED]]
+        super().__init__(message, problems=listed, **details)
 
 
 class ModelRefused(PermanentError):

@@ -18,7 +18,6 @@ version before the latest applied reroll back exactly, again and again down the 
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 import uuid
 from collections.abc import Mapping
@@ -32,30 +31,32 @@ from psycopg.types.json import Jsonb
 
 from worldgen import state
 from worldgen.db import validation as rules
-from worldgen.db.context import PhaseContext, load_campaign, load_player_characters
-from worldgen.db.save import WORLD_TABLE_SET, existing_keys
+from worldgen.db.context import load_campaign, load_player_characters
+from worldgen.db.problems import Problem
+from worldgen.db.save import WORLD_TABLE_SET
 from worldgen.db.snapshot import insertable_columns
 from worldgen.db.validation import invalid_output
-from worldgen.errors import CampaignNotFound, InvalidModelOutput, RerollRefused, WorldgenError
-from worldgen.model.base import ModelRequest, ModelResponse, ModelUsage, WorldModel
+from worldgen.errors import CampaignNotFound, RerollRefused, WorldgenError
+from worldgen.ledger import Ledger
+from worldgen.model.base import ModelRequest, ModelResponse, WorldModel
 from worldgen.model.factory import get_model
 from worldgen.observability import logger
-from worldgen.outline import ASSIGNED_MARKER
 from worldgen.phases import WORLD_TABLES, Phase, phase_of_table
-from worldgen.pipeline import record_model_calls, repair_messages, table_specs, usage_of_failure
-from worldgen.prompts import reroll_prompt, system_prompt
+from worldgen.pipeline import table_specs
+from worldgen.reroll_request import (  # noqa: F401  (REROLL_SECONDS, reroll_tool: read where a reroll is)
+    PC_TABLE,
+    REROLL_SECONDS,
+    Neighbourhood,
+    _neighbourhood,
+    reroll_request,
+    reroll_tool,
+)
+from worldgen.rounds import Calls, at_the_door, run_rounds
 from worldgen.schema.spec import TableSpec
-from worldgen.schema.tools import table_schema
 from worldgen.settings import get_settings
 
-PC_TABLE = "player_characters"
-TOOL_NAME = "reroll_row"
 REPAIR_ROUNDS = 1
-# The whole reroll (its calls and the save) answers inside the Hasura action's timeout (25 s,
-# infra/hasura/metadata/actions.yaml; the action Lambda has 29 s): each call gets what is left of it.
-REROLL_SECONDS = 20.0
 SAVE_SECONDS = 2.0
-MAX_TOKENS = 4096  # one row; a phase's budget would reserve far more of the rate limit
 MAX_HINT_CHARS = 2000
 
 
@@ -146,207 +147,6 @@ def _refuse_locked(table: str, key: str, row: Mapping[str, Any], what: str = "re
 # -- the rows around it -------------------------------------------------------------------------
 
 
-@dataclass
-class Neighbourhood:
-    """The row and the world around it, every reference written as a key."""
-
-    row: dict[str, Any]  # the row in tool properties
-    refers_to: list[tuple[str, dict[str, Any]]]  # (table, row) of every row it names
-    referred_by: list[tuple[str, dict[str, Any]]]  # (table, row) of every row naming it
-    keys: dict[str, dict[str, uuid.UUID]]  # key -> id of every row of the campaign, by table
-    siblings: list[dict[str, Any]]  # the other rows of its table, in tool properties
-
-
-def as_properties(whole: Mapping[str, Any], spec: TableSpec, id_to_key: Mapping[str, str]) -> dict[str, Any]:
-    """A whole row as the model reads and writes it: its exposed columns, references as keys."""
-    out: dict[str, Any] = {}
-    for column in spec.exposed_columns:
-        value = whole.get(column.name)
-        if value is None:
-            continue
-        out[column.property_name] = id_to_key.get(str(value), str(value)) if column.references else value
-    return out
-
-
-def _neighbourhood(
-    conn: psycopg.Connection[Any],
-    campaign_id: Any,
-    table: str,
-    whole: dict[str, Any],
-    specs: Mapping[str, TableSpec],
-) -> Neighbourhood:
-    keys = existing_keys(conn, campaign_id, set(WORLD_TABLES) | {PC_TABLE})
-    id_to_key = {str(row_id): key for pool in keys.values() for key, row_id in pool.items()}
-    spec = specs[table]
-    selects: list[sql.Composable] = []
-    for column in spec.foreign_keys:
-        target = column.references or ""
-        if whole.get(column.name) is not None and target in WORLD_TABLE_SET:
-            selects.append(
-                sql.SQL("SELECT {name} AS t, to_jsonb(x) AS row FROM {table} x WHERE id = {id}").format(
-                    name=sql.Literal(target), table=sql.Identifier(target), id=sql.Literal(whole[column.name])
-                )
-            )
-    referring: list[sql.Composable] = []
-    for source in WORLD_TABLES:
-        for column in specs[source].foreign_keys:
-            if column.references == table:
-                referring.append(
-                    sql.SQL("SELECT {name} AS t, to_jsonb(x) AS row FROM {table} x WHERE {column} = {id}").format(
-                        name=sql.Literal(source),
-                        table=sql.Identifier(source),
-                        column=sql.Identifier(column.name),
-                        id=sql.Literal(whole["id"]),
-                    )
-                )
-    refers_to = [(t, as_properties(r, specs[t], id_to_key)) for t, r in _union(conn, selects)]
-    referred_by = [(t, as_properties(r, specs[t], id_to_key)) for t, r in _union(conn, referring)]
-    siblings = conn.execute(
-        sql.SQL("SELECT to_jsonb(t) AS row FROM {} t WHERE campaign_id = %s AND id <> %s ORDER BY key").format(
-            sql.Identifier(table)
-        ),
-        (str(campaign_id), whole["id"]),
-    ).fetchall()
-    pcs = {row["key"]: row for row in load_player_characters(conn, campaign_id)}
-    refers_to += [
-        (PC_TABLE, pcs[id_to_key[str(whole[c.name])]])
-        for c in spec.foreign_keys
-        if c.references == PC_TABLE and whole.get(c.name) is not None and id_to_key.get(str(whole[c.name])) in pcs
-    ]
-    return Neighbourhood(
-        row=as_properties(whole, spec, id_to_key),
-        refers_to=refers_to,
-        referred_by=referred_by,
-        keys=keys,
-        siblings=[as_properties(r["row"], spec, id_to_key) for r in siblings],
-    )
-
-
-def _union(conn: psycopg.Connection[Any], selects: list[sql.Composable]) -> list[tuple[str, dict[str, Any]]]:
-    """(table, whole row) of each select, in one round trip."""
-    if not selects:
-        return []
-    with conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
-        return [(t, row) for t, row in cur.execute(sql.SQL(" UNION ALL ").join(selects))]
-
-
-def _descendants(table: str, key: str, siblings: list[dict[str, Any]], prop: str) -> set[str]:
-    """The keys under ``key`` in a hierarchy of ``table`` through ``prop`` (a parent may not be one)."""
-    children: dict[str, list[str]] = {}
-    for row in siblings:
-        if isinstance(row.get(prop), str):
-            children.setdefault(row[prop], []).append(row["key"])
-    found: set[str] = set()
-    queue = [key]
-    while queue:
-        for child in children.get(queue.pop(), []):
-            if child not in found:
-                found.add(child)
-                queue.append(child)
-    return found
-
-
-def reroll_tool(
-    table: str, spec: TableSpec, around: Neighbourhood, key: str, *, open_references: bool
-) -> dict[str, Any]:
-    """The tool of a reroll: exactly one row of ``table``, keeping ``key``; each reference an enum of
-    its current value, or (``open_references``, a hint was given) of every row it may name."""
-    rows = table_schema(spec, 1)
-    rows["minItems"] = 1
-    item = rows["items"]
-    item["properties"]["key"]["enum"] = [key]
-    for column in spec.foreign_keys:
-        prop, target = column.property_name, column.references or ""
-        if prop not in item["properties"]:
-            continue
-        current = around.row.get(prop)
-        if open_references:
-            excluded = {key} | (_descendants(table, key, around.siblings, prop) if target == table else set())
-            choices = sorted(k for k in around.keys.get(target, {}) if k not in excluded)
-        else:
-            choices = [current] if current is not None else []
-        if choices:
-            item["properties"][prop]["enum"] = choices
-        elif prop not in item["required"]:
-            del item["properties"][prop]
-    return {
-        "name": TOOL_NAME,
-        "description": f"Record the rerolled {table} row {key!r}: exactly one row, keeping its key.",
-        "input_schema": {
-            "type": "object",
-            "properties": {table: rows},
-            "required": [table],
-            "additionalProperties": False,
-        },
-    }
-
-
-def _lines(rows: list[tuple[str, dict[str, Any]]]) -> str:
-    return "\n".join(f"{table}: {json.dumps(row, ensure_ascii=False)}" for table, row in rows)
-
-
-def reroll_request(
-    phase: Phase,
-    spec: TableSpec,
-    key: str,
-    hint: str | None,
-    campaign: dict[str, Any],
-    pcs: list[dict[str, Any]],
-    around: Neighbourhood,
-    tool: dict[str, Any],
-    *,
-    seed: int,
-) -> ModelRequest:
-    """The one request of a reroll (the first round); ``tool`` is ``reroll_tool``'s."""
-    table = spec.name
-    campaign_text = "\n".join(
-        [f"Name: {campaign['name']}", f"Setting: {campaign['setting']}", f"Tone: {campaign['tone']}"]
-        + ["Player characters:"]
-        + [json.dumps(pc, ensure_ascii=False) for pc in pcs]
-    )
-    prompt = reroll_prompt(
-        table=table,
-        key=key,
-        hint=hint,
-        tool_name=TOOL_NAME,
-        campaign=campaign_text,
-        row=json.dumps(around.row, ensure_ascii=False),
-        refers_to=_lines(around.refers_to),
-        referred_by=_lines(around.referred_by),
-    )
-    # The marker the parts of a phase use to say which rows a call writes (worldgen.outline).
-    prompt += f"\n\n{ASSIGNED_MARKER}{json.dumps({table: [key]})}"
-    rows: dict[str, list[dict[str, Any]]] = {table: [around.row]}
-    for source, row in [*around.refers_to, *around.referred_by]:
-        if source != PC_TABLE:
-            rows.setdefault(source, []).append(row)
-    context = PhaseContext(
-        phase=phase.id,
-        campaign={k: campaign[k] for k in ("name", "setting", "tone")},
-        player_characters=pcs,
-        rows=rows,
-        keys={t: sorted(pool) for t, pool in around.keys.items()},
-    )
-    offered = tool["input_schema"]["properties"][table]["items"]["properties"]
-    references = {c.property_name: c.references or "" for c in spec.foreign_keys if c.property_name in offered}
-    return ModelRequest(
-        phase=phase,
-        system=system_prompt(),
-        messages=[{"role": "user", "content": prompt}],
-        tool=tool,
-        max_tokens=min(MAX_TOKENS, phase.max_tokens),
-        context=context,
-        references={table: references},
-        options={"seed": seed, "scale": 1.0},
-        deadline_seconds=REROLL_SECONDS,
-        assigned={table: [key]},
-        tables=(table,),
-    )
-
-
-# -- reroll ---------------------------------------------------------------------------------------
-
-
 def reroll_row(
     conn: psycopg.Connection[Any],
     campaign_id: uuid.UUID | str,
@@ -386,15 +186,15 @@ def reroll_row(
     request = reroll_request(phase, spec, key, hint, campaign, pcs, around, tool, seed=seed)
     model = model or get_model(provider)
     reroll_id = uuid.uuid4()
-    calls: list[ModelUsage] = []
+    ledger = Ledger.of_reroll(reroll_id, campaign["id"], phase)
+    calls = ledger.calls
+    asked = _RerollCalls(conn, ledger, campaign["id"], phase, spec, whole, around, hint, reroll_id)
     try:
-        written = _ask_and_save(
-            conn, request, model, calls, campaign["id"], phase, spec, whole, around, hint, reroll_id
-        )
+        written = run_rounds(model, ledger, {0: request}, REPAIR_ROUNDS, asked)
     except Exception as exc:  # what was called was paid for: it reaches the ledger whatever happened
         error = exc.code if isinstance(exc, RerollRefused) else type(exc).__name__
         message = exc.message if isinstance(exc, RerollRefused | WorldgenError) else str(exc)
-        _record_failed(conn, campaign["id"], table, whole, hint, reroll_id, phase, calls, error, message)
+        _record_failed(conn, campaign["id"], table, whole, hint, reroll_id, ledger, error, message)
         raise
     changed = sorted(c for c in written if c != "updated_at" and written.get(c) != whole.get(c))
     return RerollOutcome(
@@ -413,94 +213,92 @@ def reroll_row(
     )
 
 
-def _ask_and_save(
-    conn: psycopg.Connection[Any],
-    request: ModelRequest,
-    model: WorldModel,
-    calls: list[ModelUsage],
-    campaign_id: Any,
-    phase: Phase,
-    spec: TableSpec,
-    whole: dict[str, Any],
-    around: Neighbourhood,
-    hint: str | None,
-    reroll_id: uuid.UUID,
-) -> dict[str, Any]:
-    """The call, the checks, one repair round, the save; the row as written."""
-    table, key = spec.name, str(whole["key"])
-    view = dataclasses.replace(phase, tables=(table,))
-    specs = {table: spec}
-    known = {t: dict(pool) for t, pool in around.keys.items()}
-    known[table] = {k: v for k, v in known.get(table, {}).items() if k != key}  # its own key stays its own
-    started = time.monotonic()
-    for round_number in range(1, REPAIR_ROUNDS + 2):
-        left = REROLL_SECONDS - (time.monotonic() - started)
-        request = dataclasses.replace(request, round=round_number, deadline_seconds=max(1.0, left - SAVE_SECONDS))
-        try:
-            response = model.call(request)
-        except WorldgenError as exc:
-            calls.append(usage_of_failure(exc, model, phase))
-            raise
-        calls.append(response.usage)
-        problems, row = _problems(conn, view, specs, response, known, request.tool, around, key)
-        if row is not None and not problems:
-            try:
-                return _save(conn, campaign_id, spec, whole, row, around, hint, reroll_id, calls, phase)
-            except InvalidModelOutput as exc:  # a rule only the database knows, by key
-                problems = list(exc.details.get("problems") or [exc.message])
-        if round_number > REPAIR_ROUNDS or REROLL_SECONDS - (time.monotonic() - started) < SAVE_SECONDS + 1:
-            raise invalid_output(
-                f"reroll of {table} {key!r}: the answer is still invalid after {REPAIR_ROUNDS} repair round(s)",
-                problems,
-            )
-        request = dataclasses.replace(
-            request, messages=request.messages + repair_messages(response, problems, len(problems))
+class _RerollCalls(Calls[dict[str, Any]]):
+    """A reroll's one call as the round loop runs it: checked like a phase's row, saved in place."""
+
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        ledger: Ledger,
+        campaign_id: Any,
+        phase: Phase,
+        spec: TableSpec,
+        whole: dict[str, Any],
+        around: Neighbourhood,
+        hint: str | None,
+        reroll_id: uuid.UUID,
+    ) -> None:
+        self.conn, self.ledger, self.campaign_id, self.phase, self.spec = conn, ledger, campaign_id, phase, spec
+        self.whole, self.around, self.hint, self.reroll_id = whole, around, hint, reroll_id
+        self.key = str(whole["key"])
+        known = {t: dict(pool) for t, pool in around.keys.items()}
+        known[spec.name] = {k: v for k, v in known.get(spec.name, {}).items() if k != self.key}  # its own stays its own
+        self.known = known
+        self.started = time.monotonic()
+        self.row: dict[str, Any] | None = None
+        self.tool: dict[str, Any] = {}
+
+    def _left(self) -> float:
+        return REROLL_SECONDS - (time.monotonic() - self.started)
+
+    def prepare(self, request: ModelRequest, round_number: int) -> ModelRequest:
+        self.tool = request.tool
+        return dataclasses.replace(request, round=round_number, deadline_seconds=max(1.0, self._left() - SAVE_SECONDS))
+
+    def check(self, index: int, response: ModelResponse) -> list[Problem]:
+        found, self.row = _problems(
+            self.conn, self.phase, self.spec, response, self.known, self.tool, self.around, self.key
         )
-    raise AssertionError("unreachable")
+        return found
+
+    def finish(self, round_number: int) -> dict[str, Any]:
+        assert self.row is not None
+        return _save(self)
+
+    def before_round(self, round_number: int, problems: dict[int, list[Problem]]) -> None:
+        if self._left() < SAVE_SECONDS + 1:
+            self.give_up(problems)
+
+    def give_up(self, problems: dict[int, list[Problem]]) -> dict[str, Any]:
+        raise invalid_output(
+            f"reroll of {self.spec.name} {self.key!r}: the answer is still invalid after"
+            f" {REPAIR_ROUNDS} repair round(s)",
+            [p for listed in problems.values() for p in listed],
+        )
 
 
 def _problems(
     conn: psycopg.Connection[Any],
-    view: Phase,
-    specs: Mapping[str, TableSpec],
+    phase: Phase,
+    spec: TableSpec,
     response: ModelResponse,
     known: Mapping[str, Mapping[str, Any]],
     tool: dict[str, Any],
     around: Neighbourhood,
     key: str,
-) -> tuple[list[str], dict[str, Any] | None]:
-    """The answer's problems (as the model reads them) and its one row, slugged like a phase's."""
-    if response.tool_input is None:
-        return [response.problem or "the answer did not call the tool"], None
-    table = view.tables[0]
-    answer, collisions = rules.slug_keys(view, specs, response.tool_input)
-    found = [
-        *collisions,
-        *rules.validate(
-            conn, view, specs, answer, known, input_schema=tool["input_schema"], beside={table: around.siblings}
-        ),
-    ]
+) -> tuple[list[Problem], dict[str, Any] | None]:
+    """The answer's problems and its one row, slugged at the door like a phase's."""
+    table = spec.name
+    view = dataclasses.replace(phase, tables=(table,))
+    specs = {table: spec}
+    answer, found = at_the_door(view, specs, response)
+    if answer is None:
+        return found, None
+    found += rules.validate(
+        conn, view, specs, answer, known, input_schema=tool["input_schema"], beside={table: around.siblings}
+    )
     rows = answer.get(table) if isinstance(answer, dict) else None
     if not found and (not isinstance(rows, list) or len(rows) != 1 or rows[0].get("key") != key):
-        found.append(rules.Problem(table, f"write exactly one row, with the key {key!r}"))
+        found.append(Problem(table, f"write exactly one row, with the key {key!r}"))
     row = rows[0] if isinstance(rows, list) and len(rows) == 1 and isinstance(rows[0], dict) else None
     conn.commit()
-    return [str(p) for p in found], row
+    return found, row
 
 
-def _save(
-    conn: psycopg.Connection[Any],
-    campaign_id: Any,
-    spec: TableSpec,
-    whole: dict[str, Any],
-    row: dict[str, Any],
-    around: Neighbourhood,
-    hint: str | None,
-    reroll_id: uuid.UUID,
-    calls: list[ModelUsage],
-    phase: Phase,
-) -> dict[str, Any]:
+def _save(calls: _RerollCalls) -> dict[str, Any]:
     """One transaction: the fence, the row unchanged since it was read, the update, the history, the ledger."""
+    conn, campaign_id, spec, whole, around = calls.conn, calls.campaign_id, calls.spec, calls.whole, calls.around
+    hint, reroll_id, row = calls.hint, calls.reroll_id, calls.row or {}
     table, key = spec.name, str(whole["key"])
     with conn.transaction():
         _fence(conn, campaign_id)
@@ -538,15 +336,8 @@ def _save(
             " VALUES (%s, %s, %s, %s, %s, %s, 'applied', %s, %s)",
             (reroll_id, str(campaign_id), table, whole["id"], key, hint, Jsonb(whole), Jsonb(written)),
         )
-        record_model_calls(
-            conn, calls, _call_ids(reroll_id, len(calls)), campaign_id=campaign_id, phase_id=phase.id,
-            reroll_id=reroll_id,
-        )  # fmt: skip
+        calls.ledger.write(conn, reroll_id=reroll_id)
     return written
-
-
-def _call_ids(reroll_id: uuid.UUID, count: int) -> list[uuid.UUID]:
-    return [uuid.uuid5(uuid.NAMESPACE_URL, f"worldgen:reroll:{reroll_id}:{n + 1}") for n in range(count)]
 
 
 def _record_failed(
@@ -556,14 +347,13 @@ def _record_failed(
     whole: dict[str, Any],
     hint: str | None,
     reroll_id: uuid.UUID,
-    phase: Phase,
-    calls: list[ModelUsage],
+    ledger: Ledger,
     error_type: str,
     message: str,
 ) -> None:
     """A reroll that wrote nothing: what its model calls cost still reaches the ledger (logged when
     the database cannot take it, never masking the reroll's own error)."""
-    if not calls:
+    if not ledger.calls:
         return
     try:
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
@@ -574,12 +364,9 @@ def _record_failed(
                 " error_message) VALUES (%s, %s, %s, %s, %s, %s, 'failed', %s, %s)",
                 (reroll_id, str(campaign_id), table, whole["id"], whole["key"], hint, error_type, message[:4000]),
             )
-            record_model_calls(
-                conn, calls, _call_ids(reroll_id, len(calls)), campaign_id=campaign_id, phase_id=phase.id,
-                reroll_id=reroll_id, error=error_type,
-            )  # fmt: skip
+            ledger.write(conn, reroll_id=reroll_id, error=error_type)
     except psycopg.Error:
-        logger.exception("reroll's model calls not recorded", extra={"table": table, "calls": len(calls)})
+        logger.exception("reroll's model calls not recorded", extra={"table": table, "calls": len(ledger.calls)})
 
 
 # -- undo and history -----------------------------------------------------------------------------

@@ -20,7 +20,7 @@ succeeded (or a cancel/revert put the previous world back), failed when one fail
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -29,205 +29,29 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from worldgen.db.snapshot import capture_world, restore_world, tables_of
-from worldgen.errors import AttemptSuperseded, CampaignNotFound, GenerationCancelled
+from worldgen.errors import AttemptSuperseded, GenerationCancelled
 from worldgen.phases import DEFAULT_PROFILE, Phase, profile_phases
-
-ACTIVE_STATUSES = ("pending", "running")
-ANY_EXECUTION: Any = object()  # no condition on the generation's current execution
-TERMINAL_STATUSES = ("succeeded", "failed", "cancelled", "reverted", "discarded")
-
-# event -> (statuses it may start from, status it ends in). Written once; tests walk it.
-GENERATION_TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
-    "start": (("pending",), "running"),  # its execution started
-    "resume": (("failed",), "running"),  # a new execution continues from the failed phase
-    "redrive": (("failed",), "running"),  # the same execution, redriven, continues from its failed states
-    "succeed": (("running",), "succeeded"),
-    "fail": (("pending", "running"), "failed"),
-    "cancel": (("pending", "running", "failed"), "cancelled"),
-    "revert": (("failed", "cancelled"), "reverted"),
-    "discard": (("failed", "cancelled"), "discarded"),
-}
-# One order of generations per campaign: these events move a generation only while no newer
-# generation of its campaign has started. An older generation's resume would reuse work recorded
-# against a world the newer one rewrote; its cancel, revert or discard would put its snapshot back
-# over (or delete rows under) the newer world.
-ONLY_WHILE_LATEST: frozenset[str] = frozenset({"resume", "redrive", "cancel", "revert", "discard"})
-PHASE_RUN_TRANSITIONS: dict[str, tuple[tuple[str | None, ...], str]] = {
-    "start_attempt": ((None, "running", "failed", "rolled_back"), "running"),
-    "succeed": (("running",), "succeeded"),
-    "fail": (("running",), "failed"),
-    "roll_back": (("running", "succeeded", "failed"), "rolled_back"),
-}
-
-
-NOW: Any = object()  # a column value meaning the database's now()
-
-
-class GenerationActive(Exception):
-    """The campaign already has a pending or running generation."""
-
-
-@dataclass(frozen=True)
-class ExecutionRun:
-    """One run of a Step Functions execution: its ARN (``$$.Execution.Id``) and redrive count
-    (``$$.Execution.RedriveCount``: 0 for the first run, +1 per redrive). A redrive keeps the ARN,
-    so the count is what tells the runs apart.
-    https://docs.aws.amazon.com/step-functions/latest/dg/redrive-executions.html
-    https://docs.aws.amazon.com/step-functions/latest/dg/input-output-contextobject.html
-    """
-
-    arn: str
-    redrive_count: int = 0
-
-
-@dataclass(frozen=True)
-class Transition:
-    moved: bool
-    status: str  # the generation's status after the attempt (unchanged when it did not move)
-    detail: str = ""
-    newer_generation: str = ""  # set when refused because this newer generation of the campaign started
-    kept: tuple[str, ...] = ()  # rows a restore kept because the game master locked or edited them since
-
-
-def _lock_campaign(conn: psycopg.Connection[Any], campaign_id: uuid.UUID | str) -> None:
-    from worldgen.db.save import campaign_lock_id
-
-    conn.execute("SELECT pg_advisory_xact_lock(%s)", (campaign_lock_id(campaign_id),))
-
-
-def _campaign_of(conn: psycopg.Connection[Any], generation_id: uuid.UUID | str) -> Any:
-    row = conn.execute("SELECT campaign_id FROM generations WHERE id = %s", (str(generation_id),)).fetchone()
-    if row is None:
-        raise CampaignNotFound(f"generation {generation_id} does not exist")
-    return row["campaign_id"]
-
-
-def _locked_generation(conn: psycopg.Connection[Any], generation_id: uuid.UUID | str) -> dict[str, Any]:
-    """Inside a transaction: the campaign lock, then the generation row (FOR UPDATE)."""
-    _lock_campaign(conn, _campaign_of(conn, generation_id))
-    row = conn.execute("SELECT * FROM generations WHERE id = %s FOR UPDATE", (str(generation_id),)).fetchone()
-    if row is None:
-        raise CampaignNotFound(f"generation {generation_id} does not exist")
-    return dict(row)
-
-
-def _follow_campaign(conn: psycopg.Connection[Any], campaign_id: Any, generation_status: str) -> None:
-    if generation_status == "running":
-        status = "generating"
-    elif generation_status == "succeeded":
-        status = "generated"
-    elif generation_status == "failed":
-        status = "failed"
-    else:  # cancelled or reverted: the world in place is the last succeeded one, if any
-        done = conn.execute(
-            "SELECT 1 FROM generations WHERE campaign_id = %s AND status = 'succeeded' LIMIT 1", (campaign_id,)
-        ).fetchone()
-        status = "generated" if done else "draft"
-    conn.execute(
-        "UPDATE campaigns SET status = %s, updated_at = now(),"
-        " current_phase = CASE WHEN %s = 'generating' THEN current_phase END WHERE id = %s",
-        (status, status, campaign_id),
-    )
-
-
-def _newer_generation(conn: psycopg.Connection[Any], generation: dict[str, Any]) -> str:
-    """The id of a generation of the same campaign started after ``generation`` ("" when none)."""
-    row = conn.execute(
-        "SELECT id FROM generations WHERE campaign_id = %s AND id <> %s AND started_at > %s"
-        " ORDER BY started_at DESC LIMIT 1",
-        (generation["campaign_id"], generation["id"], generation["started_at"]),
-    ).fetchone()
-    return str(row["id"]) if row else ""
-
-
-def _refusal(conn: psycopg.Connection[Any], generation: dict[str, Any], event: str) -> Transition | None:
-    """Why ``event`` may not move ``generation`` now (None when it may): the table, then the order."""
-    allowed, _ = GENERATION_TRANSITIONS[event]
-    if generation["status"] not in allowed:
-        return Transition(False, generation["status"], f"generation is {generation['status']}")
-    if event in ONLY_WHILE_LATEST:
-        newer = _newer_generation(conn, generation)
-        if newer:
-            return Transition(
-                False, generation["status"], f"generation {newer} of its campaign started after it", newer
-            )
-    return None
-
-
-def _move(
-    conn: psycopg.Connection[Any],
-    generation: dict[str, Any],
-    event: str,
-    **columns: Any,
-) -> Transition:
-    refused = _refusal(conn, generation, event)
-    if refused is not None:
-        return refused
-    target = GENERATION_TRANSITIONS[event][1]
-    # Column names are this module's own literals; values travel as parameters.
-    assignments = "".join(f", {name} = now()" if value is NOW else f", {name} = %s" for name, value in columns.items())
-    values = [value for value in columns.values() if value is not NOW]
-    conn.execute(
-        f"UPDATE generations SET status = %s, status_changed_at = now(){assignments} WHERE id = %s",
-        (target, *values, generation["id"]),
-    )
-    _follow_campaign(conn, generation["campaign_id"], target)
-    return Transition(True, target)
-
-
-def _follow_run(conn: psycopg.Connection[Any], generation: dict[str, Any], run: ExecutionRun | None) -> str:
-    """Inside the locked transaction, what a Lambda of ``run`` finds its generation ready for: ""
-    when it may go on (a redriven run moved a failed generation back to running, or recorded its
-    redrive count on a running one), else why not (the generation is left unchanged)."""
-    if run is None:  # a caller that names no execution (tests, the local tools): no fence on it
-        return ""
-    # A redriven run's execution was recorded when it first ran; none recorded means a resume
-    # replaced it and the new execution is starting (its first run may come before its ARN does).
-    if generation["execution_arn"] != run.arn and (generation["execution_arn"] is not None or run.redrive_count):
-        return "its execution changed (a resume came since)"
-    if run.redrive_count < generation["redrive_count"]:
-        return f"run {run.redrive_count} of its execution was superseded by redrive {generation['redrive_count']}"
-    if run.redrive_count == generation["redrive_count"]:
-        return ""
-    if generation["status"] in ACTIVE_STATUSES:  # redriven before the failure was even recorded
-        conn.execute("UPDATE generations SET redrive_count = %s WHERE id = %s", (run.redrive_count, generation["id"]))
-        generation["redrive_count"] = run.redrive_count
-        return ""
-    if generation["status"] != "failed" or not generation["redrivable"] or generation["execution_arn"] != run.arn:
-        return f"generation is {generation['status']} and not redrivable"
-    newer = _newer_generation(conn, generation)
-    if newer:
-        return f"generation {newer} started after it"
-    try:
-        with conn.transaction():  # a savepoint: an older generation resumed since holds the campaign
-            moved = _move(
-                conn,
-                generation,
-                "redrive",
-                redrive_count=run.redrive_count,
-                finished_at=None,
-                redrivable=False,
-                error_type=None,
-                error_message=None,
-            )
-    except psycopg.errors.UniqueViolation:  # generations_one_active_per_campaign
-        return "another generation of the campaign is in progress"
-    generation.update(status=moved.status, redrive_count=run.redrive_count, redrivable=False)
-    return ""
-
-
-def _earlier_run(generation: dict[str, Any], redrive_count: int | None, ended_at: datetime | None) -> bool:
-    """Whether an execution's event comes from a run before the generation's latest redrive: by its
-    redrive count, or (an event that carries none) by its time against the redrive's."""
-    if redrive_count is not None:
-        return redrive_count < generation["redrive_count"]
-    return (
-        ended_at is not None
-        and generation["redrive_count"] > 0
-        and generation["status"] in ACTIVE_STATUSES
-        and ended_at < generation["status_changed_at"]
-    )
-
+from worldgen.transitions import (  # noqa: F401  (re-exported: state is where callers find them)
+    ACTIVE_STATUSES,
+    ANY_EXECUTION,
+    GENERATION_TRANSITIONS,
+    NOW,
+    ONLY_WHILE_LATEST,
+    PHASE_RUN_TRANSITIONS,
+    TERMINAL_STATUSES,
+    ExecutionRun,
+    GenerationActive,
+    Transition,
+    campaign_of,
+    earlier_run,
+    follow_campaign,
+    follow_run,
+    lock_campaign,
+    locked_generation,
+    move,
+    newer_generation,
+    refusal,
+)
 
 # -- generations ---------------------------------------------------------------------------------
 
@@ -247,7 +71,7 @@ def create_generation(
     phases = phases or [p.id for p in profile_phases(profile)]
     try:
         with conn.transaction():
-            _lock_campaign(conn, campaign_id)
+            lock_campaign(conn, campaign_id)
             replaced = capture_world(conn, campaign_id, tables_of(phases))
             row = conn.execute(
                 "INSERT INTO generations (campaign_id, model_provider, options, phases, replaced_world, profile)"
@@ -276,10 +100,10 @@ def create_generation(
 def start_execution(conn: psycopg.Connection[Any], generation_id: uuid.UUID | str, execution_arn: str) -> Transition:
     """pending -> running (unless its first phase moved it already), recording its execution."""
     with conn.transaction():
-        generation = _locked_generation(conn, generation_id)
+        generation = locked_generation(conn, generation_id)
         if generation["execution_arn"] is None:
             conn.execute("UPDATE generations SET execution_arn = %s WHERE id = %s", (execution_arn, generation["id"]))
-        return _move(conn, generation, "start", finished_at=None, redrivable=False)
+        return move(conn, generation, "start", finished_at=None, redrivable=False)
 
 
 def claim_resume(
@@ -293,9 +117,9 @@ def claim_resume(
     """
     try:
         with conn.transaction():
-            generation = _locked_generation(conn, generation_id)
+            generation = locked_generation(conn, generation_id)
             count = generation["resumed_count"] + 1
-            moved = _move(
+            moved = move(
                 conn,
                 generation,
                 "resume",
@@ -317,9 +141,9 @@ def redrive_generation(conn: psycopg.Connection[Any], generation_id: uuid.UUID |
     """failed -> running for a redriven run of the generation's own execution (what its first
     redriven Lambda does, ``start_phase_attempt`` / ``complete_generation``); says why not otherwise."""
     with conn.transaction():
-        generation = _locked_generation(conn, generation_id)
+        generation = locked_generation(conn, generation_id)
         before = generation["status"]
-        refusal = _follow_run(conn, generation, run)
+        refusal = follow_run(conn, generation, run)
         return Transition(generation["status"] != before, generation["status"], refusal)
 
 
@@ -354,11 +178,11 @@ def complete_generation(
 
     A redriven run (``run``) of a generation that failed in this very state completes it too."""
     with conn.transaction():
-        generation = _locked_generation(conn, generation_id)
-        refusal = _follow_run(conn, generation, run)
+        generation = locked_generation(conn, generation_id)
+        refusal = follow_run(conn, generation, run)
         if refusal:
             return Transition(False, generation["status"], refusal)
-        moved = _move(
+        moved = move(
             conn,
             generation,
             "succeed",
@@ -394,12 +218,12 @@ def fail_generation(
     before a redrive must not fail the redriven one).
     """
     with conn.transaction():
-        generation = _locked_generation(conn, generation_id)
+        generation = locked_generation(conn, generation_id)
         if execution_arn is not ANY_EXECUTION and generation["execution_arn"] != execution_arn:
             return Transition(False, generation["status"], "its execution changed")
-        if _earlier_run(generation, redrive_count, ended_at):
+        if earlier_run(generation, redrive_count, ended_at):
             return Transition(False, generation["status"], "an earlier run of its execution")
-        moved = _move(
+        moved = move(
             conn,
             generation,
             "fail",
@@ -427,12 +251,12 @@ def cancel_generation(
     transaction: cancelling never leaves the campaign with less than it had.
     """
     with conn.transaction():
-        generation = _locked_generation(conn, generation_id)
+        generation = locked_generation(conn, generation_id)
         if execution_arn is not ANY_EXECUTION and generation["execution_arn"] != execution_arn:
             return Transition(False, generation["status"], "its execution changed")
-        if _earlier_run(generation, redrive_count, ended_at):
+        if earlier_run(generation, redrive_count, ended_at):
             return Transition(False, generation["status"], "an earlier run of its execution")
-        moved = _move(conn, generation, "cancel", finished_at=NOW, redrivable=False)
+        moved = move(conn, generation, "cancel", finished_at=NOW, redrivable=False)
         if moved.moved:
             _fail_running_phase_runs(conn, generation["id"], "GenerationCancelled")
             if generation["replaced_world"]:
@@ -448,13 +272,13 @@ def revert_generation(conn: psycopg.Connection[Any], generation_id: uuid.UUID | 
     refused, never taken for an empty world.
     """
     with conn.transaction():
-        generation = _locked_generation(conn, generation_id)
-        refused = _refusal(conn, generation, "revert")
+        generation = locked_generation(conn, generation_id)
+        refused = refusal(conn, generation, "revert")
         if refused is not None:
             return refused
         if generation["replaced_world"] is None:
             return Transition(False, generation["status"], "its snapshot of the world it replaced is not kept")
-        moved = _move(conn, generation, "revert", finished_at=NOW)
+        moved = move(conn, generation, "revert", finished_at=NOW)
         if moved.moved:
             return replace(moved, kept=_restore(conn, generation))
         return moved
@@ -467,8 +291,8 @@ def discard_generation(conn: psycopg.Connection[Any], generation_id: uuid.UUID |
     A regeneration (it replaced a world) is refused: removing its rows would leave the campaign
     with less than before and the replaced world out of reach; ``revert`` puts that world back."""
     with conn.transaction():
-        generation = _locked_generation(conn, generation_id)
-        refused = _refusal(conn, generation, "discard")
+        generation = locked_generation(conn, generation_id)
+        refused = refusal(conn, generation, "discard")
         if refused is not None:
             return refused
         if generation["replaced_world"]:
@@ -477,18 +301,14 @@ def discard_generation(conn: psycopg.Connection[Any], generation_id: uuid.UUID |
                 generation["status"],
                 "it replaced a world that discarding would lose; `worldgen revert` puts that world back",
             )
-        moved = _move(conn, generation, "discard", finished_at=NOW)
+        moved = move(conn, generation, "discard", finished_at=NOW)
         if moved.moved:
             for table in reversed(tables_of(generation["phases"])):
                 conn.execute(
                     sql.SQL("DELETE FROM {} WHERE generation_id = %s").format(sql.Identifier(table)),
                     (generation["id"],),
                 )
-            conn.execute(
-                "UPDATE phase_runs SET status = 'rolled_back', finished_at = coalesce(finished_at, now())"
-                " WHERE generation_id = %s",
-                (generation["id"],),
-            )
+            _roll_back_phase_runs(conn, generation["id"])
         return moved
 
 
@@ -497,21 +317,34 @@ def _restore(conn: psycopg.Connection[Any], generation: dict[str, Any]) -> tuple
     kept = restore_world(
         conn, generation["campaign_id"], tables_of(generation["phases"]), generation["replaced_world"], generation["id"]
     )
-    conn.execute(
-        "UPDATE phase_runs SET status = 'rolled_back', finished_at = coalesce(finished_at, now())"
-        " WHERE generation_id = %s",
-        (generation["id"],),
-    )
-    _follow_campaign(conn, generation["campaign_id"], "reverted")
+    _roll_back_phase_runs(conn, generation["id"])
+    follow_campaign(conn, generation["campaign_id"], "reverted")
     return tuple(str(row) for row in kept)
 
 
 def _fail_running_phase_runs(conn: psycopg.Connection[Any], generation_id: Any, error_type: str) -> None:
+    target, moving = _phase_run_move("fail")
     conn.execute(
-        "UPDATE phase_runs SET status = 'failed', finished_at = now(), error_type = coalesce(error_type, %s)"
-        " WHERE generation_id = %s AND status = 'running'",
-        (error_type, generation_id),
+        "UPDATE phase_runs SET status = %s, finished_at = now(), error_type = coalesce(error_type, %s)"
+        " WHERE generation_id = %s AND status = ANY(%s)",
+        (target, error_type, generation_id, moving),
     )
+
+
+def _roll_back_phase_runs(conn: psycopg.Connection[Any], generation_id: Any) -> None:
+    target, moving = _phase_run_move("roll_back")
+    conn.execute(
+        "UPDATE phase_runs SET status = %s, finished_at = coalesce(finished_at, now())"
+        " WHERE generation_id = %s AND status = ANY(%s)",
+        (target, generation_id, moving),
+    )
+
+
+def _phase_run_move(event: str) -> tuple[str, list[str]]:
+    """The status a phase run takes on ``event`` and the statuses it may take it from
+    (``PHASE_RUN_TRANSITIONS``; None is a phase run not written yet)."""
+    allowed, target = PHASE_RUN_TRANSITIONS[event]
+    return target, [status for status in allowed if status is not None]
 
 
 def record_execution_end(
@@ -547,7 +380,7 @@ def record_execution_end(
             ended_at=ended_at,
         )
     with conn.transaction():
-        generation = _locked_generation(conn, generation_id)
+        generation = locked_generation(conn, generation_id)
         return Transition(False, generation["status"], f"execution {execution_status}")
 
 
@@ -559,32 +392,39 @@ def start_phase_attempt(
 ) -> int:
     """A new attempt of ``phase`` (an older attempt can no longer commit). GenerationCancelled when
     the generation is not active any more, or ``run`` is not its execution's latest run; a redriven
-    run moves its failed generation back to running first (``_follow_run``)."""
+    run moves its failed generation back to running first (``follow_run``)."""
     with conn.transaction():
-        generation = _locked_generation(conn, generation_id)
-        refusal = _follow_run(conn, generation, run)
+        generation = locked_generation(conn, generation_id)
+        refusal = follow_run(conn, generation, run)
         if refusal:
             raise GenerationCancelled(
                 f"generation {generation_id}: {refusal}: phase {phase.id} does not start", status=generation["status"]
             )
         if generation["status"] == "pending":
-            _move(conn, generation, "start")
+            move(conn, generation, "start")
         elif generation["status"] != "running":
             raise GenerationCancelled(
                 f"generation {generation_id} is {generation['status']}: phase {phase.id} does not start",
                 status=generation["status"],
             )
+        target, moving = _phase_run_move("start_attempt")
         row = conn.execute(
             """
             INSERT INTO phase_runs (generation_id, campaign_id, phase, status, attempt)
-            VALUES (%s, %s, %s, 'running', 1)
+            VALUES (%(generation)s, %(campaign)s, %(phase)s, %(target)s, 1)
             ON CONFLICT (generation_id, phase) DO UPDATE
-               SET attempt = phase_runs.attempt + 1, status = 'running', started_at = now(),
+               SET attempt = phase_runs.attempt + 1, status = %(target)s, started_at = now(),
                    finished_at = NULL, error_type = NULL, error_message = NULL
-               WHERE phase_runs.status <> 'succeeded'
+               WHERE phase_runs.status = ANY(%(moving)s)
             RETURNING attempt
             """,
-            (generation["id"], generation["campaign_id"], phase.id),
+            {
+                "generation": generation["id"],
+                "campaign": generation["campaign_id"],
+                "phase": phase.id,
+                "target": target,
+                "moving": moving,
+            },
         ).fetchone()
         if row is None:
             raise AttemptSuperseded(f"phase {phase.id} already succeeded for generation {generation_id}")
@@ -601,7 +441,7 @@ def fence_phase_commit(
     """Inside the save's transaction, before it commits: refuse unless the generation is running
     (so it is the campaign's active one and not cancelled) and ``attempt`` is the current one.
     The generation row stays locked until the commit, so a cancel waits for it or wins before it."""
-    generation = _locked_generation(conn, generation_id)
+    generation = locked_generation(conn, generation_id)
     current = conn.execute(
         "SELECT attempt, status FROM phase_runs WHERE generation_id = %s AND phase = %s FOR UPDATE",
         (str(generation_id), phase.id),
@@ -634,13 +474,66 @@ def check_attempt_current(
 def succeed_phase_run(
     conn: psycopg.Connection[Any], generation_id: uuid.UUID | str, phase: Phase, **values: Any
 ) -> None:
-    """running -> succeeded, inside the fenced save transaction."""
-    assignments = ", ".join(f"{name} = %s" for name in values)
+    """running -> succeeded, inside the fenced save transaction, with what the phase wrote and cost
+    (``values``: columns of this module's caller, ``pipeline``: timings, rows, result, dropped rows);
+    what its parts recorded for a retry is cleared."""
+    target, moving = _phase_run_move("succeed")
+    assignments = "".join(f", {name} = %s" for name in values)
     conn.execute(
-        f"UPDATE phase_runs SET status = 'succeeded', finished_at = now(), {assignments}"
-        " WHERE generation_id = %s AND phase = %s AND status = 'running'",
-        (*values.values(), str(generation_id), phase.id),
+        f"UPDATE phase_runs SET status = %s, finished_at = now(), parts = NULL{assignments}"
+        " WHERE generation_id = %s AND phase = %s AND status = ANY(%s)",
+        (target, *values.values(), str(generation_id), phase.id, moving),
     )
+
+
+def record_phase_parts(
+    conn: psycopg.Connection[Any],
+    generation_id: uuid.UUID | str,
+    phase: Phase,
+    attempt: int,
+    progress: dict[str, Any],
+    fingerprint: str,
+    total: int,
+) -> None:
+    """Add to ``phase_runs.parts`` (answers merged by part), if ``attempt`` is still the current one."""
+    with conn.transaction():
+        conn.execute(
+            """
+            UPDATE phase_runs
+               SET parts = coalesce(parts, '{}'::jsonb) || %(progress)s
+                   || jsonb_build_object('answers', coalesce(parts -> 'answers', '{}'::jsonb)
+                                                    || coalesce(%(progress)s -> 'answers', '{}'::jsonb),
+                                         'total', %(total)s::int)
+             WHERE generation_id = %(generation)s AND phase = %(phase)s AND attempt = %(attempt)s
+            """,
+            {
+                "progress": Jsonb({**progress, "fingerprint": fingerprint}),
+                "total": total,
+                "generation": str(generation_id),
+                "phase": phase.id,
+                "attempt": attempt,
+            },
+        )
+
+
+def recorded_phase_parts(conn: psycopg.Connection[Any], generation_id: uuid.UUID | str, phase: Phase) -> dict[str, Any]:
+    """What the attempts of ``phase`` recorded so far (``phase_runs.parts``), or nothing."""
+    with conn.transaction():
+        row = conn.execute(
+            "SELECT parts FROM phase_runs WHERE generation_id = %s AND phase = %s", (str(generation_id), phase.id)
+        ).fetchone()
+    return dict(row["parts"] or {}) if row else {}
+
+
+def clear_phase_parts(
+    conn: psycopg.Connection[Any], generation_id: uuid.UUID | str, phase: Phase, attempt: int
+) -> None:
+    """Forget what earlier attempts recorded (written against another world)."""
+    with conn.transaction():
+        conn.execute(
+            "UPDATE phase_runs SET parts = NULL WHERE generation_id = %s AND phase = %s AND attempt = %s",
+            (str(generation_id), phase.id, attempt),
+        )
 
 
 def fail_phase_attempt(
@@ -652,10 +545,11 @@ def fail_phase_attempt(
     message: str,
 ) -> bool:
     """running -> failed for this attempt only (a newer attempt is left alone)."""
+    target, moving = _phase_run_move("fail")
     cur = conn.execute(
-        "UPDATE phase_runs SET status = 'failed', finished_at = now(), error_type = %s, error_message = %s"
-        " WHERE generation_id = %s AND phase = %s AND attempt = %s AND status = 'running'",
-        (error_type, message[:4000], str(generation_id), phase.id, attempt),
+        "UPDATE phase_runs SET status = %s, finished_at = now(), error_type = %s, error_message = %s"
+        " WHERE generation_id = %s AND phase = %s AND attempt = %s AND status = ANY(%s)",
+        (target, error_type, message[:4000], str(generation_id), phase.id, attempt, moving),
     )
     return cur.rowcount == 1
 
@@ -668,7 +562,7 @@ def fence_campaign_edit(conn: psycopg.Connection[Any], campaign_id: uuid.UUID | 
     GenerationActive while a generation of the campaign is pending or running. A generation created
     before the edit refuses it; one created after waits for the edit's commit (``create_generation``
     takes the same lock), so its snapshot holds the edited row."""
-    _lock_campaign(conn, campaign_id)
+    lock_campaign(conn, campaign_id)
     active = conn.execute(
         "SELECT id, status FROM generations WHERE campaign_id = %s AND status IN ('pending', 'running') LIMIT 1",
         (str(campaign_id),),

@@ -20,7 +20,7 @@ from psycopg import sql
 
 from worldgen.contracts import SECRET_DEFAULTS
 from worldgen.db import validation
-from worldgen.db.problems import clip
+from worldgen.db.problems import Problem, clip
 from worldgen.db.validation import MAX_PROBLEM_CHARS, invalid_output
 from worldgen.errors import DatabaseUnavailable, InvalidModelOutput
 from worldgen.phases import WORLD_TABLES, Phase
@@ -106,9 +106,7 @@ def save_phase_rows(
         known.update(kept)  # in-phase references may name a kept row; new rows may not reuse its key
         problems = validation.validate(conn, phase, specs, tool_input, known)
         if problems:
-            raise invalid_output(
-                f"phase {phase.id} tool input has {len(problems)} problem(s)", [str(p) for p in problems]
-            )
+            raise invalid_output(f"phase {phase.id} tool input has {len(problems)} problem(s)", problems)
         ids = {t: {**kept[t], **{row["key"]: uuid.uuid4() for row in tool_input[t]}} for t in phase.tables}
         result = SaveResult()
         for table in phase.tables:
@@ -214,16 +212,19 @@ def database_error(table: str, rows: list[dict[str, Any]], exc: psycopg.Error) -
     state = exc.sqlstate or ""
     if state[:2] in _ROWS_FAULT_CLASSES:
         diag = exc.diag
-        where = table
+        index: int | None = None
+        key: Any = None
         line = _COPY_LINE.search(diag.context or "")  # COPY's context names the 1-based row
         if line and 0 < int(line.group(1)) <= len(rows):
-            row = rows[int(line.group(1)) - 1]
-            key = row.get("key") if isinstance(row, dict) else None
-            where += f"[key={clip(str(key))}]" if key is not None else f"[{int(line.group(1)) - 1}]"
+            index = int(line.group(1)) - 1
+            key = rows[index].get("key") if isinstance(rows[index], dict) else None
         detail = clip(diag.message_detail or "", MAX_PROBLEM_CHARS)
         constraint = f" ({diag.constraint_name})" if diag.constraint_name else ""
-        text = clip(f"{where}: {diag.message_primary}{constraint} {detail}".strip(), MAX_PROBLEM_CHARS)
-        return InvalidModelOutput(text, problems=[text], problem_count=1, sqlstate=state)
+        found = Problem(
+            table, f"{diag.message_primary}{constraint} {detail}".strip(), index, None if key is None else str(key)
+        )
+        text = clip(str(found), MAX_PROBLEM_CHARS)
+        return InvalidModelOutput(text, problems=[found], problem_count=1, sqlstate=state)
     if state.startswith("08") or (isinstance(exc, psycopg.OperationalError) and not state):
         return DatabaseUnavailable(f"PostgreSQL connection failed while writing {table}: {exc}")
     return exc

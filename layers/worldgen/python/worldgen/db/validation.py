@@ -29,7 +29,7 @@ from typing import Any
 import jsonschema
 import psycopg
 
-from worldgen.db.problems import Problem, clip
+from worldgen.db.problems import MAX_PROBLEM_CHARS, MAX_PROBLEMS_LISTED, Problem, clip
 from worldgen.errors import InvalidModelOutput
 from worldgen.phases import Phase
 from worldgen.schema.spec import ColumnSpec, TableSpec
@@ -41,10 +41,6 @@ KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 MAX_KEY_LENGTH = 80
 MAX_NAME_LENGTH = 200
 MAX_TEXT_LENGTH = 8000
-# What a problem list may cost: the repair prompt and the error in the Step Functions payload
-# (256 KB) list at most this many problems, each value quoted in at most MAX_QUOTED_CHARS.
-MAX_PROBLEMS_LISTED = 50
-MAX_PROBLEM_CHARS = 400
 
 _INTEGER_RANGES = {"smallint": (-(2**15), 2**15 - 1), "integer": (-(2**31), 2**31 - 1), "bigint": (-(2**63), 2**63 - 1)}
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -78,12 +74,12 @@ def quoted(value: Any) -> str:
     return clip(repr(value))
 
 
-def bounded_problems(problems: list[str], limit: int = MAX_PROBLEMS_LISTED) -> list[str]:
+def bounded_problems(problems: Sequence[Problem | str], limit: int = MAX_PROBLEMS_LISTED) -> list[str]:
     """The first ``limit`` problems, each cut to MAX_PROBLEM_CHARS."""
-    return [clip(p, MAX_PROBLEM_CHARS) for p in problems[:limit]]
+    return [clip(str(p), MAX_PROBLEM_CHARS) for p in problems[:limit]]
 
 
-def problem_listing(problems: list[str], count: int, limit: int = MAX_PROBLEMS_LISTED) -> list[str]:
+def problem_listing(problems: Sequence[Problem | str], count: int, limit: int = MAX_PROBLEMS_LISTED) -> list[str]:
     """At most ``limit`` problems, each clipped, and a line counting the ``count`` - ``limit`` others."""
     listed = bounded_problems(problems, limit)
     if count > len(listed):
@@ -92,14 +88,14 @@ def problem_listing(problems: list[str], count: int, limit: int = MAX_PROBLEMS_L
 
 
 def invalid_output(
-    summary: str, problems: list[str], count: int | None = None, *, in_message: int = 10
+    summary: str, problems: Sequence[Problem | str], count: int | None = None, *, in_message: int = 10
 ) -> InvalidModelOutput:
     """InvalidModelOutput whose message and details stay small, whatever the number and size of
     the problems: the message travels in the Step Functions payload (256 KB at most)."""
     count = len(problems) if count is None else count
     return InvalidModelOutput(
         f"{summary}: " + "; ".join(problem_listing(problems, count, in_message)),
-        problems=bounded_problems(problems),
+        problems=problems,  # as data: InvalidModelOutput bounds their text in its details
         problem_count=count,
     )
 
@@ -557,9 +553,10 @@ def database_error(
     diag = exc.diag
     detail = _UUID.sub(lambda m: repr(by_id.get(m[0], "?")), diag.message_detail or "")
     row_key = next((by_id[m] for m in _UUID.findall(diag.message_detail or "") if m in ids.get(table, {})), None)
-    where = f"{table}[key={clip(row_key)}]" if row_key else table
-    text = f"{where}: {diag.message_primary} ({diag.constraint_name or 'no constraint'}) {detail}".strip()
-    return InvalidModelOutput(text, problems=[text])
+    found = Problem(
+        table, f"{diag.message_primary} ({diag.constraint_name or 'no constraint'}) {detail}".strip(), key=row_key
+    )
+    return InvalidModelOutput(str(found), problems=[found])
 
 
 def drop_rows(

@@ -56,6 +56,11 @@ def phase_template(phase: Phase) -> str:
     return _template(frame).replace("{guidance}", own.rstrip("\n")) if frame else own
 
 
+def prompt_text(name: str) -> str:
+    """A sentence of the engine's own turns (a repair turn, a part's share of the roles), as written."""
+    return _template(name)
+
+
 def system_prompt() -> str:
     return _template("system.txt").strip()
 
