@@ -54,3 +54,51 @@ def test_each_3c_part_sees_whole_the_rows_its_tables_refer_to(settings_env: str,
         assert request.context.render() in str(request.shared_prompt)  # what the part is sent
         assert request.context.player_characters  # and the party
     assert sum(shared.omitted.values()) > 0  # the shared context left rows out; the parts' none
+
+
+class StrayOnce(Recording):
+    """The procedural model, but the first entity_locations part of round 1 writes one row for an NPC
+    dealt to the other part."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.strayed: list[str] = []
+
+    def call(self, request: ModelRequest) -> ModelResponse:
+        response = super().call(request)
+        anchored = request.anchors.get("entity_locations")
+        with self.lock:
+            if anchored and request.round == 1 and not self.strayed:
+                others = [k for k in request.context.keys["entities"] if k not in anchored[1]]
+                row = (response.tool_input or {})["entity_locations"][0]
+                row["entity_key"] = others[0]
+                self.strayed.append(others[0])
+        return response
+
+
+def test_3cs_longest_table_is_dealt_between_two_parts_by_npc_and_a_stray_row_is_sent_back(
+    settings_env: str, conn: Any
+) -> None:
+    campaign = insert_campaign(conn, read_campaign_file(SAMPLE_CAMPAIGN))
+    generation = state.create_generation(conn, campaign, provider="procedural")
+    for phase_id in ("1A", "1B", "1C", "2A", "2B", "2C", "3A", "3B"):
+        run_phase(conn, generation, phase_id)
+    model = StrayOnce()
+
+    assert run_phase(conn, generation, "3C", model).status == "succeeded"
+
+    first = [r for r in model.requests if r.anchors and r.round == 1]
+    assert len(first) == 2  # entity_locations in two parts
+    dealt = [set(r.anchors["entity_locations"][1]) for r in first]
+    assert all(r.anchors["entity_locations"][0] == "entity_key" for r in first)
+    assert not dealt[0] & dealt[1] and dealt[0] | dealt[1] == set(first[0].context.keys["entities"])
+    for request in first:  # each part is told its NPCs
+        assert ", ".join(request.anchors["entity_locations"][1]) in str(request.messages[0]["content"])
+    repaired = [r for r in model.requests if r.round == 2]
+    assert len(repaired) == 1 and repaired[0].anchors  # only the part that strayed is asked again
+    assert "is written by another call" in str(repaired[0].messages[-1]["content"])
+    saved = conn.execute(
+        "SELECT e.key FROM entity_locations l JOIN entities e ON e.id = l.entity_id WHERE l.generation_id = %s",
+        (generation,),
+    ).fetchall()
+    assert len(saved) == len({r["key"] if isinstance(r, dict) else r[0] for r in saved})  # one row per NPC

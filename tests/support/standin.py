@@ -328,6 +328,26 @@ def fill_tool_input(
     return tables
 
 
+def anchored(body: dict[str, Any], rows: dict[str, Any]) -> dict[str, Any]:
+    """A part of a table split between parts without an outline writes that table's rows only for
+    the keys its message deals it (outline.ANCHORS_MARKER), one row each at most."""
+    from worldgen.outline import ANCHORS_MARKER
+
+    for message in body.get("messages", []):
+        if message.get("role") == "user" and isinstance(message.get("content"), str):
+            for line in message["content"].splitlines():
+                if line.startswith(ANCHORS_MARKER):
+                    for table, (prop, keys) in json.loads(line[len(ANCHORS_MARKER) :]).items():
+                        kept = rows.get(table, [])[: len(keys)]
+                        for row, key in zip(kept, keys, strict=False):
+                            row[prop] = key
+                            row["key"] = (
+                                f"{key}-{table.replace('_', '-')}"  # as the message asks: no two parts' keys meet
+                            )
+                        rows[table] = kept
+    return rows
+
+
 def outlined_part(body: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """The outline and the rows a part of a phase writes, from the lines of its message (a part
     without an outline names its tables: each gets rows, none fixed)."""
@@ -451,7 +471,7 @@ def _content(
     rows = answer.tool_input
     if rows is None:
         schema = output_format["schema"] if output_format else tool["input_schema"]
-        rows = fill_tool_input(schema, rows_per_table, *outlined_part(body))
+        rows = anchored(body, fill_tool_input(schema, rows_per_table, *outlined_part(body)))
     stop_reason = _STOP_REASONS.get(answer.kind)
     if output_format is not None:
         text = json.dumps(rows)

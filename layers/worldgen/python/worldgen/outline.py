@@ -32,6 +32,7 @@ from worldgen.phases import OUTLINE_MAX_TOKENS, PRIMER_MAX_TOKENS, Phase, stream
 OUTLINE_MARKER = "The phase's outline (JSON): "
 ASSIGNED_MARKER = "This call writes these rows (JSON): "
 TABLES_MARKER = "This call writes these tables (JSON): "
+ANCHORS_MARKER = "This call writes these tables' rows only for these keys (JSON, table: [reference, keys]): "
 
 GISTS_MARKER = "What the outline says of these rows (JSON, key: gist [PC served, role]): "
 GIST_WORDS = 12  # a gist says what a row is; the part that writes the row gives it the rest

@@ -12,6 +12,7 @@ the outline's keys and the NPCs' room for new roles are dealt out between them f
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import Any, Protocol
 
 import psycopg
 
-from worldgen import cost_cap, state
+from worldgen import cost_cap, prompts, state
 from worldgen import outline as outlines
 from worldgen.db.context import phase_context, referenced_tables
 from worldgen.db.problems import Problem
@@ -93,6 +94,7 @@ def run_parts(run: PhaseRun, request: ModelRequest) -> Any:
             for i, tables in enumerate(phase.table_groups)
         }
         calls.tables = dict(enumerate(phase.table_groups))
+        requests = deal_anchors(run, calls, requests, request)
     requests = deal_roles(phase, calls.tables, requests, request)
     # A retried attempt reuses what an earlier attempt already got (same generation, same context).
     calls.answers = {int(i): rows for i, rows in recorded.get("answers", {}).items() if int(i) in requests}
@@ -118,6 +120,7 @@ class PhaseCalls(Calls[Any]):
         self.tables: dict[int, tuple[str, ...]] = {}  # the tables each part writes
         self.outline: outlines.Outline = {}
         self.assigned: dict[int, dict[str, list[str]]] = {}  # outlined: the keys each part writes
+        self.anchors: dict[int, dict[str, tuple[str, tuple[str, ...]]]] = {}  # no outline: see deal_anchors
         self.answers: dict[int, dict[str, Any]] = {}  # each part's valid answer
         self.latest: dict[int, Any] = {}  # each part's last answer, slugged, for a partial save
         self.round = 1
@@ -135,6 +138,7 @@ class PhaseCalls(Calls[Any]):
         label = ",".join(self.tables[index])
         shared = [t for t in self.assigned.get(index, {}) if sum(t in tables for tables in self.tables.values()) > 1]
         keys = [key for table in shared for key in self.assigned[index][table]]
+        keys += [key for _, anchored in self.anchors.get(index, {}).values() for key in anchored]
         return f"{label}:{','.join(keys)}" if keys else label
 
     def check(self, index: int, response: ModelResponse) -> list[Problem]:
@@ -163,6 +167,17 @@ class PhaseCalls(Calls[Any]):
         found += [Problem(t, "not a table of this call") for t in extra_tables]
         if index in self.assigned:
             found += [Problem("", p) for p in outlines.assigned_problems(own, self.assigned[index])]
+        for table, (prop, keys) in self.anchors.get(index, {}).items():
+            found += [
+                Problem(
+                    table,
+                    f"{row.get(prop)!r} is written by another call: only rows for {list(keys)}",
+                    key=row.get("key"),
+                    column=prop,
+                )
+                for row in own.get(table) or []
+                if isinstance(row, dict) and row.get(prop) not in keys
+            ]
         if found:
             return self._of(index, found)
         self.answers[index] = {t: own[t] for t in tables}
@@ -338,6 +353,40 @@ def _part_base(run: PhaseRun, request: ModelRequest, tables: tuple[str, ...]) ->
     extra = {"phase": phase.id, "tables": list(tables), "rows": sum(len(r) for r in context.rows.values())}
     logger.info("phase part context", extra={**extra, "left_out": sum(context.omitted.values())})
     return dataclasses.replace(request, context=context, messages=[{"role": "user", "content": prompt}])
+
+
+def deal_anchors(
+    run: PhaseRun, calls: PhaseCalls, requests: dict[int, ModelRequest], request: ModelRequest
+) -> dict[int, ModelRequest]:
+    """A table in several parts of a phase without an outline (3C's ``entity_locations``): the rows its
+    first required reference points at (its NPCs) are dealt out between those parts in turn, and each
+    part writes the table's rows for its own, so a long table is written side by side without overlap."""
+    for table in run.phase.tables:
+        holders = [i for i in requests if table in calls.tables[i]]
+        anchor = _first_required_reference(run, table) if len(holders) > 1 else None
+        if anchor is None:
+            continue
+        prop, target = anchor
+        keys = sorted(request.context.keys.get(target, []))
+        for n, index in enumerate(holders):
+            mine = tuple(keys[n :: len(holders)])
+            fields = {"table": table, "target": target, "prop": prop, "keys": ", ".join(mine) or "none"}
+            marker = {"anchors_marker": outlines.ANCHORS_MARKER, "anchors_json": json.dumps({table: [prop, mine]})}
+            line = "\n" + prompts.text("parts", "anchors", **fields, **marker)
+            first, *rest = requests[index].messages
+            messages = [{**first, "content": str(first["content"]) + line}, *rest]
+            anchors = {**requests[index].anchors, table: (prop, mine)}
+            requests[index] = dataclasses.replace(requests[index], anchors=anchors, messages=messages)
+            calls.anchors.setdefault(index, {})[table] = (prop, mine)
+    return requests
+
+
+def _first_required_reference(run: PhaseRun, table: str) -> tuple[str, str] | None:
+    """(property, referenced table) of ``table``'s first required reference to an earlier phase's rows."""
+    for column in run.specs[table].foreign_keys:
+        if column.references and column.references not in run.phase.tables and not column.nullable:
+            return column.property_name, column.references
+    return None
 
 
 def deal_roles(

@@ -445,6 +445,7 @@ PHASES: tuple[Phase, ...] = (
         context_token_budget=17000,
         parts=(  # by kind of link, about the same number of rows each
             ("entity_relationships",),
+            ("entity_locations",),  # the longest table: dealt between two parts by NPC (parts.deal_anchors)
             ("entity_locations",),
             ("entity_factions", "entity_items"),
             ("entity_deities", "faction_relationships"),

@@ -347,8 +347,11 @@ class ClaudeSimulator:
         if "entities" in counts:
             counts["entities"] = max(counts["entities"], cast_for_roles(sum(self.rows_of(t, pcs) for t in ROLE_TABLES)))
         if "entity_locations" in counts:  # 3C's prompt: "about <the cast's target> (every NPC somewhere)"
-            npcs = len(request.context.keys.get("entities", [])) or counts["entity_locations"]
-            target = row_target("entity_locations", pcs, request.phase.max_rows_per_table)
+            everyone = len(request.context.keys.get("entities", [])) or counts["entity_locations"]
+            anchored = request.anchors.get("entity_locations")  # split between parts: this part's NPCs
+            npcs = len(anchored[1]) if anchored else everyone
+            share = npcs / everyone if anchored and everyone else 1.0
+            target = round(row_target("entity_locations", pcs, request.phase.max_rows_per_table) * share)
             counts["entity_locations"] = min(npcs, max(counts["entity_locations"], target))
         return counts
 
@@ -485,7 +488,8 @@ def _describe(request: ModelRequest) -> dict[str, Any]:
         else "part"
     )
     tables = request.tables or tuple(request.tool["input_schema"]["properties"])
-    part = ",".join(tables) + ":" + ",".join(k for keys in request.assigned.values() for k in keys[:1])
+    firsts = [keys[:1] for keys in request.assigned.values()] + [keys[:1] for _, keys in request.anchors.values()]
+    part = ",".join(tables) + ":" + ",".join(k for keys in firsts for k in keys)  # which of a split table's parts
     return {"kind": kind, "round": request.round, "part": part}
 
 

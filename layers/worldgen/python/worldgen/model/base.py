@@ -32,6 +32,9 @@ class ModelRequest:
     assigned: dict[str, list[str]] = field(default_factory=dict)  # table -> the keys this call writes
     tables: tuple[str, ...] = ()  # the tables this call writes, when not every table of its tool
     role_npcs: tuple[str, ...] = ()  # parts side by side: the NPCs this one may give new roles to
+    # A table split between parts of a phase without an outline: table -> (its first required
+    # reference, the keys of the rows it points at that this call writes the table's rows for).
+    anchors: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
 
 
 @dataclass

@@ -106,6 +106,9 @@ class _PhaseGenerator:
     # -- pools ---------------------------------------------------------------------------------
 
     def pool(self, table: str, prop: str, item_schema: dict[str, Any]) -> list[str]:
+        anchored = self.request.anchors.get(table)
+        if anchored is not None and anchored[0] == prop:  # a table split between parts: this part's rows
+            return list(anchored[1])
         schema = item_schema["properties"][prop]
         if "enum" in schema:
             return list(schema["enum"])
