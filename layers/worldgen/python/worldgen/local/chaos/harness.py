@@ -59,11 +59,13 @@ class ControlledPostgres:
 
 
 def part_of(request: ModelRequest) -> str:
-    """Which call of its phase a request is: ``outline``, or the tables and keys a part writes
-    (the same for the same part in every attempt that deals the same outline)."""
+    """Which call of its phase a request is: ``outline``, or the tables and keys a part writes (its
+    outline rows, or the rows a table split between parts is written for), the same for the same part
+    in every attempt that deals the same outline or the same rows."""
     if request.tool["name"].endswith("_outline"):
         return "outline"
     keys = ",".join(key for table in sorted(request.assigned) for key in request.assigned[table])
+    keys += ",".join(key for table in sorted(request.anchors) for key in request.anchors[table][1])  # 3C's split
     return f"{','.join(request.tables)}:{keys}" if keys else ",".join(request.tables)
 
 
