@@ -31,11 +31,11 @@ from worldgen.settings import get_settings
 
 @contextlib.contextmanager
 def shared_3c_context() -> Iterator[None]:
-    """3C as before: one context for all its parts, and the primer that writes it to the cache."""
+    """3C as before issue 24: the whole world cut to its budget, instead of the tables it refers to."""
 
     def before(phase_id: str) -> Phase:
         phase = get_phase(phase_id)
-        return dataclasses.replace(phase, part_contexts=False) if phase.part_contexts else phase
+        return dataclasses.replace(phase, shows_referenced_only=False) if phase.shows_referenced_only else phase
 
     original = pipeline.get_phase
     pipeline.get_phase = before
@@ -70,13 +70,12 @@ def outline_spend(url: str, generation_id: str) -> tuple[int, float]:
 def line(label: str, world: World, findings: dict[str, int], outline: tuple[int, float]) -> str:
     cost = sum(r.cost for r in world.phases.values())
     repairs = {p: r.repairs for p, r in world.phases.items() if r.repairs}
-    parts = world.left_out_by_part.get("3C", {})
-    left = sum(parts.values()) if parts else (world.phases["3C"].left_out if "3C" in world.phases else 0)
+    left = world.phases["3C"].left_out if "3C" in world.phases else 0
     rules = ", ".join(f"{rule} {n}" for rule, n in findings.items())
     cost_3c = world.phases["3C"].cost if "3C" in world.phases else 0.0
     return (
         f"{label:<32} {world.status:<10} findings {sum(findings.values()):>3} ({rules}); repair calls {repairs or 0};"
-        f" 3C left out {left} (per part {parts or '-'}); 3C cost ${cost_3c:.3f};"
+        f" 3C left out {left}; 3C cost ${cost_3c:.3f};"
         f" outlines {outline[0]} output tokens ${outline[1]:.3f}; world ${cost:.3f}"
     )
 

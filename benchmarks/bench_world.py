@@ -104,7 +104,6 @@ class World:
     real_seconds: float = 0.0
     memory: dict[str, float] = field(default_factory=dict)
     audit: str = ""  # worldgen.audit of the generated world (issue 11's quality targets)
-    left_out_by_part: dict[str, dict[str, int]] = field(default_factory=dict)  # phase -> part -> rows
     profile: str = "full"
     model: str = ""
 
@@ -365,7 +364,6 @@ def run_world(
         ).fetchall()
         world.audit = audit_world(conn, body["generation_id"]).render()
     deadline = get_settings().request_timeout_seconds
-    world.left_out_by_part = {p: dict(parts) for p, parts in simulator.left_out_by_part.items()}
     for run in runs:
         mine = sorted((c for c in calls if c["phase"] == run["phase"]), key=lambda c: c["round"])
         phase = pipeline.get_phase(run["phase"])  # the structure this world ran with
@@ -453,11 +451,6 @@ def print_world(world: World, factor: float) -> None:
         f"  output tokens {tokens}, cost ${cost:.3f} (ledger, list prices of {world.model});"
         f" {ratio:.2f}x the cost of the output tokens alone"
     )
-    for phase in profile_phases(world.profile):
-        parts = world.left_out_by_part.get(phase.id, {})
-        if phase.part_contexts and parts:
-            listing = ", ".join(f"{part} {n}" for part, n in parts.items())
-            print(f"  {phase.id} context rows left out, per part: {listing} (total {sum(parts.values())})")
     if world.audit:
         print(world.audit)
 

@@ -1,5 +1,5 @@
-"""3C sees what it ties together (issue 24): each part of a phase with part contexts is shown, whole,
-the rows its tables refer to, and only those; the rows left out fall against one shared context."""
+"""3C sees what it ties together (issue 24) in one context all its parts share (issue 22): every
+row of the tables its tables refer to, in summary, and no other table; one cached prefix."""
 
 from __future__ import annotations
 
@@ -30,13 +30,13 @@ class Recording:
         return self.inner.call(request)
 
 
-def test_each_3c_part_sees_whole_the_rows_its_tables_refer_to(settings_env: str, conn: Any) -> None:
+def test_every_3c_part_shares_one_context_of_every_row_its_tables_refer_to(settings_env: str, conn: Any) -> None:
     campaign = insert_campaign(conn, read_campaign_file(SAMPLE_CAMPAIGN))
     generation = state.create_generation(conn, campaign, provider="procedural")
     for phase_id in ("1A", "1B", "1C", "2A", "2B", "2C", "3A", "3B"):
         run_phase(conn, generation, phase_id)
     phase, specs = get_phase("3C"), table_specs(conn)
-    shared = phase_context(conn, campaign, phase, specs)  # one context for every part, as before
+    whole_world = phase_context(conn, campaign, dataclasses.replace(phase, shows_referenced_only=False), specs)
     conn.commit()
     model = Recording()
 
@@ -44,16 +44,17 @@ def test_each_3c_part_sees_whole_the_rows_its_tables_refer_to(settings_env: str,
 
     parts = [r for r in model.requests if r.tables]
     assert sorted(r.tables for r in parts) == sorted(phase.table_groups)
-    for request in parts:
-        wanted = referenced_tables(dataclasses.replace(phase, tables=request.tables), specs) - {"player_characters"}
-        shown = {t for t, rows in request.context.rows.items() if rows}
-        assert shown == {t for t in wanted if request.context.keys[t]}, request.tables  # those tables, no other
-        for table in wanted:  # whole: every row of them
-            assert sorted(r["key"] for r in request.context.rows[table]) == request.context.keys[table]
-        assert sum(request.context.omitted.values()) == 0
-        assert request.context.render() in str(request.shared_prompt)  # what the part is sent
-        assert request.context.player_characters  # and the party
-    assert sum(shared.omitted.values()) > 0  # the shared context left rows out; the parts' none
+    assert len({r.shared_prompt for r in parts}) == 1  # one prefix: the primer writes it, the parts read it
+    context = parts[0].context
+    wanted = referenced_tables(phase, specs) - {"player_characters"}
+    shown = {t for t, rows in context.rows.items() if rows}
+    assert shown == {t for t in wanted if context.keys[t]}  # those tables, no other
+    for table in wanted:  # every row of them
+        assert sorted(r["key"] for r in context.rows[table]) == context.keys[table]
+    assert sum(context.omitted.values()) == 0
+    assert context.render() in str(parts[0].shared_prompt)  # what the parts are sent
+    assert context.player_characters  # and the party
+    assert sum(whole_world.omitted.values()) > 0  # the whole world cut to the budget left rows out
 
 
 class StrayOnce(Recording):

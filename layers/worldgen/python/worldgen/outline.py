@@ -152,8 +152,6 @@ def primer_request(request: ModelRequest) -> ModelRequest:
     """The shared prefix of a phase's parts, sent once before them so they read it from the cache."""
     text = prompts.text("parts", "primer_request")
     primer = shared_request(request, rows_tool(request.tool), text)
-    if request.phase.part_contexts:  # each part sends a context of its own: only the tools are shared
-        primer = dataclasses.replace(primer, shared_prompt=None)
     return dataclasses.replace(
         primer, max_tokens=PRIMER_MAX_TOKENS, deadline_seconds=stream_deadline_seconds(PRIMER_MAX_TOKENS)
     )

@@ -22,7 +22,6 @@ import psycopg
 
 from worldgen import cost_cap, prompts, state
 from worldgen import outline as outlines
-from worldgen.db.context import phase_context, referenced_tables
 from worldgen.db.problems import Problem
 from worldgen.db.save import reference_keys
 from worldgen.db.validation import invalid_output, validate_phase_input
@@ -32,7 +31,7 @@ from worldgen.model.base import ModelRequest, ModelResponse, WorldModel
 from worldgen.model.families import find_family
 from worldgen.observability import logger
 from worldgen.phases import Phase, row_target
-from worldgen.prompts import phase_prompt, prompt_text, size_hint
+from worldgen.prompts import prompt_text
 from worldgen.roles import ROLE_TABLES, role_room
 from worldgen.rounds import Calls, at_the_door, check_time_for_a_round, outline_at_the_door, run_rounds
 from worldgen.schema.spec import TableSpec
@@ -89,10 +88,7 @@ def run_parts(run: PhaseRun, request: ModelRequest) -> Any:
         requests = {i: outlines.part_request(request, calls.outline, rows) for i, rows in calls.assigned.items()}
         calls.tables = {i: tuple(rows) for i, rows in calls.assigned.items()}
     else:
-        requests = {
-            i: outlines.table_part_request(_part_base(run, request, tables), tables)
-            for i, tables in enumerate(phase.table_groups)
-        }
+        requests = {i: outlines.table_part_request(request, tables) for i, tables in enumerate(phase.table_groups)}
         calls.tables = dict(enumerate(phase.table_groups))
         requests = deal_anchors(run, calls, requests, request)
     requests = deal_roles(phase, calls.tables, requests, request)
@@ -337,22 +333,6 @@ class OutlineCalls(Calls[outlines.Outline]):
 def _outline(run: PhaseRun, parts: PhaseCalls, request: ModelRequest) -> outlines.Outline:
     calls = OutlineCalls(run, parts, request)
     return run_rounds(run.model, run.ledger, {0: outlines.outline_request(request)}, run.repair_rounds, calls)
-
-
-def _part_base(run: PhaseRun, request: ModelRequest, tables: tuple[str, ...]) -> ModelRequest:
-    """The phase's request as a part writing ``tables`` starts from: the same, or (``part_contexts``)
-    with a context of its own showing the rows its tables refer to, within the phase's budget."""
-    phase = run.phase
-    if not phase.part_contexts:
-        return request
-    shown = referenced_tables(dataclasses.replace(phase, tables=tables), run.specs)
-    context = phase_context(run.conn, run.attempt.campaign_id, phase, run.specs, shown=shown)
-    run.conn.commit()
-    pcs = len(context.keys.get("player_characters", []))
-    prompt = phase_prompt(phase, context, size_hint(phase, pcs))
-    extra = {"phase": phase.id, "tables": list(tables), "rows": sum(len(r) for r in context.rows.values())}
-    logger.info("phase part context", extra={**extra, "left_out": sum(context.omitted.values())})
-    return dataclasses.replace(request, context=context, messages=[{"role": "user", "content": prompt}])
 
 
 def deal_anchors(

@@ -203,9 +203,10 @@ class Phase:
     # outline rows dealt out between them.
     parts: tuple[tuple[str, ...], ...] = ()
     outline: bool = False
-    # A phase in parts without an outline whose parts each refer to other tables (3C): each part's
-    # context shows the rows its own tables refer to, whole, instead of one context cut for all.
-    part_contexts: bool = False
+    # A phase that ties earlier rows together (3C): its context shows every row of the tables its
+    # tables refer to, in summary, and no other table, instead of the whole world cut to the budget;
+    # one context for all its parts, so they share one cached prefix.
+    shows_referenced_only: bool = False
     strict_tools: bool = False
     state_timeout_margin_seconds: int = 60
     profile: str = "full"  # the profile (PROFILES) whose state machine runs the phase
@@ -438,10 +439,9 @@ PHASES: tuple[Phase, ...] = (
         expected_output_tokens=4000,  # per part: the largest of a generous world's 21.8K in 7
         uses_player_characters=True,
         max_rows_per_table=80,
-        # Each part sees the rows it ties together, in summary (issue 24): a generous world's largest
-        # part (pc_connections: NPCs, places, items, quests, factions and the PCs) fits in this budget
-        # (measured with benchmarks/bench_continuity.py: 16K left 1 row out).
-        part_contexts=True,
+        # The parts see every row they tie together, in summary (issue 24): NPCs, places, factions,
+        # items, deities, temples and quests, in one context all the parts share (issue 22).
+        shows_referenced_only=True,
         context_token_budget=17000,
         parts=(  # by kind of link, about the same number of rows each
             ("entity_relationships",),

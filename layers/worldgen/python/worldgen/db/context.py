@@ -8,7 +8,7 @@ import hashlib
 import json
 import math
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,18 +184,19 @@ def phase_context(
     phase: Phase,
     specs: Mapping[str, TableSpec],
     token_budget: int | None = None,
-    shown: Collection[str] | None = None,
 ) -> PhaseContext:
     """The compact world so far for ``phase``; PC-connected rows are kept first when cutting.
 
-    ``shown`` limits the rows shown to those tables (a part of a phase sees the rows its tables
-    refer to, ``referenced_tables``); the keys a reference may name stay those of every table."""
+    A phase that ``shows_referenced_only`` (3C) is shown the rows of the tables its tables refer to
+    (``referenced_tables``), every one in summary; the keys a reference may name stay those of every
+    table."""
     campaign = load_campaign(conn, campaign_id)
     pcs = load_player_characters(conn, campaign_id)
     earlier = ancestors(phase.id)
     every = [t for p in ALL_PHASES if p.id in earlier for t in p.tables]
     raw = campaign_rows(conn, campaign_id, every)
-    tables = every if shown is None else [t for t in every if t in shown]
+    referenced = referenced_tables(phase, specs)
+    tables = [t for t in every if t in referenced] if phase.shows_referenced_only else every
     id_to_key = {str(r["id"]): r["key"] for rows in raw.values() for r in rows}
     id_to_key.update(_pc_keys(conn, campaign_id))
 
@@ -213,13 +214,11 @@ def phase_context(
     budget_chars = (token_budget or phase.context_token_budget) * CHARS_PER_TOKEN
     used = len(context.render())
     added: list[str] = []
-    referenced = referenced_tables(phase, specs)
     roles = _npc_roles(raw, specs)
     context.npc_roles = {r["key"]: roles.get(str(r["id"]), 0) for r in raw.get("entities", [])}
-    # A part's context (``shown``) has every row it refers to in summary: all of them count more than
-    # some in full.
-    whole = shown is None
-    for table, row, line in _by_priority(tables, raw, specs, id_to_key, referenced, roles, pc_full_text=whole):
+    # Every row it refers to in summary counts more than some in full.
+    full = not phase.shows_referenced_only
+    for table, row, line in _by_priority(tables, raw, specs, id_to_key, referenced, roles, pc_full_text=full):
         if used + len(line) + 1 > budget_chars:
             _leave_out(context, table, row)
             continue

@@ -272,7 +272,6 @@ class ClaudeSimulator:
         self.left_out: dict[str, int] = {}  # phase -> context rows left out for length, last request
         self.cache = PromptCache(self.pace.time_factor)
         self.limits = RateLimits(tier, self.pace) if tier is not None else None
-        self.left_out_by_part: dict[str, dict[str, int]] = {}  # phase -> a part's tables -> rows left out
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._server = LoopbackServer(self._answer, "sim")
@@ -311,9 +310,6 @@ class ClaudeSimulator:
         with self._lock:
             self._requests[digest] = request
             self.left_out[request.phase.id] = sum(request.context.omitted.values())
-            if request.tables:
-                part = ",".join(request.tables)
-                self.left_out_by_part.setdefault(request.phase.id, {})[part] = sum(request.context.omitted.values())
             while len(self._requests) > 512:
                 self._requests.popitem(last=False)
 
