@@ -328,6 +328,15 @@ def fill_tool_input(
     return tables
 
 
+def _enum(body: dict[str, Any], table: str, column: str) -> list[Any]:
+    """The values the request's rows tool allows in ``table``'s ``column`` (the keys of its references)."""
+    for tool in body.get("tools", []):
+        items = tool.get("input_schema", {}).get("properties", {}).get(table, {}).get("items", {})
+        if column in items.get("properties", {}):
+            return list(items["properties"][column].get("enum", []))
+    return []
+
+
 def anchored(body: dict[str, Any], rows: dict[str, Any]) -> dict[str, Any]:
     """A part of a table split between parts without an outline writes that table's rows only for
     the keys its message deals it (outline.ANCHORS_MARKER), one row each at most."""
@@ -341,9 +350,11 @@ def anchored(body: dict[str, Any], rows: dict[str, Any]) -> dict[str, Any]:
                         kept = rows.get(table, [])[: len(keys)]
                         for row, key in zip(kept, keys, strict=False):
                             row[prop] = key
-                            row["key"] = (
-                                f"{key}-{table.replace('_', '-')}"  # as the message asks: no two parts' keys meet
-                            )
+                            row["key"] = f"{key}-{table.replace('_', '-')}"  # as asked: no two parts' keys meet
+                            for column, value in row.items():  # no edge from a row to itself
+                                if value == key and column not in (prop, "key"):
+                                    others = [k for k in _enum(body, table, column) if k != key]
+                                    row[column] = others[0] if others else value
                         rows[table] = kept
     return rows
 

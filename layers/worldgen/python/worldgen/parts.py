@@ -340,7 +340,8 @@ def deal_anchors(
 ) -> dict[int, ModelRequest]:
     """A table in several parts of a phase without an outline (3C's ``entity_locations``): the rows its
     first required reference points at (its NPCs) are dealt out between those parts in turn, and each
-    part writes the table's rows for its own, so a long table is written side by side without overlap."""
+    part writes its share of the table's rows, for its own, so a long table is written side by side
+    without overlap."""
     for table in run.phase.tables:
         holders = [i for i in requests if table in calls.tables[i]]
         anchor = _first_required_reference(run, table) if len(holders) > 1 else None
@@ -348,9 +349,12 @@ def deal_anchors(
             continue
         prop, target = anchor
         keys = sorted(request.context.keys.get(target, []))
+        pcs = len(request.context.keys.get("player_characters", []))
+        wanted = row_target(table, pcs, run.phase.max_rows_per_table, run.phase.profile)
         for n, index in enumerate(holders):
             mine = tuple(keys[n :: len(holders)])
-            fields = {"table": table, "target": target, "prop": prop, "keys": ", ".join(mine) or "none"}
+            rows = max(1, round(wanted * len(mine) / len(keys))) if mine else 0  # this part's share
+            fields = {"table": table, "target": target, "prop": prop, "keys": ", ".join(mine) or "none", "rows": rows}
             marker = {"anchors_marker": outlines.ANCHORS_MARKER, "anchors_json": json.dumps({table: [prop, mine]})}
             line = "\n" + prompts.text("parts", "anchors", **fields, **marker)
             first, *rest = requests[index].messages

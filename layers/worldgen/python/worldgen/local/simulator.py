@@ -349,6 +349,10 @@ class ClaudeSimulator:
             share = npcs / everyone if anchored and everyone else 1.0
             target = round(row_target("entity_locations", pcs, request.phase.max_rows_per_table) * share)
             counts["entity_locations"] = min(npcs, max(counts["entity_locations"], target))
+        for table, (_, mine) in request.anchors.items():  # a table dealt between parts: this part's share
+            if table in counts and table != "entity_locations":
+                holders = sum(table in group for group in request.phase.table_groups)
+                counts[table] = max(1, round(counts[table] / holders)) if mine else 0
         return counts
 
     def rows_of(self, table: str, pcs: int) -> int:
