@@ -225,7 +225,7 @@ def test_the_phases_writing_judged_rows_are_told_the_facts_the_rules_use(
     temples = phase_context(conn, campaign, get_phase("3B"), specs)
     quests = phase_context(conn, campaign, get_phase("3A"), specs)
     # A budget that leaves some regions out while rows of lower priority remain to make room.
-    budgets = [phase_context(conn, campaign, get_phase("2B"), specs, token_budget=b) for b in range(5000, 8000, 250)]
+    budgets = [phase_context(conn, campaign, get_phase("2B"), specs, token_budget=b) for b in range(3500, 8000, 250)]
     places = next(c for c in budgets if c.omitted_keys.get("geography_regions"))
     conn.commit()
 
