@@ -10,7 +10,7 @@ import pytest
 from psycopg import sql
 
 from tests.shared import one_row
-from worldgen.db.context import PhaseContext, phase_context
+from worldgen.db.context import PhaseContext, phase_context, row_line, table_heading
 from worldgen.db.save import save_phase_rows
 from worldgen.model.procedural import ProceduralModel
 from worldgen.phases import PHASES, ancestors, get_phase
@@ -208,3 +208,22 @@ def test_an_npc_in_the_context_counts_every_role_it_holds_even_in_rows_left_out(
     assert shown == {key: held.get(key, 0) for key in shown}
     if budget is not None:  # the cut leaves out role rows, not the counts
         assert any(context.omitted.get(t) for t in ROLE_COLUMNS), context.omitted
+
+
+def test_a_rows_line_and_its_tables_header_are_the_same_whichever_other_rows_fit(
+    conn: Conn, campaign_id: uuid.UUID, specs: dict[str, TableSpec]
+) -> None:
+    cut = phase_context(conn, campaign_id, get_phase("2B"), specs, token_budget=SMALL_BUDGET)
+    whole = phase_context(conn, campaign_id, get_phase("2B"), specs, token_budget=1_000_000)
+    cut_lines, whole_text = cut.render().split("\n"), whole.render()
+
+    assert sum(cut.omitted.values()) > 0
+    shown = [(t, rows) for t, rows in cut.rows.items() if rows]
+    assert shown
+    for table, rows in shown:
+        heading = table_heading(table, cut.columns[table])
+        assert cut.columns[table] == whole.columns[table] and heading in whole_text
+        lines = [row_line(row, cut.columns[table]) for row in rows]
+        start = cut_lines.index(f"## {table}")
+        assert cut_lines[start + 2 : start + 2 + len(rows)] == lines  # one line per row, under its header
+        assert all(line in whole_text.split("\n") for line in lines)

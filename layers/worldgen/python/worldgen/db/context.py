@@ -7,8 +7,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,11 +21,18 @@ from worldgen.db.rows import campaign_rows
 from worldgen.db.save import rows_kept_on_regeneration
 from worldgen.errors import CampaignNotFound
 from worldgen.phases import ALL_PHASES, RELATIONSHIP_TABLES, Phase, ancestors
-from worldgen.schema.spec import TableSpec
+from worldgen.schema.spec import ColumnSpec, TableSpec
 
 CHARS_PER_TOKEN = 4
 FACTS_SHARE = 0.1  # of a context's budget, at most, for the region facts that displace rows
 SUMMARY_CHARS = 160
+# A table is told as a header of its columns, then one row per line of its values only: the names
+# and quotes a JSON object repeats on every row were about a third of a row's characters.
+CELL_SEPARATOR = " | "
+EMPTY_CELL = "-"
+_ESCAPED = re.compile(r"[\\|]")  # a backslash or a bar in a value, escaped so a cell cannot end early
+_LINE_BREAK = re.compile(r"\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")  # whatever str.splitlines splits on
+PC_COLUMNS = ("key", "name", "race", "character_class", "level", "backstory", "goals")  # load_player_characters
 
 
 @dataclass
@@ -49,20 +57,27 @@ class PhaseContext:
     worshipped_in: dict[str, str] = field(default_factory=dict)  # deity key -> region of its pantheon's culture
     place_regions: dict[str, str] = field(default_factory=dict)  # location key -> its region, or its nearest parent's
     party_level: float | None = None
+    # The columns each table is told with, in the schema's order: those of every row the phase could
+    # be shown (``phase_context``), so a row's line is the same whichever other rows fit. A table not
+    # named here has the union of its rows' columns.
+    columns: dict[str, list[str]] = field(default_factory=dict)
 
     def render(self) -> str:
-        parts = [prompts.text("context", "campaign", **self.campaign)]
+        parts = [prompts.text("context", "campaign", **self.campaign), prompts.text("context", "tables")]
         if self.player_characters:
-            parts.append(prompts.text("context", "player_characters"))
-            parts += [json.dumps(pc, ensure_ascii=False) for pc in self.player_characters]
+            columns = union_of_columns(self.player_characters, PC_COLUMNS)
+            parts += [prompts.text("context", "player_characters"), header_line(columns)]
+            parts += [row_line(pc, columns) for pc in self.player_characters]
         for table, rows in self.rows.items():
             if rows:
-                parts.append(f"## {table}")
-                parts += [json.dumps(r, ensure_ascii=False) for r in rows]
+                columns = self.columns.get(table) or union_of_columns(rows)
+                parts.append(table_heading(table, columns))
+                parts += [row_line(r, columns) for r in rows]
         for table, rows in self.kept.items():
             if rows:
-                parts.append(prompts.text("context", "kept", table=table))
-                parts += [json.dumps(r, ensure_ascii=False) for r in rows]
+                columns = self.columns.get(table) or union_of_columns(rows)
+                parts += [prompts.text("context", "kept", table=table), header_line(columns)]
+                parts += [row_line(r, columns) for r in rows]
         parts += self._continuity_facts()
         left_out = [f"{table} {count}" for table, count in self.omitted.items() if count]
         if left_out:
@@ -114,6 +129,40 @@ class PhaseContext:
         return len(self.render()) // CHARS_PER_TOKEN
 
 
+def table_heading(table: str, columns: list[str]) -> str:
+    """A table's first lines: its name, then its columns (counted once, with its first row)."""
+    return f"## {table}\n{header_line(columns)}"
+
+
+def header_line(columns: list[str]) -> str:
+    return CELL_SEPARATOR.join(columns)
+
+
+def row_line(row: Mapping[str, Any], columns: list[str]) -> str:
+    """A row's values under its table's header, one cell per column (``EMPTY_CELL`` where it has none)."""
+    return CELL_SEPARATOR.join(_cell(row.get(column)) for column in columns)
+
+
+def _cell(value: Any) -> str:
+    if value is None or value == "":
+        return EMPTY_CELL
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, (dict, list)):
+        text = json.dumps(value, ensure_ascii=False)
+    else:
+        text = str(value)
+    if text == EMPTY_CELL:
+        return "\\" + EMPTY_CELL  # the value "-", not an empty cell
+    return _LINE_BREAK.sub(r"\\n", _ESCAPED.sub(r"\\\g<0>", text))
+
+
+def union_of_columns(rows: list[dict[str, Any]], order: Collection[str] = ()) -> list[str]:
+    """Every column some row has: those of ``order`` in its order, then the others as first seen."""
+    seen = {column: None for row in rows for column in row}
+    return [c for c in order if c in seen] + [c for c in seen if c not in order]
+
+
 def load_campaign(conn: psycopg.Connection[Any], campaign_id: uuid.UUID | str) -> dict[str, Any]:
     row = conn.execute(
         "SELECT id, owner_id, name, setting, tone, status FROM campaigns WHERE id = %s", (str(campaign_id),)
@@ -149,17 +198,29 @@ def _compact(
         text = row["description"]
         short = full_text or len(text) <= SUMMARY_CHARS
         compact["summary"] = text if short else text[: SUMMARY_CHARS - 1] + "…"
-    for column in spec.exposed_columns:
+    for column in _told_columns(spec):
         value = row.get(column.name)
-        if value is None or column.name in ("key", "name", "description"):
-            continue
-        if column.references:
-            compact[column.property_name] = id_to_key.get(str(value), str(value))
-        elif column.enum or column.pg_type in ("integer", "numeric", "boolean"):
-            compact[column.name] = value
+        if value is not None:
+            compact[column.property_name] = id_to_key.get(str(value), str(value)) if column.references else value
     if roles and roles.get(str(row["id"])):
         compact["roles"] = roles[str(row["id"])]
     return compact
+
+
+def _told_columns(spec: TableSpec) -> list[ColumnSpec]:
+    """The columns of ``spec`` a compact row tells besides key, name and summary: its references
+    (by key) and its enums, numbers and booleans."""
+    return [
+        c
+        for c in spec.exposed_columns
+        if c.name not in ("key", "name", "description")
+        and (c.references or c.enum or c.pg_type in ("integer", "numeric", "boolean"))
+    ]
+
+
+def column_order(spec: TableSpec) -> list[str]:
+    """Every column a compact row of ``spec`` may have, in the order a table of them is told."""
+    return ["key", "name", "summary", *(c.property_name for c in _told_columns(spec)), "roles"]
 
 
 def _npc_roles(raw: Mapping[str, list[dict[str, Any]]], specs: Mapping[str, TableSpec]) -> dict[str, int]:
@@ -210,6 +271,7 @@ def phase_context(
         keys=keys,
     )
     context.kept = _kept_rows(conn, campaign_id, phase, specs, id_to_key)
+    context.columns = {t: union_of_columns(rows, column_order(specs[t])) for t, rows in context.kept.items()}
     _continuity_facts(context, phase, raw, id_to_key, pcs)
     budget_chars = (token_budget or phase.context_token_budget) * CHARS_PER_TOKEN
     used = len(context.render())
@@ -218,14 +280,18 @@ def phase_context(
     context.npc_roles = {r["key"]: roles.get(str(r["id"]), 0) for r in raw.get("entities", [])}
     # Every row it refers to in summary counts more than some in full.
     full = not phase.shows_referenced_only
-    for table, row, line in _by_priority(tables, raw, specs, id_to_key, referenced, roles, pc_full_text=full):
-        if used + len(line) + 1 > budget_chars:
+    ranked, columns = _by_priority(tables, raw, specs, id_to_key, referenced, roles, pc_full_text=full)
+    context.columns.update(columns)
+    for table, row, line in ranked:
+        # A table's heading (its name and columns) comes with its first row.
+        heading = 0 if context.rows[table] else len(table_heading(table, context.columns[table])) + 1
+        if used + heading + len(line) + 1 > budget_chars:
             _leave_out(context, table, row)
             continue
         context.rows[table].append(row)
         added.append(table)
-        used += len(line) + 1
-    # Table headers and "left out" notes take room too: give back the last rows until it fits.
+        used += heading + len(line) + 1
+    # The "left out" note takes room too: give back the last rows until it fits.
     while added and len(context.render()) > budget_chars:
         table = added.pop()
         _leave_out(context, table, context.rows[table].pop())
@@ -314,12 +380,15 @@ def _by_priority(
     referenced: set[str] = frozenset(),  # type: ignore[assignment]
     roles: Mapping[str, int] | None = None,
     pc_full_text: bool = True,
-) -> list[tuple[str, dict[str, Any], str]]:
+) -> tuple[list[tuple[str, dict[str, Any], str]], dict[str, list[str]]]:
     """Relevance first: the tables the phase references (PC-connected rows first), then the other
     PC-connected rows, then the rest; within a tier, round-robin over tables by key. PC-connected
-    rows keep their whole description (``pc_full_text``; a part's context shows every row in summary)."""
+    rows keep their whole description (``pc_full_text``; a part's context shows every row in summary).
+
+    Each row comes with its line as rendered under its table's columns (those of all its rows, which
+    come with the rows), so its length is what it adds to the context."""
     order = [(True, True), (True, False), (False, True), (False, False)]  # (referenced, PC-connected)
-    found: list[tuple[str, dict[str, Any], str]] = []
+    tiers: list[list[list[tuple[str, dict[str, Any]]]]] = []
     for wanted_referenced, wanted_pc in order:
         queues = []
         for table in tables:
@@ -333,12 +402,21 @@ def _by_priority(
                     for r in chosen
                 ]
             )
+        tiers.append(queues)
+    every: dict[str, list[dict[str, Any]]] = {}
+    for queues in tiers:
+        for queue in queues:
+            for table, row in queue:
+                every.setdefault(table, []).append(row)
+    columns = {table: union_of_columns(rows, column_order(specs[table])) for table, rows in every.items()}
+    found: list[tuple[str, dict[str, Any], str]] = []
+    for queues in tiers:
         while any(queues):
             for queue in queues:
                 if queue:
                     table, row = queue.pop(0)
-                    found.append((table, row, json.dumps(row, ensure_ascii=False)))
-    return found
+                    found.append((table, row, row_line(row, columns[table])))
+    return found, columns
 
 
 def _pc_keys(conn: psycopg.Connection[Any], campaign_id: uuid.UUID | str) -> dict[str, str]:
