@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections import Counter
 from typing import Any
 
 import psycopg
@@ -49,9 +50,10 @@ def test_full_generation_fills_every_world_table_with_a_connected_world(make_run
     assert generation["status"] == "succeeded"
     assert generation["total_rows"] == sum(count(settings_env, t, campaign_id) for t in WORLD_TABLES)
     calls = query(settings_env, "SELECT phase, provider FROM model_calls WHERE generation_id = %s", generation["id"])
-    assert sorted(c["phase"] for c in calls) == sorted(
-        p.id for p in PHASES for _ in range(p.planned_calls)
-    )  # a call per part
+    made = Counter(c["phase"] for c in calls)
+    # a call per part that has rows to write (a table dealt to more parts than it has rows leaves some
+    # empty), and no repair
+    assert all(1 <= made[p.id] <= p.planned_calls for p in PHASES), made
     assert {c["provider"] for c in calls} == {"procedural"}
 
     # No reference crosses campaigns or points nowhere (the FKs guarantee existence; this checks scope).
@@ -174,9 +176,8 @@ def test_transient_error_that_never_clears_fails_at_the_phase_then_resume_comple
     assert status == 200, body
     assert runtime.wait(body["execution_arn"])["status"] == "SUCCEEDED"
     resumed = ["2B", "2C", "3A", "3B", "3C"]
-    assert sorted(healthy.calls) == sorted(
-        p for p in resumed for _ in range(get_phase(p).planned_calls)
-    )  # a call per part
+    made = Counter(healthy.calls)
+    assert set(made) == set(resumed) and all(made[p] <= get_phase(p).planned_calls for p in resumed), made
     assert query(settings_env, "SELECT status FROM generations WHERE id = %s", body["generation_id"])[0] == {
         "status": "succeeded"
     }
