@@ -26,12 +26,18 @@ class TwoBadEdgesIn3C:
         self.inner = ProceduralModel()
         self.rounds_3c = 0
         self.lock = threading.Lock()
+        self.planted_in: tuple[str, ...] | None = None  # the anchors of the one part given the bad edges
 
     def call(self, request: ModelRequest) -> ModelResponse:
         response = self.inner.call(request)
-        # 3C runs in parts: the bad edges go into the part that writes entity_relationships.
+        # 3C runs in parts, entity_relationships dealt between several by NPC: the bad edges go into
+        # the first of them to be called, and into its repair rounds (the same anchors).
         if request.phase.id == "3C" and response.tool_input and "entity_relationships" in response.tool_input:
+            anchors = request.anchors.get("entity_relationships", ("", ()))[1]
             with self.lock:
+                self.planted_in = anchors if self.planted_in is None else self.planted_in
+                if anchors != self.planted_in:
+                    return response
                 self.rounds_3c += 1
             npc = response.tool_input["entity_relationships"][0]["entity_key"]
             response.tool_input["entity_relationships"] += [
