@@ -293,18 +293,26 @@ def concurrent_worlds(url: str, count: int, factor: float, model: str, tier: Tie
     get_settings.cache_clear()
     ids = [body["generation_id"] for body in started]
     with connect(url) as conn:
-        throttled = conn.execute(
-            "SELECT count(*) AS n FROM phase_runs WHERE generation_id = ANY(%s::uuid[]) AND error_type = %s",
-            (ids, "ModelRateLimited"),
+        # A phase attempt that failed and was retried leaves its number (a new attempt clears the
+        # row's error) and its error on the ledger's last call of the attempt.
+        retried = conn.execute(
+            "SELECT coalesce(sum(attempt - 1), 0) AS n FROM phase_runs WHERE generation_id = ANY(%s::uuid[])", (ids,)
         ).fetchone()
+        errors = conn.execute(
+            "SELECT error_type, count(*) AS n FROM model_calls WHERE generation_id = ANY(%s::uuid[])"
+            " AND error_type IS NOT NULL GROUP BY error_type ORDER BY error_type",
+            (ids,),
+        ).fetchall()
         spent = conn.execute(
             "SELECT coalesce(sum(cost_usd), 0) AS usd FROM model_calls WHERE generation_id = ANY(%s::uuid[])", (ids,)
         ).fetchone()
     refused = simulator.limits.refused if simulator.limits else 0
+    why = ", ".join(f"{e['error_type']} x{e['n']}" for e in errors) or "no error on the ledger"
     print(
         f"  {count} typical world(s) at once: {', '.join(statuses)}; {real * factor / 60:.1f} min simulated wall time"
-        f" (real x{factor:g}); {refused} request(s) answered 429; {throttled['n'] if throttled else 0} phase"
-        f" attempt(s) failed by a 429; ${float(spent['usd'] if spent else 0) / count:.3f} per world"
+        f" (real x{factor:g}); {refused} request(s) answered 429; {retried['n'] if retried else 0} phase"
+        f" attempt(s) failed and retried ({why});"
+        f" ${float(spent['usd'] if spent else 0) / count:.3f} per world"
     )
 
 

@@ -135,7 +135,7 @@ def test_a_part_is_repaired_alone_and_must_keep_to_its_rows(conn, generation):
     assert "a-race-nobody-outlined" not in keys(conn, "races", generation["generation_id"])
 
 
-def test_a_retried_attempt_reuses_the_outline_and_the_parts_already_answered(conn, generation):
+def test_a_retried_attempt_reuses_the_outline_and_the_parts_already_answered(conn, generation, caplog):
     failed_once: list[str] = []
 
     def overload_the_backgrounds(request: ModelRequest, response: ModelResponse, number: int) -> None:
@@ -146,6 +146,9 @@ def test_a_retried_attempt_reuses_the_outline_and_the_parts_already_answered(con
     first = Recording(overload_the_backgrounds)
     with pytest.raises(ModelOverloaded):
         run_phase(conn, generation["generation_id"], "1B", first)
+    # the failed attempt is logged with its error (the next attempt clears the row's)
+    failed = [r for r in caplog.records if r.getMessage() == "phase attempt failed"]
+    assert [(r.phase, r.attempt, r.error_type) for r in failed] == [("1B", 1, "ModelOverloaded")]
     run = one_row(
         conn.execute(
             "SELECT status, parts FROM phase_runs WHERE generation_id = %s AND phase = '1B'",

@@ -170,6 +170,9 @@ def record_failure(attempt: Attempt, ledger: Ledger, conn: psycopg.Connection[An
     """
     error_type = type(exc).__name__
     message = exc.message if isinstance(exc, WorldgenError) else str(exc)
+    # The next attempt clears the row's error: this line is what stays of it besides the execution's history.
+    extra = {"phase": attempt.phase.id, "attempt": attempt.number, "error_type": error_type, "calls": len(ledger.calls)}
+    logger.warning("phase attempt failed", extra={**extra, "error": message[:500]})
     for delay in (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0):
         time.sleep(delay)
         try:
