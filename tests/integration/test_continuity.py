@@ -170,7 +170,7 @@ def test_a_finding_is_advisory_unless_its_rule_is_made_repairable(conn: Conn, up
 
     assert outcome.status == "succeeded" and max(quest_levels(conn, up_to_3a)) == 18  # saved as answered
     assert all(r.round == 1 for r in model.requests)  # no repair round for a finding
-    quest_parts = sum("quest_hooks" in group for group in get_phase("3A").table_groups)
+    quest_parts = len(get_phase("3A").parts_writing("quest_hooks"))
     assert [f.rule for f in audit_world(conn, up_to_3a).continuity] == ["level-band"] * quest_parts  # one a part
 
 

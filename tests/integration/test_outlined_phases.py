@@ -83,7 +83,7 @@ def test_the_parts_write_exactly_the_rows_of_the_outline_sharing_one_prompt_pref
         conn, "feats", generation["generation_id"]
     )
     split = [r.assigned["feats"] for r in parts if "feats" in r.assigned]
-    assert len(split) == sum("feats" in part for part in phase.table_groups) > 1  # dealt out between parts
+    assert len(split) == len(phase.parts_writing("feats")) > 1  # dealt out between parts
     assert len({k for keys_of_part in split for k in keys_of_part}) == sum(len(k) for k in split)  # none twice
     for part in (r for r in parts if "feats" in r.assigned):  # each part is told the gists of its rows
         message = str(part.messages[-1]["content"])
@@ -186,7 +186,7 @@ def test_a_retried_attempt_reuses_the_outline_and_the_parts_already_answered(con
     assert len(ledger) == phase.planned_calls + 1  # every call paid for, once
     parts = [row["part"] for row in ledger]  # each row names the call: the outline, or the part
     # backgrounds come in several parts (split by key); the one that failed was called again
-    background_parts = sum("backgrounds" in part for part in phase.table_groups)
+    background_parts = len(phase.parts_writing("backgrounds"))
     assert parts.count("outline") == 1 and sum(p.startswith("backgrounds:") for p in parts) == background_parts + 1
     assert len(set(parts)) == phase.planned_calls  # the failed part's two calls share its name
 
@@ -221,7 +221,7 @@ def test_the_ledger_names_every_key_of_a_part_that_writes_part_of_a_split_table(
     ).fetchall()
     conn.commit()
     named = [row["part"].split(":", 1)[1].split(",") for row in ledger]
-    assert len(named) == sum("backgrounds" in part for part in get_phase("1B").table_groups)
+    assert len(named) == len(get_phase("1B").parts_writing("backgrounds"))
     assert len(named) > 1  # the table is split between parts
     assert sorted(k for keys_of_part in named for k in keys_of_part) == keys(
         conn, "backgrounds", generation["generation_id"]

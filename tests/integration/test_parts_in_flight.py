@@ -55,5 +55,5 @@ def test_parts_in_flight_reserve_at_most_the_output_tokens_per_minute(
 
     outcome = run_phase(conn, generation_id, "1A", model=model)
 
-    assert outcome.status == "succeeded"
+    assert outcome.status == "succeeded" and len(get_phase("1A").table_groups) > most  # more parts than may fly
     assert model.most <= most

@@ -186,7 +186,7 @@ def deal(phase: Phase, outline: Outline) -> list[dict[str, list[str]]]:
     """Each part's rows (table -> keys): a table's outline rows dealt out between its parts in turn."""
     parts: list[dict[str, list[str]]] = [{} for _ in phase.table_groups]
     for table in phase.tables:
-        holders = [i for i, group in enumerate(phase.table_groups) if table in group]
+        holders = phase.parts_writing(table)
         for n, row in enumerate(outline.get(table, [])):
             parts[holders[n % len(holders)]].setdefault(table, []).append(row["key"])
     return parts

@@ -231,6 +231,10 @@ class Phase:
         """The tables of each call: the parts, or all tables in one call."""
         return self.parts or (self.tables,)
 
+    def parts_writing(self, table: str) -> tuple[int, ...]:
+        """The parts (indexes in ``table_groups``) that write ``table``: several for a long table dealt between them."""
+        return tuple(i for i, group in enumerate(self.table_groups) if table in group)
+
     @property
     def planned_calls(self) -> int:
         """Model calls of a first attempt without repairs: the outline, if any, and one per part."""
@@ -258,8 +262,7 @@ class Phase:
     @property
     def primes_cache(self) -> bool:
         """Parts sharing one prefix without an outline call to write it send a one-token primer first
-        (a prefix is readable only once its writer has begun: parts sent at once would each pay the
-        write); parts with contexts of their own still share the tools, which the primer writes alone."""
+        (a prefix is readable only once its writer has begun: parts sent at once would each pay the write)."""
         return len(self.table_groups) > 1 and not self.outline
 
     @property
@@ -403,16 +406,7 @@ PHASES: tuple[Phase, ...] = (
         focus="the equipment and artifacts the stories need, some made for a player character",
         expected_output_tokens=2000,
         outline=True,
-        parts=(
-            ("items",),
-            ("items",),
-            ("items",),
-            ("items",),
-            ("item_effects",),
-            ("item_effects",),
-            ("item_effects",),
-            ("sentient_item_properties",),
-        ),
+        parts=(("items",),) * 4 + (("item_effects",),) * 3 + (("sentient_item_properties",),),
         uses_player_characters=True,
     ),
     Phase(

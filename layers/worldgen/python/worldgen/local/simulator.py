@@ -351,7 +351,7 @@ class ClaudeSimulator:
             counts["entity_locations"] = min(npcs, max(counts["entity_locations"], target))
         for table, (_, mine) in request.anchors.items():  # a table dealt between parts: this part's share
             if table in counts and table != "entity_locations":
-                holders = sum(table in group for group in request.phase.table_groups)
+                holders = len(request.phase.parts_writing(table))
                 counts[table] = max(1, round(counts[table] / holders)) if mine else 0
         return counts
 
